@@ -1,0 +1,247 @@
+/*
+ * QUIC and HTTP/3 for usockets: the C ABI of rust-quic (quiche + BoringSSL).
+ *
+ * Same names, argument types and meanings as upstream Bun's quic.h (lsquic), so a
+ * Bun tree links librust_quic.a where quic.c was. Functions after the
+ * "Extensions" marker are ours; upstream has no equivalent.
+ *
+ * Threading: every function must be called on the thread that runs the context's
+ * loop. Callbacks run on that thread, from inside the loop's iteration.
+ *
+ * Lifetime: nothing is freed inside a callback. Closing a connection, stream,
+ * listen socket or context from anywhere (including its own callbacks) marks it
+ * closing; memory is released by the sweep that runs after callbacks return
+ * (us_quic_loop_process, in the loop's post step). Pointers stay valid until the
+ * object's close callback has returned.
+ */
+#ifndef US_QUIC_H
+#define US_QUIC_H
+
+#define LIBUS_USE_QUIC 1
+
+#include "libusockets.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct us_quic_socket_context_s;
+struct us_quic_listen_socket_s;
+struct us_quic_socket_s;
+struct us_quic_stream_s;
+
+typedef struct us_quic_socket_context_s us_quic_socket_context_t;
+typedef struct us_quic_listen_socket_s us_quic_listen_socket_t;
+typedef struct us_quic_socket_s us_quic_socket_t;
+typedef struct us_quic_stream_s us_quic_stream_t;
+
+/* A header field. Outgoing: the caller's memory, read during the call only.
+ * Incoming: owned by the stream, valid from on_stream_headers until on_stream_close.
+ * qpack_index is a QPACK static-table hint (0..98) or -1; incoming headers carry -1. */
+struct us_quic_header_t {
+    const char *name;
+    unsigned int name_len;
+    const char *value;
+    unsigned int value_len;
+    int qpack_index;
+};
+
+/* Kept for source compatibility; the engine needs no process-wide initialisation. */
+void us_quic_global_init(void);
+
+/* A server context: TLS from `options` (cert/key/ca files or in-memory PEM,
+ * passphrase), ALPN h3, idle timeout in seconds (0 = 30 s). NULL on a TLS error. */
+us_quic_socket_context_t *us_create_quic_socket_context(
+    struct us_loop_t *loop, struct us_bun_socket_context_options_t options,
+    unsigned int ext_size, unsigned int idle_timeout_s);
+
+/* Send GOAWAY on every connection and refuse new ones; in-flight streams finish,
+ * then each connection closes with H3_NO_ERROR. */
+void us_quic_socket_context_shutdown(us_quic_socket_context_t *ctx);
+/* Close every listen socket and connection now (on_stream_close and on_close still
+ * fire) and free the context after the current callbacks return. */
+void us_quic_socket_context_free(us_quic_socket_context_t *ctx);
+
+/* Serve another certificate for `hostname` (exact, or "*.example.com" for one
+ * label). 0 on success, -1 on a TLS error. */
+int us_quic_socket_context_add_server_name(us_quic_socket_context_t *ctx,
+    const char *hostname, struct us_bun_socket_context_options_t options);
+
+void *us_quic_socket_context_ext(us_quic_socket_context_t *ctx);
+struct us_loop_t *us_quic_socket_context_loop(us_quic_socket_context_t *ctx);
+
+/* Bind a UDP socket (host NULL = all addresses) and accept connections on it.
+ * flags: LIBUS_LISTEN_REUSE_PORT. NULL on failure. */
+us_quic_listen_socket_t *us_quic_socket_context_listen(
+    us_quic_socket_context_t *ctx, const char *host, int port, int flags,
+    unsigned int stream_ext_size);
+
+void us_quic_listen_socket_close(us_quic_listen_socket_t *ls);
+int us_quic_listen_socket_port(us_quic_listen_socket_t *ls);
+/* Writes the bound IP in binary (4 or 16 bytes) into buf; returns its length, or -1. */
+int us_quic_listen_socket_local_address(us_quic_listen_socket_t *ls, char *buf, int len);
+
+/* A client context: one per loop is enough for every outbound connection.
+ * Certificates are checked against the system roots; reject_unauthorized is
+ * chosen per connection. */
+us_quic_socket_context_t *us_create_quic_client_context(
+    struct us_loop_t *loop, unsigned int ext_size,
+    unsigned int conn_ext_size, unsigned int stream_ext_size);
+
+struct us_quic_pending_connect_s;
+struct addrinfo_request;
+
+/* Connect to host:port. An IP literal connects now (returns 1, *out_qs set,
+ * on_open fires before this returns). A host name returns 0 with *out_pending:
+ * resolve it (us_quic_pending_connect_set_address or the addrinfo request), then
+ * call us_quic_pending_connect_resolved. -1 on error. `sni` may be NULL (host is
+ * used); reject_unauthorized=1 verifies the certificate chain and the name. */
+int us_quic_socket_context_connect(
+    us_quic_socket_context_t *ctx, const char *host, int port, const char *sni,
+    int reject_unauthorized, us_quic_socket_t **out_qs,
+    struct us_quic_pending_connect_s **out_pending, void *user);
+
+void *us_quic_pending_connect_user(struct us_quic_pending_connect_s *pc);
+/* Our loop has no asynchronous resolver of its own: this returns NULL. Use
+ * us_quic_pending_connect_host and us_quic_pending_connect_set_address. */
+struct addrinfo_request *us_quic_pending_connect_addrinfo(struct us_quic_pending_connect_s *pc);
+/* Start the connection to the address set before; frees `pc`. NULL on failure
+ * (no address, bind failed). */
+us_quic_socket_t *us_quic_pending_connect_resolved(struct us_quic_pending_connect_s *pc);
+/* Abandon and free `pc`. */
+void us_quic_pending_connect_cancel(struct us_quic_pending_connect_s *pc);
+
+/* Ask for a new bidirectional stream; on_stream_open(stream, 1) fires once the
+ * peer's MAX_STREAMS allows it (now, or when credit arrives). */
+void us_quic_socket_make_stream(us_quic_socket_t *s);
+/* Streams that could be opened now; 0 after GOAWAY or once closing. */
+unsigned us_quic_socket_streams_avail(us_quic_socket_t *s);
+/* A one-line text summary of the connection (state, rtt, cwnd, bytes); returns
+ * the length written (without NUL), or -1. */
+int us_quic_socket_status(us_quic_socket_t *s, char *buf, unsigned int len);
+
+/* Connection callbacks. Server: on_open fires when the handshake completes.
+ * Client: on_open fires when the connection is created, on_hsk_done when the
+ * handshake completes (ok=1) or fails (ok=0, on_close follows). */
+void us_quic_socket_context_on_open(us_quic_socket_context_t *ctx,
+    void (*on_open)(us_quic_socket_t *));
+void us_quic_socket_context_on_hsk_done(us_quic_socket_context_t *ctx,
+    void (*on_hsk_done)(us_quic_socket_t *, int ok));
+/* The peer sent GOAWAY: no new streams; the ones in flight finish. */
+void us_quic_socket_context_on_goaway(us_quic_socket_context_t *ctx,
+    void (*on_goaway)(us_quic_socket_t *));
+void us_quic_socket_context_on_close(us_quic_socket_context_t *ctx,
+    void (*on_close)(us_quic_socket_t *));
+
+/* Stream callbacks. on_stream_headers fires for each header block (1xx responses,
+ * the final head, trailers: see us_quic_stream_headers_kind). on_stream_data with
+ * fin=1 marks the end of the peer's body (len may be 0). on_stream_close fires
+ * exactly once per opened stream, last. */
+void us_quic_socket_context_on_stream_open(us_quic_socket_context_t *ctx,
+    void (*on_open)(us_quic_stream_t *, int is_client));
+void us_quic_socket_context_on_stream_headers(us_quic_socket_context_t *ctx,
+    void (*on_headers)(us_quic_stream_t *));
+void us_quic_socket_context_on_stream_data(us_quic_socket_context_t *ctx,
+    void (*on_data)(us_quic_stream_t *, const char *, unsigned int, int fin));
+void us_quic_socket_context_on_stream_writable(us_quic_socket_context_t *ctx,
+    void (*on_writable)(us_quic_stream_t *));
+void us_quic_socket_context_on_stream_close(us_quic_socket_context_t *ctx,
+    void (*on_close)(us_quic_stream_t *));
+
+/* Body bytes as DATA frames. Returns the bytes accepted (0..len) under flow
+ * control; on_stream_writable fires when more fits (want_write is set for you
+ * after a short write). -1 when the stream cannot be written (closed, reset, no
+ * headers sent yet on a server stream). */
+int us_quic_stream_write(us_quic_stream_t *s, const char *data, unsigned int len);
+/* want_read(s, 0) stops delivering body data; flow control then holds the peer. */
+void us_quic_stream_want_read(us_quic_stream_t *s, int want);
+void us_quic_stream_want_write(us_quic_stream_t *s, int want);
+/* A header block (request, response, or trailers once a body was written).
+ * end_stream=1 sends FIN after it. 0 on success, -1 on error. */
+int us_quic_stream_send_headers(us_quic_stream_t *s,
+    const struct us_quic_header_t *headers, unsigned int count, int end_stream);
+/* A 1xx interim response (`:status` only, e.g. "100", "103"). 0 or -1. */
+int us_quic_stream_send_informational(us_quic_stream_t *s, const char *status3);
+/* FIN after what was written. */
+void us_quic_stream_shutdown(us_quic_stream_t *s);
+/* Send what was written now instead of at the end of the loop iteration. */
+void us_quic_stream_flush(us_quic_stream_t *s);
+/* Stop reading: STOP_SENDING(H3_NO_ERROR) unless the peer already finished. */
+void us_quic_stream_shutdown_read(us_quic_stream_t *s);
+/* FIN (if not sent) and stop reading; on_stream_close follows. */
+void us_quic_stream_close(us_quic_stream_t *s);
+/* Abort: RESET_STREAM and STOP_SENDING with H3_REQUEST_CANCELLED, never a FIN. */
+void us_quic_stream_reset(us_quic_stream_t *s);
+/* 1 while written bytes are still held by the engine (not yet handed to QUIC). */
+int us_quic_stream_has_unacked(us_quic_stream_t *s);
+
+void *us_quic_stream_ext(us_quic_stream_t *s);
+us_quic_socket_t *us_quic_stream_socket(us_quic_stream_t *s);
+us_quic_socket_context_t *us_quic_stream_context(us_quic_stream_t *s);
+
+/* Run every QUIC context on `loop`: expire timers, send what is pending, sweep
+ * closed objects, arm the loop's QUIC timer. Our loop calls it in its post step. */
+void us_quic_loop_process(struct us_loop_t *loop);
+/* Send now if anything was written since the last process. */
+void us_quic_loop_flush_if_pending(struct us_loop_t *loop);
+
+unsigned int us_quic_stream_header_count(us_quic_stream_t *s);
+const struct us_quic_header_t *us_quic_stream_header(us_quic_stream_t *s, unsigned int i);
+
+void *us_quic_socket_ext(us_quic_socket_t *s);
+us_quic_socket_context_t *us_quic_socket_context(us_quic_socket_t *s);
+/* The peer's IP in binary into buf (at least 16 bytes): *len is 4 or 16 (a
+ * v4-mapped address is written as 4 bytes), plus its port and family. */
+void us_quic_socket_remote_address(us_quic_socket_t *s, char *buf, int *len, int *port, int *is_ipv6);
+/* CONNECTION_CLOSE with H3_NO_ERROR; streams and on_close follow. */
+void us_quic_socket_close(us_quic_socket_t *s);
+
+/* ---------------------------------------------------------------------------
+ * Extensions (rust-quic only)
+ * ------------------------------------------------------------------------- */
+
+/* Server connections' ext size (default 64 bytes); set before listening. */
+void us_quic_socket_context_set_conn_ext_size(us_quic_socket_context_t *ctx, unsigned int size);
+/* Largest request/response header section accepted (decoded bytes, default 64 KiB).
+ * A larger one gets 431 (server) or a stream error; the connection lives on. */
+void us_quic_socket_context_set_max_header_size(us_quic_socket_context_t *ctx, unsigned int size);
+
+/* What the last on_stream_headers delivered. */
+#define US_QUIC_HEADERS_INFORMATIONAL 1
+#define US_QUIC_HEADERS_INITIAL 2
+#define US_QUIC_HEADERS_TRAILERS 3
+int us_quic_stream_headers_kind(us_quic_stream_t *s);
+/* Reset with an application error code of the caller's choice. */
+void us_quic_stream_reset_with_code(us_quic_stream_t *s, unsigned long long code);
+/* The code of the peer's RESET_STREAM / STOP_SENDING, or of our own stream error
+ * (e.g. 0x10e H3_MESSAGE_ERROR), or -1 when the stream ended cleanly. Valid in
+ * on_stream_close. */
+long long us_quic_stream_error_code(us_quic_stream_t *s);
+unsigned long long us_quic_stream_id(us_quic_stream_t *s);
+/* The connection's close error: 1 if the peer or we sent CONNECTION_CLOSE with an
+ * error, with its code and whether it was an application (H3) code. */
+int us_quic_socket_close_error(us_quic_socket_t *s, unsigned long long *code, int *is_app);
+/* Host name for a pending connect (NUL-terminated, owned by pc). */
+const char *us_quic_pending_connect_host(struct us_quic_pending_connect_s *pc);
+/* Set the resolved IP literal (v4 or v6). 0 on success, -1 if not an IP. */
+int us_quic_pending_connect_set_address(struct us_quic_pending_connect_s *pc, const char *ip);
+
+/* Counters of a context, for stats and tests. */
+struct us_quic_context_stats_t {
+    unsigned long long connections_accepted;
+    unsigned long long connections_active;
+    unsigned long long requests;
+    unsigned long long bytes_received;
+    unsigned long long bytes_sent;
+    unsigned long long packets_received;
+    unsigned long long packets_sent;
+    unsigned long long packets_dropped;
+    unsigned long long stream_errors;
+};
+void us_quic_socket_context_stats(us_quic_socket_context_t *ctx, struct us_quic_context_stats_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* US_QUIC_H */

@@ -1,0 +1,110 @@
+//! Outbound connections: `us_quic_socket_context_connect` and pending connects
+//! (host names resolved by the caller). Each connection binds its own UDP socket,
+//! so one unreachable or misbehaving server cannot disturb the others.
+
+use std::ffi::{c_void, CString};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::context::{self, Context};
+use crate::listen_socket;
+use crate::peer_context::{self, PeerContext};
+
+pub struct PendingConnect {
+    pub ctx: *mut Context,
+    pub host: CString,
+    pub port: u16,
+    pub sni: Option<String>,
+    pub verify: bool,
+    pub user: *mut c_void,
+    pub address: Option<IpAddr>,
+}
+
+pub enum Connect {
+    Now(*mut PeerContext),
+    Pending(Box<PendingConnect>),
+}
+
+pub unsafe fn connect(
+    ctx: *mut Context,
+    host: &str,
+    port: u16,
+    sni: Option<&str>,
+    verify: bool,
+    user: *mut c_void,
+) -> Result<Connect, String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let name = sni.unwrap_or(host).to_string();
+        return start(ctx, SocketAddr::new(ip, port), &name, verify, user).map(Connect::Now);
+    }
+    Ok(Connect::Pending(Box::new(PendingConnect {
+        ctx,
+        host: CString::new(host).map_err(|_| "host contains NUL")?,
+        port,
+        sni: sni.map(str::to_string),
+        verify,
+        user,
+        address: None,
+    })))
+}
+
+/// Starts the connection of a pending connect whose address was set.
+pub unsafe fn resolved(pc: Box<PendingConnect>) -> Result<*mut PeerContext, String> {
+    let ip = pc.address.ok_or("no address was resolved")?;
+    let host = pc.host.to_str().map_err(|_| "host is not UTF-8")?;
+    let name = pc.sni.as_deref().unwrap_or(host).to_string();
+    start(pc.ctx, SocketAddr::new(ip, pc.port), &name, pc.verify, pc.user)
+}
+
+unsafe fn start(
+    ctx: *mut Context,
+    peer: SocketAddr,
+    server_name: &str,
+    verify: bool,
+    user: *mut c_void,
+) -> Result<*mut PeerContext, String> {
+    let bind = if peer.is_ipv4() { "0.0.0.0" } else { "::" };
+    let ext_size = (*ctx).settings.stream_ext_size;
+    let ls = listen_socket::listen(ctx, Some(bind), 0, 0, ext_size)
+        .map_err(|e| format!("bind failed: {}", std::io::Error::from_raw_os_error(e)))?;
+    let name_is_ip = server_name.parse::<IpAddr>().is_ok();
+    // SNI never carries an IP literal (RFC 6066).
+    let sni = (!name_is_ip).then_some(server_name);
+    let cid = listen_socket::random_cid();
+    let local = (*ls).local;
+    let conn = {
+        let config = match (*ctx).client_config(verify) {
+            Ok(c) => c,
+            Err(e) => {
+                listen_socket::close(ls);
+                return Err(e);
+            }
+        };
+        match quiche::connect(sni, &quiche::ConnectionId::from_ref(&cid), local, peer, config) {
+            Ok(c) => c,
+            Err(e) => {
+                listen_socket::close(ls);
+                return Err(format!("connect: {e}"));
+            }
+        }
+    };
+    let pc = peer_context::create(ctx, ls, conn, peer, local, (*ctx).settings.conn_ext_size);
+    (*ls).client_conn = Some(pc);
+    (*ls).closing = true; // the socket goes with its connection
+    if verify && name_is_ip {
+        (*pc).verify_ip = server_name.parse().ok();
+    }
+    if !user.is_null() && (*ctx).settings.conn_ext_size >= std::mem::size_of::<*mut c_void>() {
+        // The caller's pointer is the first word of the connection's ext.
+        (*pc).ext.ptr().cast::<*mut c_void>().write(user);
+    }
+    context::enter(ctx);
+    (*pc).open_fired = true;
+    if let Some(cb) = (*ctx).callbacks.on_open {
+        cb(pc);
+    }
+    context::mark_dirty(pc);
+    context::run_dirty(ctx);
+    context::leave(ctx);
+    Ok(pc)
+}

@@ -1,0 +1,409 @@
+//! `us_quic_socket_context_t`: one per server or client. It owns the quiche
+//! configuration and TLS (with SNI), the callbacks, the ext memory, its listen
+//! sockets and connections, and its driver. There is no global state: any number
+//! of contexts live side by side on one loop.
+//!
+//! Reentrancy rule: every engine entry point that may run callbacks brackets
+//! itself with `enter`/`leave`; objects closed meanwhile go to the sweep, which
+//! frees them only when the depth is back to zero.
+
+use std::collections::HashMap;
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::driver::Driver;
+use crate::ext::Ext;
+use crate::listen_socket::ListenSocket;
+use crate::peer_context::PeerContext;
+use crate::stream::Stream;
+use crate::sweep::Sweep;
+use crate::tls::{self, SharedSni, TlsOptions};
+
+pub type ConnCb = unsafe extern "C" fn(*mut PeerContext);
+pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
+pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
+pub type StreamCb = unsafe extern "C" fn(*mut Stream);
+pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
+
+#[derive(Default, Clone, Copy)]
+pub struct Callbacks {
+    pub on_open: Option<ConnCb>,
+    pub on_hsk_done: Option<ConnOkCb>,
+    pub on_goaway: Option<ConnCb>,
+    pub on_close: Option<ConnCb>,
+    pub on_stream_open: Option<StreamOpenCb>,
+    pub on_stream_headers: Option<StreamCb>,
+    pub on_stream_data: Option<StreamDataCb>,
+    pub on_stream_writable: Option<StreamCb>,
+    pub on_stream_close: Option<StreamCb>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Role {
+    Server,
+    Client,
+}
+
+/// What the streams carry: HTTP/3 messages, or raw bytes (Bun.quic).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Protocol {
+    Http3,
+    Raw,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub idle_timeout_ms: u64,
+    pub max_header_size: u64,
+    pub conn_ext_size: usize,
+    /// Stream ext size for locally opened streams (clients); servers take it per listen socket.
+    pub stream_ext_size: usize,
+    pub max_send_udp_payload: usize,
+    pub alpn: Vec<Vec<u8>>,
+    pub protocol: Protocol,
+    pub datagrams: bool,
+    pub max_streams_bidi: u64,
+    pub max_streams_uni: u64,
+    pub initial_max_data: u64,
+    pub initial_max_stream_data: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            idle_timeout_ms: 30_000,
+            max_header_size: 64 * 1024,
+            conn_ext_size: 64,
+            stream_ext_size: 0,
+            max_send_udp_payload: 1452,
+            alpn: vec![b"h3".to_vec()],
+            protocol: Protocol::Http3,
+            datagrams: false,
+            max_streams_bidi: 256,
+            max_streams_uni: 16,
+            initial_max_data: 16 * 1024 * 1024,
+            initial_max_stream_data: 2 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Default, Clone, Copy, Debug)]
+#[repr(C)]
+pub struct Stats {
+    pub connections_accepted: u64,
+    pub connections_active: u64,
+    pub requests: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub packets_received: u64,
+    pub packets_sent: u64,
+    pub packets_dropped: u64,
+    pub stream_errors: u64,
+}
+
+pub struct Context {
+    pub role: Role,
+    pub settings: Settings,
+    pub callbacks: Callbacks,
+    pub ext: Ext,
+    pub driver: Box<dyn Driver>,
+    pub(crate) server_config: Option<quiche::Config>,
+    pub(crate) server_identity: Option<TlsOptions>,
+    client_configs: HashMap<bool, quiche::Config>,
+    pub(crate) ca_pem: Option<Vec<u8>>,
+    pub sni: SharedSni,
+    pub listen_sockets: Vec<*mut ListenSocket>,
+    pub connections: Vec<*mut PeerContext>,
+    pub(crate) dirty: Vec<*mut PeerContext>,
+    pub(crate) closing_streams: Vec<*mut Stream>,
+    pub(crate) sweep: Sweep,
+    pub(crate) depth: u32,
+    pub shutting_down: bool,
+    pub free_requested: bool,
+    pub stats: Stats,
+    pub(crate) recv_buf: Vec<u8>,
+    pub(crate) send_buf: Vec<u8>,
+    /// Something was written or closed since the last flush.
+    pub(crate) flush_pending: bool,
+}
+
+pub const SEND_BATCH_BYTES: usize = 64 * 1024;
+
+impl Context {
+    fn new(role: Role, settings: Settings, ext_size: usize, driver: Box<dyn Driver>) -> Context {
+        Context {
+            role,
+            settings,
+            callbacks: Callbacks::default(),
+            ext: Ext::new(ext_size),
+            driver,
+            server_config: None,
+            server_identity: None,
+            client_configs: HashMap::new(),
+            ca_pem: None,
+            sni: SharedSni::default(),
+            listen_sockets: Vec::new(),
+            connections: Vec::new(),
+            dirty: Vec::new(),
+            closing_streams: Vec::new(),
+            sweep: Sweep::default(),
+            depth: 0,
+            shutting_down: false,
+            free_requested: false,
+            stats: Stats::default(),
+            recv_buf: vec![0; 64 * 1024],
+            send_buf: vec![0; SEND_BATCH_BYTES],
+            flush_pending: false,
+        }
+    }
+
+    /// A server context presenting `identity` (and SNI identities added later).
+    pub fn new_server(
+        identity: &TlsOptions,
+        settings: Settings,
+        ext_size: usize,
+        driver: Box<dyn Driver>,
+    ) -> Result<Box<Context>, String> {
+        let mut ctx = Box::new(Context::new(Role::Server, settings, ext_size, driver));
+        let id = tls::Identity::from_options(identity)?;
+        let builder = tls::server_builder(&id, ctx.sni.clone())?;
+        let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+            .map_err(|e| format!("quiche config: {e}"))?;
+        ctx.apply_transport_settings(&mut config)?;
+        ctx.server_config = Some(config);
+        ctx.server_identity = Some(identity.clone());
+        Ok(ctx)
+    }
+
+    pub fn new_client(settings: Settings, ext_size: usize, driver: Box<dyn Driver>) -> Box<Context> {
+        Box::new(Context::new(Role::Client, settings, ext_size, driver))
+    }
+
+    pub fn add_server_name(&mut self, hostname: &str, identity: &TlsOptions) -> Result<(), String> {
+        let id = tls::Identity::from_options(identity)?;
+        self.sni.write().map_err(|_| "SNI table poisoned".to_string())?.insert(hostname, id);
+        Ok(())
+    }
+
+    /// Trusts `pem` in addition to the system roots for verified client connections.
+    pub fn set_client_ca(&mut self, pem: Option<Vec<u8>>) {
+        self.ca_pem = pem;
+        self.client_configs.clear();
+    }
+
+    fn apply_transport_settings(&self, c: &mut quiche::Config) -> Result<(), String> {
+        let s = &self.settings;
+        let alpn: Vec<&[u8]> = s.alpn.iter().map(Vec::as_slice).collect();
+        c.set_application_protos(&alpn).map_err(|e| format!("alpn: {e}"))?;
+        c.set_max_idle_timeout(s.idle_timeout_ms);
+        c.set_max_recv_udp_payload_size(65527);
+        c.set_max_send_udp_payload_size(s.max_send_udp_payload);
+        c.set_initial_max_data(s.initial_max_data);
+        c.set_initial_max_stream_data_bidi_local(s.initial_max_stream_data);
+        c.set_initial_max_stream_data_bidi_remote(s.initial_max_stream_data);
+        c.set_initial_max_stream_data_uni(s.initial_max_stream_data.min(1024 * 1024));
+        c.set_initial_max_streams_bidi(s.max_streams_bidi);
+        c.set_initial_max_streams_uni(s.max_streams_uni);
+        c.set_max_connection_window(64 * 1024 * 1024);
+        c.set_max_stream_window(32 * 1024 * 1024);
+        c.set_active_connection_id_limit(4);
+        c.enable_pacing(false);
+        if s.datagrams {
+            c.enable_dgram(true, 1024, 1024);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn client_config(&mut self, verify: bool) -> Result<&mut quiche::Config, String> {
+        if !self.client_configs.contains_key(&verify) {
+            let builder = tls::client_builder(verify, self.ca_pem.as_deref())?;
+            let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+                .map_err(|e| format!("quiche config: {e}"))?;
+            self.apply_transport_settings(&mut config)?;
+            config.verify_peer(verify);
+            self.client_configs.insert(verify, config);
+        }
+        Ok(self.client_configs.get_mut(&verify).expect("inserted above"))
+    }
+
+    pub fn ext_ptr(&self) -> *mut c_void {
+        self.ext.ptr()
+    }
+
+    pub fn loop_ptr(&self) -> *mut c_void {
+        self.driver.loop_ptr()
+    }
+}
+
+pub(crate) unsafe fn enter(ctx: *mut Context) {
+    (*ctx).depth += 1;
+}
+
+/// Leaves an engine frame; at depth zero the deferred stream closes fire and the
+/// sweep frees whatever was closed.
+pub(crate) unsafe fn leave(ctx: *mut Context) {
+    if (*ctx).depth == 1 {
+        fire_stream_closes(ctx);
+    }
+    (*ctx).depth -= 1;
+    if (*ctx).depth == 0 {
+        Sweep::run(ctx);
+    }
+}
+
+pub(crate) unsafe fn mark_dirty(pc: *mut PeerContext) {
+    if !(*pc).in_dirty && !(*pc).finalized {
+        (*pc).in_dirty = true;
+        (*(*pc).ctx).dirty.push(pc);
+    }
+    (*(*pc).ctx).flush_pending = true;
+}
+
+/// Fires on_stream_close for streams whose close was decided inside other
+/// callbacks or API calls; they are freed by the sweep after this returns.
+pub(crate) unsafe fn fire_stream_closes(ctx: *mut Context) {
+    while !(*ctx).closing_streams.is_empty() {
+        let batch = std::mem::take(&mut (*ctx).closing_streams);
+        for s in batch {
+            if (*s).close_fired {
+                continue;
+            }
+            (*s).close_fired = true;
+            if (*s).announced {
+                if let Some(cb) = (*ctx).callbacks.on_stream_close {
+                    cb(s);
+                }
+            }
+            (*ctx).sweep.streams.push(s);
+        }
+    }
+}
+
+/// Feeds one received datagram to the core. `data` is decrypted in place.
+pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
+    let ctx = (*ls).ctx;
+    enter(ctx);
+    crate::listen_socket::route_datagram(ls, data, from, to);
+    leave(ctx);
+}
+
+/// After a batch of datagrams: run what they made ready and send the answers.
+pub unsafe fn after_io(ctx: *mut Context) {
+    enter(ctx);
+    run_dirty(ctx);
+    leave(ctx);
+}
+
+/// Services and flushes every connection marked dirty. Bounded passes, so a
+/// callback that keeps re-dirtying its own connection cannot spin the loop.
+pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
+    for _ in 0..8 {
+        if (*ctx).dirty.is_empty() {
+            break;
+        }
+        let batch = std::mem::take(&mut (*ctx).dirty);
+        for pc in batch {
+            (*pc).in_dirty = false;
+            if (*pc).finalized {
+                continue;
+            }
+            crate::peer_context::service(pc);
+            crate::peer_context::flush(pc);
+            crate::peer_context::finalize_if_closed(pc);
+        }
+        fire_stream_closes(ctx);
+    }
+    if (*ctx).dirty.is_empty() {
+        (*ctx).flush_pending = false;
+    }
+}
+
+/// Expires timers, services and flushes, sweeps. The driver calls it once per
+/// loop iteration and when the timer from `next_timeout` fires.
+pub unsafe fn process(ctx: *mut Context, now: Instant) {
+    enter(ctx);
+    let conns = (*ctx).connections.clone();
+    for pc in conns {
+        if (*pc).finalized {
+            continue;
+        }
+        if let Some(t) = (*pc).conn.timeout_instant() {
+            if t <= now {
+                (*pc).conn.on_timeout();
+                mark_dirty(pc);
+            }
+        }
+    }
+    run_dirty(ctx);
+    leave(ctx);
+}
+
+/// Sends only, when something was written since the last flush.
+pub unsafe fn flush_if_pending(ctx: *mut Context) {
+    if (*ctx).flush_pending {
+        after_io(ctx);
+    }
+}
+
+pub fn next_timeout(ctx: &Context) -> Option<Instant> {
+    // SAFETY: connections are live until swept, and the sweep removes them from this list.
+    ctx.connections
+        .iter()
+        .filter_map(|&pc| unsafe { if (*pc).finalized { None } else { (*pc).conn.timeout_instant() } })
+        .min()
+}
+
+/// GOAWAY everywhere, accept nothing new; connections close once drained.
+pub unsafe fn shutdown(ctx: *mut Context) {
+    enter(ctx);
+    (*ctx).shutting_down = true;
+    for pc in (*ctx).connections.clone() {
+        crate::peer_context::begin_goaway(pc);
+    }
+    run_dirty(ctx);
+    leave(ctx);
+}
+
+/// Closes everything now. The memory goes when the driver calls `destroy`
+/// (immediately when no callback of this context is running).
+pub unsafe fn request_free(ctx: *mut Context) {
+    if (*ctx).free_requested {
+        return;
+    }
+    enter(ctx);
+    (*ctx).free_requested = true;
+    (*ctx).shutting_down = true;
+    for pc in (*ctx).connections.clone() {
+        crate::peer_context::close_now(pc, true, crate::http3::H3_NO_ERROR);
+    }
+    for ls in (*ctx).listen_sockets.clone() {
+        crate::listen_socket::close(ls);
+    }
+    leave(ctx);
+}
+
+/// Frees a context whose free was requested. The caller guarantees no engine
+/// frame of it is on the stack.
+pub unsafe fn destroy(ctx: *mut Context) {
+    debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
+    Sweep::run(ctx);
+    for ls in std::mem::take(&mut (*ctx).listen_sockets) {
+        crate::listen_socket::release_now(ctx, ls);
+    }
+    drop(Box::from_raw(ctx));
+}
+
+pub unsafe fn socket_writable(ls: *mut ListenSocket) {
+    let ctx = (*ls).ctx;
+    enter(ctx);
+    if crate::listen_socket::resend_blocked(ls) {
+        for pc in (*ctx).connections.clone() {
+            if (*pc).socket == ls {
+                mark_dirty(pc);
+            }
+        }
+        run_dirty(ctx);
+    }
+    leave(ctx);
+}

@@ -1,0 +1,45 @@
+//! The seam between the protocol core and I/O.
+//!
+//! The core never touches a socket: it asks its driver to bind, to send a batch of
+//! equal-sized datagrams (a GSO batch) and to close; the driver feeds received
+//! datagrams back through `context::recv_datagram`. The usockets loop is one
+//! driver (`usockets_driver`), the in-memory network of the tests is another.
+
+use std::ffi::c_void;
+use std::net::SocketAddr;
+
+/// The driver's handle for one bound UDP socket.
+pub type SocketHandle = *mut c_void;
+
+pub enum SendOutcome {
+    Sent,
+    /// The socket buffer is full after `sent` bytes; the driver calls
+    /// `context::socket_writable` when more can go.
+    Blocked { sent: usize },
+    Failed,
+}
+
+pub trait Driver {
+    /// Binds a UDP socket whose datagrams go to `owner` (a `ListenSocket`).
+    fn bind(
+        &mut self,
+        owner: *mut crate::listen_socket::ListenSocket,
+        host: Option<&str>,
+        port: u16,
+        flags: i32,
+    ) -> Result<(SocketHandle, SocketAddr), i32>;
+
+    /// Sends `data` as datagrams of `segment_size` bytes (the last may be shorter).
+    fn send(&mut self, socket: SocketHandle, to: SocketAddr, data: &[u8], segment_size: usize) -> SendOutcome;
+
+    fn close(&mut self, socket: SocketHandle);
+
+    /// The context has work for the next `process` (used by drivers that
+    /// need to be woken, e.g. to arm a timer).
+    fn wake(&mut self) {}
+
+    /// The loop this driver runs on, for the C ABI (null for the test network).
+    fn loop_ptr(&self) -> *mut c_void {
+        std::ptr::null_mut()
+    }
+}

@@ -1,0 +1,622 @@
+//! The C ABI of `packages/bun-usockets/src/quic.h`. Every exported function
+//! lives here and only converts arguments and calls into the core; null
+//! pointers are refused rather than dereferenced.
+
+#![allow(clippy::missing_safety_doc)]
+
+use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
+use std::net::{IpAddr, SocketAddr};
+
+use usockets_sys as us;
+
+use crate::client::{self, Connect, PendingConnect};
+use crate::context::{self, ConnCb, ConnOkCb, Context, Settings, Stats, StreamCb, StreamDataCb, StreamOpenCb};
+use crate::http3::{self, FieldRef};
+use crate::listen_socket::{self, ListenSocket};
+use crate::peer_context::{self, PeerContext};
+use crate::stream::{self, QuicHeader, Stream};
+use crate::tls::TlsOptions;
+use crate::usockets_driver::{self, UsocketsDriver};
+
+
+unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
+    if p.is_null() {
+        None
+    } else {
+        CStr::from_ptr(p).to_str().ok()
+    }
+}
+
+unsafe fn pem_list(list: *mut *const c_char, count: c_uint) -> Option<Vec<u8>> {
+    if list.is_null() || count == 0 {
+        return None;
+    }
+    let mut out = Vec::new();
+    for i in 0..count as usize {
+        let p = *list.add(i);
+        if !p.is_null() {
+            out.extend_from_slice(CStr::from_ptr(p).to_bytes());
+            out.push(b'\n');
+        }
+    }
+    Some(out)
+}
+
+unsafe fn file_or(list: Option<Vec<u8>>, file: *const c_char) -> Result<Option<Vec<u8>>, String> {
+    if list.is_some() {
+        return Ok(list);
+    }
+    match cstr(file) {
+        Some(path) if !path.is_empty() => std::fs::read(path).map(Some).map_err(|e| format!("{path}: {e}")),
+        _ => Ok(None),
+    }
+}
+
+/// TLS material from usockets options: in-memory PEM wins over file names.
+pub unsafe fn tls_options(o: &us::us_bun_socket_context_options_t) -> Result<TlsOptions, String> {
+    let cert = file_or(pem_list(o.cert, o.cert_count), o.cert_file_name)?.ok_or("no certificate (cert or cert_file_name)")?;
+    let key = file_or(pem_list(o.key, o.key_count), o.key_file_name)?.ok_or("no private key (key or key_file_name)")?;
+    let ca = file_or(pem_list(o.ca, o.ca_count), o.ca_file_name)?;
+    let passphrase = cstr(o.passphrase).map(|p| p.as_bytes().to_vec());
+    Ok(TlsOptions { cert_pem: cert, key_pem: key, passphrase, ca_pem: ca })
+}
+
+fn report(what: &str, err: &str) {
+    // The C ABI has no error channel beyond NULL; say why once on stderr.
+    eprintln!("rust-quic: {what}: {err}");
+}
+
+#[no_mangle]
+pub extern "C" fn us_quic_global_init() {}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_create_quic_socket_context(
+    loop_: *mut us::us_loop_t,
+    options: us::us_bun_socket_context_options_t,
+    ext_size: c_uint,
+    idle_timeout_s: c_uint,
+) -> *mut Context {
+    if loop_.is_null() {
+        return std::ptr::null_mut();
+    }
+    let tls = match tls_options(&options) {
+        Ok(t) => t,
+        Err(e) => {
+            report("server TLS options", &e);
+            return std::ptr::null_mut();
+        }
+    };
+    let settings = Settings {
+        idle_timeout_ms: if idle_timeout_s == 0 { 30_000 } else { u64::from(idle_timeout_s) * 1000 },
+        ..Settings::default()
+    };
+    match Context::new_server(&tls, settings, ext_size as usize, Box::new(UsocketsDriver::new(loop_))) {
+        Ok(ctx) => {
+            let ctx = Box::into_raw(ctx);
+            usockets_driver::register(loop_, ctx);
+            ctx
+        }
+        Err(e) => {
+            report("server context", &e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_create_quic_client_context(
+    loop_: *mut us::us_loop_t,
+    ext_size: c_uint,
+    conn_ext_size: c_uint,
+    stream_ext_size: c_uint,
+) -> *mut Context {
+    if loop_.is_null() {
+        return std::ptr::null_mut();
+    }
+    let settings = Settings {
+        conn_ext_size: conn_ext_size as usize,
+        stream_ext_size: stream_ext_size as usize,
+        ..Settings::default()
+    };
+    let ctx = Box::into_raw(Context::new_client(settings, ext_size as usize, Box::new(UsocketsDriver::new(loop_))));
+    usockets_driver::register(loop_, ctx);
+    ctx
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_shutdown(ctx: *mut Context) {
+    if !ctx.is_null() {
+        context::shutdown(ctx);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_free(ctx: *mut Context) {
+    if ctx.is_null() {
+        return;
+    }
+    context::request_free(ctx);
+    usockets_driver::free_or_defer(ctx);
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_add_server_name(
+    ctx: *mut Context,
+    hostname: *const c_char,
+    options: us::us_bun_socket_context_options_t,
+) -> c_int {
+    let (Some(ctx), Some(host)) = (ctx.as_mut(), cstr(hostname)) else { return -1 };
+    let result = tls_options(&options).and_then(|tls| ctx.add_server_name(host, &tls));
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            report("add_server_name", &e);
+            -1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_ext(ctx: *mut Context) -> *mut c_void {
+    ctx.as_ref().map_or(std::ptr::null_mut(), Context::ext_ptr)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_loop(ctx: *mut Context) -> *mut us::us_loop_t {
+    ctx.as_ref().map_or(std::ptr::null_mut(), |c| c.loop_ptr().cast())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_listen(
+    ctx: *mut Context,
+    host: *const c_char,
+    port: c_int,
+    flags: c_int,
+    stream_ext_size: c_uint,
+) -> *mut ListenSocket {
+    if ctx.is_null() || !(0..=65535).contains(&port) || (*ctx).server_config.is_none() || (*ctx).free_requested {
+        return std::ptr::null_mut();
+    }
+    let host = cstr(host).filter(|h| !h.is_empty());
+    match listen_socket::listen(ctx, host, port as u16, flags, stream_ext_size as usize) {
+        Ok(ls) => ls,
+        Err(e) => {
+            report("listen", &std::io::Error::from_raw_os_error(e).to_string());
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_listen_socket_close(ls: *mut ListenSocket) {
+    if !ls.is_null() {
+        listen_socket::close(ls);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_listen_socket_port(ls: *mut ListenSocket) -> c_int {
+    ls.as_ref().map_or(-1, |l| c_int::from(l.local.port()))
+}
+
+unsafe fn write_ip(ip: IpAddr, buf: *mut c_char, cap: usize) -> c_int {
+    let bytes: Vec<u8> = match ip {
+        IpAddr::V4(v4) => v4.octets().to_vec(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.octets().to_vec(),
+            None => v6.octets().to_vec(),
+        },
+    };
+    if buf.is_null() || cap < bytes.len() {
+        return -1;
+    }
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
+    bytes.len() as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_listen_socket_local_address(ls: *mut ListenSocket, buf: *mut c_char, len: c_int) -> c_int {
+    match ls.as_ref() {
+        Some(l) => write_ip(l.local.ip(), buf, len.max(0) as usize),
+        None => -1,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_connect(
+    ctx: *mut Context,
+    host: *const c_char,
+    port: c_int,
+    sni: *const c_char,
+    reject_unauthorized: c_int,
+    out_qs: *mut *mut PeerContext,
+    out_pending: *mut *mut PendingConnect,
+    user: *mut c_void,
+) -> c_int {
+    if !out_qs.is_null() {
+        *out_qs = std::ptr::null_mut();
+    }
+    if !out_pending.is_null() {
+        *out_pending = std::ptr::null_mut();
+    }
+    let Some(host) = cstr(host) else { return -1 };
+    if ctx.is_null() || !(1..=65535).contains(&port) || (*ctx).free_requested {
+        return -1;
+    }
+    let sni = cstr(sni).filter(|s| !s.is_empty());
+    match client::connect(ctx, host, port as u16, sni, reject_unauthorized != 0, user) {
+        Ok(Connect::Now(pc)) => {
+            if !out_qs.is_null() {
+                *out_qs = pc;
+            }
+            1
+        }
+        Ok(Connect::Pending(p)) => {
+            if out_pending.is_null() {
+                return -1;
+            }
+            *out_pending = Box::into_raw(p);
+            0
+        }
+        Err(e) => {
+            report("connect", &e);
+            -1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_user(pc: *mut PendingConnect) -> *mut c_void {
+    pc.as_ref().map_or(std::ptr::null_mut(), |p| p.user)
+}
+
+/// Our loop has no resolver object to hand out; see us_quic_pending_connect_host.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_addrinfo(_pc: *mut PendingConnect) -> *mut c_void {
+    std::ptr::null_mut()
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_resolved(pc: *mut PendingConnect) -> *mut PeerContext {
+    if pc.is_null() {
+        return std::ptr::null_mut();
+    }
+    match client::resolved(Box::from_raw(pc)) {
+        Ok(c) => c,
+        Err(e) => {
+            report("pending connect", &e);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_cancel(pc: *mut PendingConnect) {
+    if !pc.is_null() {
+        drop(Box::from_raw(pc));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_host(pc: *mut PendingConnect) -> *const c_char {
+    pc.as_ref().map_or(std::ptr::null(), |p| p.host.as_ptr())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingConnect, ip: *const c_char) -> c_int {
+    let (Some(p), Some(ip)) = (pc.as_mut(), cstr(ip)) else { return -1 };
+    match ip.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        Ok(addr) => {
+            p.address = Some(addr);
+            0
+        }
+        Err(_) => -1,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
+    if !s.is_null() && !(*s).finalized {
+        peer_context::request_stream(s);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_streams_avail(s: *mut PeerContext) -> c_uint {
+    s.as_ref().map_or(0, |pc| peer_context::streams_available(pc).min(u64::from(c_uint::MAX)) as c_uint)
+}
+
+unsafe fn write_text(text: &str, buf: *mut c_char, len: usize) -> c_int {
+    if buf.is_null() || len == 0 {
+        return -1;
+    }
+    let n = text.len().min(len - 1);
+    std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+    *buf.add(n) = 0;
+    n as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_status(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
+    match s.as_ref() {
+        Some(pc) => write_text(&peer_context::status_line(pc), buf, len as usize),
+        None => -1,
+    }
+}
+
+macro_rules! callback_setter {
+    ($name:ident, $field:ident, $ty:ty) => {
+        #[no_mangle]
+        pub unsafe extern "C" fn $name(ctx: *mut Context, cb: Option<$ty>) {
+            if let Some(ctx) = ctx.as_mut() {
+                ctx.callbacks.$field = cb;
+            }
+        }
+    };
+}
+
+callback_setter!(us_quic_socket_context_on_open, on_open, ConnCb);
+callback_setter!(us_quic_socket_context_on_hsk_done, on_hsk_done, ConnOkCb);
+callback_setter!(us_quic_socket_context_on_goaway, on_goaway, ConnCb);
+callback_setter!(us_quic_socket_context_on_close, on_close, ConnCb);
+callback_setter!(us_quic_socket_context_on_stream_open, on_stream_open, StreamOpenCb);
+callback_setter!(us_quic_socket_context_on_stream_headers, on_stream_headers, StreamCb);
+callback_setter!(us_quic_socket_context_on_stream_data, on_stream_data, StreamDataCb);
+callback_setter!(us_quic_socket_context_on_stream_writable, on_stream_writable, StreamCb);
+callback_setter!(us_quic_socket_context_on_stream_close, on_stream_close, StreamCb);
+
+/// Runs a stream operation inside an engine frame, so that anything it closes
+/// is swept only after the caller's callback (if any) has returned.
+unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*mut Stream) -> R) -> R {
+    if s.is_null() {
+        return default;
+    }
+    let ctx = (*(*s).conn).ctx;
+    context::enter(ctx);
+    let r = f(s);
+    context::leave(ctx);
+    r
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_write(s: *mut Stream, data: *const c_char, len: c_uint) -> c_int {
+    if data.is_null() && len > 0 {
+        return -1;
+    }
+    with_stream(s, -1, |s| {
+        let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+        stream::write(s, bytes) as c_int
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_want_read(s: *mut Stream, want: c_int) {
+    with_stream(s, (), |s| stream::set_want_read(s, want != 0))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_want_write(s: *mut Stream, want: c_int) {
+    with_stream(s, (), |s| stream::set_want_write(s, want != 0))
+}
+
+unsafe fn fields_from<'a>(headers: *const QuicHeader, count: c_uint) -> Option<Vec<FieldRef<'a>>> {
+    if headers.is_null() && count > 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        let h = &*headers.add(i);
+        if (h.name.is_null() && h.name_len > 0) || (h.value.is_null() && h.value_len > 0) {
+            return None;
+        }
+        let slice = |p: *const c_char, n: c_uint| if n == 0 { &[][..] } else { std::slice::from_raw_parts(p.cast::<u8>(), n as usize) };
+        out.push(FieldRef { name: slice(h.name, h.name_len), value: slice(h.value, h.value_len) });
+    }
+    Some(out)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_send_headers(
+    s: *mut Stream,
+    headers: *const QuicHeader,
+    count: c_uint,
+    end_stream: c_int,
+) -> c_int {
+    let Some(fields) = fields_from(headers, count) else { return -1 };
+    with_stream(s, -1, |s| match stream::send_headers(s, &fields, end_stream != 0) {
+        Ok(()) => 0,
+        Err(()) => -1,
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_send_informational(s: *mut Stream, status3: *const c_char) -> c_int {
+    if status3.is_null() {
+        return -1;
+    }
+    let status = CStr::from_ptr(status3).to_bytes();
+    with_stream(s, -1, |s| match stream::send_informational(s, status) {
+        Ok(()) => 0,
+        Err(()) => -1,
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_shutdown(s: *mut Stream) {
+    with_stream(s, (), |s| stream::shutdown(s))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
+    with_stream(s, (), |s| {
+        let pc = (*s).conn;
+        if !(*pc).finalized {
+            peer_context::flush(pc);
+        }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_shutdown_read(s: *mut Stream) {
+    with_stream(s, (), |s| stream::shutdown_read(s))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_close(s: *mut Stream) {
+    with_stream(s, (), |s| stream::close(s))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_reset(s: *mut Stream) {
+    with_stream(s, (), |s| stream::reset(s, http3::H3_REQUEST_CANCELLED))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_reset_with_code(s: *mut Stream, code: c_ulonglong) {
+    with_stream(s, (), |s| stream::reset(s, code))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_has_unacked(s: *mut Stream) -> c_int {
+    s.as_ref().map_or(0, |s| c_int::from(stream::has_unsent(s)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_ext(s: *mut Stream) -> *mut c_void {
+    s.as_ref().map_or(std::ptr::null_mut(), |s| s.ext.ptr())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_socket(s: *mut Stream) -> *mut PeerContext {
+    s.as_ref().map_or(std::ptr::null_mut(), |s| s.conn)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_context(s: *mut Stream) -> *mut Context {
+    s.as_ref().map_or(std::ptr::null_mut(), |s| (*s.conn).ctx)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_header_count(s: *mut Stream) -> c_uint {
+    s.as_ref().map_or(0, |s| stream::headers(s).len() as c_uint)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_header(s: *mut Stream, i: c_uint) -> *const QuicHeader {
+    s.as_ref()
+        .and_then(|s| stream::headers(s).get(i as usize))
+        .map_or(std::ptr::null(), |h| h as *const QuicHeader)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_headers_kind(s: *mut Stream) -> c_int {
+    s.as_ref().map_or(0, |s| s.headers_kind as c_int)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_error_code(s: *mut Stream) -> i64 {
+    s.as_ref().and_then(|s| s.error_code).map_or(-1, |c| c as i64)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_id(s: *mut Stream) -> c_ulonglong {
+    s.as_ref().map_or(u64::MAX, |s| s.id)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_loop_process(loop_: *mut us::us_loop_t) {
+    if !loop_.is_null() {
+        usockets_driver::process_loop(loop_);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_loop_flush_if_pending(loop_: *mut us::us_loop_t) {
+    if !loop_.is_null() {
+        usockets_driver::flush_loop(loop_);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_ext(s: *mut PeerContext) -> *mut c_void {
+    s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.ext.ptr())
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context(s: *mut PeerContext) -> *mut Context {
+    s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.ctx)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_remote_address(
+    s: *mut PeerContext,
+    buf: *mut c_char,
+    len: *mut c_int,
+    port: *mut c_int,
+    is_ipv6: *mut c_int,
+) {
+    let Some(pc) = s.as_ref() else { return };
+    let addr: SocketAddr = pc.peer_addr;
+    let cap = if len.is_null() { 0 } else { (*len).max(0) as usize };
+    let n = write_ip(addr.ip(), buf, cap);
+    if !len.is_null() {
+        *len = n.max(0);
+    }
+    if !port.is_null() {
+        *port = c_int::from(addr.port());
+    }
+    if !is_ipv6.is_null() {
+        *is_ipv6 = c_int::from(n == 16);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
+    if s.is_null() || (*s).finalized {
+        return;
+    }
+    let ctx = (*s).ctx;
+    context::enter(ctx);
+    peer_context::connection_error(s, http3::H3_NO_ERROR, "");
+    context::leave(ctx);
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_close_error(s: *mut PeerContext, code: *mut c_ulonglong, is_app: *mut c_int) -> c_int {
+    let Some(pc) = s.as_ref() else { return 0 };
+    match peer_context::close_error(pc) {
+        Some((c, app)) => {
+            if !code.is_null() {
+                *code = c;
+            }
+            if !is_app.is_null() {
+                *is_app = c_int::from(app);
+            }
+            1
+        }
+        None => 0,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_conn_ext_size(ctx: *mut Context, size: c_uint) {
+    if let Some(ctx) = ctx.as_mut() {
+        ctx.settings.conn_ext_size = size as usize;
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_max_header_size(ctx: *mut Context, size: c_uint) {
+    if let Some(ctx) = ctx.as_mut() {
+        ctx.settings.max_header_size = u64::from(size.max(1024));
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_stats(ctx: *mut Context, out: *mut Stats) {
+    if let (Some(ctx), false) = (ctx.as_ref(), out.is_null()) {
+        let mut stats = ctx.stats;
+        stats.connections_active = ctx.connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
+        *out = stats;
+    }
+}

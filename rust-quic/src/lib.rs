@@ -1,0 +1,27 @@
+//! rust-quic: QUIC and HTTP/3 for Bun on quiche (BoringSSL), behind the C ABI of
+//! upstream Bun's `quic.h` (see `packages/bun-usockets/src/quic.h`).
+//!
+//! Layers, inside out:
+//! - the protocol core, which does no I/O: [`context`] (one per server or
+//!   client), [`listen_socket`] (one bound UDP socket, routing by connection ID),
+//!   [`peer_context`] (one connection), [`stream`], [`http3`] (framing and message
+//!   rules), [`sweep`] (deferred frees), [`client`] (outbound connects), [`tls`];
+//! - the [`driver`] seam the core talks through, with two implementations: the
+//!   usockets C loop ([`usockets_driver`]) and an in-memory network ([`testing`]);
+//! - the C ABI ([`ffi`]).
+//!
+//! Everything runs on the thread of the loop that owns the context.
+
+pub mod client;
+pub mod context;
+pub mod driver;
+pub mod ext;
+pub mod ffi;
+pub mod http3;
+pub mod listen_socket;
+pub mod peer_context;
+pub mod stream;
+pub mod sweep;
+pub mod testing;
+pub mod tls;
+pub mod usockets_driver;

@@ -1,0 +1,609 @@
+//! `us_quic_socket_t`: one QUIC connection. Created once per connection and
+//! reused for every packet of it: the quiche connection, the peer and local
+//! addresses, the socket it belongs to, the HTTP/3 session (control and QPACK
+//! streams, peer settings, GOAWAY) and the table of open streams.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+
+use crate::context::{self, Context, Protocol, Role};
+use crate::ext::Ext;
+use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
+use crate::listen_socket::{self, ListenSocket};
+use crate::stream::{self, Stream};
+
+/// A peer unidirectional stream being read (control, QPACK, or ignored).
+#[derive(Default)]
+struct UniReader {
+    ty: Option<u64>,
+    varint: VarintAccumulator,
+    reader: FrameReader,
+    frame_buf: Vec<u8>,
+    frame_ty: u64,
+    settings_seen: bool,
+}
+
+#[derive(Default)]
+pub struct H3Session {
+    /// Bytes for our unidirectional streams that QUIC has not accepted yet.
+    uni_out: Vec<(u64, Vec<u8>)>,
+    local_control: Option<u64>,
+    peer_control: Option<u64>,
+    peer_encoder: Option<u64>,
+    peer_decoder: Option<u64>,
+    pub peer_settings: Option<PeerSettings>,
+    uni: HashMap<u64, UniReader>,
+    pub goaway_sent: Option<u64>,
+    pub goaway_received: Option<u64>,
+}
+
+pub struct PeerContext {
+    pub ctx: *mut Context,
+    pub socket: *mut ListenSocket,
+    pub conn: quiche::Connection,
+    pub h3: H3Session,
+    pub streams: HashMap<u64, *mut Stream>,
+    pub peer_addr: SocketAddr,
+    pub local_addr: SocketAddr,
+    pub ext: Ext,
+    pub(crate) cids: Vec<Vec<u8>>,
+    pub(crate) in_dirty: bool,
+    /// on_close fired (or is firing); only the sweep touches it afterwards.
+    pub finalized: bool,
+    pub(crate) established: bool,
+    pub(crate) open_fired: bool,
+    pub(crate) hsk_reported: bool,
+    pub(crate) pending_stream_requests: u32,
+    next_bidi: u64,
+    next_uni: u64,
+    max_peer_bidi: Option<u64>,
+    pub(crate) verify_ip: Option<IpAddr>,
+    /// Close with H3_NO_ERROR once the last stream is done (after GOAWAY).
+    pub(crate) closing_gracefully: bool,
+}
+
+pub(crate) unsafe fn create(
+    ctx: *mut Context,
+    ls: *mut ListenSocket,
+    conn: quiche::Connection,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ext_size: usize,
+) -> *mut PeerContext {
+    let is_server = conn.is_server();
+    let pc = Box::into_raw(Box::new(PeerContext {
+        ctx,
+        socket: ls,
+        conn,
+        h3: H3Session::default(),
+        streams: HashMap::new(),
+        peer_addr: peer,
+        local_addr: local,
+        ext: Ext::new(ext_size),
+        cids: Vec::new(),
+        in_dirty: false,
+        finalized: false,
+        established: false,
+        open_fired: false,
+        hsk_reported: false,
+        pending_stream_requests: 0,
+        next_bidi: if is_server { 1 } else { 0 },
+        next_uni: if is_server { 3 } else { 2 },
+        max_peer_bidi: None,
+        verify_ip: None,
+        closing_gracefully: false,
+    }));
+    (*ctx).connections.push(pc);
+    (*ctx).stats.connections_active += 1;
+    (*ls).conn_count += 1;
+    pc
+}
+
+pub fn is_h3(pc: &PeerContext) -> bool {
+    // SAFETY: a connection's context outlives it.
+    unsafe { (*pc.ctx).settings.protocol == Protocol::Http3 }
+}
+
+fn is_uni(id: u64) -> bool {
+    id & 0x2 != 0
+}
+
+fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
+    (id & 0x1 == 1) == pc.conn.is_server()
+}
+
+/// Handshake progress, stream reads, writable notifications, stream grants.
+pub(crate) unsafe fn service(pc: *mut PeerContext) {
+    let ctx = (*pc).ctx;
+    if !(*pc).established && (*pc).conn.is_established() {
+        (*pc).established = true;
+        if !check_ip_identity(pc) {
+            return;
+        }
+        if is_h3(&*pc) {
+            open_control_streams(pc);
+        }
+        match (*ctx).role {
+            Role::Server => {
+                (*pc).open_fired = true;
+                if let Some(cb) = (*ctx).callbacks.on_open {
+                    cb(pc);
+                }
+            }
+            Role::Client => {
+                (*pc).hsk_reported = true;
+                if let Some(cb) = (*ctx).callbacks.on_hsk_done {
+                    cb(pc, 1);
+                }
+            }
+        }
+        if (*pc).finalized {
+            return;
+        }
+        if (*ctx).shutting_down && (*ctx).role == Role::Server {
+            begin_goaway(pc);
+        }
+    }
+    if !(*pc).established && !(*pc).conn.is_in_early_data() {
+        return;
+    }
+    flush_uni_out(pc);
+    for id in (*pc).conn.readable() {
+        handle_readable(pc, id);
+        if (*pc).finalized {
+            return;
+        }
+    }
+    for id in (*pc).conn.writable() {
+        if let Some(&s) = (*pc).streams.get(&id) {
+            stream::on_writable(s);
+            if (*pc).finalized {
+                return;
+            }
+        }
+    }
+    grant_streams(pc);
+    if (*pc).closing_gracefully && (*pc).streams.is_empty() {
+        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+    }
+}
+
+/// For an IP-literal target with verification on, the certificate must list
+/// that IP (quiche's host check covers DNS names only).
+unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
+    let Some(ip) = (*pc).verify_ip else { return true };
+    let ok = (*pc).conn.peer_cert().is_some_and(|der| crate::tls::leaf_matches_ip(der, ip));
+    if !ok {
+        // TLS alert bad_certificate (42) as a crypto error.
+        let _ = (*pc).conn.close(false, 0x100 + 42, b"certificate does not match the IP address");
+        (*pc).established = false;
+    }
+    ok
+}
+
+unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
+    let ctx = (*pc).ctx;
+    if let Some(&s) = (*pc).streams.get(&id) {
+        stream::on_readable(s);
+        return;
+    }
+    let h3 = is_h3(&*pc);
+    if is_uni(id) && h3 {
+        uni_readable(pc, id);
+        return;
+    }
+    if initiated_locally(&*pc, id) || (*pc).max_peer_bidi.is_some_and(|m| id <= m) && !is_uni(id) {
+        // A stream we already finished with: drop late data.
+        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
+        return;
+    }
+    if !is_uni(id) {
+        (*pc).max_peer_bidi = Some(id);
+    }
+    if h3 && (*ctx).role == Role::Client {
+        connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
+        return;
+    }
+    if h3 && (*pc).h3.goaway_sent.is_some_and(|g| id >= g) {
+        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_REQUEST_REJECTED);
+        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Write, http3::H3_REQUEST_REJECTED);
+        return;
+    }
+    let ext_size = (*(*pc).socket).stream_ext_size.max((*ctx).settings.stream_ext_size);
+    let s = stream::create(pc, id, ext_size, false);
+    stream::announce(s, false);
+    if !(*s).finished {
+        stream::on_readable(s);
+    }
+}
+
+pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &str) {
+    let _ = (*pc).conn.close(true, code, reason.as_bytes());
+    context::mark_dirty(pc);
+}
+
+unsafe fn open_control_streams(pc: *mut PeerContext) {
+    let ctx = (*pc).ctx;
+    let settings = &(*ctx).settings;
+    let mut control = Vec::with_capacity(64);
+    http3::put_varint(&mut control, http3::STREAM_TYPE_CONTROL);
+    let payload = http3::settings_payload(settings.max_header_size, false, settings.datagrams);
+    http3::put_frame_header(&mut control, http3::FRAME_SETTINGS, payload.len() as u64);
+    control.extend_from_slice(&payload);
+    let control_id = (*pc).next_uni;
+    (*pc).h3.local_control = Some(control_id);
+    (*pc).h3.uni_out.push((control_id, control));
+    (*pc).h3.uni_out.push((control_id + 4, vec![http3::STREAM_TYPE_QPACK_ENCODER as u8]));
+    (*pc).h3.uni_out.push((control_id + 8, vec![http3::STREAM_TYPE_QPACK_DECODER as u8]));
+    (*pc).next_uni += 12;
+    flush_uni_out(pc);
+}
+
+unsafe fn flush_uni_out(pc: *mut PeerContext) {
+    if (*pc).h3.uni_out.is_empty() {
+        return;
+    }
+    let conn = &mut (*pc).conn;
+    for (id, buf) in (*pc).h3.uni_out.iter_mut() {
+        while !buf.is_empty() {
+            match conn.stream_send(*id, buf, false) {
+                Ok(n) if n > 0 => {
+                    buf.drain(..n);
+                }
+                _ => break,
+            }
+        }
+    }
+    (*pc).h3.uni_out.retain(|(_, b)| !b.is_empty());
+}
+
+fn is_critical(h3: &H3Session, id: u64) -> bool {
+    h3.peer_control == Some(id) || h3.peer_encoder == Some(id) || h3.peer_decoder == Some(id)
+}
+
+unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
+    let ctx = (*pc).ctx;
+    let mut buf = std::mem::take(&mut (*ctx).recv_buf);
+    loop {
+        match (*pc).conn.stream_recv(id, &mut buf) {
+            Ok((n, fin)) => {
+                if let Err(code) = feed_uni(pc, id, &buf[..n], fin) {
+                    connection_error(pc, code, "HTTP/3 control stream error");
+                    break;
+                }
+                if fin || (*pc).finalized {
+                    break;
+                }
+            }
+            Err(quiche::Error::StreamReset(_)) => {
+                if is_critical(&(*pc).h3, id) {
+                    connection_error(pc, http3::H3_CLOSED_CRITICAL_STREAM, "critical stream reset");
+                }
+                break;
+            }
+            Err(_) => break,
+        }
+    }
+    (*ctx).recv_buf = buf;
+}
+
+unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Result<(), u64> {
+    let mut u = (*pc).h3.uni.remove(&id).unwrap_or_default();
+    let result = feed_uni_inner(pc, id, &mut u, data, fin);
+    if result.is_ok() && !fin {
+        (*pc).h3.uni.insert(id, u);
+    }
+    result
+}
+
+unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data: &[u8], fin: bool) -> Result<(), u64> {
+    let is_server = (*pc).conn.is_server();
+    let mut input = data;
+    if u.ty.is_none() {
+        let Some(ty) = u.varint.feed(&mut input) else { return Ok(()) };
+        u.ty = Some(ty);
+        let h3 = &mut (*pc).h3;
+        match ty {
+            http3::STREAM_TYPE_CONTROL if h3.peer_control.is_some() => return Err(http3::H3_STREAM_CREATION_ERROR),
+            http3::STREAM_TYPE_CONTROL => h3.peer_control = Some(id),
+            http3::STREAM_TYPE_QPACK_ENCODER if h3.peer_encoder.is_some() => {
+                return Err(http3::H3_STREAM_CREATION_ERROR)
+            }
+            http3::STREAM_TYPE_QPACK_ENCODER => h3.peer_encoder = Some(id),
+            http3::STREAM_TYPE_QPACK_DECODER if h3.peer_decoder.is_some() => {
+                return Err(http3::H3_STREAM_CREATION_ERROR)
+            }
+            http3::STREAM_TYPE_QPACK_DECODER => h3.peer_decoder = Some(id),
+            // We never send MAX_PUSH_ID, so no push stream is allowed.
+            http3::STREAM_TYPE_PUSH if is_server => return Err(http3::H3_STREAM_CREATION_ERROR),
+            http3::STREAM_TYPE_PUSH => return Err(http3::H3_ID_ERROR),
+            _ => {
+                // Unknown or reserved stream type: refuse its data (RFC 9114 6.2).
+                let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_STREAM_CREATION_ERROR);
+            }
+        }
+    }
+    let ty = u.ty.unwrap_or(u64::MAX);
+    if ty == http3::STREAM_TYPE_CONTROL {
+        while let Some(ev) = u.reader.next(&mut input) {
+            control_frame_event(pc, u, ev)?;
+            if (*pc).finalized {
+                return Ok(());
+            }
+        }
+    }
+    // QPACK streams: with a zero-capacity table there is nothing to apply.
+    if fin && matches!(ty, http3::STREAM_TYPE_CONTROL | http3::STREAM_TYPE_QPACK_ENCODER | http3::STREAM_TYPE_QPACK_DECODER) {
+        return Err(http3::H3_CLOSED_CRITICAL_STREAM);
+    }
+    Ok(())
+}
+
+fn is_control_frame_we_read(ty: u64) -> bool {
+    matches!(ty, http3::FRAME_SETTINGS | http3::FRAME_GOAWAY | http3::FRAME_MAX_PUSH_ID | http3::FRAME_CANCEL_PUSH)
+}
+
+unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: FrameEvent<'_>) -> Result<(), u64> {
+    match ev {
+        FrameEvent::Start { ty, len } => {
+            if !u.settings_seen && ty != http3::FRAME_SETTINGS {
+                return Err(http3::H3_MISSING_SETTINGS);
+            }
+            if ty == http3::FRAME_SETTINGS && u.settings_seen
+                || matches!(ty, http3::FRAME_DATA | http3::FRAME_HEADERS | http3::FRAME_PUSH_PROMISE)
+            {
+                return Err(http3::H3_FRAME_UNEXPECTED);
+            }
+            if is_control_frame_we_read(ty) && len > http3::MAX_CONTROL_FRAME {
+                return Err(http3::H3_EXCESSIVE_LOAD);
+            }
+            u.frame_ty = ty;
+            u.frame_buf.clear();
+        }
+        FrameEvent::Chunk { ty, data } => {
+            if is_control_frame_we_read(ty) {
+                u.frame_buf.extend_from_slice(data);
+            }
+        }
+        FrameEvent::End { ty } => match ty {
+            http3::FRAME_SETTINGS => {
+                (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
+                u.settings_seen = true;
+            }
+            http3::FRAME_GOAWAY => {
+                let (gid, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
+                if n != u.frame_buf.len() {
+                    return Err(http3::H3_FRAME_ERROR);
+                }
+                on_goaway_frame(pc, gid)?;
+            }
+            http3::FRAME_MAX_PUSH_ID if !(*pc).conn.is_server() => return Err(http3::H3_FRAME_UNEXPECTED),
+            _ => {}
+        },
+    }
+    Ok(())
+}
+
+unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
+    let ctx = (*pc).ctx;
+    if (*pc).conn.is_server() {
+        // A client's GOAWAY carries a push ID; we have no pushes.
+        return Ok(());
+    }
+    if gid % 4 != 0 || (*pc).h3.goaway_received.is_some_and(|prev| gid > prev) {
+        return Err(http3::H3_ID_ERROR);
+    }
+    let first = (*pc).h3.goaway_received.is_none();
+    (*pc).h3.goaway_received = Some(gid);
+    // Requests at or above the id were not processed: fail them so they can be retried.
+    let rejected: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| (*s).id >= gid).collect();
+    for s in rejected {
+        stream::fail(s, http3::H3_REQUEST_REJECTED);
+    }
+    if first {
+        if let Some(cb) = (*ctx).callbacks.on_goaway {
+            cb(pc);
+        }
+    }
+    Ok(())
+}
+
+/// Server shutdown: GOAWAY naming the first request we will not process.
+pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
+    if (*pc).finalized || (*pc).closing_gracefully {
+        return;
+    }
+    (*pc).closing_gracefully = true;
+    if !(*pc).established {
+        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+    } else if is_h3(&*pc) && (*pc).conn.is_server() {
+        let gid = (*pc).max_peer_bidi.map_or(0, |m| m + 4);
+        (*pc).h3.goaway_sent = Some(gid);
+        if let Some(control) = (*pc).h3.local_control {
+            let mut frame = Vec::with_capacity(16);
+            let mut payload = Vec::with_capacity(8);
+            http3::put_varint(&mut payload, gid);
+            http3::put_frame_header(&mut frame, http3::FRAME_GOAWAY, payload.len() as u64);
+            frame.extend_from_slice(&payload);
+            (*pc).h3.uni_out.push((control, frame));
+        }
+    }
+    context::mark_dirty(pc);
+}
+
+/// us_quic_socket_make_stream: ask for one more locally opened bidi stream.
+pub unsafe fn request_stream(pc: *mut PeerContext) {
+    let ctx = (*pc).ctx;
+    context::enter(ctx);
+    (*pc).pending_stream_requests += 1;
+    grant_streams(pc);
+    context::leave(ctx);
+}
+
+unsafe fn grant_streams(pc: *mut PeerContext) {
+    let ctx = (*pc).ctx;
+    while (*pc).pending_stream_requests > 0 && streams_available(&*pc) > 0 {
+        (*pc).pending_stream_requests -= 1;
+        let id = (*pc).next_bidi;
+        (*pc).next_bidi += 4;
+        // Creating the stream in quiche now makes it count against MAX_STREAMS.
+        let _ = (*pc).conn.stream_priority(id, 127, true);
+        let ext_size = (*ctx).settings.stream_ext_size;
+        let s = stream::create(pc, id, ext_size, true);
+        stream::announce(s, true);
+        if (*pc).finalized {
+            return;
+        }
+    }
+}
+
+pub fn streams_available(pc: &PeerContext) -> u64 {
+    if pc.finalized || pc.closing_gracefully || pc.h3.goaway_received.is_some() || !pc.established {
+        return 0;
+    }
+    if pc.conn.is_closed() || pc.conn.is_draining() {
+        return 0;
+    }
+    pc.conn.peer_streams_left_bidi()
+}
+
+/// Builds GSO batches: consecutive packets of one size to one destination go out
+/// in one send; a shorter packet ends a batch, a larger one or a new
+/// destination starts the next.
+pub(crate) unsafe fn flush(pc: *mut PeerContext) {
+    let ls = (*pc).socket;
+    if (*pc).finalized || listen_socket::is_blocked(ls) {
+        return;
+    }
+    let ctx = (*pc).ctx;
+    flush_uni_out(pc);
+    let mut buf = std::mem::take(&mut (*ctx).send_buf);
+    let mss = (*pc).conn.max_send_udp_payload_size().min(buf.len());
+    // (offset, len, destination) of a packet already written that opens the next batch.
+    let mut carry: Option<(usize, usize, SocketAddr)> = None;
+    'batches: loop {
+        let (mut len, mut segment, mut to) = match carry.take() {
+            Some((off, n, dst)) => {
+                buf.copy_within(off..off + n, 0);
+                (n, n, Some(dst))
+            }
+            None => (0, 0, None),
+        };
+        let mut done = false;
+        while len + mss <= buf.len() {
+            match (*pc).conn.send(&mut buf[len..len + mss]) {
+                Ok((n, info)) => match to {
+                    None => {
+                        to = Some(info.to);
+                        segment = n;
+                        len = n;
+                    }
+                    Some(dst) if dst != info.to || n > segment => {
+                        carry = Some((len, n, info.to));
+                        break;
+                    }
+                    Some(_) => {
+                        len += n;
+                        if n < segment {
+                            break;
+                        }
+                    }
+                },
+                Err(_) => {
+                    done = true;
+                    break;
+                }
+            }
+        }
+        if let Some(dst) = to {
+            if !listen_socket::send(ls, dst, &buf[..len], segment) {
+                // Blocked: what quiche produced is queued; stop producing more.
+                if let Some((off, n, d)) = carry.take() {
+                    listen_socket::send(ls, d, &buf[off..off + n], n);
+                }
+                break 'batches;
+            }
+        }
+        if done && carry.is_none() || to.is_none() {
+            break;
+        }
+    }
+    (*ctx).send_buf = buf;
+}
+
+pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
+    if !(*pc).finalized && (*pc).conn.is_closed() {
+        finalize(pc);
+    }
+}
+
+/// Close every stream, report the end of the connection, park it for the sweep.
+pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
+    if (*pc).finalized {
+        return;
+    }
+    (*pc).finalized = true;
+    let ctx = (*pc).ctx;
+    let code = close_error(&*pc).map(|(c, _)| c);
+    for s in (*pc).streams.values().copied().collect::<Vec<_>>() {
+        stream::abandon(s, code.unwrap_or(http3::H3_REQUEST_CANCELLED));
+    }
+    context::fire_stream_closes(ctx);
+    if (*ctx).role == Role::Client && !(*pc).hsk_reported {
+        (*pc).hsk_reported = true;
+        if let Some(cb) = (*ctx).callbacks.on_hsk_done {
+            cb(pc, 0);
+        }
+    }
+    if (*pc).open_fired {
+        if let Some(cb) = (*ctx).callbacks.on_close {
+            cb(pc);
+        }
+    }
+    listen_socket::detach((*pc).socket, pc);
+    (*ctx).sweep.connections.push(pc);
+}
+
+/// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
+pub(crate) unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
+    if (*pc).finalized {
+        return;
+    }
+    let _ = (*pc).conn.close(app, code, b"");
+    flush(pc);
+    finalize(pc);
+}
+
+/// The error of the CONNECTION_CLOSE either side sent: (code, is_app).
+pub fn close_error(pc: &PeerContext) -> Option<(u64, bool)> {
+    pc.conn
+        .peer_error()
+        .or(pc.conn.local_error())
+        .map(|e| (e.error_code, e.is_app))
+        .or_else(|| pc.conn.is_timed_out().then_some((0, false)))
+}
+
+pub fn status_line(pc: &PeerContext) -> String {
+    let st = pc.conn.stats();
+    let path = pc.conn.path_stats().next();
+    let state = if pc.finalized {
+        "closed"
+    } else if pc.conn.is_draining() {
+        "draining"
+    } else if pc.conn.is_established() {
+        "established"
+    } else {
+        "handshake"
+    };
+    let (rtt, cwnd) = path.map_or((0.0, 0), |p| (p.rtt.as_secs_f64() * 1000.0, p.cwnd));
+    format!(
+        "state={state} peer={} streams={} rtt_ms={rtt:.3} cwnd={cwnd} sent={} recv={} lost={} bytes_sent={} bytes_recv={}",
+        pc.peer_addr,
+        pc.streams.len(),
+        st.sent,
+        st.recv,
+        st.lost,
+        st.sent_bytes,
+        st.recv_bytes
+    )
+}

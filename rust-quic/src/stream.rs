@@ -1,0 +1,690 @@
+//! `us_quic_stream_t`: one request/response (HTTP/3) or one raw byte stream.
+//!
+//! Receive side: frames are parsed as they arrive; DATA payload goes to
+//! on_stream_data straight from the read buffer; a header block is decoded,
+//! validated and kept until the stream closes. Every message rule that fails is a
+//! stream error (RESET_STREAM + STOP_SENDING) and the connection lives on.
+//!
+//! Send side: header blocks are queued whole in `pending` (they cannot be split by
+//! flow control); body bytes are framed to fit the stream's capacity, so
+//! `write` returns exactly what QUIC accepted and never buffers body bytes.
+
+use std::ffi::{c_char, c_int, c_uint};
+
+use crate::context::{self, Protocol, Role};
+use crate::ext::Ext;
+use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
+use crate::peer_context::{self, PeerContext};
+
+/// `struct us_quic_header_t`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct QuicHeader {
+    pub name: *const c_char,
+    pub name_len: c_uint,
+    pub value: *const c_char,
+    pub value_len: c_uint,
+    pub qpack_index: c_int,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(i32)]
+pub enum HeadersKind {
+    None = 0,
+    Informational = 1,
+    Initial = 2,
+    Trailers = 3,
+}
+
+pub struct Stream {
+    pub id: u64,
+    pub conn: *mut PeerContext,
+    pub ext: Ext,
+    pub local: bool,
+    pub(crate) announced: bool,
+    /// Close decided: no callback but on_stream_close will fire.
+    pub finished: bool,
+    pub(crate) close_fired: bool,
+    pub error_code: Option<u64>,
+
+    reader: FrameReader,
+    header_block: Vec<u8>,
+    header_discard: bool,
+    headers: Vec<quiche::h3::Header>,
+    header_view: Vec<QuicHeader>,
+    pub headers_kind: HeadersKind,
+    head_done: bool,
+    trailers_done: bool,
+    content_length: Option<u64>,
+    body_received: u64,
+    fin_received: bool,
+    pub(crate) read_paused: bool,
+    read_shut: bool,
+
+    pending: Vec<u8>,
+    final_headers_sent: bool,
+    fin_requested: bool,
+    fin_sent: bool,
+    reset_sent: bool,
+    pub want_write: bool,
+    is_head_request: bool,
+}
+
+pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, local: bool) -> *mut Stream {
+    let s = Box::into_raw(Box::new(Stream {
+        id,
+        conn: pc,
+        ext: Ext::new(ext_size),
+        local,
+        announced: false,
+        finished: false,
+        close_fired: false,
+        error_code: None,
+        reader: FrameReader::default(),
+        header_block: Vec::new(),
+        header_discard: false,
+        headers: Vec::new(),
+        header_view: Vec::new(),
+        headers_kind: HeadersKind::None,
+        head_done: false,
+        trailers_done: false,
+        content_length: None,
+        body_received: 0,
+        fin_received: false,
+        read_paused: false,
+        read_shut: false,
+        pending: Vec::new(),
+        final_headers_sent: false,
+        fin_requested: false,
+        fin_sent: false,
+        reset_sent: false,
+        want_write: false,
+        is_head_request: false,
+    }));
+    (*pc).streams.insert(id, s);
+    s
+}
+
+pub(crate) unsafe fn announce(s: *mut Stream, is_client: bool) {
+    (*s).announced = true;
+    let ctx = (*(*s).conn).ctx;
+    if let Some(cb) = (*ctx).callbacks.on_stream_open {
+        cb(s, c_int::from(is_client));
+    }
+}
+
+fn is_h3(s: &Stream) -> bool {
+    // SAFETY: a stream's connection outlives it.
+    unsafe { peer_context::is_h3(&*s.conn) }
+}
+
+pub fn headers(s: &Stream) -> &[QuicHeader] {
+    &s.header_view
+}
+
+/// Decide the close; on_stream_close fires when the current engine frame unwinds.
+pub(crate) unsafe fn close_stream(s: *mut Stream) {
+    if (*s).finished {
+        return;
+    }
+    (*s).finished = true;
+    let pc = (*s).conn;
+    (*pc).streams.remove(&(*s).id);
+    (*(*pc).ctx).closing_streams.push(s);
+    context::mark_dirty(pc);
+}
+
+unsafe fn maybe_complete(s: *mut Stream) {
+    if ((*s).fin_received || (*s).read_shut) && ((*s).fin_sent || (*s).reset_sent) {
+        close_stream(s);
+    }
+}
+
+/// A stream error: reset both directions with `code`; the connection lives on.
+pub(crate) unsafe fn fail(s: *mut Stream, code: u64) {
+    if (*s).finished {
+        return;
+    }
+    let pc = (*s).conn;
+    (*s).error_code = Some(code);
+    (*(*pc).ctx).stats.stream_errors += 1;
+    if !(*s).fin_sent {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, code);
+    }
+    if !(*s).fin_received {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
+    }
+    (*s).reset_sent = true;
+    (*s).read_shut = true;
+    close_stream(s);
+}
+
+/// The connection is gone: close without touching QUIC.
+pub(crate) unsafe fn abandon(s: *mut Stream, code: u64) {
+    if !((*s).fin_received && (*s).fin_sent) && (*s).error_code.is_none() {
+        (*s).error_code = Some(code);
+    }
+    close_stream(s);
+}
+
+unsafe fn deliver_data(s: *mut Stream, data: &[u8], fin: bool) {
+    let ctx = (*(*s).conn).ctx;
+    if let Some(cb) = (*ctx).callbacks.on_stream_data {
+        cb(s, data.as_ptr().cast(), data.len() as c_uint, c_int::from(fin));
+    }
+}
+
+pub(crate) unsafe fn on_readable(s: *mut Stream) {
+    let pc = (*s).conn;
+    let ctx = (*pc).ctx;
+    while !(*s).finished && !(*s).read_paused && !(*s).read_shut && !(*s).fin_received && !(*pc).finalized {
+        let mut buf = std::mem::take(&mut (*ctx).recv_buf);
+        let result = (*pc).conn.stream_recv((*s).id, &mut buf);
+        let more = match result {
+            Ok((n, fin)) => {
+                if is_h3(&*s) {
+                    feed_h3(s, &buf[..n], fin);
+                } else {
+                    if fin {
+                        (*s).fin_received = true;
+                    }
+                    deliver_data(s, &buf[..n], fin);
+                    if fin {
+                        maybe_complete(s);
+                    }
+                }
+                !fin
+            }
+            Err(quiche::Error::StreamReset(code)) => {
+                peer_reset(s, code);
+                false
+            }
+            Err(_) => false,
+        };
+        (*ctx).recv_buf = buf;
+        if !more {
+            break;
+        }
+    }
+}
+
+/// The peer reset its sending side: the exchange is over for us too.
+unsafe fn peer_reset(s: *mut Stream, code: u64) {
+    let pc = (*s).conn;
+    (*s).error_code = Some(code);
+    (*s).read_shut = true;
+    if !(*s).fin_sent && !(*s).reset_sent {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, http3::H3_REQUEST_CANCELLED);
+        (*s).reset_sent = true;
+    }
+    close_stream(s);
+}
+
+/// The peer sent STOP_SENDING (quiche already answered with RESET_STREAM).
+unsafe fn peer_stopped(s: *mut Stream, code: u64) {
+    let pc = (*s).conn;
+    (*s).reset_sent = true;
+    (*s).pending.clear();
+    if (*(*pc).ctx).role == Role::Client && is_h3(&*s) && code == http3::H3_NO_ERROR {
+        // The server answered without needing the rest of the request: keep reading.
+        maybe_complete(s);
+        return;
+    }
+    (*s).error_code = Some(code);
+    if !(*s).fin_received && !(*s).read_shut {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_REQUEST_CANCELLED);
+        (*s).read_shut = true;
+    }
+    close_stream(s);
+}
+
+unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
+    let pc = (*s).conn;
+    let ctx = (*pc).ctx;
+    let max_header = (*ctx).settings.max_header_size;
+    let mut input = data;
+    while let Some(ev) = (*s).reader.next(&mut input) {
+        match ev {
+            FrameEvent::Start { ty, len } => match ty {
+                http3::FRAME_HEADERS => {
+                    (*s).header_block.clear();
+                    // Encoded size beyond the limit means a decoded size beyond it
+                    // too (QPACK literals only grow when decoded): skip, don't buffer.
+                    (*s).header_discard = len > max_header;
+                }
+                http3::FRAME_DATA => {
+                    if !(*s).head_done || (*s).trailers_done {
+                        peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
+                        return;
+                    }
+                }
+                http3::FRAME_SETTINGS
+                | http3::FRAME_GOAWAY
+                | http3::FRAME_MAX_PUSH_ID
+                | http3::FRAME_CANCEL_PUSH
+                | http3::FRAME_PUSH_PROMISE => {
+                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "control frame on a request stream");
+                    return;
+                }
+                _ => {}
+            },
+            FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } => {
+                if !(*s).header_discard {
+                    (*s).header_block.extend_from_slice(data);
+                }
+            }
+            FrameEvent::Chunk { ty: http3::FRAME_DATA, data } => {
+                (*s).body_received += data.len() as u64;
+                if (*s).content_length.is_some_and(|cl| (*s).body_received > cl) {
+                    fail(s, http3::H3_MESSAGE_ERROR);
+                    return;
+                }
+                if !data.is_empty() {
+                    // Deliver FIN with the last bytes when they end the stream exactly.
+                    let last = fin && input.is_empty() && (*s).reader.payload_complete();
+                    if last && !body_length_matches(s) {
+                        fail(s, http3::H3_MESSAGE_ERROR);
+                        return;
+                    }
+                    if last {
+                        (*s).fin_received = true;
+                    }
+                    deliver_data(s, data, last);
+                    if (*s).finished || (*pc).finalized {
+                        return;
+                    }
+                    if last {
+                        maybe_complete(s);
+                        return;
+                    }
+                }
+            }
+            FrameEvent::End { ty: http3::FRAME_HEADERS } => {
+                on_header_block(s);
+                if (*s).finished || (*pc).finalized {
+                    return;
+                }
+            }
+            _ => {}
+        }
+    }
+    if fin && !(*s).finished {
+        on_fin(s);
+    }
+}
+
+unsafe fn body_length_matches(s: *mut Stream) -> bool {
+    (*s).content_length.is_none_or(|cl| cl == (*s).body_received)
+}
+
+unsafe fn on_fin(s: *mut Stream) {
+    let pc = (*s).conn;
+    if !(*s).reader.at_frame_boundary() {
+        peer_context::connection_error(pc, http3::H3_FRAME_ERROR, "stream ended inside a frame");
+        return;
+    }
+    if !(*s).head_done {
+        let code = if (*(*pc).ctx).role == Role::Server { http3::H3_REQUEST_INCOMPLETE } else { http3::H3_MESSAGE_ERROR };
+        fail(s, code);
+        return;
+    }
+    if !body_length_matches(s) {
+        fail(s, http3::H3_MESSAGE_ERROR);
+        return;
+    }
+    (*s).fin_received = true;
+    deliver_data(s, &[], true);
+    maybe_complete(s);
+}
+
+unsafe fn on_header_block(s: *mut Stream) {
+    let pc = (*s).conn;
+    let ctx = (*pc).ctx;
+    let block = std::mem::take(&mut (*s).header_block);
+    if (*s).header_discard {
+        header_too_large(s);
+        return;
+    }
+    let fields = match http3::decode_header_block(&block, (*ctx).settings.max_header_size) {
+        Ok(f) => f,
+        Err(http3::DecodeError::TooLarge) => {
+            header_too_large(s);
+            return;
+        }
+        Err(http3::DecodeError::Malformed) => {
+            peer_context::connection_error(pc, http3::QPACK_DECOMPRESSION_FAILED, "bad QPACK header block");
+            return;
+        }
+    };
+    let kind = if !(*s).head_done {
+        if (*ctx).role == Role::Server {
+            let Ok(head) = http3::validate_request(&fields, false) else {
+                fail(s, http3::H3_MESSAGE_ERROR);
+                return;
+            };
+            (*s).content_length = head.content_length;
+            (*s).is_head_request = head.is_head_request;
+            (*s).head_done = true;
+            (*ctx).stats.requests += 1;
+            HeadersKind::Initial
+        } else {
+            let Ok(head) = http3::validate_response(&fields) else {
+                fail(s, http3::H3_MESSAGE_ERROR);
+                return;
+            };
+            if head.status == 101 {
+                fail(s, http3::H3_MESSAGE_ERROR);
+                return;
+            }
+            if head.status < 200 {
+                HeadersKind::Informational
+            } else {
+                (*s).head_done = true;
+                let bodyless = (*s).is_head_request || head.status == 204 || head.status == 304;
+                (*s).content_length = if bodyless { None } else { head.content_length };
+                HeadersKind::Initial
+            }
+        }
+    } else if !(*s).trailers_done {
+        if http3::validate_trailers(&fields).is_err() {
+            fail(s, http3::H3_MESSAGE_ERROR);
+            return;
+        }
+        (*s).trailers_done = true;
+        HeadersKind::Trailers
+    } else {
+        peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
+        return;
+    };
+    (*s).headers = fields;
+    (*s).header_view = (*s)
+        .headers
+        .iter()
+        .map(|h| {
+            use quiche::h3::NameValue;
+            QuicHeader {
+                name: h.name().as_ptr().cast(),
+                name_len: h.name().len() as c_uint,
+                value: h.value().as_ptr().cast(),
+                value_len: h.value().len() as c_uint,
+                qpack_index: -1,
+            }
+        })
+        .collect();
+    (*s).headers_kind = kind;
+    if let Some(cb) = (*ctx).callbacks.on_stream_headers {
+        cb(s);
+    }
+}
+
+/// Server: answer 431 and stop reading; client: stream error. Either way the
+/// connection and its other streams are untouched.
+unsafe fn header_too_large(s: *mut Stream) {
+    let pc = (*s).conn;
+    let ctx = (*pc).ctx;
+    if (*ctx).role == Role::Client || (*s).head_done {
+        fail(s, http3::H3_EXCESSIVE_LOAD);
+        return;
+    }
+    (*ctx).stats.stream_errors += 1;
+    (*s).error_code = Some(http3::H3_EXCESSIVE_LOAD);
+    let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_NO_ERROR);
+    (*s).read_shut = true;
+    let fields = [FieldRef { name: b":status", value: b"431" }, FieldRef { name: b"content-length", value: b"0" }];
+    if send_headers_inner(s, &fields, true, false).is_err() {
+        fail(s, http3::H3_EXCESSIVE_LOAD);
+        return;
+    }
+    maybe_complete(s);
+}
+
+pub(crate) unsafe fn on_writable(s: *mut Stream) {
+    let pc = (*s).conn;
+    if (*s).finished {
+        return;
+    }
+    if let Err(quiche::Error::StreamStopped(code)) = (*pc).conn.stream_capacity((*s).id) {
+        peer_stopped(s, code);
+        return;
+    }
+    if !flush_pending(s) || (*s).finished {
+        return;
+    }
+    if (*s).want_write {
+        (*s).want_write = false;
+        let ctx = (*pc).ctx;
+        if let Some(cb) = (*ctx).callbacks.on_stream_writable {
+            cb(s);
+        }
+    }
+}
+
+/// Hands queued bytes (and a requested FIN) to QUIC; true when nothing is left.
+unsafe fn flush_pending(s: *mut Stream) -> bool {
+    let pc = (*s).conn;
+    let id = (*s).id;
+    while !(*s).pending.is_empty() {
+        match (*pc).conn.stream_send(id, &(*s).pending, false) {
+            Ok(n) if n > 0 => {
+                (*s).pending.drain(..n);
+            }
+            Err(quiche::Error::StreamStopped(code)) => {
+                peer_stopped(s, code);
+                return false;
+            }
+            _ => break,
+        }
+    }
+    if !(*s).pending.is_empty() {
+        return false;
+    }
+    if (*s).fin_requested && !(*s).fin_sent && !(*s).reset_sent {
+        match (*pc).conn.stream_send(id, &[], true) {
+            Ok(_) => {
+                (*s).fin_sent = true;
+                maybe_complete(s);
+            }
+            Err(quiche::Error::StreamStopped(code)) => {
+                peer_stopped(s, code);
+                return false;
+            }
+            Err(_) => return false,
+        }
+    }
+    context::mark_dirty(pc);
+    true
+}
+
+/// Writes body bytes. Returns the bytes accepted, or -1 when the stream cannot
+/// carry a body (finished, reset, FIN already requested, no head sent yet).
+pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
+    let pc = (*s).conn;
+    if (*s).finished || (*s).fin_requested || (*s).reset_sent || (*pc).finalized {
+        return -1;
+    }
+    let h3 = is_h3(&*s);
+    if h3 && !(*s).final_headers_sent {
+        return -1;
+    }
+    if !flush_pending(s) {
+        (*s).want_write = !(*s).finished;
+        return if (*s).finished { -1 } else { 0 };
+    }
+    if data.is_empty() {
+        return 0;
+    }
+    let id = (*s).id;
+    let cap = match (*pc).conn.stream_capacity(id) {
+        Ok(c) => c,
+        Err(quiche::Error::StreamStopped(code)) => {
+            peer_stopped(s, code);
+            return -1;
+        }
+        Err(_) => return -1,
+    };
+    let accepted = if h3 {
+        // Frame header (type + varint length) and payload must both fit.
+        let mut n = data.len().min(cap);
+        while n > 0 && 1 + http3::varint_len(n as u64) + n > cap {
+            n = cap.saturating_sub(1 + http3::varint_len(n as u64));
+        }
+        if n == 0 {
+            (*s).want_write = true;
+            return 0;
+        }
+        let mut frame_header = Vec::with_capacity(9);
+        http3::put_frame_header(&mut frame_header, http3::FRAME_DATA, n as u64);
+        send_all_or_queue(s, &frame_header);
+        send_all_or_queue(s, &data[..n]);
+        n
+    } else {
+        match (*pc).conn.stream_send(id, data, false) {
+            Ok(n) => n,
+            Err(quiche::Error::Done) => 0,
+            Err(quiche::Error::StreamStopped(code)) => {
+                peer_stopped(s, code);
+                return -1;
+            }
+            Err(_) => return -1,
+        }
+    };
+    if accepted < data.len() {
+        (*s).want_write = true;
+    }
+    context::mark_dirty(pc);
+    accepted as isize
+}
+
+/// Sends bytes already accounted for; whatever QUIC does not take is queued.
+unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8]) {
+    let pc = (*s).conn;
+    let sent = if (*s).pending.is_empty() { (*pc).conn.stream_send((*s).id, bytes, false).unwrap_or(0) } else { 0 };
+    if sent < bytes.len() {
+        (*s).pending.extend_from_slice(&bytes[sent..]);
+    }
+}
+
+/// Sends a header block. The first final block is the message head; a block
+/// after it is trailers (no pseudo-headers allowed).
+pub unsafe fn send_headers(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool) -> Result<(), ()> {
+    send_headers_inner(s, fields, end_stream, false)
+}
+
+pub unsafe fn send_informational(s: *mut Stream, status: &[u8]) -> Result<(), ()> {
+    let is_1xx = status.len() == 3 && status[0] == b'1' && status.iter().all(u8::is_ascii_digit);
+    if !is_1xx || status == b"101" || (*(*(*s).conn).ctx).role != Role::Server {
+        return Err(());
+    }
+    send_headers_inner(s, &[FieldRef { name: b":status", value: status }], false, true)
+}
+
+unsafe fn send_headers_inner(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool, informational: bool) -> Result<(), ()> {
+    let pc = (*s).conn;
+    if (*s).finished || (*s).fin_requested || (*s).reset_sent || (*pc).finalized || !is_h3(&*s) {
+        return Err(());
+    }
+    if informational && (*s).final_headers_sent {
+        return Err(());
+    }
+    let trailers = (*s).final_headers_sent;
+    if trailers && fields.iter().any(|f| f.name.first() == Some(&b':')) {
+        return Err(());
+    }
+    if !trailers && !informational && (*(*pc).ctx).role == Role::Client {
+        (*s).is_head_request = fields.iter().any(|f| f.name == b":method" && f.value == b"HEAD");
+    }
+    let mut frame = Vec::with_capacity(256);
+    http3::encode_headers_frame(fields, &mut frame)?;
+    (*s).pending.extend_from_slice(&frame);
+    if !informational {
+        (*s).final_headers_sent = true;
+    }
+    if end_stream {
+        (*s).fin_requested = true;
+    }
+    flush_pending(s);
+    context::mark_dirty(pc);
+    Ok(())
+}
+
+/// FIN after what was written.
+pub unsafe fn shutdown(s: *mut Stream) {
+    if (*s).finished || (*s).fin_requested || (*s).reset_sent {
+        return;
+    }
+    (*s).fin_requested = true;
+    flush_pending(s);
+}
+
+pub unsafe fn shutdown_read(s: *mut Stream) {
+    let pc = (*s).conn;
+    if (*s).finished || (*s).fin_received || (*s).read_shut {
+        return;
+    }
+    let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_NO_ERROR);
+    (*s).read_shut = true;
+    context::mark_dirty(pc);
+    maybe_complete(s);
+}
+
+/// FIN if not sent, stop reading; on_stream_close follows once queued bytes are out.
+pub unsafe fn close(s: *mut Stream) {
+    if (*s).finished {
+        return;
+    }
+    shutdown_read(s);
+    if !(*s).fin_requested && !(*s).reset_sent {
+        (*s).fin_requested = true;
+    }
+    flush_pending(s);
+    maybe_complete(s);
+}
+
+/// RESET_STREAM (never FIN) and STOP_SENDING with `code`.
+pub unsafe fn reset(s: *mut Stream, code: u64) {
+    if (*s).finished {
+        return;
+    }
+    let pc = (*s).conn;
+    (*s).error_code = Some(code);
+    if !(*s).fin_sent {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, code);
+    }
+    if !(*s).fin_received && !(*s).read_shut {
+        let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
+    }
+    (*s).pending.clear();
+    (*s).reset_sent = true;
+    (*s).read_shut = true;
+    close_stream(s);
+}
+
+pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
+    if (*s).finished {
+        return;
+    }
+    let was_paused = (*s).read_paused;
+    (*s).read_paused = !want;
+    if was_paused && want {
+        context::mark_dirty((*s).conn);
+    }
+}
+
+pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
+    if (*s).finished {
+        return;
+    }
+    (*s).want_write = want;
+    if want {
+        context::mark_dirty((*s).conn);
+    }
+}
+
+pub fn has_unsent(s: &Stream) -> bool {
+    !s.pending.is_empty() || (s.fin_requested && !s.fin_sent && !s.reset_sent)
+}
+
+pub fn is_raw(s: &Stream) -> bool {
+    // SAFETY: a stream's connection and context outlive it.
+    unsafe { (*(*s.conn).ctx).settings.protocol == Protocol::Raw }
+}

@@ -1,0 +1,253 @@
+//! The native driver: the core on the usockets-compatible C loop. UDP sockets
+//! are the loop's (recvmmsg/GRO in, GSO/sendmmsg out); one fallthrough timer per
+//! loop wakes it for the soonest QUIC deadline; `us_quic_loop_process` runs in
+//! the loop's post step. Everything happens on the loop's thread.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::time::Instant;
+
+use usockets_sys as us;
+
+use crate::context::{self, Context};
+use crate::driver::{Driver, SendOutcome, SocketHandle};
+use crate::listen_socket::ListenSocket;
+
+pub struct UsocketsDriver {
+    pub loop_: *mut us::us_loop_t,
+}
+
+impl UsocketsDriver {
+    /// A driver for `loop_`; registers the loop's QUIC hook on first use.
+    pub unsafe fn new(loop_: *mut us::us_loop_t) -> UsocketsDriver {
+        UsocketsDriver { loop_ }
+    }
+}
+
+pub(crate) unsafe fn sockaddr_to_std(p: *const libc::sockaddr_storage) -> Option<SocketAddr> {
+    match c_int::from((*p).ss_family) {
+        libc::AF_INET => {
+            let a = &*(p as *const libc::sockaddr_in);
+            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(a.sin_port))))
+        }
+        libc::AF_INET6 => {
+            let a = &*(p as *const libc::sockaddr_in6);
+            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, u16::from_be(a.sin6_port), a.sin6_flowinfo, a.sin6_scope_id)))
+        }
+        _ => None,
+    }
+}
+
+pub(crate) fn std_to_sockaddr(a: &SocketAddr) -> libc::sockaddr_storage {
+    // SAFETY: all-zero is a valid sockaddr_storage.
+    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    match a {
+        SocketAddr::V4(v4) => {
+            // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+            let sin = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in) };
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr.s_addr = u32::from(*v4.ip()).to_be();
+        }
+        SocketAddr::V6(v6) => {
+            // SAFETY: as above, for sockaddr_in6.
+            let sin6 = unsafe { &mut *(&mut ss as *mut _ as *mut libc::sockaddr_in6) };
+            sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            sin6.sin6_port = v6.port().to_be();
+            sin6.sin6_addr.s6_addr = v6.ip().octets();
+            sin6.sin6_flowinfo = v6.flowinfo();
+            sin6.sin6_scope_id = v6.scope_id();
+        }
+    }
+    ss
+}
+
+impl Driver for UsocketsDriver {
+    fn bind(
+        &mut self,
+        owner: *mut ListenSocket,
+        host: Option<&str>,
+        port: u16,
+        flags: i32,
+    ) -> Result<(SocketHandle, SocketAddr), i32> {
+        let host_c = match host.map(CString::new) {
+            Some(Ok(c)) => Some(c),
+            Some(Err(_)) => return Err(libc::EINVAL),
+            None => None,
+        };
+        let mut err: c_int = 0;
+        // SAFETY: the loop outlives its contexts; `owner` outlives the socket
+        // (it is freed only after the socket is closed).
+        unsafe {
+            let s = us::us_create_udp_socket(
+                self.loop_,
+                Some(on_data),
+                Some(on_drain),
+                None,
+                host_c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+                port,
+                flags,
+                &mut err,
+                owner.cast(),
+            );
+            if s.is_null() {
+                return Err(if err == 0 { libc::EINVAL } else { err });
+            }
+            let mut ss: libc::sockaddr_storage = std::mem::zeroed();
+            us::us_udp_socket_bound_addr(s, (&mut ss as *mut libc::sockaddr_storage).cast());
+            let local = sockaddr_to_std(&ss).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
+            Ok((s.cast(), local))
+        }
+    }
+
+    fn send(&mut self, socket: SocketHandle, to: SocketAddr, data: &[u8], segment_size: usize) -> SendOutcome {
+        let ss = std_to_sockaddr(&to);
+        let mut sent: usize = 0;
+        // SAFETY: `socket` came from bind and is not closed yet.
+        let r = unsafe {
+            us::us_udp_socket_send_segments(
+                socket.cast(),
+                data.as_ptr().cast::<c_char>(),
+                data.len(),
+                segment_size.max(1),
+                (&ss as *const libc::sockaddr_storage).cast(),
+                &mut sent,
+            )
+        };
+        match r {
+            1 => SendOutcome::Sent,
+            0 => SendOutcome::Blocked { sent },
+            _ => SendOutcome::Failed,
+        }
+    }
+
+    fn close(&mut self, socket: SocketHandle) {
+        // SAFETY: closed once (the listen socket tracks it).
+        unsafe { us::us_udp_socket_close(socket.cast()) }
+    }
+
+    fn loop_ptr(&self) -> *mut c_void {
+        self.loop_.cast()
+    }
+}
+
+unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_packet_buffer_t, count: c_int) {
+    let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
+    let ctx = (*ls).ctx;
+    context::enter(ctx);
+    for i in 0..count {
+        let ptr = us::us_udp_packet_buffer_payload(buf, i);
+        let len = us::us_udp_packet_buffer_payload_length(buf, i);
+        let from = sockaddr_to_std(us::us_udp_packet_buffer_peer(buf, i) as *const libc::sockaddr_storage);
+        let to = sockaddr_to_std(us::us_udp_packet_buffer_local(buf, i) as *const libc::sockaddr_storage);
+        if let (Some(from), Some(to)) = (from, to) {
+            let data = std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len as usize);
+            context::recv_datagram(ls, data, from, to);
+        }
+    }
+    context::run_dirty(ctx);
+    context::leave(ctx);
+}
+
+unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {
+    let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
+    context::socket_writable(ls);
+}
+
+/// The QUIC state of one loop (upstream keeps `quic_head` in the loop).
+struct LoopQuic {
+    contexts: Vec<*mut Context>,
+    timer: *mut us::us_timer_t,
+    processing: bool,
+}
+
+unsafe fn loop_quic(loop_: *mut us::us_loop_t) -> *mut LoopQuic {
+    us::us_internal_loop_quic(loop_) as *mut LoopQuic
+}
+
+unsafe extern "C" fn wake_only(_t: *mut us::us_timer_t) {}
+
+unsafe extern "C" fn loop_post(loop_: *mut us::us_loop_t) {
+    process_loop(loop_);
+}
+
+pub unsafe fn register(loop_: *mut us::us_loop_t, ctx: *mut Context) {
+    let mut lq = loop_quic(loop_);
+    if lq.is_null() {
+        lq = Box::into_raw(Box::new(LoopQuic {
+            contexts: Vec::new(),
+            timer: us::us_create_timer(loop_, 1, 0),
+            processing: false,
+        }));
+        us::us_internal_loop_set_quic(loop_, lq.cast(), Some(loop_post));
+    }
+    (*lq).contexts.push(ctx);
+}
+
+/// Frees `ctx` now if nothing of it or of its loop is running, else at the end
+/// of the loop iteration.
+pub unsafe fn free_or_defer(ctx: *mut Context) {
+    let loop_ = (*ctx).loop_ptr() as *mut us::us_loop_t;
+    let lq = loop_quic(loop_);
+    let busy = (*ctx).depth > 0 || us::us_internal_loop_dispatching(loop_) != 0 || (!lq.is_null() && (*lq).processing);
+    if busy {
+        return;
+    }
+    if !lq.is_null() {
+        (*lq).contexts.retain(|&c| c != ctx);
+    }
+    context::destroy(ctx);
+    release_if_empty(loop_);
+}
+
+unsafe fn release_if_empty(loop_: *mut us::us_loop_t) {
+    let lq = loop_quic(loop_);
+    if !lq.is_null() && (*lq).contexts.is_empty() && !(*lq).processing {
+        us::us_timer_close((*lq).timer);
+        us::us_internal_loop_set_quic(loop_, std::ptr::null_mut(), None);
+        drop(Box::from_raw(lq));
+    }
+}
+
+/// `us_quic_loop_process`: every context on the loop, then the timer.
+pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
+    let lq = loop_quic(loop_);
+    if lq.is_null() || (*lq).processing {
+        return;
+    }
+    (*lq).processing = true;
+    let now = Instant::now();
+    for ctx in (*lq).contexts.clone() {
+        if !(*ctx).free_requested {
+            context::process(ctx, now);
+        }
+    }
+    let freed: Vec<*mut Context> =
+        (*lq).contexts.iter().copied().filter(|&c| (*c).free_requested && (*c).depth == 0).collect();
+    for ctx in freed {
+        (*lq).contexts.retain(|&c| c != ctx);
+        context::destroy(ctx);
+    }
+    (*lq).processing = false;
+    let next = (*lq).contexts.iter().filter_map(|&c| context::next_timeout(&*c)).min();
+    match next {
+        Some(at) => {
+            let us_left = at.saturating_duration_since(Instant::now()).as_micros() as i64;
+            us::us_timer_set_us((*lq).timer, Some(wake_only), us_left.max(1));
+        }
+        None => us::us_timer_set((*lq).timer, Some(wake_only), 0, 0),
+    }
+    release_if_empty(loop_);
+}
+
+pub unsafe fn flush_loop(loop_: *mut us::us_loop_t) {
+    let lq = loop_quic(loop_);
+    if lq.is_null() {
+        return;
+    }
+    for ctx in (*lq).contexts.clone() {
+        context::flush_if_pending(ctx);
+    }
+}
