@@ -334,6 +334,11 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
                 mark_dirty(pc);
             }
         }
+        if (*pc).close_at.is_some_and(|t| t <= now) {
+            (*pc).close_at = None;
+            let _ = (*pc).conn.close(true, crate::http3::H3_NO_ERROR, b"");
+            mark_dirty(pc);
+        }
     }
     run_dirty(ctx);
     leave(ctx);
@@ -350,7 +355,13 @@ pub fn next_timeout(ctx: &Context) -> Option<Instant> {
     // SAFETY: connections are live until swept, and the sweep removes them from this list.
     ctx.connections
         .iter()
-        .filter_map(|&pc| unsafe { if (*pc).finalized { None } else { (*pc).conn.timeout_instant() } })
+        .filter_map(|&pc| unsafe {
+            if (*pc).finalized {
+                None
+            } else {
+                [(*pc).conn.timeout_instant(), (*pc).close_at].into_iter().flatten().min()
+            }
+        })
         .min()
 }
 

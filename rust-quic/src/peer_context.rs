@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use crate::context::{self, Context, Protocol, Role};
 use crate::ext::Ext;
@@ -57,9 +58,15 @@ pub struct PeerContext {
     next_bidi: u64,
     next_uni: u64,
     max_peer_bidi: Option<u64>,
+    /// Streams the application is done with whose bytes QUIC may still be
+    /// delivering; a graceful close waits for them.
+    pub(crate) lingering: Vec<u64>,
     pub(crate) verify_ip: Option<IpAddr>,
     /// Close with H3_NO_ERROR once the last stream is done (after GOAWAY).
     pub(crate) closing_gracefully: bool,
+    /// Server side of a graceful close: when to give up waiting for the client
+    /// to close first.
+    pub(crate) close_at: Option<Instant>,
 }
 
 pub(crate) unsafe fn create(
@@ -90,8 +97,10 @@ pub(crate) unsafe fn create(
         next_bidi: if is_server { 1 } else { 0 },
         next_uni: if is_server { 3 } else { 2 },
         max_peer_bidi: None,
+        lingering: Vec::new(),
         verify_ip: None,
         closing_gracefully: false,
+        close_at: None,
     }));
     (*ctx).connections.push(pc);
     (*ctx).stats.connections_active += 1;
@@ -163,9 +172,29 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         }
     }
     grant_streams(pc);
-    if (*pc).closing_gracefully && (*pc).streams.is_empty() {
-        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+    if (*pc).closing_gracefully && (*pc).close_at.is_none() && (*pc).streams.is_empty() && all_streams_retired(pc) {
+        finish_graceful_close(pc);
     }
+}
+
+/// After GOAWAY, with every stream done: the client closes at once (its app
+/// has read everything); the server lets the client close first, so the GOAWAY
+/// and the last bytes are not cut off, and closes itself after a grace period.
+unsafe fn finish_graceful_close(pc: *mut PeerContext) {
+    if !(*pc).conn.is_server() || !(*pc).established {
+        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+        return;
+    }
+    let srtt = (*pc).conn.path_stats().next().map_or(Duration::from_millis(100), |p| p.rtt);
+    (*pc).close_at = Some(Instant::now() + (srtt * 4).max(Duration::from_millis(250)));
+}
+
+/// True once QUIC has collected every stream we finished with (all their data,
+/// FIN included, acknowledged).
+unsafe fn all_streams_retired(pc: *mut PeerContext) -> bool {
+    let conn = &mut (*pc).conn;
+    (*pc).lingering.retain(|&id| !matches!(conn.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))));
+    (*pc).lingering.is_empty()
 }
 
 /// For an IP-literal target with verification on, the certificate must list
@@ -395,6 +424,7 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     }
     let first = (*pc).h3.goaway_received.is_none();
     (*pc).h3.goaway_received = Some(gid);
+    (*pc).closing_gracefully = true;
     // Requests at or above the id were not processed: fail them so they can be retried.
     let rejected: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| (*s).id >= gid).collect();
     for s in rejected {

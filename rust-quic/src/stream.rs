@@ -130,6 +130,7 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     (*s).finished = true;
     let pc = (*s).conn;
     (*pc).streams.remove(&(*s).id);
+    (*pc).lingering.push((*s).id);
     (*(*pc).ctx).closing_streams.push(s);
     context::mark_dirty(pc);
 }

@@ -1,0 +1,245 @@
+//! Engine behaviour over the in-memory network, through the C ABI functions.
+
+mod common;
+
+use common::*;
+use rust_quic::context::Settings;
+use rust_quic::ffi::*;
+use rust_quic::http3;
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    boring::rand::rand_bytes(&mut v).unwrap();
+    v
+}
+
+#[test]
+fn handshake_then_get() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)), "handshake");
+        // Server on_open and client on_open.
+        assert_eq!(world(|w| w.opened), 2);
+        let r = p.fetch_all(pc, vec![Request::get("/size/5")], 5);
+        assert_eq!(r[0].status(), 200);
+        assert_eq!(r[0].header("content-length"), Some("5"));
+        assert_eq!(r[0].body, pattern(5));
+        assert!(r[0].fin && r[0].error == -1);
+        let mut st = std::mem::zeroed();
+        us_quic_socket_context_stats(p.server, &mut st);
+        assert_eq!((st.connections_accepted, st.requests), (1, 1));
+        assert!(st.bytes_received > 1200 && st.packets_sent > 0);
+        // The server saw the request head.
+        let req = world(|w| w.server_requests.clone());
+        assert_eq!(req[0].header(":method"), Some("GET"));
+        assert_eq!(req[0].header(":path"), Some("/size/5"));
+        p.free();
+    }
+}
+
+#[test]
+fn ten_megabytes_both_ways_byte_exact() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let body = random_bytes(10 * 1024 * 1024);
+        let r = p.fetch_all(pc, vec![Request::new("POST", "/echo", body.clone())], 60);
+        assert_eq!(r[0].status(), 200);
+        assert_eq!(r[0].body.len(), body.len());
+        assert!(r[0].body == body, "echoed body differs");
+        // Flow control pushed back on both writers.
+        assert!(world(|w| w.short_writes) > 0);
+        p.free();
+    }
+}
+
+#[test]
+fn hundred_concurrent_streams_on_one_connection() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let reqs = (0..100).map(|i| Request::get(&format!("/size/{}", 1000 + i))).collect();
+        let r = p.fetch_all(pc, reqs, 30);
+        assert_eq!(r.len(), 100);
+        let mut sizes: Vec<usize> = r.iter().map(|m| m.body.len()).collect();
+        sizes.sort();
+        assert_eq!(sizes, (1000..1100).collect::<Vec<_>>());
+        assert!(r.iter().all(|m| m.status() == 200 && m.body == pattern(m.body.len())));
+        assert_eq!(world(|w| w.closed), 0, "no connection closed");
+        p.free();
+    }
+}
+
+#[test]
+fn paused_reader_applies_backpressure_then_resumes() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        world(|w| w.client_pause_at = Some(64 * 1024));
+        p.send(pc, vec![Request::get("/size/8000000")]);
+        assert!(p.run(10, || world(|w| !w.paused_streams.is_empty())));
+        // While paused, the server is held by flow control: it cannot finish.
+        let before = world(|w| w.short_writes);
+        p.run(1, || false);
+        assert!(world(|w| w.responses.is_empty()), "response must not complete while paused");
+        assert!(world(|w| w.short_writes) >= before.max(1));
+        world(|w| w.client_pause_at = None);
+        for s in world(|w| std::mem::take(&mut w.paused_streams)) {
+            us_quic_stream_want_read(s as *mut _, 1);
+        }
+        assert!(p.run(30, || world(|w| w.responses.len() == 1)));
+        let r = world(|w| w.responses[0].clone());
+        assert_eq!(r.body, pattern(8_000_000));
+        assert!(world(|w| w.writable_events) > 0);
+        p.free();
+    }
+}
+
+#[test]
+fn informational_and_trailers() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/informational"), Request::get("/trailers")], 5);
+        assert_eq!(r[0].informational, vec!["103".to_string()]);
+        assert_eq!(r[0].status(), 200);
+        assert_eq!(r[0].body, b"after-103");
+        assert_eq!(r[1].body, b"body-then-trailers");
+        assert_eq!(r[1].trailers, vec![("x-checksum".to_string(), "abc123".to_string())]);
+        p.free();
+    }
+}
+
+/// Each malformed request is a stream error: the stream is reset with
+/// H3_MESSAGE_ERROR while a sibling request on the same connection succeeds.
+#[test]
+fn malformed_requests_are_stream_errors() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let base = |m: &str, path: &str| Request::new(m, path, Vec::new());
+        let mut missing_path = base("GET", "/x");
+        missing_path.headers.retain(|(n, _)| n != ":path");
+        let dup_method = base("GET", "/x").header(":method", "GET");
+        let mut late_pseudo = base("GET", "/x");
+        late_pseudo.headers.insert(1, ("x-early".into(), "1".into()));
+        let cases = vec![
+            missing_path,
+            dup_method,
+            late_pseudo,
+            base("GET", "/x").header("x-bad", "a\r\nb"),
+            base("GET", "/x").header("x-nul", "a\0b"),
+            base("GET", "/x").header("te", "gzip"),
+            base("GET", "/x").header("connection", "keep-alive"),
+            Request::new("POST", "/echo", b"12345".to_vec()).header("content-length", "10"),
+            Request::new("POST", "/echo", b"1234567890".to_vec()).header("content-length", "3"),
+        ];
+        let n = cases.len();
+        let mut reqs = cases;
+        reqs.push(Request::get("/size/3"));
+        let r = p.fetch_all(pc, reqs, 10);
+        assert_eq!(r.len(), n + 1);
+        for (i, m) in r[..n].iter().enumerate() {
+            assert_eq!(m.error, http3::H3_MESSAGE_ERROR as i64, "case {i}: {m:?}");
+        }
+        assert_eq!(r[n].status(), 200, "the sibling request must still succeed");
+        assert_eq!(world(|w| w.closed), 0, "the connection must stay open");
+        // And the connection keeps serving afterwards.
+        let again = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+        assert_eq!(again[0].body, pattern(10));
+        let mut st = std::mem::zeroed();
+        us_quic_socket_context_stats(p.server, &mut st);
+        assert_eq!(st.stream_errors, n as u64);
+        p.free();
+    }
+}
+
+#[test]
+fn oversized_header_block_gets_431_and_the_connection_lives() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let huge = "h".repeat(100 * 1024);
+        let r = p.fetch_all(pc, vec![Request::get("/size/1").header("x-huge", &huge), Request::get("/size/2")], 10);
+        assert_eq!(r[0].status(), 431);
+        assert_eq!(r[1].status(), 200);
+        assert_eq!(world(|w| w.closed), 0);
+        p.free();
+    }
+}
+
+#[test]
+fn large_but_allowed_headers_pass() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let mut req = Request::get("/size/1").header("x-big", &"b".repeat(7000));
+        for i in 0..50 {
+            req = req.header(&format!("x-h{i}"), &"v".repeat(100));
+        }
+        let r = p.fetch_all(pc, vec![req], 10);
+        assert_eq!(r[0].status(), 200);
+        let seen = world(|w| w.server_requests[0].head.len());
+        assert_eq!(seen, 4 + 1 + 50);
+        p.free();
+    }
+}
+
+#[test]
+fn aborted_upload_resets_only_its_stream() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let mut aborted = Request::new("POST", "/echo", random_bytes(200_000));
+        aborted.reset_after = Some(50_000);
+        let r = p.fetch_all(pc, vec![aborted, Request::get("/size/100")], 10);
+        assert_eq!(r[0].error, http3::H3_REQUEST_CANCELLED as i64);
+        assert_eq!(r[1].body, pattern(100));
+        assert!(p.run(2, || world(|w| w.server_requests.iter().any(|m| m.error == http3::H3_REQUEST_CANCELLED as i64))));
+        assert_eq!(world(|w| w.closed), 0);
+        p.free();
+    }
+}
+
+#[test]
+fn shutdown_sends_goaway_and_drains_in_flight() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        world(|w| w.client_pause_at = Some(1));
+        p.send(pc, vec![Request::get("/size/300000")]);
+        assert!(p.run(5, || world(|w| !w.paused_streams.is_empty())));
+        us_quic_socket_context_shutdown(p.server);
+        assert!(p.run(5, || world(|w| w.goaways == 1)), "client sees GOAWAY");
+        assert_eq!(us_quic_socket_streams_avail(pc), 0);
+        world(|w| w.client_pause_at = None);
+        for s in world(|w| std::mem::take(&mut w.paused_streams)) {
+            us_quic_stream_want_read(s as *mut _, 1);
+        }
+        assert!(p.run(10, || world(|w| w.responses.len() == 1)), "in-flight request finishes");
+        assert_eq!(world(|w| w.responses[0].body.len()), 300000);
+        // Then the connection closes cleanly (H3_NO_ERROR) on both ends.
+        assert!(p.run(10, || world(|w| w.closed == 2)), "connection closes after draining");
+        let (mut code, mut app) = (0u64, 0);
+        assert_eq!(us_quic_socket_close_error(pc, &mut code, &mut app), 1);
+        assert_eq!((code, app), (http3::H3_NO_ERROR, 1));
+        p.free();
+    }
+}
+
+#[test]
+fn idle_timeout_closes_both_ends() {
+    unsafe {
+        let s = Settings { idle_timeout_ms: 300, ..Settings::default() };
+        let c = Settings { idle_timeout_ms: 300, stream_ext_size: 16, ..Settings::default() };
+        let p = pair_with(s, c);
+        p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)));
+        let t = std::time::Instant::now();
+        assert!(p.run(5, || world(|w| w.closed == 2)), "idle timeout");
+        assert!(t.elapsed() >= std::time::Duration::from_millis(250));
+        p.free();
+    }
+}
