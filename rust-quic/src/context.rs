@@ -227,6 +227,11 @@ impl Context {
         Ok(self.client_configs.get_mut(&verify).expect("inserted above"))
     }
 
+    /// True while an engine frame of this context (and so maybe a callback) runs.
+    pub fn in_callback(&self) -> bool {
+        self.depth > 0
+    }
+
     pub fn ext_ptr(&self) -> *mut c_void {
         self.ext.ptr()
     }

@@ -130,19 +130,26 @@ pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from
     }
     let our_cid = random_cid();
     let Some(config) = (*ctx).server_config.as_mut() else { return };
-    let conn = match quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) {
+    let mut conn = match quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) {
         Ok(c) => c,
         Err(_) => {
             (*ctx).stats.packets_dropped += 1;
             return;
         }
     };
+    // A first datagram that does not authenticate creates nothing: forged or
+    // corrupted Initials must not hold connection state or draw an answer.
+    // (quiche's recv drops undecryptable packets without an error: count them.)
+    if conn.recv(data, quiche::RecvInfo { from, to }).is_err() || conn.stats().recv == 0 || conn.is_closed() {
+        (*ctx).stats.packets_dropped += 1;
+        return;
+    }
     let pc = peer_context::create(ctx, ls, conn, from, to, (*ctx).settings.conn_ext_size);
     register_cid(ls, pc, our_cid.to_vec());
     // The client keeps using its chosen DCID until it sees ours.
     register_cid(ls, pc, dcid);
     (*ctx).stats.connections_accepted += 1;
-    deliver(pc, data, from, to);
+    context::mark_dirty(pc);
 }
 
 unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
