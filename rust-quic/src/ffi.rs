@@ -613,6 +613,22 @@ pub unsafe extern "C" fn us_quic_socket_context_set_max_header_size(ctx: *mut Co
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *const c_char, len: c_uint) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    if len == 0 || pem.is_null() {
+        ctx.set_client_ca(None);
+        return 0;
+    }
+    let bytes = std::slice::from_raw_parts(pem.cast::<u8>(), len as usize).to_vec();
+    if boring::x509::X509::stack_from_pem(&bytes).map_or(true, |v| v.is_empty()) {
+        report("set_ca", "no certificate in the PEM");
+        return -1;
+    }
+    ctx.set_client_ca(Some(bytes));
+    0
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_stats(ctx: *mut Context, out: *mut Stats) {
     if let (Some(ctx), false) = (ctx.as_ref(), out.is_null()) {
         let mut stats = ctx.stats;

@@ -206,6 +206,10 @@ void us_quic_socket_context_set_conn_ext_size(us_quic_socket_context_t *ctx, uns
  * A larger one gets 431 (server) or a stream error; the connection lives on. */
 void us_quic_socket_context_set_max_header_size(us_quic_socket_context_t *ctx, unsigned int size);
 
+/* Client contexts: also trust these PEM certificates (added to the system roots)
+ * for connections made with reject_unauthorized=1. len 0 clears. 0 or -1. */
+int us_quic_socket_context_set_ca(us_quic_socket_context_t *ctx, const char *pem, unsigned int len);
+
 /* What the last on_stream_headers delivered. */
 #define US_QUIC_HEADERS_INFORMATIONAL 1
 #define US_QUIC_HEADERS_INITIAL 2

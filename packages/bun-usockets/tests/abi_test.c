@@ -1,0 +1,292 @@
+/*
+ * Compiles against quic.h and calls every function in it, over a real loopback
+ * exchange between a server and a client context on one usockets loop.
+ * Closes happen from inside callbacks; run under valgrind or ASan to check
+ * that nothing is used after it is freed and nothing leaks.
+ *
+ *   abi-test CERT.pem KEY.pem
+ *
+ * Ends with "N passed, M failed"; exit status 0 only if nothing failed.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quic.h"
+
+static int passed, failed;
+#define CHECK(cond)                                                                 \
+    do {                                                                            \
+        if (cond) passed++;                                                         \
+        else {                                                                      \
+            failed++;                                                               \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);        \
+        }                                                                           \
+    } while (0)
+
+static struct us_loop_t *loop;
+static us_quic_socket_context_t *server, *client;
+static us_quic_listen_socket_t *listener;
+static us_quic_socket_t *client_conn;
+static struct us_timer_t *watchdog;
+static int marker;
+static int step, server_closes, client_closes, responses_done, reset_seen, hsk_ok;
+static int kinds_seen[4];
+static unsigned long long close_stream_id = ~0ULL;
+static char body[64];
+static size_t body_len;
+
+static struct us_quic_header_t hdr(const char *n, const char *v) {
+    struct us_quic_header_t h = {n, (unsigned)strlen(n), v, (unsigned)strlen(v), -1};
+    return h;
+}
+
+static int is_server(us_quic_stream_t *s) { return us_quic_stream_context(s) == server; }
+
+static const char *find(us_quic_stream_t *s, const char *name, unsigned *len) {
+    for (unsigned i = 0; i < us_quic_stream_header_count(s); i++) {
+        const struct us_quic_header_t *h = us_quic_stream_header(s, i);
+        CHECK(h->qpack_index == -1);
+        if (h->name_len == strlen(name) && !memcmp(h->name, name, h->name_len)) {
+            *len = h->value_len;
+            return h->value;
+        }
+    }
+    return NULL;
+}
+
+static void finish_all(void) {
+    us_timer_close(watchdog);
+    us_quic_socket_context_shutdown(server);
+    us_quic_listen_socket_close(listener);
+    if (client_conn) us_quic_socket_close(client_conn); /* from inside a callback */
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_open(us_quic_socket_t *s) {
+    CHECK(us_quic_socket_ext(s) != NULL);
+    if (us_quic_socket_context(s) == client) {
+        /* The connect's user pointer is the first word of the connection ext. */
+        CHECK(*(void **)us_quic_socket_ext(s) == &marker);
+    }
+}
+
+static void on_hsk_done(us_quic_socket_t *s, int ok) {
+    CHECK(ok == 1);
+    hsk_ok = ok;
+    char status[256];
+    CHECK(us_quic_socket_status(s, status, sizeof status) > 0);
+    CHECK(strstr(status, "established") != NULL);
+    CHECK(us_quic_socket_streams_avail(s) > 0);
+    us_quic_socket_make_stream(s);
+}
+
+static void on_goaway(us_quic_socket_t *s) { CHECK(us_quic_socket_streams_avail(s) == 0); }
+
+static void on_close(us_quic_socket_t *s) {
+    unsigned long long code = 99;
+    int app = 0;
+    if (us_quic_socket_context(s) == server) server_closes++;
+    else {
+        client_closes++;
+        client_conn = NULL;
+        CHECK(us_quic_socket_close_error(s, &code, &app) == 1);
+        CHECK(code == 0x100 && app == 1);
+    }
+    us_quic_socket_close(s); /* closing a closed connection is harmless */
+}
+
+/* ---- stream callbacks ---- */
+
+static void on_stream_open(us_quic_stream_t *s, int is_client) {
+    CHECK(us_quic_stream_ext(s) != NULL);
+    CHECK(us_quic_stream_socket(s) != NULL);
+    if (!is_client) return;
+    step++;
+    struct us_quic_header_t req[5] = {hdr(":method", "GET"), hdr(":scheme", "https"), hdr(":authority", "localhost"),
+        hdr(":path", step == 1 ? "/abi" : step == 2 ? "/reset" : "/close"), hdr("x-test", "1")};
+    CHECK(us_quic_stream_send_headers(s, req, 5, 0) == 0);
+    CHECK(us_quic_stream_write(s, "", 0) == 0);
+    CHECK(us_quic_stream_write(NULL, "x", 1) == -1);
+    us_quic_stream_want_read(s, 1);
+    us_quic_stream_want_write(s, 0);
+    us_quic_stream_flush(s);
+    if (step == 2) {
+        us_quic_stream_reset(s); /* aborts: the server sees H3_REQUEST_CANCELLED */
+        CHECK(us_quic_stream_write(s, "x", 1) == -1);
+        us_quic_socket_make_stream(us_quic_stream_socket(s));
+        return;
+    }
+    if (step == 3) close_stream_id = us_quic_stream_id(s);
+    us_quic_stream_shutdown(s);
+}
+
+static void on_stream_headers(us_quic_stream_t *s) {
+    int kind = us_quic_stream_headers_kind(s);
+    unsigned len = 0;
+    if (!is_server(s)) {
+        if (kind >= 1 && kind <= 3) kinds_seen[kind]++;
+        if (kind == US_QUIC_HEADERS_INITIAL) CHECK(find(s, ":status", &len) != NULL && len == 3);
+        return;
+    }
+    const char *path = find(s, ":path", &len);
+    CHECK(path != NULL);
+    unsigned xlen = 0;
+    CHECK(find(s, "x-test", &xlen) != NULL && xlen == 1);
+    CHECK(us_quic_stream_header(s, 1000) == NULL);
+    if (!path) return;
+    if (len == 6 && !memcmp(path, "/close", 6)) {
+        us_quic_stream_shutdown_read(s);
+        us_quic_stream_close(s); /* close from inside on_stream_headers */
+        return;
+    }
+    if (len != 4) return; /* /reset: wait for the client's RESET_STREAM */
+    /* remote address: binary, 4 bytes for 127.0.0.1 */
+    char addr[16];
+    int alen = sizeof addr, port = 0, v6 = 1;
+    us_quic_socket_remote_address(us_quic_stream_socket(s), addr, &alen, &port, &v6);
+    CHECK(alen == 4 && !memcmp(addr, "\x7f\x00\x00\x01", 4) && port > 0 && v6 == 0);
+    CHECK(us_quic_stream_send_informational(s, "103") == 0);
+    CHECK(us_quic_stream_send_informational(s, "200") == -1);
+    struct us_quic_header_t res[2] = {hdr(":status", "200"), hdr("content-length", "5")};
+    CHECK(us_quic_stream_send_headers(s, res, 2, 0) == 0);
+    CHECK(us_quic_stream_write(s, "hello", 5) == 5);
+    struct us_quic_header_t trailer = hdr("x-trailer", "t");
+    struct us_quic_header_t bad_trailer = hdr(":status", "200");
+    CHECK(us_quic_stream_send_headers(s, &bad_trailer, 1, 1) == -1);
+    CHECK(us_quic_stream_send_headers(s, &trailer, 1, 1) == 0);
+    CHECK(us_quic_stream_write(s, "late", 4) == -1);
+    (void)us_quic_stream_has_unacked(s);
+    us_quic_stream_flush(s);
+}
+
+static void on_stream_data(us_quic_stream_t *s, const char *data, unsigned len, int fin) {
+    if (is_server(s)) return;
+    if (len && body_len + len < sizeof body) {
+        memcpy(body + body_len, data, len);
+        body_len += len;
+    }
+    if (fin) {
+        responses_done++;
+        us_quic_socket_make_stream(us_quic_stream_socket(s));
+    }
+}
+
+static void on_stream_writable(us_quic_stream_t *s) { (void)s; }
+
+static void on_stream_close(us_quic_stream_t *s) {
+    long long code = us_quic_stream_error_code(s);
+    if (is_server(s) && code == 0x10c) reset_seen++;
+    /* Everything is still readable inside on_stream_close. */
+    CHECK(us_quic_stream_ext(s) != NULL);
+    us_quic_stream_close(s);
+    us_quic_stream_reset(s);
+    if (!is_server(s) && us_quic_stream_id(s) == close_stream_id) finish_all();
+}
+
+static void on_watchdog(struct us_timer_t *t) {
+    (void)t;
+    fprintf(stderr, "FAIL: watchdog fired at step %d\n", step);
+    failed++;
+    finish_all();
+}
+
+static struct us_bun_socket_context_options_t files(const char *cert, const char *key) {
+    struct us_bun_socket_context_options_t o;
+    memset(&o, 0, sizeof o);
+    o.cert_file_name = cert;
+    o.key_file_name = key;
+    return o;
+}
+
+static void install(us_quic_socket_context_t *c) {
+    us_quic_socket_context_on_open(c, on_open);
+    us_quic_socket_context_on_hsk_done(c, on_hsk_done);
+    us_quic_socket_context_on_goaway(c, on_goaway);
+    us_quic_socket_context_on_close(c, on_close);
+    us_quic_socket_context_on_stream_open(c, on_stream_open);
+    us_quic_socket_context_on_stream_headers(c, on_stream_headers);
+    us_quic_socket_context_on_stream_data(c, on_stream_data);
+    us_quic_socket_context_on_stream_writable(c, on_stream_writable);
+    us_quic_socket_context_on_stream_close(c, on_stream_close);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: abi-test CERT.pem KEY.pem\n");
+        return 2;
+    }
+    us_quic_global_init();
+    loop = us_create_loop(NULL, NULL, NULL, NULL, 0);
+    CHECK(us_create_quic_socket_context(loop, files("/nonexistent.pem", argv[2]), 0, 5) == NULL);
+    server = us_create_quic_socket_context(loop, files(argv[1], argv[2]), 32, 5);
+    CHECK(server != NULL);
+    if (!server) return 1;
+    CHECK(us_quic_socket_context_ext(server) != NULL);
+    CHECK(us_quic_socket_context_loop(server) == loop);
+    CHECK(us_quic_socket_context_add_server_name(server, "*.example.test", files(argv[1], argv[2])) == 0);
+    CHECK(us_quic_socket_context_add_server_name(server, "bad.test", files(argv[1], "/nonexistent")) == -1);
+    us_quic_socket_context_set_conn_ext_size(server, 32);
+    us_quic_socket_context_set_max_header_size(server, 32 * 1024);
+    install(server);
+    listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
+    CHECK(listener != NULL);
+    CHECK(us_quic_listen_socket_port(listener) > 0);
+    char local[16];
+    CHECK(us_quic_listen_socket_local_address(listener, local, sizeof local) == 4);
+    CHECK(!memcmp(local, "\x7f\x00\x00\x01", 4));
+
+    client = us_create_quic_client_context(loop, 8, 16, 64);
+    CHECK(client != NULL);
+    install(client);
+    FILE *f = fopen(argv[1], "rb");
+    char pem[16384];
+    size_t pem_len = f ? fread(pem, 1, sizeof pem, f) : 0;
+    if (f) fclose(f);
+    CHECK(us_quic_socket_context_set_ca(client, "garbage", 7) == -1);
+    CHECK(us_quic_socket_context_set_ca(client, pem, (unsigned)pem_len) == 0);
+
+    /* A host name goes through a pending connect; one is cancelled. */
+    struct us_quic_pending_connect_s *pending = NULL;
+    us_quic_socket_t *qs = NULL;
+    CHECK(us_quic_socket_context_connect(client, "localhost", us_quic_listen_socket_port(listener), NULL, 1, &qs,
+              &pending, &marker) == 0);
+    CHECK(pending != NULL && qs == NULL);
+    CHECK(us_quic_pending_connect_user(pending) == &marker);
+    CHECK(us_quic_pending_connect_addrinfo(pending) == NULL);
+    CHECK(strcmp(us_quic_pending_connect_host(pending), "localhost") == 0);
+    CHECK(us_quic_pending_connect_set_address(pending, "not-an-ip") == -1);
+    CHECK(us_quic_pending_connect_set_address(pending, "127.0.0.1") == 0);
+    client_conn = us_quic_pending_connect_resolved(pending);
+    CHECK(client_conn != NULL);
+    struct us_quic_pending_connect_s *other = NULL;
+    CHECK(us_quic_socket_context_connect(client, "unused.test", 9, NULL, 1, &qs, &other, NULL) == 0);
+    us_quic_pending_connect_cancel(other);
+    CHECK(us_quic_socket_context_connect(client, "127.0.0.1", 0, NULL, 1, &qs, &other, NULL) == -1);
+
+    watchdog = us_create_timer(loop, 0, 0);
+    us_timer_set(watchdog, on_watchdog, 10000, 0);
+    us_quic_loop_flush_if_pending(loop);
+    us_quic_loop_process(loop);
+    us_loop_run(loop);
+
+    CHECK(hsk_ok == 1);
+    CHECK(responses_done >= 1);
+    CHECK(body_len == 5 && !memcmp(body, "hello", 5));
+    CHECK(kinds_seen[1] == 1 && kinds_seen[2] >= 1 && kinds_seen[3] == 1);
+    CHECK(reset_seen == 1);
+    CHECK(client_closes == 1 && server_closes == 1);
+    struct us_quic_context_stats_t st;
+    us_quic_socket_context_stats(server, &st);
+    CHECK(st.connections_accepted == 1 && st.requests >= 2 && st.connections_active == 0);
+    CHECK(st.bytes_sent > 0 && st.packets_received > 0);
+
+    us_quic_socket_context_free(client);
+    us_quic_socket_context_free(server);
+    us_loop_free(loop);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
