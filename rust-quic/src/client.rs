@@ -49,7 +49,7 @@ pub unsafe fn connect(
 }
 
 /// Starts the connection of a pending connect whose address was set.
-pub unsafe fn resolved(pc: Box<PendingConnect>) -> Result<*mut PeerContext, String> {
+pub unsafe fn resolved(pc: &PendingConnect) -> Result<*mut PeerContext, String> {
     let ip = pc.address.ok_or("no address was resolved")?;
     let host = pc.host.to_str().map_err(|_| "host is not UTF-8")?;
     let name = pc.sni.as_deref().unwrap_or(host).to_string();

@@ -245,13 +245,19 @@ pub(crate) unsafe fn enter(ctx: *mut Context) {
     (*ctx).depth += 1;
 }
 
-/// Leaves an engine frame; at depth zero the deferred stream closes fire and the
-/// sweep frees whatever was closed.
+/// Leaves an engine frame; leaving the outermost one fires the deferred stream
+/// closes. Nothing is freed here: an API call's caller may still hold pointers
+/// to what its callbacks closed, so memory goes only in `sweep_if_idle`, from
+/// the loop's own steps.
 pub(crate) unsafe fn leave(ctx: *mut Context) {
     if (*ctx).depth == 1 {
         fire_stream_closes(ctx);
     }
     (*ctx).depth -= 1;
+}
+
+/// The sweep, for the driver's entry points (loop post, end of an I/O batch).
+pub(crate) unsafe fn sweep_if_idle(ctx: *mut Context) {
     if (*ctx).depth == 0 {
         Sweep::run(ctx);
     }
@@ -298,6 +304,7 @@ pub unsafe fn after_io(ctx: *mut Context) {
     enter(ctx);
     run_dirty(ctx);
     leave(ctx);
+    sweep_if_idle(ctx);
 }
 
 /// Services and flushes every connection marked dirty. Bounded passes, so a
@@ -347,12 +354,16 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
     }
     run_dirty(ctx);
     leave(ctx);
+    sweep_if_idle(ctx);
 }
 
-/// Sends only, when something was written since the last flush.
+/// Sends only, when something was written since the last flush. (No sweep:
+/// the embedder may call this from inside its own callbacks.)
 pub unsafe fn flush_if_pending(ctx: *mut Context) {
     if (*ctx).flush_pending {
-        after_io(ctx);
+        enter(ctx);
+        run_dirty(ctx);
+        leave(ctx);
     }
 }
 
@@ -422,4 +433,5 @@ pub unsafe fn socket_writable(ls: *mut ListenSocket) {
         run_dirty(ctx);
     }
     leave(ctx);
+    sweep_if_idle(ctx);
 }

@@ -15,7 +15,9 @@ pub enum SendOutcome {
     Sent,
     /// The socket buffer is full after `sent` bytes; the driver calls
     /// `context::socket_writable` when more can go.
-    Blocked { sent: usize },
+    Blocked {
+        sent: usize,
+    },
     Failed,
 }
 

@@ -18,7 +18,6 @@ use crate::stream::{self, QuicHeader, Stream};
 use crate::tls::TlsOptions;
 use crate::usockets_driver::{self, UsocketsDriver};
 
-
 unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         None
@@ -54,7 +53,8 @@ unsafe fn file_or(list: Option<Vec<u8>>, file: *const c_char) -> Result<Option<V
 
 /// TLS material from usockets options: in-memory PEM wins over file names.
 pub unsafe fn tls_options(o: &us::us_bun_socket_context_options_t) -> Result<TlsOptions, String> {
-    let cert = file_or(pem_list(o.cert, o.cert_count), o.cert_file_name)?.ok_or("no certificate (cert or cert_file_name)")?;
+    let cert =
+        file_or(pem_list(o.cert, o.cert_count), o.cert_file_name)?.ok_or("no certificate (cert or cert_file_name)")?;
     let key = file_or(pem_list(o.key, o.key_count), o.key_file_name)?.ok_or("no private key (key or key_file_name)")?;
     let ca = file_or(pem_list(o.ca, o.ca_count), o.ca_file_name)?;
     let passphrase = cstr(o.passphrase).map(|p| p.as_bytes().to_vec());
@@ -215,7 +215,11 @@ unsafe fn write_ip(ip: IpAddr, buf: *mut c_char, cap: usize) -> c_int {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn us_quic_listen_socket_local_address(ls: *mut ListenSocket, buf: *mut c_char, len: c_int) -> c_int {
+pub unsafe extern "C" fn us_quic_listen_socket_local_address(
+    ls: *mut ListenSocket,
+    buf: *mut c_char,
+    len: c_int,
+) -> c_int {
     match ls.as_ref() {
         Some(l) => write_ip(l.local.ip(), buf, len.max(0) as usize),
         None => -1,
@@ -281,7 +285,8 @@ pub unsafe extern "C" fn us_quic_pending_connect_resolved(pc: *mut PendingConnec
     if pc.is_null() {
         return std::ptr::null_mut();
     }
-    match client::resolved(Box::from_raw(pc)) {
+    let pending = Box::from_raw(pc);
+    match client::resolved(&pending) {
         Ok(c) => c,
         Err(e) => {
             report("pending connect", &e);
@@ -409,7 +414,13 @@ unsafe fn fields_from<'a>(headers: *const QuicHeader, count: c_uint) -> Option<V
         if (h.name.is_null() && h.name_len > 0) || (h.value.is_null() && h.value_len > 0) {
             return None;
         }
-        let slice = |p: *const c_char, n: c_uint| if n == 0 { &[][..] } else { std::slice::from_raw_parts(p.cast::<u8>(), n as usize) };
+        let slice = |p: *const c_char, n: c_uint| {
+            if n == 0 {
+                &[][..]
+            } else {
+                std::slice::from_raw_parts(p.cast::<u8>(), n as usize)
+            }
+        };
         out.push(FieldRef { name: slice(h.name, h.name_len), value: slice(h.value, h.value_len) });
     }
     Some(out)
@@ -425,7 +436,7 @@ pub unsafe extern "C" fn us_quic_stream_send_headers(
     let Some(fields) = fields_from(headers, count) else { return -1 };
     with_stream(s, -1, |s| match stream::send_headers(s, &fields, end_stream != 0) {
         Ok(()) => 0,
-        Err(()) => -1,
+        Err(_) => -1,
     })
 }
 
@@ -437,7 +448,7 @@ pub unsafe extern "C" fn us_quic_stream_send_informational(s: *mut Stream, statu
     let status = CStr::from_ptr(status3).to_bytes();
     with_stream(s, -1, |s| match stream::send_informational(s, status) {
         Ok(()) => 0,
-        Err(()) => -1,
+        Err(_) => -1,
     })
 }
 
@@ -503,9 +514,7 @@ pub unsafe extern "C" fn us_quic_stream_header_count(s: *mut Stream) -> c_uint {
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_header(s: *mut Stream, i: c_uint) -> *const QuicHeader {
-    s.as_ref()
-        .and_then(|s| stream::headers(s).get(i as usize))
-        .map_or(std::ptr::null(), |h| h as *const QuicHeader)
+    s.as_ref().and_then(|s| stream::headers(s).get(i as usize)).map_or(std::ptr::null(), |h| h as *const QuicHeader)
 }
 
 #[no_mangle]
@@ -582,7 +591,11 @@ pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
 }
 
 #[no_mangle]
-pub unsafe extern "C" fn us_quic_socket_close_error(s: *mut PeerContext, code: *mut c_ulonglong, is_app: *mut c_int) -> c_int {
+pub unsafe extern "C" fn us_quic_socket_close_error(
+    s: *mut PeerContext,
+    code: *mut c_ulonglong,
+    is_app: *mut c_int,
+) -> c_int {
     let Some(pc) = s.as_ref() else { return 0 };
     match peer_context::close_error(pc) {
         Some((c, app)) => {

@@ -245,6 +245,10 @@ pub fn parse_settings(mut p: &[u8]) -> Result<PeerSettings, u64> {
     Ok(s)
 }
 
+/// A message (or field) that breaks HTTP/3's rules: "malformed" in RFC 9114 4.1.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Malformed;
+
 /// A header field borrowed from the caller, for the QPACK encoder.
 pub struct FieldRef<'a> {
     pub name: &'a [u8],
@@ -261,10 +265,10 @@ impl NameValue for FieldRef<'_> {
 }
 
 /// Encodes a header block as a complete HEADERS frame appended to `out`.
-pub fn encode_headers_frame(fields: &[FieldRef<'_>], out: &mut Vec<u8>) -> Result<(), ()> {
+pub fn encode_headers_frame(fields: &[FieldRef<'_>], out: &mut Vec<u8>) -> Result<(), Malformed> {
     let bound: usize = fields.iter().map(|f| f.name.len() + f.value.len() + 16).sum::<usize>() + 16;
     let mut block = vec![0u8; bound];
-    let n = quiche::h3::qpack::Encoder::new().encode(fields, &mut block).map_err(|_| ())?;
+    let n = quiche::h3::qpack::Encoder::new().encode(fields, &mut block).map_err(|_| Malformed)?;
     put_frame_header(out, FRAME_HEADERS, n as u64);
     out.extend_from_slice(&block[..n]);
     Ok(())
@@ -307,16 +311,16 @@ fn valid_value(value: &[u8]) -> bool {
 }
 
 /// Parses content-length; repeated values (or a comma list) must all agree.
-fn merge_content_length(current: Option<u64>, value: &[u8]) -> Result<Option<u64>, ()> {
+fn merge_content_length(current: Option<u64>, value: &[u8]) -> Result<Option<u64>, Malformed> {
     let mut result = current;
     for part in value.split(|&c| c == b',') {
         let part = trim(part);
         if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-            return Err(());
+            return Err(Malformed);
         }
-        let v: u64 = std::str::from_utf8(part).map_err(|_| ())?.parse().map_err(|_| ())?;
+        let v: u64 = std::str::from_utf8(part).map_err(|_| Malformed)?.parse().map_err(|_| Malformed)?;
         match result {
-            Some(prev) if prev != v => return Err(()),
+            Some(prev) if prev != v => return Err(Malformed),
             _ => result = Some(v),
         }
     }
@@ -334,20 +338,20 @@ fn trim(mut s: &[u8]) -> &[u8] {
 }
 
 /// Rules common to every field section (RFC 9114 4.2, 4.3).
-fn check_regular_field(name: &[u8], value: &[u8]) -> Result<(), ()> {
+fn check_regular_field(name: &[u8], value: &[u8]) -> Result<(), Malformed> {
     if !valid_name(name) || !valid_value(value) {
-        return Err(());
+        return Err(Malformed);
     }
     match name {
-        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => Err(()),
-        b"te" if value != b"trailers" => Err(()),
+        b"connection" | b"keep-alive" | b"proxy-connection" | b"transfer-encoding" | b"upgrade" => Err(Malformed),
+        b"te" if value != b"trailers" => Err(Malformed),
         _ => Ok(()),
     }
 }
 
 /// Validates a request head: pseudo-headers present once each and first, no
 /// forbidden fields, values without CR/LF/NUL (RFC 9114 4.3.1).
-pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> Result<MessageHead, ()> {
+pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> Result<MessageHead, Malformed> {
     let mut head = MessageHead::default();
     let (mut method, mut scheme, mut path, mut authority, mut protocol) = (None, None, None, None, None);
     let mut regular_seen = false;
@@ -356,7 +360,7 @@ pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> R
         let (name, value) = (f.name(), f.value());
         if let Some(pseudo) = name.strip_prefix(b":") {
             if regular_seen {
-                return Err(());
+                return Err(Malformed);
             }
             let slot = match pseudo {
                 b"method" => &mut method,
@@ -364,10 +368,10 @@ pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> R
                 b"path" => &mut path,
                 b"authority" => &mut authority,
                 b"protocol" if extended_connect => &mut protocol,
-                _ => return Err(()),
+                _ => return Err(Malformed),
             };
             if slot.is_some() || !valid_value(value) {
-                return Err(());
+                return Err(Malformed);
             }
             *slot = Some(value);
             continue;
@@ -380,37 +384,37 @@ pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> R
             host = Some(value);
         }
     }
-    let method = method.ok_or(())?;
+    let method = method.ok_or(Malformed)?;
     if method.is_empty() || !valid_name(&method.to_ascii_lowercase()) {
-        return Err(());
+        return Err(Malformed);
     }
     head.is_head_request = method == b"HEAD";
     head.is_connect = method == b"CONNECT";
     if head.is_connect && protocol.is_none() {
         // Plain CONNECT: authority only.
         if authority.is_none() || scheme.is_some() || path.is_some() {
-            return Err(());
+            return Err(Malformed);
         }
         return Ok(head);
     }
     if protocol.is_some() && !head.is_connect {
-        return Err(());
+        return Err(Malformed);
     }
-    let path = path.ok_or(())?;
-    scheme.filter(|s| !s.is_empty()).ok_or(())?;
+    let path = path.ok_or(Malformed)?;
+    scheme.filter(|s| !s.is_empty()).ok_or(Malformed)?;
     if path.is_empty() || !(path[0] == b'/' || (path == b"*" && method == b"OPTIONS")) {
-        return Err(());
+        return Err(Malformed);
     }
     if let (Some(a), Some(h)) = (authority, host) {
         if a != h {
-            return Err(());
+            return Err(Malformed);
         }
     }
     Ok(head)
 }
 
 /// Validates a response head (informational or final).
-pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, ()> {
+pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, Malformed> {
     let mut head = MessageHead::default();
     let mut status = None;
     let mut regular_seen = false;
@@ -418,12 +422,12 @@ pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, ()> 
         let (name, value) = (f.name(), f.value());
         if name.first() == Some(&b':') {
             if regular_seen || name != b":status" || status.is_some() {
-                return Err(());
+                return Err(Malformed);
             }
             if value.len() != 3 || !value.iter().all(u8::is_ascii_digit) {
-                return Err(());
+                return Err(Malformed);
             }
-            status = Some(std::str::from_utf8(value).map_err(|_| ())?.parse::<u16>().map_err(|_| ())?);
+            status = Some(std::str::from_utf8(value).map_err(|_| Malformed)?.parse::<u16>().map_err(|_| Malformed)?);
             continue;
         }
         regular_seen = true;
@@ -432,15 +436,15 @@ pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, ()> 
             head.content_length = merge_content_length(head.content_length, value)?;
         }
     }
-    head.status = status.filter(|s| *s >= 100).ok_or(())?;
+    head.status = status.filter(|s| *s >= 100).ok_or(Malformed)?;
     Ok(head)
 }
 
 /// Trailers carry no pseudo-headers.
-pub fn validate_trailers<H: NameValue>(fields: &[H]) -> Result<(), ()> {
+pub fn validate_trailers<H: NameValue>(fields: &[H]) -> Result<(), Malformed> {
     for f in fields {
         if f.name().first() == Some(&b':') {
-            return Err(());
+            return Err(Malformed);
         }
         check_regular_field(f.name(), f.value())?;
     }
@@ -522,7 +526,13 @@ mod tests {
         for (i, fields) in bad.iter().enumerate() {
             assert!(validate_request(fields, false).is_err(), "case {i} should be rejected");
         }
-        let cl = [f(":method", "POST"), f(":scheme", "https"), f(":path", "/"), f("content-length", "5"), f("content-length", "5")];
+        let cl = [
+            f(":method", "POST"),
+            f(":scheme", "https"),
+            f(":path", "/"),
+            f("content-length", "5"),
+            f("content-length", "5"),
+        ];
         assert_eq!(validate_request(&cl, false).unwrap().content_length, Some(5));
     }
 

@@ -362,7 +362,12 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
         }
     }
     // QPACK streams: with a zero-capacity table there is nothing to apply.
-    if fin && matches!(ty, http3::STREAM_TYPE_CONTROL | http3::STREAM_TYPE_QPACK_ENCODER | http3::STREAM_TYPE_QPACK_DECODER) {
+    if fin
+        && matches!(
+            ty,
+            http3::STREAM_TYPE_CONTROL | http3::STREAM_TYPE_QPACK_ENCODER | http3::STREAM_TYPE_QPACK_DECODER
+        )
+    {
         return Err(http3::H3_CLOSED_CRITICAL_STREAM);
     }
     Ok(())
@@ -419,7 +424,7 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
         // A client's GOAWAY carries a push ID; we have no pushes.
         return Ok(());
     }
-    if gid % 4 != 0 || (*pc).h3.goaway_received.is_some_and(|prev| gid > prev) {
+    if !gid.is_multiple_of(4) || (*pc).h3.goaway_received.is_some_and(|prev| gid > prev) {
         return Err(http3::H3_ID_ERROR);
     }
     let first = (*pc).h3.goaway_received.is_none();

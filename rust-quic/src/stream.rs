@@ -36,6 +36,11 @@ pub enum HeadersKind {
     Trailers = 3,
 }
 
+/// The stream's state does not allow this send (finished, reset, FIN already
+/// requested, headers out of order, or a field the encoder refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendRefused;
+
 pub struct Stream {
     pub id: u64,
     pub conn: *mut PeerContext,
@@ -253,11 +258,9 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
                     // too (QPACK literals only grow when decoded): skip, don't buffer.
                     (*s).header_discard = len > max_header;
                 }
-                http3::FRAME_DATA => {
-                    if !(*s).head_done || (*s).trailers_done {
-                        peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
-                        return;
-                    }
+                http3::FRAME_DATA if !(*s).head_done || (*s).trailers_done => {
+                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
+                    return;
                 }
                 http3::FRAME_SETTINGS
                 | http3::FRAME_GOAWAY
@@ -269,10 +272,8 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
                 }
                 _ => {}
             },
-            FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } => {
-                if !(*s).header_discard {
-                    (*s).header_block.extend_from_slice(data);
-                }
+            FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } if !(*s).header_discard => {
+                (*s).header_block.extend_from_slice(data);
             }
             FrameEvent::Chunk { ty: http3::FRAME_DATA, data } => {
                 (*s).body_received += data.len() as u64;
@@ -325,7 +326,8 @@ unsafe fn on_fin(s: *mut Stream) {
         return;
     }
     if !(*s).head_done {
-        let code = if (*(*pc).ctx).role == Role::Server { http3::H3_REQUEST_INCOMPLETE } else { http3::H3_MESSAGE_ERROR };
+        let code =
+            if (*(*pc).ctx).role == Role::Server { http3::H3_REQUEST_INCOMPLETE } else { http3::H3_MESSAGE_ERROR };
         fail(s, code);
         return;
     }
@@ -567,35 +569,40 @@ unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8]) {
 
 /// Sends a header block. The first final block is the message head; a block
 /// after it is trailers (no pseudo-headers allowed).
-pub unsafe fn send_headers(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool) -> Result<(), ()> {
+pub unsafe fn send_headers(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool) -> Result<(), SendRefused> {
     send_headers_inner(s, fields, end_stream, false)
 }
 
-pub unsafe fn send_informational(s: *mut Stream, status: &[u8]) -> Result<(), ()> {
+pub unsafe fn send_informational(s: *mut Stream, status: &[u8]) -> Result<(), SendRefused> {
     let is_1xx = status.len() == 3 && status[0] == b'1' && status.iter().all(u8::is_ascii_digit);
     if !is_1xx || status == b"101" || (*(*(*s).conn).ctx).role != Role::Server {
-        return Err(());
+        return Err(SendRefused);
     }
     send_headers_inner(s, &[FieldRef { name: b":status", value: status }], false, true)
 }
 
-unsafe fn send_headers_inner(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool, informational: bool) -> Result<(), ()> {
+unsafe fn send_headers_inner(
+    s: *mut Stream,
+    fields: &[FieldRef<'_>],
+    end_stream: bool,
+    informational: bool,
+) -> Result<(), SendRefused> {
     let pc = (*s).conn;
     if (*s).finished || (*s).fin_requested || (*s).reset_sent || (*pc).finalized || !is_h3(&*s) {
-        return Err(());
+        return Err(SendRefused);
     }
     if informational && (*s).final_headers_sent {
-        return Err(());
+        return Err(SendRefused);
     }
     let trailers = (*s).final_headers_sent;
     if trailers && fields.iter().any(|f| f.name.first() == Some(&b':')) {
-        return Err(());
+        return Err(SendRefused);
     }
     if !trailers && !informational && (*(*pc).ctx).role == Role::Client {
         (*s).is_head_request = fields.iter().any(|f| f.name == b":method" && f.value == b"HEAD");
     }
     let mut frame = Vec::with_capacity(256);
-    http3::encode_headers_frame(fields, &mut frame)?;
+    http3::encode_headers_frame(fields, &mut frame).map_err(|_| SendRefused)?;
     (*s).pending.extend_from_slice(&frame);
     if !informational {
         (*s).final_headers_sent = true;

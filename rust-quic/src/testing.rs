@@ -92,7 +92,13 @@ impl MemoryDriver {
 }
 
 impl Driver for MemoryDriver {
-    fn bind(&mut self, owner: *mut ListenSocket, _host: Option<&str>, port: u16, _flags: i32) -> Result<(SocketHandle, SocketAddr), i32> {
+    fn bind(
+        &mut self,
+        owner: *mut ListenSocket,
+        _host: Option<&str>,
+        port: u16,
+        _flags: i32,
+    ) -> Result<(SocketHandle, SocketAddr), i32> {
         let mut net = self.net.borrow_mut();
         let port = if port == 0 {
             net.next_port += 1;
@@ -155,7 +161,12 @@ pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
 
 /// Runs the contexts until `done()` or `timeout`: delivers datagrams, fires
 /// timers (sleeping until the next one when the network is quiet).
-pub unsafe fn run_until(net: &SharedNetwork, ctxs: &[*mut Context], timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+pub unsafe fn run_until(
+    net: &SharedNetwork,
+    ctxs: &[*mut Context],
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         pump(net, 100_000);
@@ -171,7 +182,9 @@ pub unsafe fn run_until(net: &SharedNetwork, ctxs: &[*mut Context], timeout: Dur
         if net.borrow().queue.is_empty() {
             let next = ctxs.iter().filter_map(|&c| context::next_timeout(&*c)).min();
             let wait = next.map_or(Duration::from_millis(1), |t| t.saturating_duration_since(Instant::now()));
-            std::thread::sleep(wait.min(Duration::from_millis(20)).min(deadline.saturating_duration_since(Instant::now())));
+            std::thread::sleep(
+                wait.min(Duration::from_millis(20)).min(deadline.saturating_duration_since(Instant::now())),
+            );
         }
     }
 }

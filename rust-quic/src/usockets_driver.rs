@@ -149,6 +149,7 @@ unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_p
     }
     context::run_dirty(ctx);
     context::leave(ctx);
+    context::sweep_if_idle(ctx);
 }
 
 unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {

@@ -95,6 +95,8 @@ pub struct World {
     /// Close-from-callback experiments: the callback name that closes.
     pub close_in: Option<&'static str>,
     pub close_log: Vec<&'static str>,
+    /// Connections whose on_close ran: their pointers die at the next sweep.
+    pub closed_conns: Vec<usize>,
 }
 
 thread_local! {
@@ -103,6 +105,10 @@ thread_local! {
 
 pub fn world<R>(f: impl FnOnce(&mut World) -> R) -> R {
     WORLD.with(|w| f(&mut w.borrow_mut()))
+}
+
+pub fn is_closed(pc: *mut PeerContext) -> bool {
+    world(|w| w.closed_conns.contains(&(pc as usize)))
 }
 
 pub fn reset_world() {
@@ -144,7 +150,10 @@ pub unsafe extern "C" fn on_goaway(_s: *mut PeerContext) {
 }
 
 pub unsafe extern "C" fn on_close(s: *mut PeerContext) {
-    world(|w| w.closed += 1);
+    world(|w| {
+        w.closed += 1;
+        w.closed_conns.push(s as usize);
+    });
     if closing_here("close") {
         us_quic_socket_close(s); // closing again from on_close must be harmless
     }
@@ -368,7 +377,8 @@ pub unsafe fn pair_with(server_settings: Settings, client_settings: Settings) ->
     reset_world();
     let net = testing::network();
     let (tls, cert) = server_tls();
-    let server = Box::into_raw(Context::new_server(&tls, server_settings, 16, MemoryDriver::new(&net, "127.0.0.1")).unwrap());
+    let server =
+        Box::into_raw(Context::new_server(&tls, server_settings, 16, MemoryDriver::new(&net, "127.0.0.1")).unwrap());
     let client = Box::into_raw(Context::new_client(client_settings, 16, MemoryDriver::new(&net, "127.0.0.2")));
     install_callbacks(server);
     install_callbacks(client);
@@ -409,7 +419,10 @@ impl Pair {
             let got: Vec<(u64, u16, i64, usize)> =
                 world(|w| w.responses.iter().map(|m| (m.id, m.status(), m.error, m.body.len())).collect());
             let pending = world(|w| w.requests.len());
-            panic!("{} of {n} responses arrived (id, status, error, body): {got:?}; {pending} requests never got a stream", got.len());
+            panic!(
+                "{} of {n} responses arrived (id, status, error, body): {got:?}; {pending} requests never got a stream",
+                got.len()
+            );
         }
         let mut out = world(|w| std::mem::take(&mut w.responses));
         out.sort_by_key(|m| m.id);

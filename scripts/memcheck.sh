@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Memory safety across the C ABI under valgrind: the ABI test (real sockets, closes
+# from inside callbacks) and the engine tests that close objects from every callback
+# and free a context from inside one. Fails on any invalid access or definite leak.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/gen-cert.sh build/certs
+VG=(valgrind --quiet --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
+echo "memcheck: abi-test"
+"${VG[@]}" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
+bin=$(cargo test -p rust-quic --test robustness --no-run --message-format=json 2>/dev/null \
+  | python3 -c 'import sys,json
+for l in sys.stdin:
+    m=json.loads(l)
+    if m.get("reason")=="compiler-artifact" and m.get("executable") and "robustness" in m["executable"]: print(m["executable"])' | tail -1)
+echo "memcheck: engine close-from-callback tests"
+"${VG[@]}" "$bin" --test-threads=1 close_from_every_callback context_freed_from_inside_a_callback
