@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every test: lint, engine tests (cargo), the C ABI test, valgrind memcheck,
+# interop with aioquic / ngtcp2 / Chromium / Bun's lsquic. Installs what is missing.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh --peers || exit 1
+
+passed=0 failed=0 names=()
+stage() {
+  local name=$1; shift
+  echo "=== $name"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); names+=("$name"); fi
+}
+stage "cargo fmt --check" cargo fmt --all -- --check
+stage "cargo clippy -D warnings" cargo clippy --all-targets -p rust-quic -p usockets-sys -- -D warnings
+stage "cargo test (engine)" cargo test -p rust-quic
+stage "build native programs" make native
+stage "certificate" scripts/gen-cert.sh build/certs
+stage "C ABI test" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
+stage "valgrind memcheck" scripts/memcheck.sh
+stage "interop (aioquic, ngtcp2, Chromium, Bun lsquic)" python3 -m pytest -q -p no:cacheprovider tests/interop
+
+echo
+[ ${#names[@]} -gt 0 ] && echo "failed stages: ${names[*]}"
+echo "stages: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
