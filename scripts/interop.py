@@ -23,6 +23,7 @@ CASES = {
     "test_chromium_loads_page_and_1mb_over_http3": ("Chromium (headless, forced QUIC)", "server", "page + 1 MB fetch (SHA-256 checked in page JS)"),
     "test_bun_native_client_downloads_1mb": ("Bun 1.4.5 native fetch (lsquic)", "server", "GET 1 MB, byte-exact"),
     "test_bun_native_client_posts_echo": ("Bun 1.4.5 native fetch (lsquic)", "server", "POST 300 kB to /echo"),
+    "test_dead_udp_port_fails_fast": ("(no server: closed UDP port)", "client", "fails at once with ECONNREFUSED (ICMP)"),
     "test_our_client_gets_aioquic_page": ("aioquic 1.7.2 http3_server.py", "client", "GET a page"),
     "test_our_client_downloads_1mb_from_aioquic": ("aioquic 1.7.2 http3_server.py", "client", "GET 1 MB"),
     "test_our_client_posts_to_aioquic_echo": ("aioquic 1.7.2 http3_server.py", "client", "POST 300 kB to /echo"),

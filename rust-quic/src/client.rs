@@ -65,7 +65,7 @@ unsafe fn start(
 ) -> Result<*mut PeerContext, String> {
     let bind = if peer.is_ipv4() { "0.0.0.0" } else { "::" };
     let ext_size = (*ctx).settings.stream_ext_size;
-    let ls = listen_socket::listen(ctx, Some(bind), 0, 0, ext_size)
+    let ls = listen_socket::listen(ctx, Some(bind), 0, 0, ext_size, Some(peer))
         .map_err(|e| format!("bind failed: {}", std::io::Error::from_raw_os_error(e)))?;
     let name_is_ip = server_name.parse::<IpAddr>().is_ok();
     // SNI never carries an IP literal (RFC 6066).

@@ -421,6 +421,22 @@ pub unsafe fn destroy(ctx: *mut Context) {
     drop(Box::from_raw(ctx));
 }
 
+/// The driver reports a socket error (ICMP port or host unreachable on a
+/// client's connected socket): the connection fails now instead of waiting for
+/// the handshake or idle timeout.
+pub unsafe fn socket_error(ls: *mut ListenSocket, errno: i32) {
+    let ctx = (*ls).ctx;
+    let Some(pc) = (*ls).client_conn else { return };
+    enter(ctx);
+    if !(*pc).finalized {
+        (*pc).socket_error = Some(errno);
+        let _ = (*pc).conn.close(false, 0, b"");
+        crate::peer_context::finalize(pc);
+    }
+    leave(ctx);
+    sweep_if_idle(ctx);
+}
+
 pub unsafe fn socket_writable(ls: *mut ListenSocket) {
     let ctx = (*ls).ctx;
     enter(ctx);

@@ -23,12 +23,15 @@ pub enum SendOutcome {
 
 pub trait Driver {
     /// Binds a UDP socket whose datagrams go to `owner` (a `ListenSocket`).
+    /// With `connect_to` (a client's socket) the socket is connected to that peer,
+    /// so ICMP errors come back through `context::socket_error`.
     fn bind(
         &mut self,
         owner: *mut crate::listen_socket::ListenSocket,
         host: Option<&str>,
         port: u16,
         flags: i32,
+        connect_to: Option<SocketAddr>,
     ) -> Result<(SocketHandle, SocketAddr), i32>;
 
     /// Sends `data` as datagrams of `segment_size` bytes (the last may be shorter).

@@ -178,7 +178,7 @@ pub unsafe extern "C" fn us_quic_socket_context_listen(
         return std::ptr::null_mut();
     }
     let host = cstr(host).filter(|h| !h.is_empty());
-    match listen_socket::listen(ctx, host, port as u16, flags, stream_ext_size as usize) {
+    match listen_socket::listen(ctx, host, port as u16, flags, stream_ext_size as usize, None) {
         Ok(ls) => ls,
         Err(e) => {
             report("listen", &std::io::Error::from_raw_os_error(e).to_string());
@@ -609,6 +609,11 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
         }
         None => 0,
     }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_errno(s: *mut PeerContext) -> c_int {
+    s.as_ref().and_then(|pc| pc.socket_error).unwrap_or(0)
 }
 
 #[no_mangle]

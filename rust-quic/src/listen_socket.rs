@@ -47,6 +47,7 @@ pub unsafe fn listen(
     port: u16,
     flags: i32,
     stream_ext_size: usize,
+    connect_to: Option<SocketAddr>,
 ) -> Result<*mut ListenSocket, i32> {
     let ls = Box::into_raw(Box::new(ListenSocket {
         ctx,
@@ -61,7 +62,7 @@ pub unsafe fn listen(
         blocked: VecDeque::new(),
         blocked_bytes: 0,
     }));
-    match (*ctx).driver.bind(ls, host, port, flags) {
+    match (*ctx).driver.bind(ls, host, port, flags, connect_to) {
         Ok((handle, local)) => {
             (*ls).handle = handle;
             (*ls).local = local;

@@ -67,6 +67,8 @@ pub struct PeerContext {
     /// Server side of a graceful close: when to give up waiting for the client
     /// to close first.
     pub(crate) close_at: Option<Instant>,
+    /// The socket error that ended the connection (ECONNREFUSED from ICMP, ...).
+    pub socket_error: Option<i32>,
 }
 
 pub(crate) unsafe fn create(
@@ -101,6 +103,7 @@ pub(crate) unsafe fn create(
         verify_ip: None,
         closing_gracefully: false,
         close_at: None,
+        socket_error: None,
     }));
     (*ctx).connections.push(pc);
     (*ctx).stats.connections_active += 1;

@@ -65,6 +65,8 @@ pub struct Network {
     pub queue: VecDeque<Datagram>,
     sockets: HashMap<SocketAddr, *mut ListenSocket>,
     handles: Vec<SocketAddr>,
+    /// Connected sockets get ICMP port unreachable, like the kernel's.
+    connected: Vec<SocketAddr>,
     next_port: u16,
     /// Datagrams sent in total, and how many the filter dropped.
     pub sent: u64,
@@ -98,6 +100,7 @@ impl Driver for MemoryDriver {
         _host: Option<&str>,
         port: u16,
         _flags: i32,
+        connect_to: Option<SocketAddr>,
     ) -> Result<(SocketHandle, SocketAddr), i32> {
         let mut net = self.net.borrow_mut();
         let port = if port == 0 {
@@ -112,6 +115,9 @@ impl Driver for MemoryDriver {
         }
         net.sockets.insert(addr, owner);
         net.handles.push(addr);
+        if connect_to.is_some() {
+            net.connected.push(addr);
+        }
         Ok((net.handles.len() as *mut c_void, addr))
     }
 
@@ -149,11 +155,18 @@ pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
         let next = net.borrow_mut().queue.pop_front();
         let Some(mut d) = next else { break };
         n += 1;
-        let target = net.borrow().sockets.get(&d.to).copied();
-        if let Some(ls) = target {
-            let ctx = (*ls).ctx;
-            context::recv_datagram(ls, &mut d.data, d.from, d.to);
-            context::after_io(ctx);
+        let (target, sender, connected) = {
+            let n = net.borrow();
+            (n.sockets.get(&d.to).copied(), n.sockets.get(&d.from).copied(), n.connected.contains(&d.from))
+        };
+        match (target, sender) {
+            (Some(ls), _) => {
+                let ctx = (*ls).ctx;
+                context::recv_datagram(ls, &mut d.data, d.from, d.to);
+                context::after_io(ctx);
+            }
+            (None, Some(from_ls)) if connected => context::socket_error(from_ls, libc::ECONNREFUSED),
+            _ => {}
         }
     }
     n

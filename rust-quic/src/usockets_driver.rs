@@ -71,6 +71,7 @@ impl Driver for UsocketsDriver {
         host: Option<&str>,
         port: u16,
         flags: i32,
+        connect_to: Option<SocketAddr>,
     ) -> Result<(SocketHandle, SocketAddr), i32> {
         let host_c = match host.map(CString::new) {
             Some(Ok(c)) => Some(c),
@@ -94,6 +95,15 @@ impl Driver for UsocketsDriver {
             );
             if s.is_null() {
                 return Err(if err == 0 { libc::EINVAL } else { err });
+            }
+            if let Some(peer) = connect_to {
+                let ss = std_to_sockaddr(&peer);
+                let e = us::us_udp_socket_connect(s, (&ss as *const libc::sockaddr_storage).cast());
+                if e != 0 {
+                    us::us_udp_socket_close(s);
+                    return Err(e);
+                }
+                us::us_udp_socket_on_error(s, Some(on_error));
             }
             let mut ss: libc::sockaddr_storage = std::mem::zeroed();
             us::us_udp_socket_bound_addr(s, (&mut ss as *mut libc::sockaddr_storage).cast());
@@ -150,6 +160,11 @@ unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_p
     context::run_dirty(ctx);
     context::leave(ctx);
     context::sweep_if_idle(ctx);
+}
+
+unsafe extern "C" fn on_error(s: *mut us::us_udp_socket_t, err: c_int) {
+    let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
+    context::socket_error(ls, err);
 }
 
 unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {

@@ -212,6 +212,23 @@ fn sni_selects_the_certificate() {
 }
 
 #[test]
+fn dead_port_fails_the_handshake_at_once() {
+    unsafe {
+        let p = pair();
+        let pc = match client::connect(p.client, "127.0.0.1", 9, None, false, std::ptr::null_mut()).unwrap() {
+            client::Connect::Now(pc) => pc,
+            client::Connect::Pending(_) => unreachable!(),
+        };
+        let t = std::time::Instant::now();
+        assert!(p.run(5, || world(|w| w.hsk_failed == 1)));
+        assert!(t.elapsed() < std::time::Duration::from_millis(500), "no waiting for a timeout");
+        assert_eq!(us_quic_socket_errno(pc), libc::ECONNREFUSED);
+        assert_eq!(world(|w| w.closed), 1);
+        p.free();
+    }
+}
+
+#[test]
 fn make_stream_waits_for_stream_credit() {
     unsafe {
         let server = Settings { max_streams_bidi: 4, ..Settings::default() };

@@ -129,6 +129,17 @@ def test_bun_native_client_posts_echo(our_server, site):
     assert (status, digest) == ("200", sha256((site / "post.bin").read_bytes()))
 
 
+def test_dead_udp_port_fails_fast():
+    # Upstream's client waits for a timeout; ours hears the ICMP port unreachable.
+    import time
+    port = free_udp_port()
+    start = time.monotonic()
+    r = run([str(BIN / "h3-client"), "--insecure", f"https://127.0.0.1:{port}/"], timeout=30)
+    assert r.returncode == 1
+    assert b"refused" in r.stderr.lower(), r.stderr
+    assert time.monotonic() - start < 2
+
+
 # ---- our client, peers as servers ----
 
 def h3_client(target, *args):

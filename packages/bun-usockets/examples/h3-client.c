@@ -67,7 +67,8 @@ static void pump(us_quic_stream_t *s) {
 
 static void on_hsk_done(us_quic_socket_t *s, int ok) {
     if (!ok) {
-        fprintf(stderr, "h3-client: handshake with %s failed\n", authority);
+        int err = us_quic_socket_errno(s);
+        fprintf(stderr, "h3-client: handshake with %s failed%s%s\n", authority, err ? ": " : "", err ? strerror(err) : "");
         finish(1);
         return;
     }

@@ -128,6 +128,12 @@ int us_udp_socket_send(struct us_udp_socket_t *s, void **payloads, size_t *lengt
  * sent: *sent_bytes says how much; drain_cb follows), -1 on another error. */
 int us_udp_socket_send_segments(struct us_udp_socket_t *s, const char *data, size_t len,
     size_t segment_size, const struct sockaddr_storage *to, size_t *sent_bytes);
+/* Extensions. Connect the socket to one peer (a client's socket): the kernel then
+ * reports ICMP errors such as port unreachable, which error_cb receives as an
+ * errno value (ECONNREFUSED, EHOSTUNREACH, ...). 0 on success, else an errno. */
+int us_udp_socket_connect(struct us_udp_socket_t *s, const struct sockaddr_storage *peer);
+void us_udp_socket_on_error(struct us_udp_socket_t *s, void (*error_cb)(struct us_udp_socket_t *s, int err));
+
 /* Whether sends use UDP GSO (the kernel accepted UDP_SEGMENT). */
 int us_udp_socket_gso_enabled(struct us_udp_socket_t *s);
 

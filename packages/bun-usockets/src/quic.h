@@ -225,6 +225,10 @@ unsigned long long us_quic_stream_id(us_quic_stream_t *s);
 /* The connection's close error: 1 if the peer or we sent CONNECTION_CLOSE with an
  * error, with its code and whether it was an application (H3) code. */
 int us_quic_socket_close_error(us_quic_socket_t *s, unsigned long long *code, int *is_app);
+/* The socket error that ended a client connection (ECONNREFUSED when the server's
+ * port answered with ICMP port unreachable, ...), or 0. A dead port fails the
+ * handshake at once (on_hsk_done(s, 0)) instead of after a timeout. */
+int us_quic_socket_errno(us_quic_socket_t *s);
 /* Host name for a pending connect (NUL-terminated, owned by pc). */
 const char *us_quic_pending_connect_host(struct us_quic_pending_connect_s *pc);
 /* Set the resolved IP literal (v4 or v6). 0 on success, -1 if not an IP. */

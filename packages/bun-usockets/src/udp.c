@@ -48,6 +48,7 @@ struct us_udp_socket_t {
     void (*data_cb)(struct us_udp_socket_t *, struct us_udp_packet_buffer_t *, int);
     void (*drain_cb)(struct us_udp_socket_t *);
     void (*close_cb)(struct us_udp_socket_t *);
+    void (*error_cb)(struct us_udp_socket_t *, int);
     void *user;
     int family;
     int port;
@@ -178,6 +179,38 @@ struct us_loop_t *us_udp_socket_loop(struct us_udp_socket_t *s) { return s->loop
 int us_udp_socket_fd(struct us_udp_socket_t *s) { return s->poll.fd; }
 int us_udp_socket_bound_port(struct us_udp_socket_t *s) { return s->port; }
 int us_udp_socket_gso_enabled(struct us_udp_socket_t *s) { return s->gso; }
+
+void us_udp_socket_on_error(struct us_udp_socket_t *s, void (*error_cb)(struct us_udp_socket_t *, int)) {
+    s->error_cb = error_cb;
+}
+
+int us_udp_socket_connect(struct us_udp_socket_t *s, const struct sockaddr_storage *peer) {
+    struct sockaddr_storage scratch;
+    const struct sockaddr_storage *to = peer;
+    if (s->family == AF_INET6 && peer->ss_family == AF_INET) {
+        /* same v4-mapping as for sends */
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)peer;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&scratch;
+        memset(&scratch, 0, sizeof scratch);
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = v4->sin_port;
+        v6->sin6_addr.s6_addr[10] = 0xff;
+        v6->sin6_addr.s6_addr[11] = 0xff;
+        memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
+        to = &scratch;
+    }
+    socklen_t len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return connect(s->poll.fd, (const struct sockaddr *)to, len) == 0 ? 0 : errno;
+}
+
+/* Reports a pending socket error (an ICMP error on a connected socket). */
+static int report_socket_error(struct us_udp_socket_t *s) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(s->poll.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0) return 0;
+    if (s->error_cb) s->error_cb(s, err);
+    return 1;
+}
 
 int us_udp_socket_bound_addr(struct us_udp_socket_t *s, struct sockaddr_storage *out) {
     *out = s->bound;
@@ -378,7 +411,11 @@ void us_internal_dispatch_udp(struct us_udp_socket_t *s, unsigned int events) {
         if (s->drain_cb) s->drain_cb(s);
         if (s->poll.closed) return;
     }
-    if (!(events & (EPOLLIN | EPOLLERR))) return;
+    if (events & EPOLLERR) {
+        report_socket_error(s);
+        if (s->poll.closed) return;
+    }
+    if (!(events & EPOLLIN)) return;
     struct us_udp_packet_buffer_t *b = s->loop->recv_buf;
     /* Bounded: at most 4 batches per wakeup so one busy socket cannot starve the loop. */
     for (int round = 0; round < 4 && !s->poll.closed; round++) {
@@ -394,6 +431,11 @@ void us_internal_dispatch_udp(struct us_udp_socket_t *s, unsigned int events) {
             b->msgs[i].msg_hdr.msg_controllen = sizeof(b->control[i]);
         }
         int n = recvmmsg(s->poll.fd, b->msgs, RECV_SLOTS, MSG_DONTWAIT, NULL);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            /* recvmmsg consumed the pending error: hand over its errno. */
+            if (s->error_cb) s->error_cb(s, errno);
+            return;
+        }
         if (n <= 0) return;
         int views = 0;
         for (int i = 0; i < n; i++) {

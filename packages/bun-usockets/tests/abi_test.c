@@ -10,6 +10,8 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +189,23 @@ static void on_stream_close(us_quic_stream_t *s) {
     if (!is_server(s) && us_quic_stream_id(s) == close_stream_id) finish_all();
 }
 
+/* A client aimed at a UDP port nobody listens on: ICMP makes it fail at once. */
+static int dead_hsk = -1, dead_errno;
+static void on_dead_hsk(us_quic_socket_t *s, int ok) {
+    dead_hsk = ok;
+    dead_errno = us_quic_socket_errno(s);
+}
+
+static int closed_udp_port(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
 static void on_watchdog(struct us_timer_t *t) {
     (void)t;
     fprintf(stderr, "FAIL: watchdog fired at step %d\n", step);
@@ -267,6 +286,12 @@ int main(int argc, char **argv) {
     us_quic_pending_connect_cancel(other);
     CHECK(us_quic_socket_context_connect(client, "127.0.0.1", 0, NULL, 1, &qs, &other, NULL) == -1);
 
+    us_quic_socket_context_t *dead = us_create_quic_client_context(loop, 0, 0, 0);
+    us_quic_socket_context_on_hsk_done(dead, on_dead_hsk);
+    us_quic_socket_t *dead_conn = NULL;
+    CHECK(us_quic_socket_context_connect(dead, "127.0.0.1", closed_udp_port(), NULL, 0, &dead_conn, &other, NULL) == 1);
+    CHECK(dead_conn != NULL && us_quic_socket_errno(dead_conn) == 0);
+
     watchdog = us_create_timer(loop, 0, 0);
     us_timer_set(watchdog, on_watchdog, 10000, 0);
     us_quic_loop_flush_if_pending(loop);
@@ -284,6 +309,8 @@ int main(int argc, char **argv) {
     CHECK(st.connections_accepted == 1 && st.requests >= 2 && st.connections_active == 0);
     CHECK(st.bytes_sent > 0 && st.packets_received > 0);
 
+    CHECK(dead_hsk == 0 && dead_errno == ECONNREFUSED);
+    us_quic_socket_context_free(dead);
     us_quic_socket_context_free(client);
     us_quic_socket_context_free(server);
     us_loop_free(loop);

@@ -382,7 +382,7 @@ pub unsafe fn pair_with(server_settings: Settings, client_settings: Settings) ->
     let client = Box::into_raw(Context::new_client(client_settings, 16, MemoryDriver::new(&net, "127.0.0.2")));
     install_callbacks(server);
     install_callbacks(client);
-    let listen = listen_socket::listen(server, None, 4433, 0, 16).unwrap();
+    let listen = listen_socket::listen(server, None, 4433, 0, 16, None).unwrap();
     Pair { net, server, client, listen, cert }
 }
 
