@@ -17,6 +17,7 @@ stage "cargo test (engine)" cargo test -p rust-quic
 stage "build native programs" make native
 stage "certificate" scripts/gen-cert.sh build/certs
 stage "C ABI test" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
+stage "C ABI test without GSO (sendmmsg path)" env US_DISABLE_GSO=1 build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "valgrind memcheck" scripts/memcheck.sh
 stage "interop (aioquic, ngtcp2, Chromium, Bun lsquic)" python3 -m pytest -q -p no:cacheprovider tests/interop
 

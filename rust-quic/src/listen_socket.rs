@@ -172,6 +172,13 @@ pub(crate) unsafe fn register_cid(ls: *mut ListenSocket, pc: *mut PeerContext, c
     (*ls).cids.insert(cid, pc);
 }
 
+pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: &[u8]) {
+    (*pc).cids.retain(|c| c.as_slice() != cid);
+    if (*ls).cids.get(cid) == Some(&pc) {
+        (*ls).cids.remove(cid);
+    }
+}
+
 /// A connection finished: forget its IDs; a closing socket goes once unused.
 pub(crate) unsafe fn detach(ls: *mut ListenSocket, pc: *mut PeerContext) {
     for cid in &(*pc).cids {

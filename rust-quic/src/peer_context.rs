@@ -159,6 +159,7 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     if !(*pc).established && !(*pc).conn.is_in_early_data() {
         return;
     }
+    refresh_connection_ids(pc);
     flush_uni_out(pc);
     for id in (*pc).conn.readable() {
         handle_readable(pc, id);
@@ -190,6 +191,24 @@ unsafe fn finish_graceful_close(pc: *mut PeerContext) {
     }
     let srtt = (*pc).conn.path_stats().next().map_or(Duration::from_millis(100), |p| p.rtt);
     (*pc).close_at = Some(Instant::now() + (srtt * 4).max(Duration::from_millis(250)));
+}
+
+/// Keeps the peer supplied with spare connection IDs (so it can migrate or
+/// survive a NAT rebinding with a fresh one) and forgets the ones it retired.
+unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
+    let ls = (*pc).socket;
+    while let Some(old) = (*pc).conn.retired_scid_next() {
+        listen_socket::unregister_cid(ls, pc, old.as_ref());
+    }
+    while (*pc).conn.scids_left() > 0 {
+        let cid = listen_socket::random_cid();
+        let mut token = [0u8; 16];
+        boring::rand::rand_bytes(&mut token).expect("BoringSSL RNG");
+        if (*pc).conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
+            break;
+        }
+        listen_socket::register_cid(ls, pc, cid.to_vec());
+    }
 }
 
 /// True once QUIC has collected every stream we finished with (all their data,

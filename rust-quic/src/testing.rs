@@ -67,6 +67,8 @@ pub struct Network {
     handles: Vec<SocketAddr>,
     /// Connected sockets get ICMP port unreachable, like the kernel's.
     connected: Vec<SocketAddr>,
+    /// A NAT: datagrams to the key are delivered to the value (see `rebind`).
+    pub aliases: HashMap<SocketAddr, SocketAddr>,
     next_port: u16,
     /// Datagrams sent in total, and how many the filter dropped.
     pub sent: u64,
@@ -155,6 +157,9 @@ pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
         let next = net.borrow_mut().queue.pop_front();
         let Some(mut d) = next else { break };
         n += 1;
+        if let Some(real) = net.borrow().aliases.get(&d.to).copied() {
+            d.to = real;
+        }
         let (target, sender, connected) = {
             let n = net.borrow();
             (n.sockets.get(&d.to).copied(), n.sockets.get(&d.from).copied(), n.connected.contains(&d.from))

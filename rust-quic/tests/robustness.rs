@@ -228,6 +228,34 @@ fn dead_port_fails_the_handshake_at_once() {
     }
 }
 
+/// A NAT rebinding mid-transfer: the client's datagrams suddenly come from
+/// another address; the server validates the new path and carries on.
+#[test]
+fn nat_rebinding_keeps_the_connection() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/size/1000")], 5);
+        assert_eq!(r[0].status(), 200);
+        let client_addr = (*pc).local_addr;
+        let client_real: std::net::SocketAddr = format!("127.0.0.2:{}", client_addr.port()).parse().unwrap();
+        let rebound: std::net::SocketAddr = "127.0.0.2:61000".parse().unwrap();
+        p.net.borrow_mut().aliases.insert(rebound, client_real);
+        p.net.borrow_mut().filter = Some(Box::new(move |d| {
+            if d.from == client_real {
+                d.from = rebound;
+            }
+            true
+        }));
+        let r = p.fetch_all(pc, vec![Request::new("POST", "/echo", vec![5u8; 300_000])], 10);
+        assert_eq!(r[0].body.len(), 300_000);
+        let server_conn = (&(*p.server).connections)[0];
+        assert_eq!((*server_conn).peer_addr, rebound, "server follows the new path");
+        assert_eq!(world(|w| w.closed), 0);
+        p.free();
+    }
+}
+
 #[test]
 fn make_stream_waits_for_stream_credit() {
     unsafe {

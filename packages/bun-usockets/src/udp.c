@@ -150,9 +150,11 @@ struct us_udp_socket_t *us_create_udp_socket(struct us_loop_t *loop,
     getsockname(fd, (struct sockaddr *)&s->bound, &bl);
     s->port = ntohs(s->bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&s->bound)->sin6_port
                                                    : ((struct sockaddr_in *)&s->bound)->sin_port);
-    /* Probe GSO once: the option is per send, but a kernel without it refuses this. */
+    /* Probe GSO once: the option is per send, but a kernel without it refuses this.
+     * US_DISABLE_GSO=1 forces the sendmmsg path (tests cover both). */
     int seg = 1200;
-    s->gso = setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg)) == 0;
+    const char *no_gso = getenv("US_DISABLE_GSO");
+    s->gso = !(no_gso && *no_gso == '1') && setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg)) == 0;
     if (s->gso) {
         seg = 0;
         setsockopt(fd, IPPROTO_UDP, UDP_SEGMENT, &seg, sizeof(seg));

@@ -254,6 +254,10 @@ int main(int argc, char **argv) {
     listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
     CHECK(listener != NULL);
     CHECK(us_quic_listen_socket_port(listener) > 0);
+    /* A second listen socket on the same context, IPv6 loopback if available. */
+    us_quic_listen_socket_t *second = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
+    CHECK(second != NULL && us_quic_listen_socket_port(second) != us_quic_listen_socket_port(listener));
+    us_quic_listen_socket_close(second);
     char local[16];
     CHECK(us_quic_listen_socket_local_address(listener, local, sizeof local) == 4);
     CHECK(!memcmp(local, "\x7f\x00\x00\x01", 4));
