@@ -15,6 +15,7 @@ stage "cargo fmt --check" cargo fmt --all -- --check
 stage "cargo clippy -D warnings" cargo clippy --all-targets -p rust-quic -p usockets-sys -- -D warnings
 stage "cargo test (engine)" cargo test -p rust-quic
 stage "build native programs" make native
+stage "ABI test calls every quic.h function" scripts/check-abi-coverage.sh
 stage "certificate" scripts/gen-cert.sh build/certs
 stage "C ABI test" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "C ABI test without GSO (sendmmsg path)" env US_DISABLE_GSO=1 build/bin/abi-test build/certs/cert.pem build/certs/key.pem

@@ -117,7 +117,7 @@ static void on_stream_open(us_quic_stream_t *s, int is_client) {
     us_quic_stream_want_write(s, 0);
     us_quic_stream_flush(s);
     if (step == 2) {
-        us_quic_stream_reset(s); /* aborts: the server sees H3_REQUEST_CANCELLED */
+        us_quic_stream_reset_with_code(s, 0x10c); /* aborts with that code; never a FIN */
         CHECK(us_quic_stream_write(s, "x", 1) == -1);
         us_quic_socket_make_stream(us_quic_stream_socket(s));
         return;
@@ -141,6 +141,7 @@ static void on_stream_headers(us_quic_stream_t *s) {
     CHECK(us_quic_stream_header(s, 1000) == NULL);
     if (!path) return;
     if (len == 6 && !memcmp(path, "/close", 6)) {
+        us_quic_stream_reset_with_code(NULL, 0x10c); /* NULL is refused, not dereferenced */
         us_quic_stream_shutdown_read(s);
         us_quic_stream_close(s); /* close from inside on_stream_headers */
         return;
