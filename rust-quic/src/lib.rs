@@ -8,7 +8,8 @@
 //!   rules), [`sweep`] (deferred frees), [`client`] (outbound connects), [`tls`];
 //! - the [`driver`] seam the core talks through, with two implementations: the
 //!   usockets C loop ([`usockets_driver`]) and an in-memory network ([`testing`]);
-//! - the C ABI ([`ffi`]).
+//! - the C ABI ([`ffi`]), and [`embed`]: the bridge that runs the loop inside
+//!   another event loop (Bun's) with FFI-friendly helpers.
 //!
 //! Everything runs on the thread of the loop that owns the context.
 //!
@@ -23,6 +24,7 @@
 pub mod client;
 pub mod context;
 pub mod driver;
+pub mod embed;
 pub mod ext;
 pub mod ffi;
 pub mod http3;

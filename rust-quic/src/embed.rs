@@ -1,0 +1,288 @@
+//! Running the engine inside another event loop (Bun's), through `bun:ffi`.
+//!
+//! The engine's loop is one epoll fd (sockets and timerfds). A helper thread
+//! does nothing but wait for that fd to become readable and then write one byte
+//! to a pipe that the host loop reads; it then waits for the host's
+//! acknowledgement before polling again, so it never spins on a level-triggered
+//! fd. When the byte arrives, the host calls `us_quic_embed_run` on its own
+//! thread, which runs one non-blocking iteration of the loop: every callback,
+//! every protocol step happens on the host's thread. The thread touches no
+//! engine state and calls nothing but poll/read/write on its own fds.
+//!
+//! Also here: ABI helpers shaped for FFI callers that cannot pass C structs by
+//! value or walk arrays of structs cheaply (server context from PEM buffers,
+//! header blocks serialized into one buffer each way).
+
+use std::ffi::{c_char, c_int, c_uint};
+use std::thread::JoinHandle;
+
+use usockets_sys as us;
+
+use crate::context::{Context, Settings};
+use crate::stream::{self, Stream};
+use crate::tls::TlsOptions;
+use crate::usockets_driver::{self, UsocketsDriver};
+
+pub struct Embed {
+    loop_: *mut us::us_loop_t,
+    wake_read: c_int,
+    ack_write: c_int,
+    stop_write: c_int,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn pipe_pair() -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    (r == 0).then_some((fds[0], fds[1]))
+}
+
+fn wait_readable(fds: &[c_int]) -> Option<usize> {
+    let mut polls: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: polls is a valid array of pollfd.
+        let r = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) };
+        if r > 0 {
+            return polls.iter().position(|p| p.revents != 0);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
+}
+
+fn drain(fd: c_int) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a local buffer from our own non-blocking fd.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// The helper thread: loop fd readable -> one byte to the host -> wait for ack.
+fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
+    loop {
+        match wait_readable(&[stop_read, loop_fd]) {
+            Some(1) => {}
+            _ => break,
+        }
+        // SAFETY: one byte from a static buffer to our own pipe.
+        unsafe { libc::write(wake_write, b"!".as_ptr().cast(), 1) };
+        match wait_readable(&[stop_read, ack_read]) {
+            Some(1) => drain(ack_read),
+            _ => break,
+        }
+    }
+    // SAFETY: these fds belong to this thread from here on.
+    unsafe {
+        libc::close(wake_write);
+        libc::close(ack_read);
+        libc::close(stop_read);
+    }
+}
+
+/// A loop for embedding, with its watcher thread. NULL if fds or the thread
+/// could not be created.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_create() -> *mut Embed {
+    let loop_ = us::us_create_loop(std::ptr::null_mut(), None, None, None, 0);
+    if loop_.is_null() {
+        return std::ptr::null_mut();
+    }
+    let (Some((wake_read, wake_write)), Some((ack_read, ack_write)), Some((stop_read, stop_write))) =
+        (pipe_pair(), pipe_pair(), pipe_pair())
+    else {
+        us::us_loop_free(loop_);
+        return std::ptr::null_mut();
+    };
+    let loop_fd = us::us_loop_fd(loop_);
+    let thread = std::thread::Builder::new()
+        .name("quic-loop-watch".into())
+        .spawn(move || watch(loop_fd, wake_write, ack_read, stop_read))
+        .ok();
+    if thread.is_none() {
+        us::us_loop_free(loop_);
+        return std::ptr::null_mut();
+    }
+    Box::into_raw(Box::new(Embed { loop_, wake_read, ack_write, stop_write, thread }))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t {
+    e.as_ref().map_or(std::ptr::null_mut(), |e| e.loop_)
+}
+
+/// The fd the host loop reads: one byte means "call us_quic_embed_run". The
+/// caller owns it (closes it); it reaches end-of-file after us_quic_embed_free.
+/// Returns -1 after the first call.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
+    let Some(e) = e.as_mut() else { return -1 };
+    std::mem::replace(&mut e.wake_read, -1)
+}
+
+/// One non-blocking iteration on the caller's thread, then re-arm the watcher.
+/// Returns how many handles keep the loop alive.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
+    let Some(e) = e.as_ref() else { return -1 };
+    if e.wake_read >= 0 {
+        drain(e.wake_read);
+    }
+    us::us_loop_run_once(e.loop_, 0);
+    libc::write(e.ack_write, b"!".as_ptr().cast(), 1);
+    us::us_loop_alive_count(e.loop_)
+}
+
+/// Stops the watcher and frees the loop. Every context on it must be freed first.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
+    if e.is_null() {
+        return;
+    }
+    let mut e = Box::from_raw(e);
+    libc::write(e.stop_write, b"!".as_ptr().cast(), 1);
+    if let Some(t) = e.thread.take() {
+        let _ = t.join();
+    }
+    if e.wake_read >= 0 {
+        libc::close(e.wake_read);
+    }
+    libc::close(e.ack_write);
+    libc::close(e.stop_write);
+    // Run once more so closed handles are released, then free.
+    us::us_loop_run_once(e.loop_, 0);
+    us::us_loop_free(e.loop_);
+}
+
+unsafe fn bytes<'a>(p: *const c_char, len: c_uint) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len as usize)
+    }
+}
+
+/// A server context from PEM buffers (cert chain, key, optional passphrase).
+/// On failure returns NULL and writes the reason (NUL-terminated) into err.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn us_quic_embed_server_context(
+    loop_: *mut us::us_loop_t,
+    cert: *const c_char,
+    cert_len: c_uint,
+    key: *const c_char,
+    key_len: c_uint,
+    passphrase: *const c_char,
+    passphrase_len: c_uint,
+    idle_timeout_s: c_uint,
+    err: *mut c_char,
+    err_len: c_uint,
+) -> *mut Context {
+    let tls = TlsOptions {
+        cert_pem: bytes(cert, cert_len).to_vec(),
+        key_pem: bytes(key, key_len).to_vec(),
+        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
+        ca_pem: None,
+    };
+    let settings = Settings {
+        idle_timeout_ms: if idle_timeout_s == 0 { 30_000 } else { u64::from(idle_timeout_s) * 1000 },
+        ..Settings::default()
+    };
+    match Context::new_server(&tls, settings, 0, Box::new(UsocketsDriver::new(loop_))) {
+        Ok(ctx) => {
+            let ctx = Box::into_raw(ctx);
+            usockets_driver::register(loop_, ctx);
+            ctx
+        }
+        Err(msg) => {
+            if !err.is_null() && err_len > 0 {
+                let n = msg.len().min(err_len as usize - 1);
+                std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
+                *err.add(n) = 0;
+            }
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Serializes the stream's current header block as repeated
+/// `[u32 name length][name][u32 value length][value]` (native endian) into buf.
+/// Returns the bytes needed: when larger than cap nothing was written; call again.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_read_headers(s: *mut Stream, buf: *mut u8, cap: c_uint) -> c_uint {
+    let Some(s) = s.as_ref() else { return 0 };
+    let fields = stream::headers(s);
+    let need: usize = fields.iter().map(|h| 8 + h.name_len as usize + h.value_len as usize).sum();
+    if need > cap as usize || buf.is_null() {
+        return need as c_uint;
+    }
+    let mut off = 0usize;
+    for h in fields {
+        for (p, n) in [(h.name, h.name_len), (h.value, h.value_len)] {
+            buf.add(off).cast::<u32>().write_unaligned(n);
+            off += 4;
+            std::ptr::copy_nonoverlapping(p.cast::<u8>(), buf.add(off), n as usize);
+            off += n as usize;
+        }
+    }
+    need as c_uint
+}
+
+/// Sends a header block given in the `us_quic_embed_read_headers` layout.
+/// 0 on success, -1 when refused (stream state, malformed buffer).
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_send_headers(
+    s: *mut Stream,
+    buf: *const u8,
+    len: c_uint,
+    end_stream: c_int,
+) -> c_int {
+    if s.is_null() || (buf.is_null() && len > 0) {
+        return -1;
+    }
+    let data = if len == 0 { &[][..] } else { std::slice::from_raw_parts(buf, len as usize) };
+    let mut fields = Vec::new();
+    let mut off = 0usize;
+    let next = |off: &mut usize| -> Option<&[u8]> {
+        let n = u32::from_ne_bytes(data.get(*off..*off + 4)?.try_into().ok()?) as usize;
+        let v = data.get(*off + 4..*off + 4 + n)?;
+        *off += 4 + n;
+        Some(v)
+    };
+    while off < data.len() {
+        let (Some(name), Some(value)) = (next(&mut off), next(&mut off)) else { return -1 };
+        fields.push(crate::http3::FieldRef { name, value });
+    }
+    let ctx = (*(*s).conn).ctx;
+    crate::context::enter(ctx);
+    let r = stream::send_headers(s, &fields, end_stream != 0);
+    crate::context::leave(ctx);
+    if r.is_ok() {
+        0
+    } else {
+        -1
+    }
+}
+
+/// The connection's remote address as text ("ip" and port), for requestIP.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_remote_address(
+    s: *mut Stream,
+    buf: *mut c_char,
+    cap: c_uint,
+    port: *mut c_int,
+) -> c_int {
+    let Some(s) = s.as_ref() else { return -1 };
+    let addr = (*s.conn).peer_addr;
+    if !port.is_null() {
+        *port = c_int::from(addr.port());
+    }
+    let text = addr.ip().to_canonical().to_string();
+    if buf.is_null() || cap as usize <= text.len() {
+        return -1;
+    }
+    std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
+    *buf.add(text.len()) = 0;
+    text.len() as c_int
+}
