@@ -61,11 +61,7 @@ fn drain(fd: c_int) {
 
 /// The helper thread: loop fd readable -> one byte to the host -> wait for ack.
 fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
-    loop {
-        match wait_readable(&[stop_read, loop_fd]) {
-            Some(1) => {}
-            _ => break,
-        }
+    while let Some(1) = wait_readable(&[stop_read, loop_fd]) {
         // SAFETY: one byte from a static buffer to our own pipe.
         unsafe { libc::write(wake_write, b"!".as_ptr().cast(), 1) };
         match wait_readable(&[stop_read, ack_read]) {
