@@ -21,6 +21,7 @@ stage "C ABI test" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "C ABI test without GSO (sendmmsg path)" env US_DISABLE_GSO=1 build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "valgrind memcheck" scripts/memcheck.sh
 stage "interop (aioquic, ngtcp2, Chromium, Bun lsquic)" python3 -m pytest -q -p no:cacheprovider tests/interop
+stage "bun test: runtime (Bun.serve h3 on rust-quic)" node_modules/.bin/bun test test/js/bun/quic
 
 echo
 [ ${#names[@]} -gt 0 ] && echo "failed stages: ${names[*]}"

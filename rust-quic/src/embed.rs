@@ -114,7 +114,14 @@ pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
     let Some(e) = e.as_mut() else { return -1 };
-    std::mem::replace(&mut e.wake_read, -1)
+    let fd = std::mem::replace(&mut e.wake_read, -1);
+    if fd >= 0 {
+        // The host reads it its own way; a blocking fd is what Bun's file streams
+        // expect from a pipe (non-blocking ones confused its keep-alive count).
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    }
+    fd
 }
 
 /// One non-blocking iteration on the caller's thread, then re-arm the watcher.

@@ -175,6 +175,13 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
             }
         }
     }
+    let blocked: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| stream::is_send_blocked(&*s)).collect();
+    for s in blocked {
+        stream::check_stopped(s);
+        if (*pc).finalized {
+            return;
+        }
+    }
     grant_streams(pc);
     if (*pc).closing_gracefully && (*pc).close_at.is_none() && (*pc).streams.is_empty() && all_streams_retired(pc) {
         finish_graceful_close(pc);

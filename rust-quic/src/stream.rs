@@ -296,6 +296,7 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
                         return;
                     }
                     if last {
+                        check_stopped(s);
                         maybe_complete(s);
                         return;
                     }
@@ -337,6 +338,7 @@ unsafe fn on_fin(s: *mut Stream) {
     }
     (*s).fin_received = true;
     deliver_data(s, &[], true);
+    check_stopped(s);
     maybe_complete(s);
 }
 
@@ -439,6 +441,30 @@ unsafe fn header_too_large(s: *mut Stream) {
         return;
     }
     maybe_complete(s);
+}
+
+/// Learns of a STOP_SENDING the peer sent. quiche reports stopped streams
+/// through `writable()` only while the connection has send capacity, so a
+/// writer blocked on flow control (or a client whose response just ended) asks.
+pub(crate) unsafe fn check_stopped(s: *mut Stream) {
+    if (*s).finished || (*s).fin_sent || (*s).reset_sent {
+        return;
+    }
+    match (*(*s).conn).conn.stream_capacity((*s).id) {
+        Err(quiche::Error::StreamStopped(code)) => peer_stopped(s, code),
+        // quiche already collected the stream: its send side was reset on the
+        // peer's STOP_SENDING and the receive side was read to the end.
+        Err(quiche::Error::InvalidStreamState(_)) => {
+            let code = if (*s).fin_received { http3::H3_NO_ERROR } else { http3::H3_REQUEST_CANCELLED };
+            peer_stopped(s, code);
+        }
+        _ => {}
+    }
+}
+
+/// A stream waiting to write: blocked by flow control or holding queued bytes.
+pub fn is_send_blocked(s: &Stream) -> bool {
+    !s.finished && (s.want_write || !s.pending.is_empty())
 }
 
 pub(crate) unsafe fn on_writable(s: *mut Stream) {

@@ -236,7 +236,9 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     (*lq).processing = true;
     let now = Instant::now();
     for ctx in (*lq).contexts.clone() {
-        if !(*ctx).free_requested {
+        // A context inside one of its own callbacks is processed when it returns
+        // (an embedder may call this from JS at any time).
+        if !(*ctx).free_requested && !(*ctx).in_callback() {
             context::process(ctx, now);
         }
     }
@@ -264,6 +266,8 @@ pub unsafe fn flush_loop(loop_: *mut us::us_loop_t) {
         return;
     }
     for ctx in (*lq).contexts.clone() {
-        context::flush_if_pending(ctx);
+        if !(*ctx).in_callback() {
+            context::flush_if_pending(ctx);
+        }
     }
 }

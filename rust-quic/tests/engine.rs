@@ -202,6 +202,24 @@ fn aborted_upload_resets_only_its_stream() {
     }
 }
 
+/// The server answers (413) before the upload ends and sends STOP_SENDING with
+/// H3_NO_ERROR: the client gets the complete response and the stream ends cleanly.
+#[test]
+fn early_response_with_stop_sending_completes_the_client_stream() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::new("POST", "/reject", vec![1u8; 5_000_000])], 10);
+        assert_eq!(r[0].status(), 413);
+        assert_eq!(r[0].body, b"too large");
+        assert!(r[0].fin);
+        assert_eq!(r[0].error, -1, "a clean end, not a reset");
+        let again = p.fetch_all(pc, vec![Request::get("/size/3")], 5);
+        assert_eq!(again[0].status(), 200);
+        p.free();
+    }
+}
+
 #[test]
 fn shutdown_sends_goaway_and_drains_in_flight() {
     let _ = env_logger::builder().is_test(true).try_init();

@@ -232,12 +232,16 @@ pub unsafe extern "C" fn on_stream_headers(s: *mut Stream) {
             respond(s, 200, b"after-103".to_vec(), false);
         } else if path == "/trailers" {
             respond(s, 200, b"body-then-trailers".to_vec(), true);
+        } else if path == "/reject" {
+            // Answer before the upload is done and stop reading it (413-style).
+            us_quic_stream_shutdown_read(s);
+            respond(s, 413, b"too large".to_vec(), false);
         }
     }
 }
 
 /// Paths answered at the request head; everything else but /echo gets 404 at FIN.
-const ROUTED: [&str; 3] = ["/size/", "/informational", "/trailers"];
+const ROUTED: [&str; 4] = ["/size/", "/informational", "/trailers", "/reject"];
 
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()

@@ -1,0 +1,384 @@
+// The HTTP/3 side of Bun.serve({ h3: true }): a rust-quic server context on the
+// same port number as the TCP listener, calling the same handlers.
+import { readFileSync } from "node:fs";
+import { FFIType, callback, quic } from "../internal/quic/native";
+import { encodeHeaders, readHeaders } from "../internal/quic/headers";
+import { acquireLoop, releaseLoop, scheduleFlush } from "../internal/quic/loop";
+
+const { ptr, i32, u32 } = FFIType;
+const HEADERS_INITIAL = 2;
+const H3_REQUEST_CANCELLED = 0x10cn;
+const H3_INTERNAL_ERROR = 0x102n;
+/** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
+const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
+
+export type TlsInput = string | ArrayBufferView | ArrayBuffer | Blob | Array<string | ArrayBufferView | Blob>;
+
+export interface H3Handlers {
+  fetch: (req: Request, server: any) => Response | Promise<Response>;
+  error?: (err: Error) => Response | Promise<Response> | void;
+  maxRequestBodySize?: number;
+  development?: boolean;
+}
+
+export interface H3Options {
+  hostname?: string;
+  port: number;
+  reusePort?: boolean;
+  tls: { cert?: TlsInput; key?: TlsInput; passphrase?: string };
+  idleTimeout?: number;
+}
+
+export interface QuicStats {
+  connectionsAccepted: number;
+  connectionsActive: number;
+  requests: number;
+  bytesReceived: number;
+  bytesSent: number;
+  packetsReceived: number;
+  packetsSent: number;
+}
+
+/** PEM text from what Bun.serve's tls accepts: string, Buffer/TypedArray, BunFile, or arrays of them. */
+export function pemText(value: TlsInput | undefined, option: string): string {
+  if (value === undefined || value === null) throw new TypeError(`${option} is required for HTTP/3`);
+  if (Array.isArray(value)) return value.map((v, i) => pemText(v, `${option}[${i}]`)).join("\n");
+  if (typeof value === "string") return value;
+  if (value instanceof ArrayBuffer) return Buffer.from(value).toString("latin1");
+  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1");
+  if (value instanceof Blob && typeof (value as any).name === "string") return readFileSync((value as any).name, "latin1");
+  throw new TypeError(`${option} must be a string, Buffer, TypedArray or BunFile`);
+}
+
+class StreamState {
+  request?: Request;
+  body?: ReadableStreamDefaultController<Uint8Array>;
+  bodyBytes = 0;
+  readPaused = false;
+  closed = false;
+  responded = false;
+  abort = new AbortController();
+  writable?: () => void;
+  remote?: { address: string; port: number; family: "IPv4" | "IPv6" };
+}
+
+export class H3Listener {
+  readonly port: number;
+  private ctx: number;
+  private listen: number;
+  private streams = new Map<number, StreamState>();
+  private callbacks: ReturnType<typeof callback>[] = [];
+  private stopped = false;
+  readonly requestIPs = new WeakMap<Request, { address: string; port: number; family: "IPv4" | "IPv6" }>();
+
+  constructor(
+    options: H3Options,
+    private handlers: H3Handlers,
+    private server: () => any,
+  ) {
+    const lib = quic();
+    const loop = acquireLoop();
+    const cert = Buffer.from(pemText(options.tls.cert, "tls.cert"), "latin1");
+    const key = Buffer.from(pemText(options.tls.key, "tls.key"), "latin1");
+    const pass = options.tls.passphrase ? Buffer.from(options.tls.passphrase) : null;
+    const err = new Uint8Array(512);
+    const idle = Math.ceil((options.idleTimeout ?? 30) || 30);
+    this.ctx = lib.us_quic_embed_server_context(
+      loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, idle, err, err.byteLength,
+    ) as number;
+    if (!this.ctx) {
+      releaseLoop();
+      const why = Buffer.from(err).toString("utf8").replace(/\0.*$/s, "");
+      throw new TypeError(`tls: cannot use the certificate for HTTP/3: ${why}`);
+    }
+    this.install();
+    const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
+    const REUSE_PORT = 4;
+    this.listen = lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0) as number;
+    if (!this.listen) {
+      this.free();
+      throw new Error(`Failed to listen for HTTP/3 (UDP) at ${options.hostname ?? "0.0.0.0"}:${options.port}`);
+    }
+    this.port = lib.us_quic_listen_socket_port(this.listen);
+  }
+
+  private install() {
+    const lib = quic();
+    const on = (setter: (ctx: number, cb: any) => void, fn: (...a: any[]) => void, args: FFIType[]) => {
+      const cb = callback(fn, args);
+      this.callbacks.push(cb);
+      setter(this.ctx, cb.ptr);
+    };
+    on(lib.us_quic_socket_context_on_stream_open, (s: number) => this.streams.set(s, new StreamState()), [ptr, i32]);
+    on(lib.us_quic_socket_context_on_stream_headers, (s: number) => this.onHeaders(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_data, (s: number, data: number, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: number) => {
+      const st = this.streams.get(s);
+      const wake = st?.writable;
+      if (st) st.writable = undefined;
+      wake?.();
+    }, [ptr]);
+    on(lib.us_quic_socket_context_on_stream_close, (s: number) => this.onClose(s), [ptr]);
+  }
+
+  private onHeaders(s: number) {
+    const st = this.streams.get(s);
+    if (!st || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
+    let method = "GET", path = "/", authority = "";
+    const headers = new Headers();
+    for (const [name, value] of readHeaders(s)) {
+      if (name.charCodeAt(0) === 58 /* : */) {
+        if (name === ":method") method = value;
+        else if (name === ":path") path = value;
+        else if (name === ":authority") authority = value;
+      } else headers.append(name, value);
+    }
+    authority ||= headers.get("host") ?? `localhost:${this.port}`;
+    const max = this.handlers.maxRequestBodySize;
+    const declared = Number(headers.get("content-length") ?? NaN);
+    if (max !== undefined && declared > max) {
+      quic().us_quic_stream_shutdown_read(s);
+      this.sendSimple(s, st, 413, "Payload Too Large");
+      return;
+    }
+    const hasBody = method !== "GET" && method !== "HEAD";
+    const lib = quic();
+    const body = hasBody
+      ? new ReadableStream<Uint8Array>(
+          {
+            start: c => void (st.body = c),
+            pull: () => {
+              if (st.readPaused && !st.closed) {
+                st.readPaused = false;
+                lib.us_quic_stream_want_read(s, 1);
+                scheduleFlush();
+              }
+            },
+            cancel: () => {
+              if (!st.closed) lib.us_quic_stream_shutdown_read(s);
+            },
+          },
+          { highWaterMark: 256 * 1024, size: chunk => chunk.byteLength },
+        )
+      : null;
+    const request = new Request(`https://${authority}${path}`, {
+      method,
+      headers,
+      body,
+      signal: st.abort.signal,
+      // @ts-expect-error Bun accepts duplex for streaming request bodies
+      duplex: "half",
+    });
+    st.request = request;
+    this.requestIPs.set(request, this.remote(s));
+    this.dispatch(s, st, request);
+  }
+
+  private remote(s: number) {
+    const buf = new Uint8Array(64);
+    const port = new Int32Array(1);
+    const n = quic().us_quic_embed_remote_address(s, buf, buf.byteLength, port);
+    const address = n > 0 ? Buffer.from(buf.subarray(0, n)).toString() : "";
+    return { address, port: port[0], family: address.includes(":") ? ("IPv6" as const) : ("IPv4" as const) };
+  }
+
+  private onData(s: number, data: number, len: number, fin: number) {
+    const st = this.streams.get(s);
+    if (!st?.body) return;
+    if (len > 0) {
+      st.bodyBytes += len;
+      const max = this.handlers.maxRequestBodySize;
+      if (max !== undefined && st.bodyBytes > max) {
+        quic().us_quic_stream_shutdown_read(s);
+        st.body.error(new Error("request body exceeds maxRequestBodySize"));
+        st.body = undefined;
+        this.sendSimple(s, st, 413, "Payload Too Large");
+        return;
+      }
+      // The engine's buffer is only valid during this call: copy.
+      const { toArrayBuffer } = require("bun:ffi");
+      st.body.enqueue(new Uint8Array(toArrayBuffer(data, 0, len).slice(0)));
+      if ((st.body.desiredSize ?? 1) <= 0 && !fin) {
+        st.readPaused = true;
+        quic().us_quic_stream_want_read(s, 0);
+      }
+    }
+    if (fin) {
+      st.body.close();
+      st.body = undefined;
+    }
+  }
+
+  private onClose(s: number) {
+    const st = this.streams.get(s);
+    this.streams.delete(s);
+    if (!st) return;
+    st.closed = true;
+    if (st.body) {
+      st.body.error(new Error("HTTP/3 stream was reset by the client"));
+      st.body = undefined;
+    }
+    if (!st.responded) st.abort.abort();
+    st.writable?.();
+    if (this.stopped && this.streams.size === 0) setTimeout(() => this.free(), 0);
+  }
+
+  private async dispatch(s: number, st: StreamState, request: Request) {
+    let response: Response;
+    try {
+      response = await this.handlers.fetch.call(this.server(), request, this.server());
+      if (!(response instanceof Response)) throw new TypeError("fetch() must return a Response");
+    } catch (err) {
+      response = await this.errorResponse(err);
+    }
+    if (st.closed || st.responded) return;
+    await this.respond(s, st, response, request.method === "HEAD");
+  }
+
+  private async errorResponse(err: unknown): Promise<Response> {
+    const error = err instanceof Error ? err : new Error(String(err));
+    if (this.handlers.error) {
+      try {
+        const r = await this.handlers.error.call(this.server(), error);
+        if (r instanceof Response) return r;
+      } catch {}
+    }
+    const body = this.handlers.development ? `${error.stack ?? error.message}` : "Internal Server Error";
+    return new Response(body, { status: 500, headers: { "content-type": "text/plain;charset=utf-8" } });
+  }
+
+  private head(status: number, headers: Headers, extra: [string, string][] = []): [string, string][] {
+    const fields: [string, string][] = [[":status", String(status)]];
+    let hasDate = false;
+    for (const [name, value] of headers) {
+      if (CONNECTION_SPECIFIC.has(name)) continue;
+      if (name === "date") hasDate = true;
+      fields.push([name, value]);
+    }
+    if (!hasDate) fields.push(["date", new Date().toUTCString()]);
+    return fields.concat(extra);
+  }
+
+  private sendSimple(s: number, st: StreamState, status: number, text: string) {
+    if (st.responded || st.closed) return;
+    st.responded = true;
+    const body = Buffer.from(text);
+    const fields = this.head(status, new Headers({ "content-type": "text/plain;charset=utf-8" }), [["content-length", String(body.byteLength)]]);
+    const lib = quic();
+    const block = encodeHeaders(fields);
+    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) === 0) {
+      lib.us_quic_stream_write(s, body, body.byteLength);
+      lib.us_quic_stream_shutdown(s);
+    }
+    scheduleFlush();
+  }
+
+  private async respond(s: number, st: StreamState, response: Response, isHead: boolean) {
+    const lib = quic();
+    st.responded = true;
+    const status = response.status;
+    const bodyless = isHead || status === 204 || status === 304 || status < 200;
+    const extra: [string, string][] = [];
+    if (!response.body && !bodyless && !response.headers.has("content-length")) extra.push(["content-length", "0"]);
+    const block = encodeHeaders(this.head(status, response.headers, extra));
+    const end = bodyless || !response.body ? 1 : 0;
+    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
+    scheduleFlush();
+    if (end) {
+      if (response.body && !bodyless) await response.body.cancel().catch(() => {});
+      return;
+    }
+    const reader = response.body!.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const chunk = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
+        if (!(await this.writeAll(s, st, chunk))) {
+          await reader.cancel().catch(() => {});
+          return;
+        }
+      }
+      if (!st.closed) lib.us_quic_stream_shutdown(s);
+    } catch (err) {
+      // A body that fails half-way must not look complete: RESET, never FIN.
+      if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_INTERNAL_ERROR);
+      if (this.handlers.development) console.error(err);
+    }
+    scheduleFlush();
+  }
+
+  /** Writes one chunk under flow control; false when the stream went away. */
+  private async writeAll(s: number, st: StreamState, chunk: Uint8Array): Promise<boolean> {
+    const lib = quic();
+    let off = 0;
+    while (off < chunk.byteLength) {
+      if (st.closed) return false;
+      const n = lib.us_quic_stream_write(s, chunk.subarray(off), chunk.byteLength - off);
+      if (n < 0) return false;
+      off += n;
+      if (off < chunk.byteLength) {
+        scheduleFlush();
+        await new Promise<void>(resolve => (st.writable = resolve));
+      }
+    }
+    scheduleFlush();
+    return !st.closed;
+  }
+
+  private lastStats = new BigUint64Array(9);
+
+  stats(): QuicStats {
+    const raw = this.lastStats;
+    if (this.ctx) quic().us_quic_socket_context_stats(this.ctx, raw);
+    return {
+      connectionsAccepted: Number(raw[0]),
+      connectionsActive: Number(raw[1]),
+      requests: Number(raw[2]),
+      bytesReceived: Number(raw[3]),
+      bytesSent: Number(raw[4]),
+      packetsReceived: Number(raw[5]),
+      packetsSent: Number(raw[6]),
+    };
+  }
+
+  reload(handlers: Partial<H3Handlers>) {
+    this.handlers = { ...this.handlers, ...handlers } as H3Handlers;
+  }
+
+  /** Graceful: GOAWAY, in-flight requests finish. Forced: CONNECTION_CLOSE now. */
+  stop(force = false) {
+    if (this.stopped) return;
+    this.stopped = true;
+    const lib = quic();
+    if (force) {
+      for (const [s, st] of this.streams) {
+        if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      }
+      this.free();
+      return;
+    }
+    lib.us_quic_socket_context_shutdown(this.ctx);
+    lib.us_quic_listen_socket_close(this.listen);
+    scheduleFlush();
+    // Free once the last in-flight stream is done (see onClose).
+    if (this.streams.size === 0) this.free();
+  }
+
+  private free() {
+    if (!this.ctx) return;
+    this.stats(); // keep the final counters readable after stop()
+    const ctx = this.ctx;
+    this.ctx = 0;
+    const lib = quic();
+    lib.us_quic_socket_context_free(ctx);
+    scheduleFlush();
+    const callbacks = this.callbacks;
+    this.callbacks = [];
+    // The engine may still run callbacks of the freed context in this tick.
+    setTimeout(() => {
+      for (const cb of callbacks) cb.close();
+      releaseLoop();
+    }, 0);
+  }
+}

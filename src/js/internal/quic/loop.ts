@@ -1,0 +1,53 @@
+// The engine's loop inside Bun's: a watcher thread in the engine signals a pipe
+// when the engine's epoll fd is ready; Bun reads the pipe like any stream, and on
+// each byte we run one non-blocking engine iteration on this (the JS) thread.
+import { quic } from "./native";
+
+let embed = 0;
+let loopPtr = 0;
+let users = 0;
+let flushQueued = false;
+
+async function pump(handle: number, fd: number) {
+  const reader = Bun.file(fd).stream().getReader();
+  for (;;) {
+    const { done } = await reader.read();
+    if (done || handle !== embed) break;
+    quic().us_quic_embed_run(handle);
+  }
+}
+
+/** The engine loop, created on first use; release it when done so the process can exit. */
+export function acquireLoop(): number {
+  if (!embed) {
+    const lib = quic();
+    embed = lib.us_quic_embed_create() as number;
+    if (!embed) throw new Error("rust-quic: could not create its event loop");
+    loopPtr = lib.us_quic_embed_loop(embed) as number;
+    pump(embed, lib.us_quic_embed_wake_fd(embed));
+  }
+  users++;
+  return loopPtr;
+}
+
+export function releaseLoop() {
+  if (--users > 0 || !embed) return;
+  const handle = embed;
+  embed = 0;
+  loopPtr = 0;
+  // After the current callbacks: stops the watcher; the wake pipe reaches EOF.
+  queueMicrotask(() => quic().us_quic_embed_free(handle));
+}
+
+/**
+ * Sends what JS wrote outside the engine's own iteration (after an await).
+ * Deferred to a microtask so it never runs inside an engine callback.
+ */
+export function scheduleFlush() {
+  if (flushQueued || !loopPtr) return;
+  flushQueued = true;
+  queueMicrotask(() => {
+    flushQueued = false;
+    if (loopPtr) quic().us_quic_loop_process(loopPtr);
+  });
+}

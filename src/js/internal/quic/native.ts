@@ -1,0 +1,80 @@
+// The rust-quic cdylib through bun:ffi. Loading is lazy: nothing happens until
+// HTTP/3 is first used, so the preload never slows down or blocks startup.
+import { dlopen, FFIType, JSCallback } from "bun:ffi";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+const { ptr, i32, u32, void: none, u64 } = FFIType;
+
+const symbols = {
+  us_quic_embed_create: { returns: ptr },
+  us_quic_embed_loop: { args: [ptr], returns: ptr },
+  us_quic_embed_wake_fd: { args: [ptr], returns: i32 },
+  us_quic_embed_run: { args: [ptr], returns: i32 },
+  us_quic_embed_free: { args: [ptr], returns: none },
+  us_quic_embed_server_context: { args: [ptr, ptr, u32, ptr, u32, ptr, u32, u32, ptr, u32], returns: ptr },
+  us_quic_embed_read_headers: { args: [ptr, ptr, u32], returns: u32 },
+  us_quic_embed_send_headers: { args: [ptr, ptr, u32, i32], returns: i32 },
+  us_quic_embed_remote_address: { args: [ptr, ptr, u32, ptr], returns: i32 },
+  us_quic_loop_process: { args: [ptr], returns: none },
+  us_quic_socket_context_listen: { args: [ptr, ptr, i32, i32, u32], returns: ptr },
+  us_quic_listen_socket_port: { args: [ptr], returns: i32 },
+  us_quic_listen_socket_close: { args: [ptr], returns: none },
+  us_quic_socket_context_shutdown: { args: [ptr], returns: none },
+  us_quic_socket_context_free: { args: [ptr], returns: none },
+  us_quic_socket_context_stats: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_set_max_header_size: { args: [ptr, u32], returns: none },
+  us_quic_socket_context_on_stream_open: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_stream_headers: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_stream_data: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_stream_writable: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_stream_close: { args: [ptr, ptr], returns: none },
+  us_quic_stream_headers_kind: { args: [ptr], returns: i32 },
+  us_quic_stream_write: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_stream_want_read: { args: [ptr, i32], returns: none },
+  us_quic_stream_shutdown: { args: [ptr], returns: none },
+  us_quic_stream_shutdown_read: { args: [ptr], returns: none },
+  us_quic_stream_reset_with_code: { args: [ptr, u64], returns: none },
+  us_quic_stream_error_code: { args: [ptr], returns: FFIType.i64 },
+  us_quic_stream_send_informational: { args: [ptr, ptr], returns: i32 },
+} as const;
+
+/** Where the engine is: $BUN_RUST_QUIC_LIB, else the repository's release build. */
+export function libraryPath(): string {
+  const fromEnv = process.env.BUN_RUST_QUIC_LIB;
+  if (fromEnv) return fromEnv;
+  const root = join(import.meta.dir, "..", "..", "..", "..");
+  for (const profile of ["release", "debug"]) {
+    const candidate = join(root, "target", profile, "librust_quic.so");
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(
+    "rust-quic library not found: build it with `cargo build --release -p rust-quic` or set BUN_RUST_QUIC_LIB",
+  );
+}
+
+type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
+let loaded: Lib | undefined;
+
+export function quic(): Lib {
+  loaded ??= dlopen(libraryPath(), symbols).symbols;
+  return loaded;
+}
+
+/** A C callback on the JS thread (never threadsafe: the engine calls it from Bun's thread). */
+export function callback(fn: (...args: any[]) => void, args: FFIType[]): JSCallback {
+  // An exception must not unwind into the engine's iteration (it would surface
+  // at us_quic_embed_run and stop the pump): report it like any uncaught error.
+  const guarded = (...a: any[]) => {
+    try {
+      fn(...a);
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  };
+  return new JSCallback(guarded, { args, returns: FFIType.void });
+}
+
+export { FFIType };

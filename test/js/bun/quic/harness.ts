@@ -1,0 +1,47 @@
+// Shared helpers: certificates, and clients no one here wrote.
+import { spawnSync, spawn } from "node:child_process";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+
+export const ROOT = join(import.meta.dir, "..", "..", "..", "..");
+export const CERT = join(ROOT, "build", "certs", "cert.pem");
+export const KEY = join(ROOT, "build", "certs", "key.pem");
+export const BUN = join(ROOT, "node_modules", ".bin", "bun");
+export const H3_CLIENT = join(ROOT, "build", "bin", "h3-client");
+
+spawnSync("bash", [join(ROOT, "scripts", "gen-cert.sh"), join(ROOT, "build", "certs")]);
+
+export const tls = { cert: Bun.file(CERT), key: Bun.file(KEY) };
+
+/** Bun 1.4.5's own lsquic client, in a process without our preload (cwd outside the repo). */
+export async function nativeFetch(url: string, postFile?: string): Promise<{ status: number; length: number; sha256: string }> {
+  const args = [join(ROOT, "tests", "interop", "bun_native_fetch.mjs"), url];
+  if (postFile) args.push(postFile);
+  const proc = Bun.spawn([BUN, "--no-install", ...args], { cwd: tmpdir(), stdout: "pipe", stderr: "pipe", env: { PATH: process.env.PATH } });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`native fetch failed (${code}): ${err}`);
+  const [status, length, sha256] = out.trim().split(" ");
+  return { status: Number(status), length: Number(length), sha256 };
+}
+
+/** Our C client (quic.h ABI): returns status, head lines and body. */
+export async function h3Client(url: string, ...args: string[]) {
+  const proc = Bun.spawn([H3_CLIENT, "--insecure", "-v", ...args, url], { stdout: "pipe", stderr: "pipe" });
+  const [body, err, code] = await Promise.all([new Response(proc.stdout).arrayBuffer(), new Response(proc.stderr).text(), proc.exited]);
+  const head = err.split("\n").filter(l => l.startsWith("< ")).map(l => l.slice(2));
+  const status = Number(head.find(l => l.startsWith(":status:"))?.split(": ")[1] ?? 0);
+  const header = (name: string) => head.find(l => l.startsWith(name + ": "))?.slice(name.length + 2);
+  return { code, status, header, body: new Uint8Array(body), stderr: err };
+}
+
+export function sha256(data: Uint8Array | ArrayBuffer): string {
+  return new Bun.CryptoHasher("sha256").update(data).digest("hex");
+}
+
+export function bytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = (i * 31 + 7) % 251;
+  return out;
+}
+
+export { spawn };
