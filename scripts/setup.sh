@@ -41,8 +41,9 @@ if [ "${1:-}" = "--peers" ]; then
     python3 -m pip download -q --disable-pip-version-check --no-binary :all: --no-deps aioquic==1.7.2 -d build/peers
     tar xzf build/peers/aioquic-1.7.2.tar.gz -C build/peers
   fi
-  if [ ! -x node_modules/.bin/bun ] || [ "$(node_modules/.bin/bun --version 2>/dev/null)" != "1.4.5" ]; then
-    echo "setup: npm install (bun 1.4.5)"
+  if [ ! -x node_modules/.bin/bun ] || [ "$(node_modules/.bin/bun --version 2>/dev/null)" != "1.4.5" ] \
+     || [ ! -x node_modules/.bin/tsc ] || [ ! -d node_modules/bun-types ]; then
+    echo "setup: npm install (bun 1.4.5, bun-types, typescript)"
     npm install --no-audit --no-fund --loglevel=error
   fi
 fi

@@ -13,6 +13,7 @@ stage() {
 }
 stage "cargo fmt --check" cargo fmt --all -- --check
 stage "cargo clippy -D warnings" cargo clippy --all-targets -p rust-quic -p usockets-sys -- -D warnings
+stage "tsc --noEmit (runtime module, tests, doc examples)" node_modules/.bin/tsc --noEmit -p .
 stage "cargo test (engine)" cargo test -p rust-quic
 stage "build native programs" make native
 stage "ABI test calls every quic.h function" scripts/check-abi-coverage.sh

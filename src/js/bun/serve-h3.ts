@@ -1,7 +1,9 @@
 // The HTTP/3 side of Bun.serve({ h3: true }): a rust-quic server context on the
 // same port number as the TCP listener, calling the same handlers.
 import { readFileSync } from "node:fs";
-import { FFIType, callback, quic } from "../internal/quic/native";
+import type { Pointer } from "bun:ffi";
+import { toArrayBuffer } from "bun:ffi";
+import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, releaseLoop, scheduleFlush } from "../internal/quic/loop";
 
@@ -64,9 +66,9 @@ class StreamState {
 
 export class H3Listener {
   readonly port: number;
-  private ctx: number;
-  private listen: number;
-  private streams = new Map<number, StreamState>();
+  private ctx: Pointer | null;
+  private listen: Pointer | null;
+  private streams = new Map<Pointer, StreamState>();
   private callbacks: ReturnType<typeof callback>[] = [];
   private stopped = false;
   readonly requestIPs = new WeakMap<Request, { address: string; port: number; family: "IPv4" | "IPv6" }>();
@@ -83,9 +85,9 @@ export class H3Listener {
     const pass = options.tls.passphrase ? Buffer.from(options.tls.passphrase) : null;
     const err = new Uint8Array(512);
     const idle = Math.ceil((options.idleTimeout ?? 30) || 30);
-    this.ctx = lib.us_quic_embed_server_context(
-      loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, idle, err, err.byteLength,
-    ) as number;
+    this.ctx = handle(
+      lib.us_quic_embed_server_context(loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, idle, err, err.byteLength),
+    );
     if (!this.ctx) {
       releaseLoop();
       const why = Buffer.from(err).toString("utf8").replace(/\0.*$/s, "");
@@ -94,7 +96,7 @@ export class H3Listener {
     this.install();
     const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
     const REUSE_PORT = 4;
-    this.listen = lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0) as number;
+    this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));
     if (!this.listen) {
       this.free();
       throw new Error(`Failed to listen for HTTP/3 (UDP) at ${options.hostname ?? "0.0.0.0"}:${options.port}`);
@@ -104,24 +106,24 @@ export class H3Listener {
 
   private install() {
     const lib = quic();
-    const on = (setter: (ctx: number, cb: any) => void, fn: (...a: any[]) => void, args: FFIType[]) => {
+    const on = (setter: (ctx: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
       const cb = callback(fn, args);
       this.callbacks.push(cb);
       setter(this.ctx, cb.ptr);
     };
-    on(lib.us_quic_socket_context_on_stream_open, (s: number) => this.streams.set(s, new StreamState()), [ptr, i32]);
-    on(lib.us_quic_socket_context_on_stream_headers, (s: number) => this.onHeaders(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: number, data: number, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: number) => {
+    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer) => this.streams.set(s, new StreamState()), [ptr, i32]);
+    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => {
       const st = this.streams.get(s);
       const wake = st?.writable;
       if (st) st.writable = undefined;
       wake?.();
     }, [ptr]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: number) => this.onClose(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => this.onClose(s), [ptr]);
   }
 
-  private onHeaders(s: number) {
+  private onHeaders(s: Pointer) {
     const st = this.streams.get(s);
     if (!st || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
     let method = "GET", path = "/", authority = "";
@@ -158,7 +160,7 @@ export class H3Listener {
               if (!st.closed) lib.us_quic_stream_shutdown_read(s);
             },
           },
-          { highWaterMark: 256 * 1024, size: chunk => chunk.byteLength },
+          { highWaterMark: 256 * 1024, size: chunk => chunk?.byteLength ?? 0 },
         )
       : null;
     const request = new Request(`https://${authority}${path}`, {
@@ -166,15 +168,13 @@ export class H3Listener {
       headers,
       body,
       signal: st.abort.signal,
-      // @ts-expect-error Bun accepts duplex for streaming request bodies
-      duplex: "half",
     });
     st.request = request;
     this.requestIPs.set(request, this.remote(s));
     this.dispatch(s, st, request);
   }
 
-  private remote(s: number) {
+  private remote(s: Pointer) {
     const buf = new Uint8Array(64);
     const port = new Int32Array(1);
     const n = quic().us_quic_embed_remote_address(s, buf, buf.byteLength, port);
@@ -182,7 +182,7 @@ export class H3Listener {
     return { address, port: port[0], family: address.includes(":") ? ("IPv6" as const) : ("IPv4" as const) };
   }
 
-  private onData(s: number, data: number, len: number, fin: number) {
+  private onData(s: Pointer, data: Pointer, len: number, fin: number) {
     const st = this.streams.get(s);
     if (!st?.body) return;
     if (len > 0) {
@@ -196,7 +196,6 @@ export class H3Listener {
         return;
       }
       // The engine's buffer is only valid during this call: copy.
-      const { toArrayBuffer } = require("bun:ffi");
       st.body.enqueue(new Uint8Array(toArrayBuffer(data, 0, len).slice(0)));
       if ((st.body.desiredSize ?? 1) <= 0 && !fin) {
         st.readPaused = true;
@@ -209,7 +208,7 @@ export class H3Listener {
     }
   }
 
-  private onClose(s: number) {
+  private onClose(s: Pointer) {
     const st = this.streams.get(s);
     this.streams.delete(s);
     if (!st) return;
@@ -223,7 +222,7 @@ export class H3Listener {
     if (this.stopped && this.streams.size === 0) setTimeout(() => this.free(), 0);
   }
 
-  private async dispatch(s: number, st: StreamState, request: Request) {
+  private async dispatch(s: Pointer, st: StreamState, request: Request) {
     let response: Response;
     try {
       response = await this.handlers.fetch.call(this.server(), request, this.server());
@@ -259,7 +258,7 @@ export class H3Listener {
     return fields.concat(extra);
   }
 
-  private sendSimple(s: number, st: StreamState, status: number, text: string) {
+  private sendSimple(s: Pointer, st: StreamState, status: number, text: string) {
     if (st.responded || st.closed) return;
     st.responded = true;
     const body = Buffer.from(text);
@@ -273,7 +272,7 @@ export class H3Listener {
     scheduleFlush();
   }
 
-  private async respond(s: number, st: StreamState, response: Response, isHead: boolean) {
+  private async respond(s: Pointer, st: StreamState, response: Response, isHead: boolean) {
     const lib = quic();
     st.responded = true;
     const status = response.status;
@@ -293,7 +292,7 @@ export class H3Listener {
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
-        const chunk = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
+        const chunk: Uint8Array = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
         if (!(await this.writeAll(s, st, chunk))) {
           await reader.cancel().catch(() => {});
           return;
@@ -309,7 +308,7 @@ export class H3Listener {
   }
 
   /** Writes one chunk under flow control; false when the stream went away. */
-  private async writeAll(s: number, st: StreamState, chunk: Uint8Array): Promise<boolean> {
+  private async writeAll(s: Pointer, st: StreamState, chunk: Uint8Array): Promise<boolean> {
     const lib = quic();
     let off = 0;
     while (off < chunk.byteLength) {
@@ -369,7 +368,7 @@ export class H3Listener {
     if (!this.ctx) return;
     this.stats(); // keep the final counters readable after stop()
     const ctx = this.ctx;
-    this.ctx = 0;
+    this.ctx = null;
     const lib = quic();
     lib.us_quic_socket_context_free(ctx);
     scheduleFlush();

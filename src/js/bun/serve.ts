@@ -68,7 +68,7 @@ export function serve(options: any): any {
   let port = 0;
   const native = nativeServe.call(Bun, { ...rest, fetch: withAltSvc(rest.fetch, () => port) });
   try {
-    listener = new H3Listener({ hostname: rest.hostname, port: native.port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout }, handlers, () => proxy);
+    listener = new H3Listener({ hostname: rest.hostname, port: native.port ?? 0, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout }, handlers, () => proxy);
   } catch (err) {
     native.stop(true);
     throw err;

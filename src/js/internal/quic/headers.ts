@@ -1,11 +1,12 @@
 // Header blocks cross the FFI boundary as one buffer each way:
 // repeated [u32 name length][name][u32 value length][value], native endian.
+import type { Pointer } from "bun:ffi";
 import { quic } from "./native";
 
 const latin1 = new TextDecoder("latin1");
 let scratch = new Uint8Array(16 * 1024);
 
-export function readHeaders(stream: number): [string, string][] {
+export function readHeaders(stream: Pointer): [string, string][] {
   const lib = quic();
   let need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   if (need > scratch.byteLength) {

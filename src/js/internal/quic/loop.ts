@@ -1,14 +1,15 @@
 // The engine's loop inside Bun's: a watcher thread in the engine signals a pipe
 // when the engine's epoll fd is ready; Bun reads the pipe like any stream, and on
 // each byte we run one non-blocking engine iteration on this (the JS) thread.
-import { quic } from "./native";
+import type { Pointer } from "bun:ffi";
+import { handle as asPointer, quic } from "./native";
 
-let embed = 0;
-let loopPtr = 0;
+let embed: Pointer | null = null;
+let loopPtr: Pointer | null = null;
 let users = 0;
 let flushQueued = false;
 
-async function pump(handle: number, fd: number) {
+async function pump(handle: Pointer, fd: number) {
   const reader = Bun.file(fd).stream().getReader();
   for (;;) {
     const { done } = await reader.read();
@@ -18,23 +19,24 @@ async function pump(handle: number, fd: number) {
 }
 
 /** The engine loop, created on first use; release it when done so the process can exit. */
-export function acquireLoop(): number {
+export function acquireLoop(): Pointer {
   if (!embed) {
     const lib = quic();
-    embed = lib.us_quic_embed_create() as number;
-    if (!embed) throw new Error("rust-quic: could not create its event loop");
-    loopPtr = lib.us_quic_embed_loop(embed) as number;
-    pump(embed, lib.us_quic_embed_wake_fd(embed));
+    const created = asPointer(lib.us_quic_embed_create());
+    if (!created) throw new Error("rust-quic: could not create its event loop");
+    embed = created;
+    loopPtr = asPointer(lib.us_quic_embed_loop(created));
+    pump(created, lib.us_quic_embed_wake_fd(created));
   }
   users++;
-  return loopPtr;
+  return loopPtr!;
 }
 
 export function releaseLoop() {
   if (--users > 0 || !embed) return;
   const handle = embed;
-  embed = 0;
-  loopPtr = 0;
+  embed = null;
+  loopPtr = null;
   // After the current callbacks: stops the watcher; the wake pipe reaches EOF.
   queueMicrotask(() => quic().us_quic_embed_free(handle));
 }

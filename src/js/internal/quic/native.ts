@@ -1,6 +1,6 @@
 // The rust-quic cdylib through bun:ffi. Loading is lazy: nothing happens until
 // HTTP/3 is first used, so the preload never slows down or blocks startup.
-import { dlopen, FFIType, JSCallback } from "bun:ffi";
+import { dlopen, FFIType, JSCallback, type Pointer } from "bun:ffi";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 
@@ -59,6 +59,11 @@ let loaded: Lib | undefined;
 export function quic(): Lib {
   loaded ??= dlopen(libraryPath(), symbols).symbols;
   return loaded;
+}
+
+/** A pointer returned by the engine (bun:ffi returns pointers as numbers), or null. */
+export function handle(p: unknown): Pointer | null {
+  return (p as Pointer) || null;
 }
 
 /** A C callback on the JS thread (never threadsafe: the engine calls it from Bun's thread). */
