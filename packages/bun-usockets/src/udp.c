@@ -186,25 +186,6 @@ void us_udp_socket_on_error(struct us_udp_socket_t *s, void (*error_cb)(struct u
     s->error_cb = error_cb;
 }
 
-int us_udp_socket_connect(struct us_udp_socket_t *s, const struct sockaddr_storage *peer) {
-    struct sockaddr_storage scratch;
-    const struct sockaddr_storage *to = peer;
-    if (s->family == AF_INET6 && peer->ss_family == AF_INET) {
-        /* same v4-mapping as for sends */
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)peer;
-        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&scratch;
-        memset(&scratch, 0, sizeof scratch);
-        v6->sin6_family = AF_INET6;
-        v6->sin6_port = v4->sin_port;
-        v6->sin6_addr.s6_addr[10] = 0xff;
-        v6->sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&v6->sin6_addr.s6_addr[12], &v4->sin_addr, 4);
-        to = &scratch;
-    }
-    socklen_t len = to->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return connect(s->poll.fd, (const struct sockaddr *)to, len) == 0 ? 0 : errno;
-}
-
 /* Reports a pending socket error (an ICMP error on a connected socket). */
 static int report_socket_error(struct us_udp_socket_t *s) {
     int err = 0;
@@ -238,6 +219,12 @@ static const struct sockaddr_storage *adapt_destination(struct us_udp_socket_t *
         return scratch;
     }
     return to;
+}
+
+int us_udp_socket_connect(struct us_udp_socket_t *s, const struct sockaddr_storage *peer) {
+    struct sockaddr_storage scratch;
+    const struct sockaddr_storage *to = adapt_destination(s, peer, &scratch);
+    return connect(s->poll.fd, (const struct sockaddr *)to, sockaddr_len(to)) == 0 ? 0 : errno;
 }
 
 static void want_writable(struct us_udp_socket_t *s, int want) {

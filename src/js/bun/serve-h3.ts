@@ -31,15 +31,7 @@ export interface H3Options {
   idleTimeout?: number;
 }
 
-export interface QuicStats {
-  connectionsAccepted: number;
-  connectionsActive: number;
-  requests: number;
-  bytesReceived: number;
-  bytesSent: number;
-  packetsReceived: number;
-  packetsSent: number;
-}
+export type QuicStats = import("bun").QuicServerStats;
 
 /** PEM text from what Bun.serve's tls accepts: string, Buffer/TypedArray, BunFile, or arrays of them. */
 export function pemText(value: TlsInput | undefined, option: string): string {
