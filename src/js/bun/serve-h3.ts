@@ -6,10 +6,12 @@ import { toArrayBuffer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, releaseLoop, scheduleFlush } from "../internal/quic/loop";
+import type { Router } from "./router";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
 const H3_REQUEST_CANCELLED = 0x10cn;
+const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
 /** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
@@ -17,7 +19,8 @@ const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connecti
 export type TlsInput = string | ArrayBufferView | ArrayBuffer | Blob | Array<string | ArrayBufferView | Blob>;
 
 export interface H3Handlers {
-  fetch: (req: Request, server: any) => Response | Promise<Response>;
+  fetch?: (req: Request, server: any) => Response | Promise<Response>;
+  routes?: Router;
   error?: (err: Error) => Response | Promise<Response> | void;
   maxRequestBodySize?: number;
   development?: boolean;
@@ -128,6 +131,18 @@ export class H3Listener {
       } else headers.append(name, value);
     }
     authority ||= headers.get("host") ?? `localhost:${this.port}`;
+    const expect = headers.get("expect");
+    if (expect !== null) {
+      // 100-continue (any casing) is answered at once, so the client sends the
+      // body even on a fresh connection's first stream; anything else is 417.
+      if (expect.trim().toLowerCase() !== "100-continue") {
+        quic().us_quic_stream_shutdown_read(s);
+        this.sendSimple(s, st, 417, "Expectation Failed");
+        return;
+      }
+      quic().us_quic_stream_send_informational(s, CONTINUE);
+      scheduleFlush();
+    }
     const max = this.handlers.maxRequestBodySize;
     const declared = Number(headers.get("content-length") ?? NaN);
     if (max !== undefined && declared > max) {
@@ -217,8 +232,19 @@ export class H3Listener {
   private async dispatch(s: Pointer, st: StreamState, request: Request) {
     let response: Response;
     try {
-      response = await this.handlers.fetch.call(this.server(), request, this.server());
-      if (!(response instanceof Response)) throw new TypeError("fetch() must return a Response");
+      const server = this.server();
+      const route = this.handlers.routes?.match(request.method, new URL(request.url).pathname);
+      if (route && route.handler instanceof Response) {
+        response = route.handler.clone() as Response;
+      } else if (route) {
+        Object.defineProperty(request, "params", { value: route.params, enumerable: true });
+        response = await (route.handler as Function).call(server, request, server);
+      } else if (this.handlers.fetch) {
+        response = await this.handlers.fetch.call(server, request, server);
+      } else {
+        response = new Response("Not Found", { status: 404 });
+      }
+      if (!(response instanceof Response)) throw new TypeError("the handler must return a Response");
     } catch (err) {
       response = await this.errorResponse(err);
     }

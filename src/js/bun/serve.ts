@@ -2,6 +2,7 @@
 // listener on the same port number (UDP) with the same handlers. Bun's own lsquic
 // listener never starts: h3/http3 are removed before the native Bun.serve sees them.
 import { H3Listener, type H3Handlers, type QuicStats } from "./serve-h3";
+import { Router, withHeader } from "./router";
 
 const nativeServe = Bun.serve;
 
@@ -38,7 +39,8 @@ function validate(options: any) {
     console.warn("Bun.serve: h3 is ignored for unix sockets");
     return false;
   }
-  if (typeof options.fetch !== "function") throw new TypeError("fetch must be a function when h3 is enabled");
+  if (options.fetch !== undefined && typeof options.fetch !== "function") throw new TypeError("fetch must be a function");
+  if (typeof options.fetch !== "function" && !options.routes) throw new TypeError("h3 needs a fetch handler or routes");
   return true;
 }
 
@@ -54,6 +56,7 @@ export function serve(options: any): any {
   const tls = Array.isArray(rest.tls) ? rest.tls[0] : rest.tls;
   const handlers: H3Handlers = {
     fetch: rest.fetch,
+    routes: rest.routes ? new Router(rest.routes) : undefined,
     error: rest.error,
     maxRequestBodySize: rest.maxRequestBodySize,
     development: rest.development,
@@ -66,7 +69,12 @@ export function serve(options: any): any {
     return proxy;
   }
   let port = 0;
-  const native = nativeServe.call(Bun, { ...rest, fetch: withAltSvc(rest.fetch, () => port) });
+  const tcpOptions = (p: () => number) => ({
+    ...rest,
+    ...(rest.fetch ? { fetch: withAltSvc(rest.fetch, p) } : {}),
+    ...(rest.routes ? { routes: withHeader(rest.routes, "alt-svc", () => altSvc(p())) } : {}),
+  });
+  const native = nativeServe.call(Bun, tcpOptions(() => port));
   try {
     listener = new H3Listener({ hostname: rest.hostname, port: native.port ?? 0, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout }, handlers, () => proxy);
   } catch (err) {
@@ -74,6 +82,10 @@ export function serve(options: any): any {
     throw err;
   }
   port = listener.port;
+  // Static route Responses were copied before the port was known: copy them again.
+  if (rest.routes && Object.values(rest.routes).some(v => v instanceof Response || (v && typeof v === "object"))) {
+    native.reload(tcpOptions(() => port));
+  }
   proxy = new Proxy(native, {
     get(target, prop) {
       if (prop === "stop") return (force?: boolean) => (listener.stop(!!force), target.stop(force));
@@ -90,8 +102,18 @@ export function serve(options: any): any {
 
 function reload(target: any, listener: H3Listener, next: any, port: () => number) {
   const { h3: _h3, http3: _http3, http1: _http1, ...rest } = next ?? {};
-  listener.reload({ fetch: rest.fetch, error: rest.error, maxRequestBodySize: rest.maxRequestBodySize, development: rest.development });
-  return target.reload(rest.fetch ? { ...rest, fetch: withAltSvc(rest.fetch, port) } : rest);
+  listener.reload({
+    fetch: rest.fetch,
+    routes: rest.routes ? new Router(rest.routes) : undefined,
+    error: rest.error,
+    maxRequestBodySize: rest.maxRequestBodySize,
+    development: rest.development,
+  });
+  return target.reload({
+    ...rest,
+    ...(rest.fetch ? { fetch: withAltSvc(rest.fetch, port) } : {}),
+    ...(rest.routes ? { routes: withHeader(rest.routes, "alt-svc", () => altSvc(port())) } : {}),
+  });
 }
 
 /** Bun.serve({ h3: true, http1: false }): no TCP listener at all. */
