@@ -227,7 +227,8 @@ unsigned long long us_quic_stream_id(us_quic_stream_t *s);
 int us_quic_socket_close_error(us_quic_socket_t *s, unsigned long long *code, int *is_app);
 /* The socket error that ended a client connection (ECONNREFUSED when the server's
  * port answered with ICMP port unreachable, ...), or 0. A dead port fails the
- * handshake at once (on_hsk_done(s, 0)) instead of after a timeout. */
+ * handshake at once (on_hsk_done(s, 0)) instead of after a timeout. Like every
+ * accessor, valid until on_close has returned (read it in on_hsk_done/on_close). */
 int us_quic_socket_errno(us_quic_socket_t *s);
 /* Host name for a pending connect (NUL-terminated, owned by pc). */
 const char *us_quic_pending_connect_host(struct us_quic_pending_connect_s *pc);

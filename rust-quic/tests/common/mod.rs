@@ -97,6 +97,8 @@ pub struct World {
     pub close_log: Vec<&'static str>,
     /// Connections whose on_close ran: their pointers die at the next sweep.
     pub closed_conns: Vec<usize>,
+    /// us_quic_socket_errno of the last failed handshake (read inside the callback).
+    pub hsk_errno: i32,
 }
 
 thread_local! {
@@ -139,7 +141,15 @@ pub unsafe extern "C" fn on_open(s: *mut PeerContext) {
 }
 
 pub unsafe extern "C" fn on_hsk_done(s: *mut PeerContext, ok: c_int) {
-    world(|w| if ok != 0 { w.hsk_ok += 1 } else { w.hsk_failed += 1 });
+    let errno = us_quic_socket_errno(s);
+    world(|w| {
+        if ok != 0 {
+            w.hsk_ok += 1
+        } else {
+            w.hsk_failed += 1;
+            w.hsk_errno = errno;
+        }
+    });
     if ok != 0 && closing_here("hsk_done") {
         us_quic_socket_close(s);
     }
