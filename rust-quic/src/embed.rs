@@ -109,19 +109,14 @@ pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t
 }
 
 /// The fd the host loop reads: one byte means "call us_quic_embed_run". The
-/// caller owns it (closes it); it reaches end-of-file after us_quic_embed_free.
-/// Returns -1 after the first call.
+/// engine keeps it (closes it in us_quic_embed_free): stop reading it first.
+/// Blocking, as Bun's file streams expect from a pipe.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
-    let Some(e) = e.as_mut() else { return -1 };
-    let fd = std::mem::replace(&mut e.wake_read, -1);
-    if fd >= 0 {
-        // The host reads it its own way; a blocking fd is what Bun's file streams
-        // expect from a pipe (non-blocking ones confused its keep-alive count).
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    }
-    fd
+    let Some(e) = e.as_ref() else { return -1 };
+    let flags = libc::fcntl(e.wake_read, libc::F_GETFL);
+    libc::fcntl(e.wake_read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    e.wake_read
 }
 
 /// One non-blocking iteration on the caller's thread, then re-arm the watcher.
@@ -129,9 +124,6 @@ pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
-    if e.wake_read >= 0 {
-        drain(e.wake_read);
-    }
     us::us_loop_run_once(e.loop_, 0);
     libc::write(e.ack_write, b"!".as_ptr().cast(), 1);
     us::us_loop_alive_count(e.loop_)
@@ -148,9 +140,7 @@ pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     if let Some(t) = e.thread.take() {
         let _ = t.join();
     }
-    if e.wake_read >= 0 {
-        libc::close(e.wake_read);
-    }
+    libc::close(e.wake_read);
     libc::close(e.ack_write);
     libc::close(e.stop_write);
     // Run once more so closed handles are released, then free.

@@ -1,7 +1,9 @@
 // Installs the fork's built-in QUIC/HTTP/3 layer (rust-quic) into a stock Bun.
 // Loaded by bunfig.toml's preload, or `bun --preload <repo>/src/js/preload.ts`.
 // Cheap: it only replaces functions; the engine library loads on first use.
+import { installFetch } from "./bun/fetch";
 import { serve } from "./bun/serve";
 
 // Bun.serve is writable but not configurable: assign, don't redefine.
 (Bun as any).serve = serve;
+installFetch();

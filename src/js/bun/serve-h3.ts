@@ -5,7 +5,7 @@ import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, releaseLoop, scheduleFlush } from "../internal/quic/loop";
+import { acquireLoop, ref, releaseLoop, scheduleFlush, unref } from "../internal/quic/loop";
 import type { Router } from "./router";
 
 const { ptr, i32, u32 } = FFIType;
@@ -89,6 +89,7 @@ export class H3Listener {
       throw new TypeError(`tls: cannot use the certificate for HTTP/3: ${why}`);
     }
     this.install();
+    ref(); // a server keeps the process alive until free() (which unrefs)
     const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
     const REUSE_PORT = 4;
     this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));
@@ -395,6 +396,7 @@ export class H3Listener {
     // The engine may still run callbacks of the freed context in this tick.
     setTimeout(() => {
       for (const cb of callbacks) cb.close();
+      unref();
       releaseLoop();
     }, 0);
   }

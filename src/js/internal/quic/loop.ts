@@ -1,24 +1,46 @@
 // The engine's loop inside Bun's: a watcher thread in the engine signals a pipe
 // when the engine's epoll fd is ready; Bun reads the pipe like any stream, and on
 // each byte we run one non-blocking engine iteration on this (the JS) thread.
+//
+// Keep-alive: servers and in-flight requests hold a ref. With no ref the pending
+// read is cancelled, so idle pooled connections never keep the process alive;
+// the next ref resumes reading and catches up with whatever happened meanwhile.
 import type { Pointer } from "bun:ffi";
 import { handle as asPointer, quic } from "./native";
 
 let embed: Pointer | null = null;
 let loopPtr: Pointer | null = null;
+let wakeFd = -1;
 let users = 0;
+let refs = 0;
+let reader: { read(): Promise<{ done: boolean }>; cancel(): Promise<void> } | null = null;
 let flushQueued = false;
 
-async function pump(handle: Pointer, fd: number) {
-  const reader = Bun.file(fd).stream().getReader();
-  for (;;) {
-    const { done } = await reader.read();
-    if (done || handle !== embed) break;
-    quic().us_quic_embed_run(handle);
-  }
+function startReading() {
+  if (reader || !embed) return;
+  const handle = embed;
+  const current = Bun.file(wakeFd).stream().getReader();
+  reader = current;
+  quic().us_quic_embed_run(handle); // catch up on what happened while paused
+  (async () => {
+    for (;;) {
+      let done = true;
+      try {
+        ({ done } = await current.read());
+      } catch {}
+      if (done || reader !== current || handle !== embed) break;
+      quic().us_quic_embed_run(handle);
+    }
+  })();
 }
 
-/** The engine loop, created on first use; release it when done so the process can exit. */
+function stopReading() {
+  const current = reader;
+  reader = null;
+  current?.cancel().catch(() => {});
+}
+
+/** The engine loop, created on first use. Pair with releaseLoop. */
 export function acquireLoop(): Pointer {
   if (!embed) {
     const lib = quic();
@@ -26,7 +48,7 @@ export function acquireLoop(): Pointer {
     if (!created) throw new Error("rust-quic: could not create its event loop");
     embed = created;
     loopPtr = asPointer(lib.us_quic_embed_loop(created));
-    pump(created, lib.us_quic_embed_wake_fd(created));
+    wakeFd = lib.us_quic_embed_wake_fd(created);
   }
   users++;
   return loopPtr!;
@@ -37,8 +59,18 @@ export function releaseLoop() {
   const handle = embed;
   embed = null;
   loopPtr = null;
-  // After the current callbacks: stops the watcher; the wake pipe reaches EOF.
+  stopReading();
+  // After the current callbacks: stops the watcher, closes the pipe.
   queueMicrotask(() => quic().us_quic_embed_free(handle));
+}
+
+/** Keep the process alive and the loop running (a server, a request in flight). */
+export function ref() {
+  if (refs++ === 0) startReading();
+}
+
+export function unref() {
+  if (refs > 0 && --refs === 0) stopReading();
 }
 
 /**

@@ -37,6 +37,20 @@ const symbols = {
   us_quic_stream_reset_with_code: { args: [ptr, u64], returns: none },
   us_quic_stream_error_code: { args: [ptr], returns: FFIType.i64 },
   us_quic_stream_send_informational: { args: [ptr, ptr], returns: i32 },
+  us_create_quic_client_context: { args: [ptr, u32, u32, u32], returns: ptr },
+  us_quic_socket_context_set_ca: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_context_connect: { args: [ptr, ptr, i32, ptr, i32, ptr, ptr, ptr], returns: i32 },
+  us_quic_pending_connect_set_address: { args: [ptr, ptr], returns: i32 },
+  us_quic_pending_connect_resolved: { args: [ptr], returns: ptr },
+  us_quic_pending_connect_cancel: { args: [ptr], returns: none },
+  us_quic_socket_context_on_hsk_done: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_goaway: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_close: { args: [ptr, ptr], returns: none },
+  us_quic_socket_make_stream: { args: [ptr], returns: none },
+  us_quic_socket_streams_avail: { args: [ptr], returns: u32 },
+  us_quic_socket_close: { args: [ptr], returns: none },
+  us_quic_socket_errno: { args: [ptr], returns: i32 },
+  us_quic_stream_socket: { args: [ptr], returns: ptr },
 } as const;
 
 /** Where the engine is: $BUN_RUST_QUIC_LIB, else the repository's release build. */
