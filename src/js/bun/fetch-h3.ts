@@ -313,8 +313,8 @@ async function writeAll(s: Pointer, st: ClientStream, chunk: Uint8Array): Promis
   return true;
 }
 
-async function once(request: Request, url: URL, tls: H3TlsOptions, signal: AbortSignal | null): Promise<Response> {
-  const port = Number(url.port || 443);
+async function once(request: Request, url: URL, tls: H3TlsOptions, signal: AbortSignal | null, connectPort?: number): Promise<Response> {
+  const port = connectPort ?? Number(url.port || 443);
   const reject = tls.rejectUnauthorized !== false;
   const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
   const client = contextFor(ca);
@@ -403,7 +403,10 @@ async function exchange(client: ClientContext, session: Session, request: Reques
 }
 
 /** fetch over HTTP/3, following redirects like fetch does. */
-export async function fetchH3(input: string | Request | URL, init: RequestInit & { tls?: H3TlsOptions; protocol?: string } = {}): Promise<Response> {
+export async function fetchH3(
+  input: string | Request | URL,
+  init: RequestInit & { tls?: H3TlsOptions; protocol?: string; connectPort?: number } = {},
+): Promise<Response> {
   let url = new URL(input instanceof Request ? input.url : String(input));
   if (url.protocol !== "https:") {
     throw fetchError(`fetch: protocol "${init.protocol}" needs an https: URL (got ${url.protocol})`, "HTTP3RequiresHTTPS");
@@ -414,7 +417,9 @@ export async function fetchH3(input: string | Request | URL, init: RequestInit &
   const signal = init.signal ?? (input instanceof Request ? input.signal : null);
   const mode = init.redirect ?? "follow";
   for (let hops = 0; ; hops++) {
-    const response = await once(request, url, init.tls ?? {}, signal);
+    // An Alt-Svc alternative port applies to its origin only, not to redirects elsewhere.
+    const connectPort = hops === 0 ? init.connectPort : undefined;
+    const response = await once(request, url, init.tls ?? {}, signal, connectPort);
     if (!REDIRECTS.has(response.status) || mode === "manual" || !response.headers.has("location")) {
       if (hops > 0) Object.defineProperty(response, "redirected", { value: true });
       Object.defineProperty(response, "url", { value: url.href });

@@ -1,0 +1,16 @@
+// Bun.serve({ h3: true }) on rust-quic (run WITH the preload): the same site as the
+// other interop servers: files from ROOT, /echo returns the request body.
+const [cert, key, root] = process.argv.slice(2);
+const server = Bun.serve({
+  port: 0,
+  hostname: "127.0.0.1",
+  h3: true,
+  tls: { cert: Bun.file(cert), key: Bun.file(key) },
+  async fetch(req) {
+    const { pathname } = new URL(req.url);
+    if (pathname === "/echo") return new Response(await req.arrayBuffer());
+    const file = Bun.file(root + (pathname === "/" ? "/index.html" : pathname));
+    return (await file.exists()) ? new Response(file) : new Response("not found", { status: 404 });
+  },
+});
+console.log(`listening on ${server.port}`);
