@@ -189,13 +189,50 @@ pub unsafe extern "C" fn us_quic_embed_server_context(
             ctx
         }
         Err(msg) => {
-            if !err.is_null() && err_len > 0 {
-                let n = msg.len().min(err_len as usize - 1);
-                std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
-                *err.add(n) = 0;
-            }
+            write_error(&msg, err, err_len);
             std::ptr::null_mut()
         }
+    }
+}
+
+/// Another certificate for `hostname` (exact or `*.` wildcard), from PEM buffers.
+/// 0 on success; -1 with the reason in err.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn us_quic_embed_add_server_name(
+    ctx: *mut Context,
+    hostname: *const c_char,
+    cert: *const c_char,
+    cert_len: c_uint,
+    key: *const c_char,
+    key_len: c_uint,
+    passphrase: *const c_char,
+    passphrase_len: c_uint,
+    err: *mut c_char,
+    err_len: c_uint,
+) -> c_int {
+    let (Some(ctx), false) = (ctx.as_mut(), hostname.is_null()) else { return -1 };
+    let Ok(host) = std::ffi::CStr::from_ptr(hostname).to_str() else { return -1 };
+    let tls = TlsOptions {
+        cert_pem: bytes(cert, cert_len).to_vec(),
+        key_pem: bytes(key, key_len).to_vec(),
+        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
+        ca_pem: None,
+    };
+    match ctx.add_server_name(host, &tls) {
+        Ok(()) => 0,
+        Err(msg) => {
+            write_error(&msg, err, err_len);
+            -1
+        }
+    }
+}
+
+unsafe fn write_error(msg: &str, err: *mut c_char, err_len: c_uint) {
+    if !err.is_null() && err_len > 0 {
+        let n = msg.len().min(err_len as usize - 1);
+        std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
+        *err.add(n) = 0;
     }
 }
 

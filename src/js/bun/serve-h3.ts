@@ -26,11 +26,19 @@ export interface H3Handlers {
   development?: boolean;
 }
 
+export interface TlsEntry {
+  cert?: TlsInput;
+  key?: TlsInput;
+  passphrase?: string;
+  serverName?: string;
+}
+
 export interface H3Options {
   hostname?: string;
   port: number;
   reusePort?: boolean;
-  tls: { cert?: TlsInput; key?: TlsInput; passphrase?: string };
+  /** The first entry is the default certificate; the others are served by SNI (`serverName`). */
+  tls: TlsEntry | TlsEntry[];
   idleTimeout?: number;
 }
 
@@ -74,10 +82,12 @@ export class H3Listener {
     private server: () => any,
   ) {
     const lib = quic();
+    const entries = Array.isArray(options.tls) ? options.tls : [options.tls];
+    const main = entries[0] ?? {};
+    const cert = Buffer.from(pemText(main.cert, "tls.cert"), "latin1");
+    const key = Buffer.from(pemText(main.key, "tls.key"), "latin1");
+    const pass = main.passphrase ? Buffer.from(main.passphrase) : null;
     const loop = acquireLoop();
-    const cert = Buffer.from(pemText(options.tls.cert, "tls.cert"), "latin1");
-    const key = Buffer.from(pemText(options.tls.key, "tls.key"), "latin1");
-    const pass = options.tls.passphrase ? Buffer.from(options.tls.passphrase) : null;
     const err = new Uint8Array(512);
     const idle = Math.ceil((options.idleTimeout ?? 30) || 30);
     this.ctx = handle(
@@ -90,6 +100,21 @@ export class H3Listener {
     }
     this.install();
     ref(); // a server keeps the process alive until free() (which unrefs)
+    for (const [i, entry] of entries.entries()) {
+      if (i === 0 && !entry.serverName) continue;
+      if (!entry.serverName) {
+        this.free();
+        throw new TypeError(`tls[${i}].serverName is required for every certificate after the first`);
+      }
+      const c = Buffer.from(pemText(entry.cert, `tls[${i}].cert`), "latin1");
+      const k = Buffer.from(pemText(entry.key, `tls[${i}].key`), "latin1");
+      const p = entry.passphrase ? Buffer.from(entry.passphrase) : null;
+      const why = new Uint8Array(512);
+      if (lib.us_quic_embed_add_server_name(this.ctx, Buffer.from(entry.serverName + "\0"), c, c.byteLength, k, k.byteLength, p, p?.byteLength ?? 0, why, why.byteLength) !== 0) {
+        this.free();
+        throw new TypeError(`tls[${i}]: ${Buffer.from(why).toString("utf8").replace(/\0.*$/s, "")}`);
+      }
+    }
     const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
     const REUSE_PORT = 4;
     this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));

@@ -53,7 +53,7 @@ export function serve(options: any): any {
     return nativeServe.call(Bun, options);
   }
   const { h3: _h3, http3: _http3, http1, ...rest } = options;
-  const tls = Array.isArray(rest.tls) ? rest.tls[0] : rest.tls;
+  const tls = rest.tls;
   const handlers: H3Handlers = {
     fetch: rest.fetch,
     routes: rest.routes ? new Router(rest.routes) : undefined,

@@ -13,6 +13,7 @@ const symbols = {
   us_quic_embed_run: { args: [ptr], returns: i32 },
   us_quic_embed_free: { args: [ptr], returns: none },
   us_quic_embed_server_context: { args: [ptr, ptr, u32, ptr, u32, ptr, u32, u32, ptr, u32], returns: ptr },
+  us_quic_embed_add_server_name: { args: [ptr, ptr, ptr, u32, ptr, u32, ptr, u32, ptr, u32], returns: i32 },
   us_quic_embed_read_headers: { args: [ptr, ptr, u32], returns: u32 },
   us_quic_embed_send_headers: { args: [ptr, ptr, u32, i32], returns: i32 },
   us_quic_embed_remote_address: { args: [ptr, ptr, u32, ptr], returns: i32 },
