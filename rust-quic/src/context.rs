@@ -25,6 +25,7 @@ pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
 pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
 pub type StreamCb = unsafe extern "C" fn(*mut Stream);
 pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
+pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
 
 #[derive(Default, Clone, Copy)]
 pub struct Callbacks {
@@ -37,6 +38,7 @@ pub struct Callbacks {
     pub on_stream_data: Option<StreamDataCb>,
     pub on_stream_writable: Option<StreamCb>,
     pub on_stream_close: Option<StreamCb>,
+    pub on_datagram: Option<DatagramCb>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -186,6 +188,40 @@ impl Context {
         Ok(())
     }
 
+    /// Raw QUIC (streams carry bytes, no HTTP/3) with these ALPN protocols.
+    pub fn set_raw_protocol(&mut self, alpn: Vec<Vec<u8>>) -> Result<(), String> {
+        if alpn.is_empty() || alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
+            return Err("each ALPN protocol must be 1 to 255 bytes".into());
+        }
+        self.settings.protocol = Protocol::Raw;
+        self.settings.alpn = alpn;
+        self.reconfigure()
+    }
+
+    /// Enables QUIC DATAGRAM (RFC 9221) on new connections.
+    pub fn set_datagrams(&mut self, enabled: bool) -> Result<(), String> {
+        self.settings.datagrams = enabled;
+        self.reconfigure()
+    }
+
+    /// Stream limits granted to peers on new connections.
+    pub fn set_max_streams(&mut self, bidi: u64, uni: u64) -> Result<(), String> {
+        self.settings.max_streams_bidi = bidi;
+        self.settings.max_streams_uni = uni;
+        self.reconfigure()
+    }
+
+    /// Applies changed settings to the configurations used for new connections.
+    fn reconfigure(&mut self) -> Result<(), String> {
+        self.client_configs.clear();
+        if let Some(mut config) = self.server_config.take() {
+            let r = self.apply_transport_settings(&mut config);
+            self.server_config = Some(config);
+            r?;
+        }
+        Ok(())
+    }
+
     /// Trusts `pem` in addition to the system roots for verified client connections.
     pub fn set_client_ca(&mut self, pem: Option<Vec<u8>>) {
         self.ca_pem = pem;
@@ -209,9 +245,7 @@ impl Context {
         c.set_max_stream_window(32 * 1024 * 1024);
         c.set_active_connection_id_limit(4);
         c.enable_pacing(false);
-        if s.datagrams {
-            c.enable_dgram(true, 1024, 1024);
-        }
+        c.enable_dgram(s.datagrams, 1024, 1024);
         Ok(())
     }
 

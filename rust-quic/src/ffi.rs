@@ -10,7 +10,9 @@ use std::net::{IpAddr, SocketAddr};
 use usockets_sys as us;
 
 use crate::client::{self, Connect, PendingConnect};
-use crate::context::{self, ConnCb, ConnOkCb, Context, Settings, Stats, StreamCb, StreamDataCb, StreamOpenCb};
+use crate::context::{
+    self, ConnCb, ConnOkCb, Context, DatagramCb, Settings, Stats, StreamCb, StreamDataCb, StreamOpenCb,
+};
 use crate::http3::{self, FieldRef};
 use crate::listen_socket::{self, ListenSocket};
 use crate::peer_context::{self, PeerContext};
@@ -322,7 +324,7 @@ pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingCon
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized {
-        peer_context::request_stream(s);
+        peer_context::request_stream(s, false);
     }
 }
 
@@ -369,6 +371,7 @@ callback_setter!(us_quic_socket_context_on_stream_headers, on_stream_headers, St
 callback_setter!(us_quic_socket_context_on_stream_data, on_stream_data, StreamDataCb);
 callback_setter!(us_quic_socket_context_on_stream_writable, on_stream_writable, StreamCb);
 callback_setter!(us_quic_socket_context_on_stream_close, on_stream_close, StreamCb);
+callback_setter!(us_quic_socket_context_on_datagram, on_datagram, DatagramCb);
 
 /// Runs a stream operation inside an engine frame, so that anything it closes
 /// is swept only after the caller's callback (if any) has returned.
@@ -609,6 +612,78 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
         }
         None => 0,
     }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_make_uni_stream(s: *mut PeerContext) {
+    if !s.is_null() && !(*s).finalized {
+        peer_context::request_stream(s, true);
+    }
+}
+
+/// ALPN in wire format: each protocol prefixed by its length byte.
+fn parse_alpn_wire(mut wire: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    while let Some((&n, rest)) = wire.split_first() {
+        if n == 0 || rest.len() < n as usize {
+            return None;
+        }
+        out.push(rest[..n as usize].to_vec());
+        wire = &rest[n as usize..];
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_raw_alpn(ctx: *mut Context, wire: *const u8, len: c_uint) -> c_int {
+    let (Some(ctx), false) = (ctx.as_mut(), wire.is_null()) else { return -1 };
+    let Some(alpn) = parse_alpn_wire(std::slice::from_raw_parts(wire, len as usize)) else { return -1 };
+    match ctx.set_raw_protocol(alpn) {
+        Ok(()) => 0,
+        Err(e) => {
+            report("set_raw_alpn", &e);
+            -1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_datagrams(ctx: *mut Context, enabled: c_int) -> c_int {
+    match ctx.as_mut().map(|c| c.set_datagrams(enabled != 0)) {
+        Some(Ok(())) => 0,
+        _ => -1,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_max_streams(ctx: *mut Context, bidi: c_uint, uni: c_uint) -> c_int {
+    match ctx.as_mut().map(|c| c.set_max_streams(u64::from(bidi), u64::from(uni))) {
+        Some(Ok(())) => 0,
+        _ => -1,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data: *const c_char, len: c_uint) -> c_int {
+    if s.is_null() || (data.is_null() && len > 0) {
+        return -2;
+    }
+    let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+    let ctx = (*s).ctx;
+    context::enter(ctx);
+    let r = peer_context::send_datagram(s, bytes);
+    context::leave(ctx);
+    match r {
+        Ok(()) => 0,
+        Err(peer_context::DatagramError::TooLarge) => -1,
+        Err(peer_context::DatagramError::Unavailable) => -2,
+        Err(peer_context::DatagramError::QueueFull) => -3,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_datagram_max_size(s: *mut PeerContext) -> c_int {
+    s.as_ref().and_then(|pc| pc.conn.dgram_max_writable_len()).map_or(-1, |n| n as c_int)
 }
 
 #[no_mangle]

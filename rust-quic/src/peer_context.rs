@@ -58,6 +58,8 @@ pub struct PeerContext {
     next_bidi: u64,
     next_uni: u64,
     max_peer_bidi: Option<u64>,
+    max_peer_uni: Option<u64>,
+    pub(crate) pending_uni_requests: u32,
     /// Streams the application is done with whose bytes QUIC may still be
     /// delivering; a graceful close waits for them.
     pub(crate) lingering: Vec<u64>,
@@ -99,6 +101,8 @@ pub(crate) unsafe fn create(
         next_bidi: if is_server { 1 } else { 0 },
         next_uni: if is_server { 3 } else { 2 },
         max_peer_bidi: None,
+        max_peer_uni: None,
+        pending_uni_requests: 0,
         lingering: Vec::new(),
         verify_ip: None,
         closing_gracefully: false,
@@ -183,6 +187,10 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         }
     }
     grant_streams(pc);
+    deliver_datagrams(pc);
+    if (*pc).finalized {
+        return;
+    }
     if (*pc).closing_gracefully && (*pc).close_at.is_none() && (*pc).streams.is_empty() && all_streams_retired(pc) {
         finish_graceful_close(pc);
     }
@@ -250,14 +258,13 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
         uni_readable(pc, id);
         return;
     }
-    if initiated_locally(&*pc, id) || (*pc).max_peer_bidi.is_some_and(|m| id <= m) && !is_uni(id) {
+    let highest = if is_uni(id) { &mut (*pc).max_peer_uni } else { &mut (*pc).max_peer_bidi };
+    if initiated_locally(&*pc, id) || highest.is_some_and(|m| id <= m) {
         // A stream we already finished with: drop late data.
         let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
         return;
     }
-    if !is_uni(id) {
-        (*pc).max_peer_bidi = Some(id);
-    }
+    *highest = Some(id);
     if h3 && (*ctx).role == Role::Client {
         connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
         return;
@@ -495,21 +502,35 @@ pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
     context::mark_dirty(pc);
 }
 
-/// us_quic_socket_make_stream: ask for one more locally opened bidi stream.
-pub unsafe fn request_stream(pc: *mut PeerContext) {
+/// us_quic_socket_make_stream (bidi) / make_uni_stream: ask for one more
+/// locally opened stream; on_stream_open fires once MAX_STREAMS allows it.
+pub unsafe fn request_stream(pc: *mut PeerContext, unidirectional: bool) {
     let ctx = (*pc).ctx;
     context::enter(ctx);
-    (*pc).pending_stream_requests += 1;
+    if unidirectional {
+        (*pc).pending_uni_requests += 1;
+    } else {
+        (*pc).pending_stream_requests += 1;
+    }
     grant_streams(pc);
     context::leave(ctx);
 }
 
 unsafe fn grant_streams(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
-    while (*pc).pending_stream_requests > 0 && streams_available(&*pc) > 0 {
-        (*pc).pending_stream_requests -= 1;
-        let id = (*pc).next_bidi;
-        (*pc).next_bidi += 4;
+    loop {
+        let uni = if (*pc).pending_stream_requests > 0 && streams_available(&*pc) > 0 {
+            (*pc).pending_stream_requests -= 1;
+            false
+        } else if (*pc).pending_uni_requests > 0 && uni_streams_available(&*pc) > 0 {
+            (*pc).pending_uni_requests -= 1;
+            true
+        } else {
+            return;
+        };
+        let next = if uni { &mut (*pc).next_uni } else { &mut (*pc).next_bidi };
+        let id = *next;
+        *next += 4;
         // Creating the stream in quiche now makes it count against MAX_STREAMS.
         let _ = (*pc).conn.stream_priority(id, 127, true);
         let ext_size = (*ctx).settings.stream_ext_size;
@@ -521,11 +542,65 @@ unsafe fn grant_streams(pc: *mut PeerContext) {
     }
 }
 
-pub fn streams_available(pc: &PeerContext) -> u64 {
-    if pc.finalized || pc.closing_gracefully || pc.h3.goaway_received.is_some() || !pc.established {
+/// Locally opened unidirectional streams available now (raw QUIC only: HTTP/3
+/// owns its unidirectional streams).
+pub fn uni_streams_available(pc: &PeerContext) -> u64 {
+    if is_h3(pc) || streams_available_base(pc) {
         return 0;
     }
-    if pc.conn.is_closed() || pc.conn.is_draining() {
+    pc.conn.peer_streams_left_uni()
+}
+
+fn streams_available_base(pc: &PeerContext) -> bool {
+    pc.finalized || pc.closing_gracefully || !pc.established || pc.conn.is_closed() || pc.conn.is_draining()
+}
+
+/// QUIC DATAGRAM frames received (RFC 9221) go to on_datagram.
+unsafe fn deliver_datagrams(pc: *mut PeerContext) {
+    let ctx = (*pc).ctx;
+    let Some(cb) = (*ctx).callbacks.on_datagram else { return };
+    let mut buf = std::mem::take(&mut (*ctx).recv_buf);
+    while let Ok(n) = (*pc).conn.dgram_recv(&mut buf) {
+        cb(pc, buf.as_ptr().cast(), n as std::ffi::c_uint);
+        if (*pc).finalized {
+            break;
+        }
+    }
+    (*ctx).recv_buf = buf;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatagramError {
+    /// DATAGRAM was not negotiated (disabled here or by the peer), or the connection is not open.
+    Unavailable,
+    /// Larger than the peer and the path allow (see datagram_max_size).
+    TooLarge,
+    /// The send queue is full; retry after some are sent.
+    QueueFull,
+}
+
+pub unsafe fn send_datagram(pc: *mut PeerContext, data: &[u8]) -> Result<(), DatagramError> {
+    if (*pc).finalized || !(*pc).established {
+        return Err(DatagramError::Unavailable);
+    }
+    match (*pc).conn.dgram_max_writable_len() {
+        None => return Err(DatagramError::Unavailable),
+        Some(max) if data.len() > max => return Err(DatagramError::TooLarge),
+        _ => {}
+    }
+    match (*pc).conn.dgram_send(data) {
+        Ok(()) => {
+            context::mark_dirty(pc);
+            Ok(())
+        }
+        Err(quiche::Error::BufferTooShort) => Err(DatagramError::TooLarge),
+        Err(quiche::Error::Done) => Err(DatagramError::QueueFull),
+        Err(_) => Err(DatagramError::Unavailable),
+    }
+}
+
+pub fn streams_available(pc: &PeerContext) -> u64 {
+    if streams_available_base(pc) || pc.h3.goaway_received.is_some() {
         return 0;
     }
     pc.conn.peer_streams_left_bidi()

@@ -106,6 +106,15 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
         want_write: false,
         is_head_request: false,
     }));
+    if id & 0x2 != 0 {
+        // A unidirectional stream has one side: ours (write-only) or theirs (read-only).
+        if local {
+            (*s).read_shut = true;
+        } else {
+            (*s).fin_requested = true;
+            (*s).fin_sent = true;
+        }
+    }
     (*pc).streams.insert(id, s);
     s
 }

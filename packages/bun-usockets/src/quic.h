@@ -235,6 +235,27 @@ const char *us_quic_pending_connect_host(struct us_quic_pending_connect_s *pc);
 /* Set the resolved IP literal (v4 or v6). 0 on success, -1 if not an IP. */
 int us_quic_pending_connect_set_address(struct us_quic_pending_connect_s *pc, const char *ip);
 
+/* Raw QUIC (Bun.quic): streams carry bytes instead of HTTP/3 messages.
+ * set_raw_alpn takes the ALPN list in wire format (each protocol preceded by its
+ * length byte, e.g. "\x08" "bun-quic"); set before listening or connecting. */
+int us_quic_socket_context_set_raw_alpn(us_quic_socket_context_t *ctx, const unsigned char *wire, unsigned int len);
+/* QUIC DATAGRAM (RFC 9221) on new connections. 0 or -1. */
+int us_quic_socket_context_set_datagrams(us_quic_socket_context_t *ctx, int enabled);
+/* Stream limits granted to peers on new connections. 0 or -1. */
+int us_quic_socket_context_set_max_streams(us_quic_socket_context_t *ctx, unsigned int bidi, unsigned int uni);
+/* A locally opened unidirectional stream (raw QUIC only); on_stream_open(s, 1)
+ * fires when allowed. A stream is unidirectional when (us_quic_stream_id(s) & 2). */
+void us_quic_socket_make_uni_stream(us_quic_socket_t *s);
+/* Received DATAGRAM frames, one call each (the buffer is valid during the call). */
+void us_quic_socket_context_on_datagram(us_quic_socket_context_t *ctx,
+    void (*on_datagram)(us_quic_socket_t *, const char *, unsigned int));
+/* Queue a DATAGRAM: 0 queued, -1 larger than us_quic_socket_datagram_max_size
+ * (never silently truncated or dropped here), -2 not negotiated / not open,
+ * -3 send queue full. */
+int us_quic_socket_send_datagram(us_quic_socket_t *s, const char *data, unsigned int len);
+/* Largest DATAGRAM payload that fits now, or -1 when DATAGRAM is unavailable. */
+int us_quic_socket_datagram_max_size(us_quic_socket_t *s);
+
 /* Counters of a context, for stats and tests. */
 struct us_quic_context_stats_t {
     unsigned long long connections_accepted;

@@ -82,6 +82,10 @@ static void on_hsk_done(us_quic_socket_t *s, int ok) {
     char status[256];
     CHECK(us_quic_socket_status(s, status, sizeof status) > 0);
     CHECK(strstr(status, "established") != NULL);
+    /* HTTP/3 without DATAGRAM negotiated: refused clearly, nothing queued. */
+    CHECK(us_quic_socket_send_datagram(s, "x", 1) == -2);
+    CHECK(us_quic_socket_datagram_max_size(s) == -1);
+    us_quic_socket_make_uni_stream(s); /* HTTP/3 owns uni streams: never granted */
     CHECK(us_quic_socket_streams_avail(s) > 0);
     us_quic_socket_make_stream(s);
 }
@@ -266,6 +270,14 @@ int main(int argc, char **argv) {
     client = us_create_quic_client_context(loop, 8, 16, 64);
     CHECK(client != NULL);
     install(client);
+    us_quic_socket_context_on_datagram(client, NULL);
+    /* Raw-QUIC settings on a scratch context (the HTTP/3 test keeps its own). */
+    us_quic_socket_context_t *raw = us_create_quic_client_context(loop, 0, 0, 0);
+    CHECK(us_quic_socket_context_set_raw_alpn(raw, (const unsigned char *)"\x08" "bun-quic", 9) == 0);
+    CHECK(us_quic_socket_context_set_raw_alpn(raw, (const unsigned char *)"\x09" "bun-quic", 9) == -1);
+    CHECK(us_quic_socket_context_set_datagrams(raw, 1) == 0);
+    CHECK(us_quic_socket_context_set_max_streams(raw, 10, 10) == 0);
+    us_quic_socket_context_free(raw);
     FILE *f = fopen(argv[1], "rb");
     char pem[16384];
     size_t pem_len = f ? fread(pem, 1, sizeof pem, f) : 0;
