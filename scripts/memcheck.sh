@@ -8,11 +8,14 @@ scripts/gen-cert.sh build/certs
 VG=(valgrind --quiet --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
 echo "memcheck: abi-test"
 "${VG[@]}" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
-bin=$(cargo test -p rust-quic --test robustness --no-run --message-format=json 2>/dev/null \
-  | python3 -c 'import sys,json
+test_binary() {
+  cargo test -p rust-quic --test "$1" --no-run --message-format=json 2>/dev/null | python3 -c 'import sys,json
 for l in sys.stdin:
     m=json.loads(l)
-    if m.get("reason")=="compiler-artifact" and m.get("executable") and "robustness" in m["executable"]: print(m["executable"])' | tail -1)
-echo "memcheck: engine close-from-callback tests"
-"${VG[@]}" "$bin" --test-threads=1 close_from_every_callback context_freed_from_inside_a_callback \
+    if m.get("reason")=="compiler-artifact" and m.get("executable"): print(m["executable"])' | grep "/$1-" | tail -1
+}
+echo "memcheck: engine close-from-callback and bad-input tests"
+"${VG[@]}" "$(test_binary robustness)" --test-threads=1 close_from_every_callback context_freed_from_inside_a_callback \
   garbage_truncated_and_unknown_version_datagrams dead_port_fails_the_handshake_at_once
+echo "memcheck: raw QUIC (unidirectional streams, datagrams)"
+"${VG[@]}" "$(test_binary raw)" --test-threads=1
