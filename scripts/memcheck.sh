@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/gen-cert.sh build/certs
 VG=(valgrind --quiet --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite)
-echo "memcheck: abi-test"
-"${VG[@]}" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
+make -s memcheck-bin
+echo "memcheck: abi-test (debug build of the library)"
+"${VG[@]}" build/memcheck/abi-test build/certs/cert.pem build/certs/key.pem
 test_binary() {
   cargo test -p rust-quic --test "$1" --no-run --message-format=json 2>/dev/null | python3 -c 'import sys,json
 for l in sys.stdin:
