@@ -198,6 +198,12 @@ impl Context {
         self.reconfigure()
     }
 
+    /// Idle timeout of new connections.
+    pub fn set_idle_timeout(&mut self, ms: u64) -> Result<(), String> {
+        self.settings.idle_timeout_ms = ms;
+        self.reconfigure()
+    }
+
     /// Enables QUIC DATAGRAM (RFC 9221) on new connections.
     pub fn set_datagrams(&mut self, enabled: bool) -> Result<(), String> {
         self.settings.datagrams = enabled;

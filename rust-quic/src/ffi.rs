@@ -589,7 +589,25 @@ pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
     }
     let ctx = (*s).ctx;
     context::enter(ctx);
-    peer_context::connection_error(s, http3::H3_NO_ERROR, "");
+    peer_context::close_from_app(s, http3::H3_NO_ERROR, b"");
+    context::leave(ctx);
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_close_with_error(
+    s: *mut PeerContext,
+    code: c_ulonglong,
+    reason: *const c_char,
+    reason_len: c_uint,
+) {
+    if s.is_null() || (*s).finalized {
+        return;
+    }
+    let reason =
+        if reason.is_null() { &[][..] } else { std::slice::from_raw_parts(reason.cast::<u8>(), reason_len as usize) };
+    let ctx = (*s).ctx;
+    context::enter(ctx);
+    peer_context::close_from_app(s, code, reason);
     context::leave(ctx);
 }
 
@@ -684,6 +702,73 @@ pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data:
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_datagram_max_size(s: *mut PeerContext) -> c_int {
     s.as_ref().and_then(|pc| pc.conn.dgram_max_writable_len()).map_or(-1, |n| n as c_int)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_stop_sending(s: *mut Stream, code: c_ulonglong) {
+    with_stream(s, (), |s| stream::stop_sending(s, code))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Context, ms: c_uint) -> c_int {
+    match ctx.as_mut().map(|c| c.set_idle_timeout(u64::from(ms.max(1)))) {
+        Some(Ok(())) => 0,
+        _ => -1,
+    }
+}
+
+/// `struct us_quic_socket_info_t`.
+#[repr(C)]
+#[derive(Default)]
+pub struct SocketInfo {
+    pub rtt_us: u64,
+    pub packets_sent: u64,
+    pub packets_received: u64,
+    pub packets_lost: u64,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    pub streams: u64,
+    pub established: u64,
+    pub resumed: u64,
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut SocketInfo) -> c_int {
+    let (Some(pc), false) = (s.as_ref(), out.is_null()) else { return -1 };
+    let st = pc.conn.stats();
+    let rtt = pc.conn.path_stats().next().map_or(0, |p| p.rtt.as_micros() as u64);
+    *out = SocketInfo {
+        rtt_us: rtt,
+        packets_sent: st.sent as u64,
+        packets_received: st.recv as u64,
+        packets_lost: st.lost as u64,
+        bytes_sent: st.sent_bytes,
+        bytes_received: st.recv_bytes,
+        streams: pc.streams.len() as u64,
+        established: u64::from(pc.established && !pc.finalized),
+        resumed: u64::from(pc.conn.is_resumed()),
+    };
+    0
+}
+
+/// Copies a byte string into buf (NUL-terminated); its length, or -1.
+unsafe fn copy_out(bytes: &[u8], buf: *mut c_char, len: c_uint) -> c_int {
+    if buf.is_null() || bytes.len() >= len as usize {
+        return -1;
+    }
+    std::ptr::copy_nonoverlapping(bytes.as_ptr(), buf.cast::<u8>(), bytes.len());
+    *buf.add(bytes.len()) = 0;
+    bytes.len() as c_int
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_alpn(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
+    s.as_ref().map_or(-1, |pc| copy_out(pc.conn.application_proto(), buf, len))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_server_name(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
+    s.as_ref().map_or(-1, |pc| copy_out(pc.conn.server_name().unwrap_or("").as_bytes(), buf, len))
 }
 
 #[no_mangle]

@@ -71,6 +71,11 @@ pub struct PeerContext {
     pub(crate) close_at: Option<Instant>,
     /// The socket error that ended the connection (ECONNREFUSED from ICMP, ...).
     pub socket_error: Option<i32>,
+    /// An application close, applied after the next send so that a handshake
+    /// message still pending (the client's Finished, when closing inside
+    /// on_hsk_done) goes out first: quiche sends nothing at all for an
+    /// application close issued before that.
+    deferred_close: Option<(u64, Vec<u8>)>,
 }
 
 pub(crate) unsafe fn create(
@@ -108,6 +113,7 @@ pub(crate) unsafe fn create(
         closing_gracefully: false,
         close_at: None,
         socket_error: None,
+        deferred_close: None,
     }));
     (*ctx).connections.push(pc);
     (*ctx).stats.connections_active += 1;
@@ -552,7 +558,22 @@ pub fn uni_streams_available(pc: &PeerContext) -> u64 {
 }
 
 fn streams_available_base(pc: &PeerContext) -> bool {
-    pc.finalized || pc.closing_gracefully || !pc.established || pc.conn.is_closed() || pc.conn.is_draining()
+    pc.finalized
+        || pc.closing_gracefully
+        || pc.deferred_close.is_some()
+        || !pc.established
+        || pc.conn.is_closed()
+        || pc.conn.is_draining()
+}
+
+/// CONNECTION_CLOSE with an application error, as the application asked:
+/// applied at the connection's next flush (see `deferred_close`).
+pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
+    if (*pc).finalized {
+        return;
+    }
+    (*pc).deferred_close.get_or_insert((code, reason.to_vec()));
+    context::mark_dirty(pc);
 }
 
 /// QUIC DATAGRAM frames received (RFC 9221) go to on_datagram.
@@ -610,6 +631,14 @@ pub fn streams_available(pc: &PeerContext) -> u64 {
 /// in one send; a shorter packet ends a batch, a larger one or a new
 /// destination starts the next.
 pub(crate) unsafe fn flush(pc: *mut PeerContext) {
+    send_packets(pc);
+    if let Some((code, reason)) = (*pc).deferred_close.take() {
+        let _ = (*pc).conn.close(true, code, &reason);
+        send_packets(pc);
+    }
+}
+
+unsafe fn send_packets(pc: *mut PeerContext) {
     let ls = (*pc).socket;
     if (*pc).finalized || listen_socket::is_blocked(ls) {
         return;

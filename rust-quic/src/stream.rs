@@ -660,11 +660,16 @@ pub unsafe fn shutdown(s: *mut Stream) {
 }
 
 pub unsafe fn shutdown_read(s: *mut Stream) {
+    stop_sending(s, http3::H3_NO_ERROR);
+}
+
+/// STOP_SENDING with `code`: the peer should stop writing.
+pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     if (*s).finished || (*s).fin_received || (*s).read_shut {
         return;
     }
-    let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_NO_ERROR);
+    let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
     (*s).read_shut = true;
     context::mark_dirty(pc);
     maybe_complete(s);

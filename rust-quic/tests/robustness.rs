@@ -49,6 +49,23 @@ fn close_from_every_callback() {
     }
 }
 
+/// Closing inside on_open / on_hsk_done must end the connection promptly
+/// (CONNECTION_CLOSE and the draining period), not at the idle timeout.
+#[test]
+fn close_inside_handshake_callbacks_is_prompt() {
+    for name in ["open", "hsk_done"] {
+        unsafe {
+            let p = pair();
+            world(|w| w.close_in = Some(name));
+            p.connect();
+            let t = std::time::Instant::now();
+            assert!(p.run(5, || world(|w| w.closed >= 1)), "{name}: no close");
+            assert!(t.elapsed() < std::time::Duration::from_secs(2), "{name}: close took {:?}", t.elapsed());
+            p.free();
+        }
+    }
+}
+
 #[test]
 fn context_freed_from_inside_a_callback_is_released_after_it() {
     unsafe extern "C" fn free_ctx_on_headers(s: *mut rust_quic::stream::Stream) {

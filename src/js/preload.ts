@@ -2,8 +2,10 @@
 // Loaded by bunfig.toml's preload, or `bun --preload <repo>/src/js/preload.ts`.
 // Cheap: it only replaces functions; the engine library loads on first use.
 import { installFetch } from "./bun/fetch";
+import { quicSocket } from "./bun/quic";
 import { serve } from "./bun/serve";
 
 // Bun.serve is writable but not configurable: assign, don't redefine.
 (Bun as any).serve = serve;
+(Bun as any).quic = quicSocket;
 installFetch();

@@ -256,6 +256,31 @@ int us_quic_socket_send_datagram(us_quic_socket_t *s, const char *data, unsigned
 /* Largest DATAGRAM payload that fits now, or -1 when DATAGRAM is unavailable. */
 int us_quic_socket_datagram_max_size(us_quic_socket_t *s);
 
+/* CONNECTION_CLOSE with an application error code and reason of the caller's choice. */
+void us_quic_socket_close_with_error(us_quic_socket_t *s, unsigned long long code, const char *reason, unsigned int reason_len);
+/* STOP_SENDING with an application error code of the caller's choice. */
+void us_quic_stream_stop_sending(us_quic_stream_t *s, unsigned long long code);
+/* Idle timeout of new connections, in milliseconds. 0 or -1. */
+int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
+
+/* Per-connection figures. */
+struct us_quic_socket_info_t {
+    unsigned long long rtt_us;
+    unsigned long long packets_sent;
+    unsigned long long packets_received;
+    unsigned long long packets_lost;
+    unsigned long long bytes_sent;
+    unsigned long long bytes_received;
+    unsigned long long streams;
+    unsigned long long established;
+    unsigned long long resumed; /* a resumed (0-RTT capable) session */
+};
+int us_quic_socket_info(us_quic_socket_t *s, struct us_quic_socket_info_t *out);
+/* The negotiated ALPN protocol / the SNI server name, NUL-terminated in buf;
+ * the length, or -1 if buf is too small. */
+int us_quic_socket_alpn(us_quic_socket_t *s, char *buf, unsigned int len);
+int us_quic_socket_server_name(us_quic_socket_t *s, char *buf, unsigned int len);
+
 /* Counters of a context, for stats and tests. */
 struct us_quic_context_stats_t {
     unsigned long long connections_accepted;

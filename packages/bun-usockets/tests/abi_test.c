@@ -82,6 +82,12 @@ static void on_hsk_done(us_quic_socket_t *s, int ok) {
     char status[256];
     CHECK(us_quic_socket_status(s, status, sizeof status) > 0);
     CHECK(strstr(status, "established") != NULL);
+    struct us_quic_socket_info_t info;
+    CHECK(us_quic_socket_info(s, &info) == 0 && info.established == 1 && info.bytes_received > 0);
+    char name[64];
+    CHECK(us_quic_socket_alpn(s, name, sizeof name) == 2 && !strcmp(name, "h3"));
+    CHECK(us_quic_socket_server_name(s, name, sizeof name) >= 0);
+    CHECK(us_quic_socket_alpn(s, name, 1) == -1);
     /* HTTP/3 without DATAGRAM negotiated: refused clearly, nothing queued. */
     CHECK(us_quic_socket_send_datagram(s, "x", 1) == -2);
     CHECK(us_quic_socket_datagram_max_size(s) == -1);
@@ -103,6 +109,7 @@ static void on_close(us_quic_socket_t *s) {
         CHECK(code == 0x100 && app == 1);
     }
     us_quic_socket_close(s); /* closing a closed connection is harmless */
+    us_quic_socket_close_with_error(s, 7, "again", 5);
 }
 
 /* ---- stream callbacks ---- */
@@ -145,6 +152,7 @@ static void on_stream_headers(us_quic_stream_t *s) {
     CHECK(us_quic_stream_header(s, 1000) == NULL);
     if (!path) return;
     if (len == 6 && !memcmp(path, "/close", 6)) {
+        us_quic_stream_stop_sending(s, 0x10c);
         us_quic_stream_reset_with_code(NULL, 0x10c); /* NULL is refused, not dereferenced */
         us_quic_stream_shutdown_read(s);
         us_quic_stream_close(s); /* close from inside on_stream_headers */
@@ -277,6 +285,7 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_raw_alpn(raw, (const unsigned char *)"\x09" "bun-quic", 9) == -1);
     CHECK(us_quic_socket_context_set_datagrams(raw, 1) == 0);
     CHECK(us_quic_socket_context_set_max_streams(raw, 10, 10) == 0);
+    CHECK(us_quic_socket_context_set_idle_timeout(raw, 5000) == 0);
     us_quic_socket_context_free(raw);
     FILE *f = fopen(argv[1], "rb");
     char pem[16384];

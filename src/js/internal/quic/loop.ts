@@ -73,6 +73,11 @@ export function unref() {
   if (refs > 0 && --refs === 0) stopReading();
 }
 
+/** For diagnostics and tests. */
+export function loopState() {
+  return { users, refs, reading: reader !== null, embed: embed !== null };
+}
+
 /**
  * Sends what JS wrote outside the engine's own iteration (after an await).
  * Deferred to a microtask so it never runs inside an engine callback.

@@ -52,6 +52,22 @@ const symbols = {
   us_quic_socket_close: { args: [ptr], returns: none },
   us_quic_socket_errno: { args: [ptr], returns: i32 },
   us_quic_stream_socket: { args: [ptr], returns: ptr },
+  us_quic_stream_id: { args: [ptr], returns: FFIType.u64_fast },
+  us_quic_stream_stop_sending: { args: [ptr, u64], returns: none },
+  us_quic_socket_context_on_open: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_datagram: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_set_raw_alpn: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_context_set_datagrams: { args: [ptr, i32], returns: i32 },
+  us_quic_socket_context_set_max_streams: { args: [ptr, u32, u32], returns: i32 },
+  us_quic_socket_context_set_idle_timeout: { args: [ptr, u32], returns: i32 },
+  us_quic_socket_make_uni_stream: { args: [ptr], returns: none },
+  us_quic_socket_send_datagram: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_datagram_max_size: { args: [ptr], returns: i32 },
+  us_quic_socket_close_with_error: { args: [ptr, u64, ptr, u32], returns: none },
+  us_quic_socket_info: { args: [ptr, ptr], returns: i32 },
+  us_quic_socket_alpn: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_server_name: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_remote_address: { args: [ptr, ptr, ptr, ptr, ptr], returns: none },
 } as const;
 
 /** Where the engine is: $BUN_RUST_QUIC_LIB, else the repository's release build. */
