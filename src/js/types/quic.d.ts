@@ -32,4 +32,99 @@ declare module "bun" {
   }
 }
 
+declare module "bun" {
+  type QuicData = string | ArrayBufferView | ArrayBuffer;
+
+  interface QuicStream {
+    readonly id: number;
+    readonly bidirectional: boolean;
+    readonly closed: boolean;
+    readonly connection: QuicConnection;
+    /** A slot for the application. */
+    data: unknown;
+    /** Bytes accepted now; fewer under flow control (then `drain`), -1 when closed. */
+    write(data: QuicData): number;
+    end(): void;
+    reset(code?: number): void;
+    stopSending(code?: number): void;
+  }
+
+  interface QuicConnectionStats {
+    streamCount: number;
+    isConnected: boolean;
+    has0RTT: boolean;
+    bytesSent: number;
+    bytesReceived: number;
+    /** Smoothed round-trip time, milliseconds. */
+    rtt: number;
+    packetsLost: number;
+  }
+
+  interface QuicConnection {
+    readonly readyState: "connecting" | "open" | "closing" | "closed";
+    readonly isServer: boolean;
+    readonly serverName: string;
+    readonly remoteAddress: string;
+    readonly alpn: string;
+    readonly streamCount: number;
+    readonly stats: QuicConnectionStats;
+    data: unknown;
+    /** Writes to the connection's default stream (opened on first use). */
+    write(data: QuicData): number;
+    createStream(options?: { bidirectional?: boolean }): Promise<QuicStream>;
+    /** true when queued, false when the queue is full; throws RangeError when too large. */
+    sendDatagram(data: QuicData): boolean;
+    close(errorCode?: number, reason?: string): void;
+  }
+
+  interface QuicServer {
+    readonly isServer: true;
+    readonly port: number;
+    readonly hostname: string;
+    readonly readyState: "open" | "closed";
+    readonly connections: QuicConnection[];
+    close(): void;
+    stop(): void;
+  }
+
+  interface QuicSocketOptions {
+    hostname?: string;
+    port?: number;
+    server?: boolean;
+    tls?: {
+      cert?: string | ArrayBufferView | BunFile;
+      key?: string | ArrayBufferView | BunFile;
+      ca?: string | ArrayBufferView | BunFile;
+      passphrase?: string;
+      rejectUnauthorized?: boolean;
+      serverName?: string;
+    };
+    /** @default "bun-quic" */
+    alpn?: string | string[];
+    /** Milliseconds. @default 30000 */
+    idleTimeout?: number;
+    /** Streams of each kind the peer may open. @default 100 */
+    maxStreams?: number;
+    /** QUIC DATAGRAM (RFC 9221). @default false */
+    datagrams?: boolean;
+    open?(socket: any): void;
+    connection?(conn: QuicConnection): void;
+    message?(conn: QuicConnection, data: Buffer): void;
+    close?(conn: QuicConnection): void;
+    error?(conn: QuicConnection, err: Error & { code?: string }): void;
+    datagram?(conn: QuicConnection, data: Buffer): void;
+    stream?: {
+      open?(stream: QuicStream): void;
+      data?(stream: QuicStream, chunk: Buffer): void;
+      end?(stream: QuicStream): void;
+      drain?(stream: QuicStream): void;
+      close?(stream: QuicStream, errorCode?: number): void;
+    };
+  }
+
+  /** Raw QUIC sockets (this fork): a server with `server: true`, else a client connection. */
+  function quic(options: QuicSocketOptions & { server: true }): QuicServer;
+  function quic(options: QuicSocketOptions & { server?: false }): QuicConnection;
+}
+
 export {};

@@ -325,3 +325,52 @@ describe("Bun.quic", () => {
     expect(() => quic({ server: "yes", tls })).toThrow(/server/);
   });
 });
+
+describe("Bun.quic with aioquic's raw QUIC API (ALPN bun-quic)", () => {
+  const peer = new URL("../../../../tests/interop/aioquic_echo.py", import.meta.url).pathname;
+
+  test("Bun.quic client against an aioquic echo server: stream and datagram", async () => {
+    const proc = Bun.spawn(["python3", peer, "server", tls.cert.name!, tls.key.name!], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const reader = proc.stdout.getReader();
+      const { value } = await reader.read();
+      const port = Number(new TextDecoder().decode(value).match(/listening on (\d+)/)![1]);
+      let reply = "";
+      let dgram = "";
+      let gotStream!: () => void, gotDgram!: () => void;
+      const streamDone = new Promise<void>(r => (gotStream = r));
+      const dgramDone = new Promise<void>(r => (gotDgram = r));
+      const conn: any = await connect(port, {
+        stream: { data: (_s: any, c: Buffer) => void (reply += c.toString()), end: () => gotStream() },
+        datagram: (_c: any, d: Buffer) => {
+          dgram = d.toString();
+          gotDgram();
+        },
+      });
+      expect(conn.alpn).toBe("bun-quic");
+      const s = await conn.createStream();
+      s.write("hello aioquic");
+      s.end();
+      conn.sendDatagram("ping");
+      await Promise.all([streamDone, dgramDone]);
+      expect(reply).toBe("hello aioquic");
+      expect(dgram).toBe("ping");
+      conn.close();
+    } finally {
+      proc.kill();
+    }
+  }, 30_000);
+
+  test("aioquic client against a Bun.quic echo server: stream and datagram", async () => {
+    const server = echoServer();
+    try {
+      const proc = Bun.spawn(["python3", peer, "client", String(server.port), "from-aioquic"], { stdout: "pipe", stderr: "inherit" });
+      const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      expect(code).toBe(0);
+      expect(out).toContain("stream: from-aioquic");
+      expect(out).toContain("datagram: dgram:from-aioquic");
+    } finally {
+      server.close();
+    }
+  }, 30_000);
+});
