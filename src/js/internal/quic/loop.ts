@@ -49,6 +49,7 @@ export function acquireLoop(): Pointer {
     embed = created;
     loopPtr = asPointer(lib.us_quic_embed_loop(created));
     wakeFd = lib.us_quic_embed_wake_fd(created);
+    if (refs > 0) startReading();
   }
   users++;
   return loopPtr!;
@@ -66,7 +67,8 @@ export function releaseLoop() {
 
 /** Keep the process alive and the loop running (a server, a request in flight). */
 export function ref() {
-  if (refs++ === 0) startReading();
+  refs++;
+  startReading(); // idempotent: whatever happened before, a ref means "keep reading"
 }
 
 export function unref() {
