@@ -12,7 +12,7 @@ stage() {
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); names+=("$name"); fi
 }
 stage "cargo fmt --check" cargo fmt --all -- --check
-stage "cargo clippy -D warnings" cargo clippy --all-targets -p rust-quic -p usockets-sys -- -D warnings
+stage "cargo clippy -D warnings" cargo clippy --all-targets -p rust-quic -p usockets-sys -p h3load -- -D warnings
 stage "tsc --noEmit (runtime module, tests, doc examples)" node_modules/.bin/tsc --noEmit -p .
 stage "cargo test (engine)" cargo test -p rust-quic
 stage "build native programs" make native

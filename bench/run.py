@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Side-by-side HTTP/3 benchmark: the same Bun.serve program on rust-quic (this
+project's preload) and on Bun 1.4.5's native lsquic, driven by bench/h3load.
+
+    python3 bench/run.py [--quick] [--rounds N]
+
+Sides alternate within each round; the median of the rounds is reported with the
+spread (min-max). Server CPU is read from /proc/<pid>/stat around each run.
+Writes docs/BENCHMARKS.md and docs/benchmarks.png.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import select
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUN = ROOT / "node_modules" / ".bin" / "bun"
+H3LOAD = ROOT / "target" / "release" / "h3load"
+CERT, KEY = ROOT / "build" / "certs" / "cert.pem", ROOT / "build" / "certs" / "key.pem"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def start(side):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
+    argv = [str(BUN), "--no-install"]
+    if side == "rust-quic":
+        argv += ["--preload", str(ROOT / "src" / "js" / "preload.ts")]
+    argv += [str(ROOT / "bench" / "server.ts"), str(CERT), str(KEY)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd="/tmp", env=env)
+    out = b""
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            out += os.read(proc.stdout.fileno(), 4096)
+            m = re.search(rb"listening on (\d+)", out)
+            if m:
+                return proc, int(m.group(1))
+    raise RuntimeError(f"{side} server did not start: {out.decode(errors='replace')}")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def rss_mib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def load(port, path, args):
+    cmd = [str(H3LOAD), f"https://127.0.0.1:{port}{path}", "--insecure", "--json", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def scenarios(quick):
+    n = 20_000 if quick else 100_000
+    return [
+        ("static route /hi", "/hi", ["-c", "4", "-m", "16", "-n", str(n), "-t", "1"], "req"),
+        ("fetch handler", "/fetch", ["-c", "4", "-m", "16", "-n", str(n), "-t", "1"], "req"),
+        ("32 MB download", "/32mb", ["-c", "1", "-m", "1", "-n", "2" if quick else "8", "-t", "1"], "mib_down"),
+        ("32 MB upload", "/upload", ["--method", "POST", "--body-size", str(32 << 20), "-c", "1", "-m", "1", "-n", "2" if quick else "6"], "mib_up"),
+        ("handshakes", "/hi", ["--new-connection-per-request", "-c", "8", "-n", "400" if quick else "2000", "-t", "1"], "req"),
+    ]
+
+
+def measure(proc, port, path, args):
+    before = cpu_seconds(proc.pid)
+    res = load(port, path, args)
+    after = cpu_seconds(proc.pid)
+    if res is None:
+        return None
+    res["cpu_s"] = after - before
+    res["cpu_us_per_req"] = (after - before) * 1e6 / max(res["requests"], 1)
+    res["rss_mib"] = rss_mib(proc.pid)
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--rounds", type=int, default=None)
+    a = ap.parse_args()
+    rounds = a.rounds or (3 if a.quick else 5)
+    sides = ["rust-quic", "native lsquic"]
+    servers = {s: start(s) for s in sides}
+    results = {}
+    try:
+        for name, path, args, kind in scenarios(a.quick):
+            for r in range(rounds):
+                order = sides if r % 2 == 0 else sides[::-1]
+                for side in order:
+                    proc, port = servers[side]
+                    res = measure(proc, port, path, args)
+                    results.setdefault((name, side), []).append(res)
+                    print(name, side, "round", r, "->", None if res is None else {k: res[k] for k in ("rps", "p50_us", "p99_us", "mib_per_s", "upload_mib_per_s", "cpu_us_per_req", "errors")}, flush=True)
+    finally:
+        for proc, _ in servers.values():
+            proc.terminate()
+    write_report(results, sides, rounds, a.quick)
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return (statistics.median(values), min(values), max(values)) if values else (float("nan"),) * 3
+
+
+def write_report(results, sides, rounds, quick):
+    rows = []
+    chart = []
+    for name, _path, _args, kind in scenarios(quick):
+        cells = {}
+        for side in sides:
+            runs = [r for r in results.get((name, side), []) if r]
+            cells[side] = {
+                "rps": med([r["rps"] for r in runs]),
+                "p50": med([r["p50_us"] for r in runs]),
+                "p99": med([r["p99_us"] for r in runs]),
+                "cpu": med([r["cpu_us_per_req"] for r in runs]),
+                "mib": med([(r["upload_mib_per_s"] if kind == "mib_up" else r["mib_per_s"]) for r in runs]),
+                "rss": med([r["rss_mib"] for r in runs]),
+                "ok": len(runs),
+            }
+        ours, native = cells[sides[0]], cells[sides[1]]
+        if kind in ("mib_down", "mib_up"):
+            metric, unit, better = "mib", "MiB/s", "higher"
+        else:
+            metric, unit, better = "cpu", "server CPU µs/request", "lower"
+        ratio = ours[metric][0] / native[metric][0] if native[metric][0] else float("nan")
+        rows.append((name, ours, native, metric, unit, ratio, better))
+        chart.append((name, ours[metric][0], native[metric][0], unit))
+    lines = [
+        "# Benchmarks: rust-quic vs Bun 1.4.5's native lsquic (HTTP/3)",
+        "",
+        f"Generated by `python3 bench/run.py{' --quick' if quick else ''}` on {datetime.date.today().isoformat()}, "
+        f"{platform.machine()}, {os.cpu_count()} cores, loopback. Same Bun.serve program (`bench/server.ts`) on both sides; "
+        f"load from `bench/h3load` (Rust, quiche). {rounds} rounds, sides alternating; median with min-max spread.",
+        "",
+        "| scenario | metric | rust-quic | native lsquic | ratio (ours/native) | req/s ours / native | p50 µs ours / native | p99 µs ours / native |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    fmt = lambda t: f"{t[0]:.1f} ({t[1]:.1f}-{t[2]:.1f})"
+    for name, ours, native, metric, unit, ratio, better in rows:
+        lines.append(
+            f"| {name} | {unit} ({better} is better) | {fmt(ours[metric])} | {fmt(native[metric])} | {ratio:.2f} | "
+            f"{ours['rps'][0]:.0f} / {native['rps'][0]:.0f} | {ours['p50'][0]:.0f} / {native['p50'][0]:.0f} | {ours['p99'][0]:.0f} / {native['p99'][0]:.0f} |"
+        )
+    lines += ["", "Server RSS after each scenario (MiB, median): " + ", ".join(
+        f"{name}: {ours['rss'][0]:.0f} / {native['rss'][0]:.0f}" for name, ours, native, *_ in rows) + " (ours / native).", ""]
+    (ROOT / "docs").mkdir(exist_ok=True)
+    (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, axes = plt.subplots(1, len(chart), figsize=(3.2 * len(chart), 3.4))
+        for ax, (name, o, n, unit) in zip(axes, chart):
+            ax.bar(["rust-quic", "lsquic"], [o, n], color=["#2b7bb9", "#999999"])
+            ax.set_title(name, fontsize=9)
+            ax.set_ylabel(unit, fontsize=8)
+            ax.tick_params(labelsize=8)
+        fig.tight_layout()
+        fig.savefig(ROOT / "docs" / "benchmarks.png", dpi=110)
+        (ROOT / "docs" / "BENCHMARKS.md").write_text((ROOT / "docs" / "BENCHMARKS.md").read_text() + "![benchmarks](benchmarks.png)\n")
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install matplotlib)")
+    print((ROOT / "docs" / "BENCHMARKS.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
