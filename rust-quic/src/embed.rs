@@ -156,6 +156,22 @@ unsafe fn bytes<'a>(p: *const c_char, len: c_uint) -> &'a [u8] {
     }
 }
 
+unsafe fn tls_from_buffers(
+    cert: *const c_char,
+    cert_len: c_uint,
+    key: *const c_char,
+    key_len: c_uint,
+    passphrase: *const c_char,
+    passphrase_len: c_uint,
+) -> TlsOptions {
+    TlsOptions {
+        cert_pem: bytes(cert, cert_len).to_vec(),
+        key_pem: bytes(key, key_len).to_vec(),
+        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
+        ca_pem: None,
+    }
+}
+
 /// A server context from PEM buffers (cert chain, key, optional passphrase).
 /// On failure returns NULL and writes the reason (NUL-terminated) into err.
 #[no_mangle]
@@ -172,12 +188,7 @@ pub unsafe extern "C" fn us_quic_embed_server_context(
     err: *mut c_char,
     err_len: c_uint,
 ) -> *mut Context {
-    let tls = TlsOptions {
-        cert_pem: bytes(cert, cert_len).to_vec(),
-        key_pem: bytes(key, key_len).to_vec(),
-        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
-        ca_pem: None,
-    };
+    let tls = tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
     let settings = Settings {
         idle_timeout_ms: if idle_timeout_s == 0 { 30_000 } else { u64::from(idle_timeout_s) * 1000 },
         ..Settings::default()
@@ -213,12 +224,7 @@ pub unsafe extern "C" fn us_quic_embed_add_server_name(
 ) -> c_int {
     let (Some(ctx), false) = (ctx.as_mut(), hostname.is_null()) else { return -1 };
     let Ok(host) = std::ffi::CStr::from_ptr(hostname).to_str() else { return -1 };
-    let tls = TlsOptions {
-        cert_pem: bytes(cert, cert_len).to_vec(),
-        key_pem: bytes(key, key_len).to_vec(),
-        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
-        ca_pem: None,
-    };
+    let tls = tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
     match ctx.add_server_name(host, &tls) {
         Ok(()) => 0,
         Err(msg) => {

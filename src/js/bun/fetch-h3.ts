@@ -8,6 +8,7 @@ import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
+import { writeAll } from "../internal/quic/write";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 
 const { ptr, i32, u32 } = FFIType;
@@ -294,23 +295,6 @@ function contextFor(ca: string | undefined) {
   let c = contexts.get(key);
   if (!c) contexts.set(key, (c = new ClientContext(ca)));
   return c;
-}
-
-async function writeAll(s: Pointer, st: ClientStream, chunk: Uint8Array): Promise<boolean> {
-  const lib = quic();
-  let off = 0;
-  while (off < chunk.byteLength) {
-    if (st.closed) return false;
-    const n = lib.us_quic_stream_write(s, chunk.subarray(off), chunk.byteLength - off);
-    if (n < 0) return false;
-    off += n;
-    if (off < chunk.byteLength) {
-      scheduleFlush();
-      await new Promise<void>(r => (st.writable = r));
-    }
-  }
-  scheduleFlush();
-  return true;
 }
 
 async function once(request: Request, url: URL, tls: H3TlsOptions, signal: AbortSignal | null, connectPort?: number): Promise<Response> {

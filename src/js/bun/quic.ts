@@ -5,7 +5,7 @@ import { toArrayBuffer } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
-import { acquireLoop, ref, releaseLoop, scheduleFlush, unref } from "../internal/quic/loop";
+import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 
 const { ptr, i32, u32 } = FFIType;
@@ -326,13 +326,7 @@ abstract class Endpoint {
     this.closedEndpoint = true;
     quic().us_quic_socket_context_free(this.ctx);
     scheduleFlush();
-    const callbacks = this.callbacks;
-    this.callbacks = [];
-    setTimeout(() => {
-      for (const cb of callbacks) cb.close();
-      unref();
-      releaseLoop();
-    }, 0);
+    retire(this.callbacks.splice(0));
   }
 }
 

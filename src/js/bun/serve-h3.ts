@@ -5,8 +5,9 @@ import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, ref, releaseLoop, scheduleFlush, unref } from "../internal/quic/loop";
+import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import type { Router } from "./router";
+import { writeAll } from "../internal/quic/write";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -337,7 +338,7 @@ export class H3Listener {
         const { value, done } = await reader.read();
         if (done) break;
         const chunk: Uint8Array = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
-        if (!(await this.writeAll(s, st, chunk))) {
+        if (!(await writeAll(s, st, chunk))) {
           await reader.cancel().catch(() => {});
           return;
         }
@@ -349,24 +350,6 @@ export class H3Listener {
       if (this.handlers.development) console.error(err);
     }
     scheduleFlush();
-  }
-
-  /** Writes one chunk under flow control; false when the stream went away. */
-  private async writeAll(s: Pointer, st: StreamState, chunk: Uint8Array): Promise<boolean> {
-    const lib = quic();
-    let off = 0;
-    while (off < chunk.byteLength) {
-      if (st.closed) return false;
-      const n = lib.us_quic_stream_write(s, chunk.subarray(off), chunk.byteLength - off);
-      if (n < 0) return false;
-      off += n;
-      if (off < chunk.byteLength) {
-        scheduleFlush();
-        await new Promise<void>(resolve => (st.writable = resolve));
-      }
-    }
-    scheduleFlush();
-    return !st.closed;
   }
 
   private lastStats = new BigUint64Array(9);
@@ -416,13 +399,6 @@ export class H3Listener {
     const lib = quic();
     lib.us_quic_socket_context_free(ctx);
     scheduleFlush();
-    const callbacks = this.callbacks;
-    this.callbacks = [];
-    // The engine may still run callbacks of the freed context in this tick.
-    setTimeout(() => {
-      for (const cb of callbacks) cb.close();
-      unref();
-      releaseLoop();
-    }, 0);
+    retire(this.callbacks.splice(0));
   }
 }

@@ -75,6 +75,19 @@ export function unref() {
   if (refs > 0 && --refs === 0) stopReading();
 }
 
+/**
+ * After a context was freed: close its callbacks and drop its ref and loop use.
+ * Deferred a tick, because the engine may still be running this context's
+ * callbacks in the current iteration.
+ */
+export function retire(callbacks: { close(): void }[]) {
+  setTimeout(() => {
+    for (const cb of callbacks) cb.close();
+    unref();
+    releaseLoop();
+  }, 0);
+}
+
 /** For diagnostics and tests. */
 export function loopState() {
   return { users, refs, reading: reader !== null, embed: embed !== null };
