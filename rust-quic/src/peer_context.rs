@@ -170,6 +170,9 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         return;
     }
     refresh_connection_ids(pc);
+    if (*pc).lingering.len() > 64 {
+        all_streams_retired(pc); // prunes what QUIC has collected
+    }
     flush_uni_out(pc);
     for id in (*pc).conn.readable() {
         handle_readable(pc, id);
@@ -264,13 +267,15 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
         uni_readable(pc, id);
         return;
     }
-    let highest = if is_uni(id) { &mut (*pc).max_peer_uni } else { &mut (*pc).max_peer_bidi };
-    if initiated_locally(&*pc, id) || highest.is_some_and(|m| id <= m) {
-        // A stream we already finished with: drop late data.
+    // Late data for a stream we already finished with. (Not "an id below the
+    // highest seen": streams can arrive out of order when a packet is lost, and
+    // a retransmitted lower stream is new, not old.)
+    if initiated_locally(&*pc, id) || (*pc).lingering.contains(&id) {
         let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
         return;
     }
-    *highest = Some(id);
+    let highest = if is_uni(id) { &mut (*pc).max_peer_uni } else { &mut (*pc).max_peer_bidi };
+    *highest = Some(highest.map_or(id, |m| m.max(id)));
     if h3 && (*ctx).role == Role::Client {
         connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
         return;

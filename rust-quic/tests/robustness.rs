@@ -275,6 +275,36 @@ fn nat_rebinding_keeps_the_connection() {
     }
 }
 
+/// A lost packet lets later streams overtake stream 0; the retransmitted stream 0
+/// is a new stream, not late data for a finished one.
+#[test]
+fn streams_arriving_out_of_order_after_a_loss_are_served() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)));
+        let client_addr = (*pc).local_addr.port();
+        let dropped = std::rc::Rc::new(std::cell::Cell::new(false));
+        let d = dropped.clone();
+        p.net.borrow_mut().filter = Some(Box::new(move |dg| {
+            if dg.from.port() == client_addr && !d.get() {
+                d.set(true);
+                return false; // lose the first request packet
+            }
+            true
+        }));
+        let reqs = (0..10).map(|i| Request::new("POST", "/echo", vec![i as u8; 3000])).collect();
+        let r = p.fetch_all(pc, reqs, 10);
+        assert!(dropped.get());
+        assert_eq!(r.len(), 10);
+        for (i, m) in r.iter().enumerate() {
+            assert_eq!(m.status(), 200);
+            assert!(m.body == vec![i as u8; 3000], "request {i}");
+        }
+        p.free();
+    }
+}
+
 #[test]
 fn make_stream_waits_for_stream_credit() {
     unsafe {
