@@ -2,13 +2,13 @@
 // origin and TLS settings, multiplexed; bodies streamed both ways with
 // backpressure; an abort resets the stream, not the connection.
 import type { Pointer } from "bun:ffi";
-import { toArrayBuffer } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
+import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 
 const { ptr, i32, u32 } = FFIType;
@@ -123,11 +123,7 @@ class ClientContext {
       const pem = Buffer.from(ca, "latin1");
       if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
     }
-    const on = (setter: (c: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
-      const cb = callback(fn, args);
-      this.callbacks.push(cb);
-      setter(ctx, cb.ptr);
-    };
+    const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => {
       const session = this.sessions.get(c);
       session?.handshake(ok !== 0, ok ? 0 : lib.us_quic_socket_errno(c));
@@ -156,12 +152,7 @@ class ClientContext {
     }, [ptr, i32]);
     on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
     on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => {
-      const st = this.streams.get(s);
-      const wake = st?.writable;
-      if (st) st.writable = undefined;
-      wake?.();
-    }, [ptr]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wakeWriter(this.streams.get(s)), [ptr]);
     on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => this.onClose(s), [ptr]);
   }
 
@@ -227,44 +218,15 @@ class ClientContext {
       else if (name.charCodeAt(0) !== 58) headers.append(name, value);
     }
     st.bodyless = status === 204 || status === 304 || st.bodyless;
-    const lib = quic();
-    const body = st.bodyless
-      ? null
-      : new ReadableStream<Uint8Array>(
-          {
-            start: c => void (st.body = c),
-            pull: () => {
-              if (st.paused && !st.closed) {
-                st.paused = false;
-                lib.us_quic_stream_want_read(s, 1);
-                scheduleFlush();
-              }
-            },
-            cancel: () => {
-              if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-              scheduleFlush();
-            },
-          },
-          { highWaterMark: 256 * 1024, size: chunk => chunk?.byteLength ?? 0 },
-        );
+    const body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
     st.resolve(new Response(body, { status, headers }));
   }
 
   private onData(s: Pointer, data: Pointer, len: number, fin: number) {
     const st = this.streams.get(s);
     if (!st?.body) return;
-    if (len > 0) {
-      st.body.enqueue(new Uint8Array(toArrayBuffer(data, 0, len).slice(0)));
-      if ((st.body.desiredSize ?? 1) <= 0 && !fin) {
-        st.paused = true;
-        quic().us_quic_stream_want_read(s, 0);
-      }
-    }
-    if (fin) {
-      st.done = true;
-      st.body.close();
-      st.body = undefined;
-    }
+    if (fin) st.done = true;
+    deliverBody(s, st, data, len, fin !== 0);
   }
 
   private onClose(s: Pointer) {

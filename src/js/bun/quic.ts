@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
 import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { callbackInstaller } from "../internal/quic/streams";
 
 const { ptr, i32, u32 } = FFIType;
 
@@ -257,11 +258,7 @@ abstract class Endpoint {
     const max = options.maxStreams ?? 100;
     lib.us_quic_socket_context_set_max_streams(ctx, max, max);
     lib.us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
-    const on = (setter: (c: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
-      const cb = callback(fn, args);
-      this.callbacks.push(cb);
-      setter(ctx, cb.ptr);
-    };
+    const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_open, (c: Pointer) => this.onOpen(c), [ptr]);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);
     on(lib.us_quic_socket_context_on_close, (c: Pointer) => this.onClose(c), [ptr]);

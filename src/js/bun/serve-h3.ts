@@ -2,12 +2,12 @@
 // same port number as the TCP listener, calling the same handlers.
 import { readFileSync } from "node:fs";
 import type { Pointer } from "bun:ffi";
-import { toArrayBuffer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import type { Router } from "./router";
 import { writeAll } from "../internal/quic/write";
+import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -60,7 +60,7 @@ class StreamState {
   request?: Request;
   body?: ReadableStreamDefaultController<Uint8Array>;
   bodyBytes = 0;
-  readPaused = false;
+  paused = false;
   closed = false;
   responded = false;
   abort = new AbortController();
@@ -128,20 +128,11 @@ export class H3Listener {
 
   private install() {
     const lib = quic();
-    const on = (setter: (ctx: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
-      const cb = callback(fn, args);
-      this.callbacks.push(cb);
-      setter(this.ctx, cb.ptr);
-    };
+    const on = callbackInstaller(this.ctx!, this.callbacks);
     on(lib.us_quic_socket_context_on_stream_open, (s: Pointer) => this.streams.set(s, new StreamState()), [ptr, i32]);
     on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
     on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => {
-      const st = this.streams.get(s);
-      const wake = st?.writable;
-      if (st) st.writable = undefined;
-      wake?.();
-    }, [ptr]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wakeWriter(this.streams.get(s)), [ptr]);
     on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => this.onClose(s), [ptr]);
   }
 
@@ -179,24 +170,7 @@ export class H3Listener {
     }
     const hasBody = method !== "GET" && method !== "HEAD";
     const lib = quic();
-    const body = hasBody
-      ? new ReadableStream<Uint8Array>(
-          {
-            start: c => void (st.body = c),
-            pull: () => {
-              if (st.readPaused && !st.closed) {
-                st.readPaused = false;
-                lib.us_quic_stream_want_read(s, 1);
-                scheduleFlush();
-              }
-            },
-            cancel: () => {
-              if (!st.closed) lib.us_quic_stream_shutdown_read(s);
-            },
-          },
-          { highWaterMark: 256 * 1024, size: chunk => chunk?.byteLength ?? 0 },
-        )
-      : null;
+    const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
     const request = new Request(`https://${authority}${path}`, {
       method,
       headers,
@@ -229,17 +203,8 @@ export class H3Listener {
         this.sendSimple(s, st, 413, "Payload Too Large");
         return;
       }
-      // The engine's buffer is only valid during this call: copy.
-      st.body.enqueue(new Uint8Array(toArrayBuffer(data, 0, len).slice(0)));
-      if ((st.body.desiredSize ?? 1) <= 0 && !fin) {
-        st.readPaused = true;
-        quic().us_quic_stream_want_read(s, 0);
-      }
     }
-    if (fin) {
-      st.body.close();
-      st.body = undefined;
-    }
+    deliverBody(s, st, data, len, fin !== 0);
   }
 
   private onClose(s: Pointer) {
