@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use crate::driver::Driver;
 use crate::ext::Ext;
+use crate::http3;
 use crate::listen_socket::ListenSocket;
 use crate::peer_context::PeerContext;
 use crate::stream::Stream;
@@ -26,6 +27,7 @@ pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
 pub type StreamCb = unsafe extern "C" fn(*mut Stream);
 pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
 pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
+pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint);
 
 #[derive(Default, Clone, Copy)]
 pub struct Callbacks {
@@ -39,6 +41,10 @@ pub struct Callbacks {
     pub on_stream_writable: Option<StreamCb>,
     pub on_stream_close: Option<StreamCb>,
     pub on_datagram: Option<DatagramCb>,
+    /// HTTP/3 only: the peer's SETTINGS arrived.
+    pub on_settings: Option<ConnCb>,
+    /// HTTP/3 only: an HTTP datagram (RFC 9297) for a request stream.
+    pub on_stream_datagram: Option<StreamDatagramCb>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -65,6 +71,9 @@ pub struct Settings {
     pub alpn: Vec<Vec<u8>>,
     pub protocol: Protocol,
     pub datagrams: bool,
+    /// WebTransport sessions accepted per connection; 0 disables WebTransport
+    /// (and extended CONNECT).
+    pub webtransport_sessions: u64,
     pub max_streams_bidi: u64,
     pub max_streams_uni: u64,
     pub initial_max_data: u64,
@@ -82,6 +91,7 @@ impl Default for Settings {
             alpn: vec![b"h3".to_vec()],
             protocol: Protocol::Http3,
             datagrams: false,
+            webtransport_sessions: 0,
             max_streams_bidi: 256,
             max_streams_uni: 16,
             initial_max_data: 16 * 1024 * 1024,
@@ -210,6 +220,28 @@ impl Context {
         self.reconfigure()
     }
 
+    /// WebTransport over HTTP/3 on new connections: extended CONNECT, HTTP
+    /// datagrams (so QUIC DATAGRAM too) and room for the peer's extra streams.
+    pub fn set_webtransport(&mut self, sessions: u64) -> Result<(), String> {
+        if self.settings.protocol != Protocol::Http3 {
+            return Err("WebTransport needs an HTTP/3 context".into());
+        }
+        self.settings.webtransport_sessions = sessions;
+        if sessions > 0 {
+            self.settings.datagrams = true;
+            self.settings.max_streams_uni = self.settings.max_streams_uni.max(100);
+        }
+        self.reconfigure()
+    }
+
+    pub fn local_h3_settings(&self) -> http3::LocalSettings {
+        http3::LocalSettings {
+            max_field_section_size: self.settings.max_header_size,
+            h3_datagram: self.settings.datagrams,
+            webtransport_sessions: self.settings.webtransport_sessions,
+        }
+    }
+
     /// Stream limits granted to peers on new connections.
     pub fn set_max_streams(&mut self, bidi: u64, uni: u64) -> Result<(), String> {
         self.settings.max_streams_bidi = bidi;
@@ -303,7 +335,7 @@ pub(crate) unsafe fn sweep_if_idle(ctx: *mut Context) {
     }
 }
 
-pub(crate) unsafe fn mark_dirty(pc: *mut PeerContext) {
+pub unsafe fn mark_dirty(pc: *mut PeerContext) {
     if !(*pc).in_dirty && !(*pc).finalized {
         (*pc).in_dirty = true;
         (*(*pc).ctx).dirty.push(pc);

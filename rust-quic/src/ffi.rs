@@ -4,14 +4,15 @@
 
 #![allow(clippy::missing_safety_doc)]
 
-use std::ffi::{c_char, c_int, c_uint, c_ulonglong, c_void, CStr};
+use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong, c_void, CStr};
 use std::net::{IpAddr, SocketAddr};
 
 use usockets_sys as us;
 
 use crate::client::{self, Connect, PendingConnect};
 use crate::context::{
-    self, ConnCb, ConnOkCb, Context, DatagramCb, Settings, Stats, StreamCb, StreamDataCb, StreamOpenCb,
+    self, ConnCb, ConnOkCb, Context, DatagramCb, Settings, Stats, StreamCb, StreamDataCb, StreamDatagramCb,
+    StreamOpenCb,
 };
 use crate::http3::{self, FieldRef};
 use crate::listen_socket::{self, ListenSocket};
@@ -372,6 +373,8 @@ callback_setter!(us_quic_socket_context_on_stream_data, on_stream_data, StreamDa
 callback_setter!(us_quic_socket_context_on_stream_writable, on_stream_writable, StreamCb);
 callback_setter!(us_quic_socket_context_on_stream_close, on_stream_close, StreamCb);
 callback_setter!(us_quic_socket_context_on_datagram, on_datagram, DatagramCb);
+callback_setter!(us_quic_socket_context_on_settings, on_settings, ConnCb);
+callback_setter!(us_quic_socket_context_on_stream_datagram, on_stream_datagram, StreamDatagramCb);
 
 /// Runs a stream operation inside an engine frame, so that anything it closes
 /// is swept only after the caller's callback (if any) has returned.
@@ -691,12 +694,77 @@ pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data:
     context::enter(ctx);
     let r = peer_context::send_datagram(s, bytes);
     context::leave(ctx);
+    datagram_result(r)
+}
+
+fn datagram_result(r: Result<(), peer_context::DatagramError>) -> c_int {
     match r {
         Ok(()) => 0,
         Err(peer_context::DatagramError::TooLarge) => -1,
         Err(peer_context::DatagramError::Unavailable) => -2,
         Err(peer_context::DatagramError::QueueFull) => -3,
     }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_webtransport(ctx: *mut Context, sessions: c_uint) -> c_int {
+    match ctx.as_mut().map(|c| c.set_webtransport(u64::from(sessions))) {
+        Some(Ok(())) => 0,
+        Some(Err(e)) => {
+            report("set_webtransport", &e);
+            -1
+        }
+        None => -1,
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_peer_setting(
+    s: *mut PeerContext,
+    id: c_ulonglong,
+    value: *mut c_ulonglong,
+) -> c_int {
+    let Some(pc) = s.as_ref() else { return -1 };
+    match peer_context::peer_setting(pc, id) {
+        None => -1,
+        Some(None) => 0,
+        Some(Some(v)) => {
+            if let Some(out) = value.as_mut() {
+                *out = v;
+            }
+            1
+        }
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
+    s: *mut PeerContext,
+    session: c_ulonglong,
+    uni: c_int,
+) {
+    if !s.is_null() && !(*s).finalized && peer_context::is_h3(&*s) {
+        peer_context::request_webtransport_stream(s, session, uni != 0);
+    }
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_webtransport_session(s: *mut Stream) -> c_longlong {
+    s.as_ref().and_then(|s| s.wt_session).map_or(-1, |id| id as c_longlong)
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_send_datagram(s: *mut Stream, data: *const c_char, len: c_uint) -> c_int {
+    if s.is_null() || (data.is_null() && len > 0) {
+        return -2;
+    }
+    let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+    with_stream(s, -2, |s| datagram_result(peer_context::send_stream_datagram(s, bytes)))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_stream_datagram_max_size(s: *mut Stream) -> c_int {
+    s.as_ref().and_then(peer_context::stream_datagram_max_size).map_or(-1, |n| n as c_int)
 }
 
 #[no_mangle]

@@ -17,17 +17,29 @@ pub const FRAME_SETTINGS: u64 = 0x4;
 pub const FRAME_PUSH_PROMISE: u64 = 0x5;
 pub const FRAME_GOAWAY: u64 = 0x7;
 pub const FRAME_MAX_PUSH_ID: u64 = 0xd;
+/// First bytes of a WebTransport bidirectional stream: signal, then session id.
+pub const FRAME_WT_STREAM: u64 = 0x41;
 
 pub const STREAM_TYPE_CONTROL: u64 = 0x0;
 pub const STREAM_TYPE_PUSH: u64 = 0x1;
 pub const STREAM_TYPE_QPACK_ENCODER: u64 = 0x2;
 pub const STREAM_TYPE_QPACK_DECODER: u64 = 0x3;
+pub const STREAM_TYPE_WEBTRANSPORT: u64 = 0x54;
 
 pub const SETTINGS_QPACK_MAX_TABLE_CAPACITY: u64 = 0x1;
 pub const SETTINGS_MAX_FIELD_SECTION_SIZE: u64 = 0x6;
 pub const SETTINGS_QPACK_BLOCKED_STREAMS: u64 = 0x7;
 pub const SETTINGS_ENABLE_CONNECT_PROTOCOL: u64 = 0x8;
 pub const SETTINGS_H3_DATAGRAM: u64 = 0x33;
+/// WebTransport draft-02 (still what some browsers and aioquic speak).
+pub const SETTINGS_ENABLE_WEBTRANSPORT: u64 = 0x2b60_3742;
+/// WebTransport draft-07 and later: the version is negotiated by this codepoint.
+pub const SETTINGS_WT_MAX_SESSIONS: u64 = 0xc671_706a;
+/// Initial session flow-control limits of the drafts that have them; we send
+/// generous values so that such a peer is never blocked by us.
+pub const SETTINGS_WT_INITIAL_MAX_DATA: u64 = 0x2b61;
+pub const SETTINGS_WT_INITIAL_MAX_STREAMS_UNI: u64 = 0x2b64;
+pub const SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI: u64 = 0x2b65;
 
 pub const H3_NO_ERROR: u64 = 0x100;
 pub const H3_GENERAL_PROTOCOL_ERROR: u64 = 0x101;
@@ -45,6 +57,10 @@ pub const H3_REQUEST_CANCELLED: u64 = 0x10c;
 pub const H3_REQUEST_INCOMPLETE: u64 = 0x10d;
 pub const H3_MESSAGE_ERROR: u64 = 0x10e;
 pub const QPACK_DECOMPRESSION_FAILED: u64 = 0x200;
+pub const H3_DATAGRAM_ERROR: u64 = 0x33;
+/// A WebTransport stream or datagram for a session that is not (or no longer) open.
+pub const WT_BUFFERED_STREAM_REJECTED: u64 = 0x3994_bd84;
+pub const WT_SESSION_GONE: u64 = 0x170d_7b68;
 
 /// Control-stream frames larger than this are refused (SETTINGS, GOAWAY, ...).
 pub const MAX_CONTROL_FRAME: u64 = 16 * 1024;
@@ -185,22 +201,41 @@ pub fn put_frame_header(out: &mut Vec<u8>, ty: u64, len: u64) {
     put_varint(out, len);
 }
 
+/// What our SETTINGS frame announces beyond the basics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalSettings {
+    pub max_field_section_size: u64,
+    pub h3_datagram: bool,
+    /// WebTransport sessions we accept per connection (0: no WebTransport).
+    /// Implies extended CONNECT (RFC 9220) and HTTP datagrams.
+    pub webtransport_sessions: u64,
+}
+
 /// Our SETTINGS frame payload.
-pub fn settings_payload(max_field_section_size: u64, extended_connect: bool, h3_datagram: bool) -> Vec<u8> {
-    let mut p = Vec::with_capacity(32);
-    put_varint(&mut p, SETTINGS_MAX_FIELD_SECTION_SIZE);
-    put_varint(&mut p, max_field_section_size);
-    put_varint(&mut p, SETTINGS_QPACK_MAX_TABLE_CAPACITY);
-    put_varint(&mut p, 0);
-    put_varint(&mut p, SETTINGS_QPACK_BLOCKED_STREAMS);
-    put_varint(&mut p, 0);
-    if extended_connect {
-        put_varint(&mut p, SETTINGS_ENABLE_CONNECT_PROTOCOL);
-        put_varint(&mut p, 1);
+pub fn settings_payload(local: &LocalSettings) -> Vec<u8> {
+    let mut pairs = vec![
+        (SETTINGS_MAX_FIELD_SECTION_SIZE, local.max_field_section_size),
+        (SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0),
+        (SETTINGS_QPACK_BLOCKED_STREAMS, 0),
+    ];
+    let wt = local.webtransport_sessions;
+    if wt > 0 {
+        pairs.extend([
+            (SETTINGS_ENABLE_CONNECT_PROTOCOL, 1),
+            (SETTINGS_ENABLE_WEBTRANSPORT, 1),
+            (SETTINGS_WT_MAX_SESSIONS, wt),
+            (SETTINGS_WT_INITIAL_MAX_DATA, 1 << 40),
+            (SETTINGS_WT_INITIAL_MAX_STREAMS_UNI, 1 << 20),
+            (SETTINGS_WT_INITIAL_MAX_STREAMS_BIDI, 1 << 20),
+        ]);
     }
-    if h3_datagram {
-        put_varint(&mut p, SETTINGS_H3_DATAGRAM);
-        put_varint(&mut p, 1);
+    if local.h3_datagram || wt > 0 {
+        pairs.push((SETTINGS_H3_DATAGRAM, 1));
+    }
+    let mut p = Vec::with_capacity(64);
+    for (id, value) in pairs {
+        put_varint(&mut p, id);
+        put_varint(&mut p, value);
     }
     p
 }
@@ -210,21 +245,34 @@ pub struct PeerSettings {
     pub max_field_section_size: Option<u64>,
     pub extended_connect: bool,
     pub h3_datagram: bool,
+    /// Every (id, value) the peer sent, for us_quic_socket_peer_setting.
+    pub all: Vec<(u64, u64)>,
+}
+
+impl PeerSettings {
+    /// The peer speaks WebTransport (draft-02's flag or a later draft's session limit).
+    pub fn webtransport(&self) -> bool {
+        self.all
+            .iter()
+            .any(|&(id, v)| (id == SETTINGS_ENABLE_WEBTRANSPORT && v == 1) || (id == SETTINGS_WT_MAX_SESSIONS && v > 0))
+    }
 }
 
 /// Parses a SETTINGS payload. HTTP/2 setting ids and duplicates are errors (RFC 9114 7.2.4).
 pub fn parse_settings(mut p: &[u8]) -> Result<PeerSettings, u64> {
     let mut s = PeerSettings::default();
-    let mut seen: Vec<u64> = Vec::new();
     while !p.is_empty() {
         let (id, n) = get_varint(p).ok_or(H3_FRAME_ERROR)?;
         p = &p[n..];
         let (value, n) = get_varint(p).ok_or(H3_FRAME_ERROR)?;
         p = &p[n..];
-        if seen.contains(&id) || matches!(id, 0x0 | 0x2 | 0x3 | 0x4 | 0x5) {
+        if s.all.iter().any(|&(seen, _)| seen == id) || matches!(id, 0x0 | 0x2 | 0x3 | 0x4 | 0x5) {
             return Err(H3_SETTINGS_ERROR);
         }
-        seen.push(id);
+        if s.all.len() >= 64 {
+            return Err(H3_EXCESSIVE_LOAD);
+        }
+        s.all.push((id, value));
         match id {
             SETTINGS_MAX_FIELD_SECTION_SIZE => s.max_field_section_size = Some(value),
             SETTINGS_ENABLE_CONNECT_PROTOCOL => {
@@ -548,10 +596,15 @@ mod tests {
 
     #[test]
     fn settings_reject_duplicates_and_http2_ids() {
-        let ours = settings_payload(65536, true, true);
-        let s = parse_settings(&ours).unwrap();
+        let plain =
+            parse_settings(&settings_payload(&LocalSettings { max_field_section_size: 100, ..Default::default() }));
+        let plain = plain.unwrap();
+        assert!(!plain.extended_connect && !plain.h3_datagram && !plain.webtransport());
+        let local = LocalSettings { max_field_section_size: 65536, h3_datagram: false, webtransport_sessions: 4 };
+        let s = parse_settings(&settings_payload(&local)).unwrap();
         assert_eq!(s.max_field_section_size, Some(65536));
-        assert!(s.extended_connect && s.h3_datagram);
+        assert!(s.extended_connect && s.h3_datagram && s.webtransport());
+        assert!(s.all.contains(&(SETTINGS_WT_MAX_SESSIONS, 4)));
         let mut dup = Vec::new();
         for _ in 0..2 {
             put_varint(&mut dup, SETTINGS_MAX_FIELD_SECTION_SIZE);

@@ -60,6 +60,8 @@ pub struct PeerContext {
     max_peer_bidi: Option<u64>,
     max_peer_uni: Option<u64>,
     pub(crate) pending_uni_requests: u32,
+    /// WebTransport streams asked for: (session id, unidirectional), in order.
+    pending_webtransport: std::collections::VecDeque<(u64, bool)>,
     /// Streams the application is done with whose bytes QUIC may still be
     /// delivering; a graceful close waits for them.
     pub(crate) lingering: Vec<u64>,
@@ -108,6 +110,7 @@ pub(crate) unsafe fn create(
         max_peer_bidi: None,
         max_peer_uni: None,
         pending_uni_requests: 0,
+        pending_webtransport: Default::default(),
         lingering: Vec::new(),
         verify_ip: None,
         closing_gracefully: false,
@@ -263,7 +266,7 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
         return;
     }
     let h3 = is_h3(&*pc);
-    if is_uni(id) && h3 {
+    if is_uni(id) && h3 && !(*pc).lingering.contains(&id) {
         uni_readable(pc, id);
         return;
     }
@@ -276,7 +279,7 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     }
     let highest = if is_uni(id) { &mut (*pc).max_peer_uni } else { &mut (*pc).max_peer_bidi };
     *highest = Some(highest.map_or(id, |m| m.max(id)));
-    if h3 && (*ctx).role == Role::Client {
+    if h3 && (*ctx).role == Role::Client && (*ctx).settings.webtransport_sessions == 0 {
         connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated bidirectional stream");
         return;
     }
@@ -300,10 +303,9 @@ pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &
 
 unsafe fn open_control_streams(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
-    let settings = &(*ctx).settings;
     let mut control = Vec::with_capacity(64);
     http3::put_varint(&mut control, http3::STREAM_TYPE_CONTROL);
-    let payload = http3::settings_payload(settings.max_header_size, false, settings.datagrams);
+    let payload = http3::settings_payload(&(*ctx).local_h3_settings());
     http3::put_frame_header(&mut control, http3::FRAME_SETTINGS, payload.len() as u64);
     control.extend_from_slice(&payload);
     let control_id = (*pc).next_uni;
@@ -350,6 +352,12 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
                 if fin || (*pc).finalized {
                     break;
                 }
+                if let Some(&s) = (*pc).streams.get(&id) {
+                    // It became a WebTransport stream: the stream reads the rest.
+                    (*ctx).recv_buf = buf;
+                    stream::on_readable(s);
+                    return;
+                }
             }
             Err(quiche::Error::StreamReset(_)) => {
                 if is_critical(&(*pc).h3, id) {
@@ -366,7 +374,7 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
 unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Result<(), u64> {
     let mut u = (*pc).h3.uni.remove(&id).unwrap_or_default();
     let result = feed_uni_inner(pc, id, &mut u, data, fin);
-    if result.is_ok() && !fin {
+    if result.is_ok() && !fin && !(*pc).streams.contains_key(&id) {
         (*pc).h3.uni.insert(id, u);
     }
     result
@@ -393,6 +401,7 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
             // We never send MAX_PUSH_ID, so no push stream is allowed.
             http3::STREAM_TYPE_PUSH if is_server => return Err(http3::H3_STREAM_CREATION_ERROR),
             http3::STREAM_TYPE_PUSH => return Err(http3::H3_ID_ERROR),
+            http3::STREAM_TYPE_WEBTRANSPORT if (*(*pc).ctx).settings.webtransport_sessions > 0 => {}
             _ => {
                 // Unknown or reserved stream type: refuse its data (RFC 9114 6.2).
                 let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_STREAM_CREATION_ERROR);
@@ -400,6 +409,20 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
         }
     }
     let ty = u.ty.unwrap_or(u64::MAX);
+    if ty == http3::STREAM_TYPE_WEBTRANSPORT && (*(*pc).ctx).settings.webtransport_sessions > 0 {
+        if let Some(session) = u.varint.feed(&mut input) {
+            let ext_size = (*(*pc).socket).stream_ext_size.max((*(*pc).ctx).settings.stream_ext_size);
+            let s = stream::create(pc, id, ext_size, false);
+            stream::announce(s, false);
+            if !(*s).finished && !(*pc).finalized {
+                stream::become_webtransport(s, session);
+            }
+            if !(*s).finished && !(*pc).finalized {
+                stream::deliver_unframed(s, input, fin);
+            }
+        }
+        return Ok(());
+    }
     if ty == http3::STREAM_TYPE_CONTROL {
         while let Some(ev) = u.reader.next(&mut input) {
             control_frame_event(pc, u, ev)?;
@@ -450,6 +473,9 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
             http3::FRAME_SETTINGS => {
                 (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
                 u.settings_seen = true;
+                if let Some(cb) = (*(*pc).ctx).callbacks.on_settings {
+                    cb(pc);
+                }
             }
             http3::FRAME_GOAWAY => {
                 let (gid, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
@@ -527,15 +553,39 @@ pub unsafe fn request_stream(pc: *mut PeerContext, unidirectional: bool) {
     context::leave(ctx);
 }
 
+/// A WebTransport stream for `session` (a CONNECT stream id); on_stream_open
+/// fires when stream credit allows, with us_quic_stream_webtransport_session
+/// naming the session.
+pub unsafe fn request_webtransport_stream(pc: *mut PeerContext, session: u64, unidirectional: bool) {
+    let ctx = (*pc).ctx;
+    context::enter(ctx);
+    (*pc).pending_webtransport.push_back((session, unidirectional));
+    grant_streams(pc);
+    context::leave(ctx);
+}
+
+fn webtransport_streams_available(pc: &PeerContext, uni: bool) -> bool {
+    let credit = if uni { pc.conn.peer_streams_left_uni() } else { pc.conn.peer_streams_left_bidi() };
+    !streams_available_base(pc) && credit > 0
+}
+
 unsafe fn grant_streams(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
     loop {
+        let mut webtransport = None;
         let uni = if (*pc).pending_stream_requests > 0 && streams_available(&*pc) > 0 {
             (*pc).pending_stream_requests -= 1;
             false
         } else if (*pc).pending_uni_requests > 0 && uni_streams_available(&*pc) > 0 {
             (*pc).pending_uni_requests -= 1;
             true
+        } else if let Some(&(session, uni)) = (*pc).pending_webtransport.front() {
+            if !webtransport_streams_available(&*pc, uni) {
+                return;
+            }
+            (*pc).pending_webtransport.pop_front();
+            webtransport = Some(session);
+            uni
         } else {
             return;
         };
@@ -546,6 +596,9 @@ unsafe fn grant_streams(pc: *mut PeerContext) {
         let _ = (*pc).conn.stream_priority(id, 127, true);
         let ext_size = (*ctx).settings.stream_ext_size;
         let s = stream::create(pc, id, ext_size, true);
+        if let Some(session) = webtransport {
+            stream::open_webtransport(s, session);
+        }
         stream::announce(s, true);
         if (*pc).finalized {
             return;
@@ -581,18 +634,60 @@ pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
     context::mark_dirty(pc);
 }
 
-/// QUIC DATAGRAM frames received (RFC 9221) go to on_datagram.
+/// QUIC DATAGRAM frames received (RFC 9221) go to on_datagram; on HTTP/3
+/// connections they are HTTP datagrams (RFC 9297) and go to on_stream_datagram
+/// of the request stream their quarter stream id names.
 unsafe fn deliver_datagrams(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
-    let Some(cb) = (*ctx).callbacks.on_datagram else { return };
+    let h3 = is_h3(&*pc);
     let mut buf = std::mem::take(&mut (*ctx).recv_buf);
     while let Ok(n) = (*pc).conn.dgram_recv(&mut buf) {
-        cb(pc, buf.as_ptr().cast(), n as std::ffi::c_uint);
+        let payload = &buf[..n];
+        if h3 {
+            let Some((quarter, used)) = http3::get_varint(payload) else {
+                connection_error(pc, http3::H3_DATAGRAM_ERROR, "HTTP datagram without a quarter stream id");
+                break;
+            };
+            // A datagram for a stream that is gone (or not yet here) is dropped (RFC 9297 2.1).
+            let target = quarter.checked_mul(4).and_then(|id| (*pc).streams.get(&id).copied());
+            if let (Some(s), Some(cb)) = (target, (*ctx).callbacks.on_stream_datagram) {
+                let data = &payload[used..];
+                cb(s, data.as_ptr().cast(), data.len() as std::ffi::c_uint);
+            }
+        } else if let Some(cb) = (*ctx).callbacks.on_datagram {
+            cb(pc, payload.as_ptr().cast(), n as std::ffi::c_uint);
+        }
         if (*pc).finalized {
             break;
         }
     }
     (*ctx).recv_buf = buf;
+}
+
+/// An HTTP datagram (RFC 9297) tied to request stream `s`.
+pub unsafe fn send_stream_datagram(s: *mut Stream, data: &[u8]) -> Result<(), DatagramError> {
+    if (*s).finished || !is_h3(&*(*s).conn) || (*s).id & 0x2 != 0 {
+        return Err(DatagramError::Unavailable);
+    }
+    let mut framed = Vec::with_capacity(data.len() + 8);
+    http3::put_varint(&mut framed, (*s).id / 4);
+    framed.extend_from_slice(data);
+    send_datagram((*s).conn, &framed)
+}
+
+/// Largest HTTP datagram payload for stream `s` now, if datagrams are available.
+pub fn stream_datagram_max_size(s: &Stream) -> Option<usize> {
+    // SAFETY: a stream's connection outlives it.
+    let pc = unsafe { &*s.conn };
+    let max = pc.conn.dgram_max_writable_len()?;
+    max.checked_sub(http3::varint_len(s.id / 4))
+}
+
+/// A peer SETTINGS value: None when the peer's SETTINGS have not arrived yet,
+/// Some(None) when it did not send that setting.
+pub fn peer_setting(pc: &PeerContext, id: u64) -> Option<Option<u64>> {
+    let settings = pc.h3.peer_settings.as_ref()?;
+    Some(settings.all.iter().find(|&&(k, _)| k == id).map(|&(_, v)| v))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

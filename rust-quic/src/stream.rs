@@ -34,6 +34,9 @@ pub enum HeadersKind {
     Informational = 1,
     Initial = 2,
     Trailers = 3,
+    /// A WebTransport stream's header: no fields, the session id is
+    /// us_quic_stream_webtransport_session. Its bytes follow, unframed.
+    WebTransport = 4,
 }
 
 /// The stream's state does not allow this send (finished, reset, FIN already
@@ -73,6 +76,9 @@ pub struct Stream {
     reset_sent: bool,
     pub want_write: bool,
     is_head_request: bool,
+    /// A WebTransport stream of this session (its CONNECT stream id): carries
+    /// bytes, not HTTP/3 frames.
+    pub wt_session: Option<u64>,
 }
 
 pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, local: bool) -> *mut Stream {
@@ -105,6 +111,7 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
         reset_sent: false,
         want_write: false,
         is_head_request: false,
+        wt_session: None,
     }));
     if id & 0x2 != 0 {
         // A unidirectional stream has one side: ours (write-only) or theirs (read-only).
@@ -127,9 +134,59 @@ pub(crate) unsafe fn announce(s: *mut Stream, is_client: bool) {
     }
 }
 
+/// The stream carries HTTP/3 frames (not raw QUIC, not WebTransport).
 fn is_h3(s: &Stream) -> bool {
     // SAFETY: a stream's connection outlives it.
-    unsafe { peer_context::is_h3(&*s.conn) }
+    s.wt_session.is_none() && unsafe { peer_context::is_h3(&*s.conn) }
+}
+
+fn webtransport_enabled(s: &Stream) -> bool {
+    // SAFETY: a stream's connection and context outlive it.
+    unsafe { (*(*s.conn).ctx).settings.webtransport_sessions > 0 }
+}
+
+/// Hands the stream to WebTransport session `session`: announced through
+/// on_stream_headers with HeadersKind::WebTransport; bytes flow unframed from now on.
+pub(crate) unsafe fn become_webtransport(s: *mut Stream, session: u64) {
+    (*s).wt_session = Some(session);
+    (*s).head_done = true;
+    (*s).final_headers_sent = true;
+    (*s).headers.clear();
+    (*s).header_view.clear();
+    (*s).headers_kind = HeadersKind::WebTransport;
+    let ctx = (*(*s).conn).ctx;
+    if let Some(cb) = (*ctx).callbacks.on_stream_headers {
+        cb(s);
+    }
+}
+
+/// A locally opened WebTransport stream: its first bytes name the session
+/// (RFC-draft signal 0x41 on a bidirectional stream, type 0x54 on a unidirectional one).
+pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
+    (*s).wt_session = Some(session);
+    (*s).head_done = true;
+    (*s).final_headers_sent = true;
+    let mut prefix = Vec::with_capacity(16);
+    let signal = if (*s).id & 0x2 != 0 { http3::STREAM_TYPE_WEBTRANSPORT } else { http3::FRAME_WT_STREAM };
+    http3::put_varint(&mut prefix, signal);
+    http3::put_varint(&mut prefix, session);
+    send_all_or_queue(s, &prefix);
+    context::mark_dirty((*s).conn);
+}
+
+/// Bytes of a stream without HTTP/3 framing (raw QUIC or WebTransport).
+pub(crate) unsafe fn deliver_unframed(s: *mut Stream, data: &[u8], fin: bool) {
+    if data.is_empty() && !fin {
+        return;
+    }
+    if fin {
+        (*s).fin_received = true;
+    }
+    deliver_data(s, data, fin);
+    if fin && !(*s).finished {
+        check_stopped(s);
+        maybe_complete(s);
+    }
 }
 
 pub fn headers(s: &Stream) -> &[QuicHeader] {
@@ -200,13 +257,7 @@ pub(crate) unsafe fn on_readable(s: *mut Stream) {
                 if is_h3(&*s) {
                     feed_h3(s, &buf[..n], fin);
                 } else {
-                    if fin {
-                        (*s).fin_received = true;
-                    }
-                    deliver_data(s, &buf[..n], fin);
-                    if fin {
-                        maybe_complete(s);
-                    }
+                    deliver_unframed(s, &buf[..n], fin);
                 }
                 !fin
             }
@@ -260,7 +311,23 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
     let mut input = data;
     while let Some(ev) = (*s).reader.next(&mut input) {
         match ev {
+            FrameEvent::Start { ty: http3::FRAME_WT_STREAM, len: session } if opens_as_webtransport(s) => {
+                become_webtransport(s, session);
+                if !(*s).finished && !(*pc).finalized {
+                    deliver_unframed(s, input, fin);
+                }
+                return;
+            }
+            FrameEvent::Start { .. } if !(*s).local && (*ctx).role == Role::Client => {
+                // Servers open bidirectional streams for WebTransport only.
+                peer_context::connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated request stream");
+                return;
+            }
             FrameEvent::Start { ty, len } => match ty {
+                http3::FRAME_WT_STREAM if webtransport_enabled(&*s) => {
+                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "WT_STREAM inside a message");
+                    return;
+                }
                 http3::FRAME_HEADERS => {
                     (*s).header_block.clear();
                     // Encoded size beyond the limit means a decoded size beyond it
@@ -325,6 +392,11 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
     }
 }
 
+/// A peer's bidirectional stream whose first frame type is the WebTransport signal.
+unsafe fn opens_as_webtransport(s: *mut Stream) -> bool {
+    !(*s).local && !(*s).head_done && (*s).headers_kind == HeadersKind::None && webtransport_enabled(&*s)
+}
+
 unsafe fn body_length_matches(s: *mut Stream) -> bool {
     (*s).content_length.is_none_or(|cl| cl == (*s).body_received)
 }
@@ -372,7 +444,7 @@ unsafe fn on_header_block(s: *mut Stream) {
     };
     let kind = if !(*s).head_done {
         if (*ctx).role == Role::Server {
-            let Ok(head) = http3::validate_request(&fields, false) else {
+            let Ok(head) = http3::validate_request(&fields, webtransport_enabled(&*s)) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return;
             };

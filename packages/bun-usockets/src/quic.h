@@ -214,6 +214,9 @@ int us_quic_socket_context_set_ca(us_quic_socket_context_t *ctx, const char *pem
 #define US_QUIC_HEADERS_INFORMATIONAL 1
 #define US_QUIC_HEADERS_INITIAL 2
 #define US_QUIC_HEADERS_TRAILERS 3
+/* Extension: a WebTransport stream linked to a session (no fields; see
+ * us_quic_stream_webtransport_session). Its data is unframed bytes. */
+#define US_QUIC_HEADERS_WEBTRANSPORT 4
 int us_quic_stream_headers_kind(us_quic_stream_t *s);
 /* Reset with an application error code of the caller's choice. */
 void us_quic_stream_reset_with_code(us_quic_stream_t *s, unsigned long long code);
@@ -280,6 +283,35 @@ int us_quic_socket_info(us_quic_socket_t *s, struct us_quic_socket_info_t *out);
  * the length, or -1 if buf is too small. */
 int us_quic_socket_alpn(us_quic_socket_t *s, char *buf, unsigned int len);
 int us_quic_socket_server_name(us_quic_socket_t *s, char *buf, unsigned int len);
+
+/* Extension: WebTransport over HTTP/3 and HTTP datagrams (RFC 9297).
+ * set_webtransport(ctx, n) with n > 0 announces extended CONNECT (RFC 9220),
+ * H3_DATAGRAM and the WebTransport settings (draft-02 flag and the later drafts'
+ * WT_MAX_SESSIONS = n), enables QUIC DATAGRAM and accepts WebTransport streams:
+ * a peer's bidirectional stream starting with signal 0x41 or unidirectional
+ * stream of type 0x54 fires on_stream_headers with US_QUIC_HEADERS_WEBTRANSPORT
+ * (after on_stream_open) and then carries raw bytes. Which session it belongs to
+ * (a CONNECT stream id) is for the application to check. 0 or -1. */
+int us_quic_socket_context_set_webtransport(us_quic_socket_context_t *ctx, unsigned int max_sessions);
+/* The peer's SETTINGS arrived (HTTP/3); a client waits for it before an extended CONNECT. */
+void us_quic_socket_context_on_settings(us_quic_socket_context_t *ctx, void (*on_settings)(us_quic_socket_t *));
+/* A peer SETTINGS value: 1 and *value when sent, 0 when not sent, -1 when the
+ * peer's SETTINGS have not arrived yet. */
+int us_quic_socket_peer_setting(us_quic_socket_t *s, unsigned long long id, unsigned long long *value);
+/* A locally opened WebTransport stream of session `session_id`; on_stream_open(s, 1)
+ * fires when stream credit allows, with the session prefix already queued. */
+void us_quic_socket_make_webtransport_stream(us_quic_socket_t *s, unsigned long long session_id, int unidirectional);
+/* The session (CONNECT stream id) a WebTransport stream belongs to, or -1. */
+long long us_quic_stream_webtransport_session(us_quic_stream_t *s);
+/* HTTP datagrams of request stream s (quarter stream id added/removed by the
+ * engine). A datagram for a stream that is gone is dropped; one without a
+ * valid quarter stream id closes the connection with H3_DATAGRAM_ERROR. */
+void us_quic_socket_context_on_stream_datagram(us_quic_socket_context_t *ctx,
+    void (*on_stream_datagram)(us_quic_stream_t *, const char *, unsigned int));
+/* Same results as us_quic_socket_send_datagram. */
+int us_quic_stream_send_datagram(us_quic_stream_t *s, const char *data, unsigned int len);
+/* Largest HTTP datagram payload for s now, or -1. */
+int us_quic_stream_datagram_max_size(us_quic_stream_t *s);
 
 /* Counters of a context, for stats and tests. */
 struct us_quic_context_stats_t {

@@ -96,6 +96,21 @@ static void on_hsk_done(us_quic_socket_t *s, int ok) {
     us_quic_socket_make_stream(s);
 }
 
+static int settings_seen;
+static void on_settings(us_quic_socket_t *s) {
+    unsigned long long v = 0;
+    settings_seen++;
+    /* No WebTransport here: no extended CONNECT; the field-section limit is announced. */
+    CHECK(us_quic_socket_peer_setting(s, 0x8, &v) == 0);
+    if (us_quic_socket_context(s) == client) CHECK(us_quic_socket_peer_setting(s, 0x6, &v) == 1 && v == 32 * 1024);
+    us_quic_socket_make_webtransport_stream(NULL, 0, 0);
+}
+
+static void on_stream_datagram(us_quic_stream_t *s, const char *data, unsigned int len) {
+    (void)s, (void)data, (void)len;
+    CHECK(!"no HTTP datagram is sent in this test");
+}
+
 static void on_goaway(us_quic_socket_t *s) { CHECK(us_quic_socket_streams_avail(s) == 0); }
 
 static void on_close(us_quic_socket_t *s) {
@@ -140,7 +155,11 @@ static void on_stream_open(us_quic_stream_t *s, int is_client) {
 static void on_stream_headers(us_quic_stream_t *s) {
     int kind = us_quic_stream_headers_kind(s);
     unsigned len = 0;
+    CHECK(us_quic_stream_webtransport_session(s) == -1);
     if (!is_server(s)) {
+        /* The client did not enable DATAGRAM: no HTTP datagrams either. */
+        CHECK(us_quic_stream_datagram_max_size(s) == -1);
+        CHECK(us_quic_stream_send_datagram(s, "x", 1) == -2);
         if (kind >= 1 && kind <= 3) kinds_seen[kind]++;
         if (kind == US_QUIC_HEADERS_INITIAL) CHECK(find(s, ":status", &len) != NULL && len == 3);
         return;
@@ -244,6 +263,8 @@ static void install(us_quic_socket_context_t *c) {
     us_quic_socket_context_on_stream_data(c, on_stream_data);
     us_quic_socket_context_on_stream_writable(c, on_stream_writable);
     us_quic_socket_context_on_stream_close(c, on_stream_close);
+    us_quic_socket_context_on_settings(c, on_settings);
+    us_quic_socket_context_on_stream_datagram(c, on_stream_datagram);
 }
 
 int main(int argc, char **argv) {
@@ -285,6 +306,14 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_raw_alpn(raw, (const unsigned char *)"\x09" "bun-quic", 9) == -1);
     CHECK(us_quic_socket_context_set_datagrams(raw, 1) == 0);
     CHECK(us_quic_socket_context_set_max_streams(raw, 10, 10) == 0);
+    CHECK(us_quic_socket_context_set_webtransport(raw, 1) == -1); /* raw QUIC has no HTTP/3 */
+    us_quic_socket_context_t *wt = us_create_quic_client_context(loop, 0, 0, 0);
+    CHECK(us_quic_socket_context_set_webtransport(wt, 4) == 0);
+    us_quic_socket_context_free(wt);
+    CHECK(us_quic_socket_peer_setting(NULL, 8, NULL) == -1);
+    CHECK(us_quic_stream_webtransport_session(NULL) == -1);
+    CHECK(us_quic_stream_send_datagram(NULL, "x", 1) == -2);
+    CHECK(us_quic_stream_datagram_max_size(NULL) == -1);
     CHECK(us_quic_socket_context_set_idle_timeout(raw, 5000) == 0);
     us_quic_socket_context_free(raw);
     FILE *f = fopen(argv[1], "rb");
@@ -325,6 +354,7 @@ int main(int argc, char **argv) {
     us_loop_run(loop);
 
     CHECK(hsk_ok == 1);
+    CHECK(settings_seen == 2);
     CHECK(responses_done >= 1);
     CHECK(body_len == 5 && !memcmp(body, "hello", 5));
     CHECK(kinds_seen[1] == 1 && kinds_seen[2] >= 1 && kinds_seen[3] == 1);
