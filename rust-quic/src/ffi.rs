@@ -749,6 +749,15 @@ pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
 }
 
 #[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_peer_certificate(s: *mut PeerContext, buf: *mut u8, len: c_uint) -> c_int {
+    let Some(der) = s.as_ref().and_then(|pc| pc.conn.peer_cert()) else { return -1 };
+    if !buf.is_null() && der.len() <= len as usize {
+        std::ptr::copy_nonoverlapping(der.as_ptr(), buf, der.len());
+    }
+    der.len() as c_int
+}
+
+#[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_webtransport_session(s: *mut Stream) -> c_longlong {
     s.as_ref().and_then(|s| s.wt_session).map_or(-1, |id| id as c_longlong)
 }

@@ -4,8 +4,12 @@
 import { installFetch } from "./bun/fetch";
 import { quicSocket } from "./bun/quic";
 import { serve } from "./bun/serve";
+import { WebTransport, WebTransportError } from "./bun/webtransport";
 
 // Bun.serve is writable but not configurable: assign, don't redefine.
 (Bun as any).serve = serve;
 (Bun as any).quic = quicSocket;
 installFetch();
+// Stock Bun has no WebTransport; a future native one would take precedence.
+(globalThis as any).WebTransport ??= WebTransport;
+(globalThis as any).WebTransportError ??= WebTransportError;

@@ -301,6 +301,9 @@ int us_quic_socket_peer_setting(us_quic_socket_t *s, unsigned long long id, unsi
 /* A locally opened WebTransport stream of session `session_id`; on_stream_open(s, 1)
  * fires when stream credit allows, with the session prefix already queued. */
 void us_quic_socket_make_webtransport_stream(us_quic_socket_t *s, unsigned long long session_id, int unidirectional);
+/* The peer's leaf certificate (DER): its length, copied into buf when it fits;
+ * -1 when there is none (yet). For certificate pinning (serverCertificateHashes). */
+int us_quic_socket_peer_certificate(us_quic_socket_t *s, unsigned char *buf, unsigned int len);
 /* The session (CONNECT stream id) a WebTransport stream belongs to, or -1. */
 long long us_quic_stream_webtransport_session(us_quic_stream_t *s);
 /* HTTP datagrams of request stream s (quarter stream id added/removed by the

@@ -88,6 +88,12 @@ static void on_hsk_done(us_quic_socket_t *s, int ok) {
     CHECK(us_quic_socket_alpn(s, name, sizeof name) == 2 && !strcmp(name, "h3"));
     CHECK(us_quic_socket_server_name(s, name, sizeof name) >= 0);
     CHECK(us_quic_socket_alpn(s, name, 1) == -1);
+    if (us_quic_socket_context(s) == client) {
+        unsigned char der[4096];
+        int der_len = us_quic_socket_peer_certificate(s, der, sizeof der);
+        CHECK(der_len > 100 && der[0] == 0x30); /* a DER SEQUENCE */
+        CHECK(us_quic_socket_peer_certificate(s, NULL, 0) == der_len);
+    }
     /* HTTP/3 without DATAGRAM negotiated: refused clearly, nothing queued. */
     CHECK(us_quic_socket_send_datagram(s, "x", 1) == -2);
     CHECK(us_quic_socket_datagram_max_size(s) == -1);

@@ -2,14 +2,13 @@
 // origin and TLS settings, multiplexed; bodies streamed both ways with
 // backpressure; an abort resets the stream, not the connection.
 import type { Pointer } from "bun:ffi";
-import { lookup } from "node:dns/promises";
-import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { connectTo } from "../internal/quic/connect";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -30,8 +29,6 @@ function fetchError(message: string, code: string, cause?: unknown): TypeError {
   err.code = code;
   return err;
 }
-
-const cstr = (text: string) => Buffer.from(text + "\0");
 
 class ClientStream {
   resolve!: (r: Response) => void;
@@ -173,26 +170,7 @@ class ClientContext {
     this.pool.set(key, session);
     ref(); // the handshake needs the loop running
     try {
-      const lib = quic();
-      const out = new BigUint64Array(1);
-      const pending = new BigUint64Array(1);
-      const bare = host.replace(/^\[|\]$/g, "");
-      const r = lib.us_quic_socket_context_connect(this.ctx, cstr(bare), port, sni ? cstr(sni) : null, reject ? 1 : 0, out, pending, null);
-      let conn: Pointer | null = null;
-      if (r === 1) conn = handle(Number(out[0]));
-      else if (r === 0) {
-        const pc = handle(Number(pending[0]));
-        let address: string;
-        try {
-          address = isIP(bare) ? bare : (await lookup(bare)).address;
-        } catch (err) {
-          lib.us_quic_pending_connect_cancel(pc);
-          throw fetchError(`Unable to resolve ${bare}`, "ConnectionRefused", err);
-        }
-        lib.us_quic_pending_connect_set_address(pc, cstr(address));
-        conn = handle(lib.us_quic_pending_connect_resolved(pc));
-      }
-      if (!conn) throw fetchError(`Unable to connect to ${host}:${port} over QUIC`, "ConnectionRefused");
+      const conn = await connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause));
       session.conn = conn;
       this.sessions.set(conn, session);
       scheduleFlush();

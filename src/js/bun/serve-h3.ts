@@ -8,9 +8,11 @@ import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../interna
 import type { Router } from "./router";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
+import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
+const HEADERS_WEBTRANSPORT = 4;
 const H3_REQUEST_CANCELLED = 0x10cn;
 const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
@@ -19,8 +21,19 @@ const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connecti
 
 export type TlsInput = string | ArrayBufferView | ArrayBuffer | Blob | Array<string | ArrayBufferView | Blob>;
 
+/** Bun.serve's `webtransport` option: like `websocket`, for WebTransport sessions. */
+export interface WebTransportHandlers {
+  open?: (session: WTSession) => void | Promise<void>;
+  datagram?: (session: WTSession, data: Uint8Array) => void;
+  stream?: (session: WTSession, stream: WebTransportStreamLike) => void;
+  close?: (session: WTSession, code: number, reason: string) => void;
+  /** Sessions per connection (announced in SETTINGS). @default 16 */
+  maxSessions?: number;
+}
+
 export interface H3Handlers {
   fetch?: (req: Request, server: any) => Response | Promise<Response>;
+  webtransport?: WebTransportHandlers;
   routes?: Router;
   error?: (err: Error) => Response | Promise<Response> | void;
   maxRequestBodySize?: number;
@@ -66,6 +79,11 @@ class StreamState {
   abort = new AbortController();
   writable?: () => void;
   remote?: { address: string; port: number; family: "IPv4" | "IPv6" };
+  /** Extended CONNECT (RFC 9220): the :protocol asked for. */
+  protocol?: string;
+  /** The client offered WebTransport draft-02 (answered with sec-webtransport-http3-draft). */
+  draft02 = false;
+  upgraded = false;
 }
 
 export class H3Listener {
@@ -76,6 +94,9 @@ export class H3Listener {
   private callbacks: ReturnType<typeof callback>[] = [];
   private stopped = false;
   readonly requestIPs = new WeakMap<Request, { address: string; port: number; family: "IPv4" | "IPv6" }>();
+  private connectRequests = new WeakMap<Request, { s: Pointer; st: StreamState }>();
+  private wt = new WTRouter();
+  private sessionsPerConnection = new Map<Pointer, number>();
 
   constructor(
     options: H3Options,
@@ -116,6 +137,10 @@ export class H3Listener {
         throw new TypeError(`tls[${i}]: ${Buffer.from(why).toString("utf8").replace(/\0.*$/s, "")}`);
       }
     }
+    if (handlers.webtransport) {
+      const max = handlers.webtransport.maxSessions ?? 16;
+      lib.us_quic_socket_context_set_webtransport(this.ctx, max);
+    }
     const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
     const REUSE_PORT = 4;
     this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));
@@ -129,16 +154,81 @@ export class H3Listener {
   private install() {
     const lib = quic();
     const on = callbackInstaller(this.ctx!, this.callbacks);
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer) => this.streams.set(s, new StreamState()), [ptr, i32]);
+    const wt = this.wt;
+    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
+      if (!local || !wt.opened(s)) this.streams.set(s, new StreamState());
+    }, [ptr, i32]);
     on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wakeWriter(this.streams.get(s)), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => this.onClose(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => {
+      if (!wt.data(s, data, len, fin)) this.onData(s, data, len, fin);
+    }, [ptr, ptr, u32, i32]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wt.writable(s) || wakeWriter(this.streams.get(s)), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
+      if (wt.isSessionStream(s)) this.sessionEnded(s);
+      if (wt.closed(s)) this.streams.delete(s);
+      this.onClose(s);
+    }, [ptr]);
+    if (this.handlers.webtransport) {
+      on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, data: Pointer, len: number) => wt.datagram(s, data, len), [ptr, ptr, u32]);
+      on(lib.us_quic_socket_context_on_close, (conn: Pointer) => {
+        wt.connectionClosed(conn);
+        this.sessionsPerConnection.delete(conn);
+      }, [ptr]);
+    }
+  }
+
+  private sessionEnded(s: Pointer) {
+    const conn = handle(quic().us_quic_stream_socket(s))!;
+    const n = (this.sessionsPerConnection.get(conn) ?? 1) - 1;
+    if (n > 0) this.sessionsPerConnection.set(conn, n);
+    else this.sessionsPerConnection.delete(conn);
+  }
+
+  /**
+   * server.upgradeWebTransport(req, { data, headers }): accepts the extended
+   * CONNECT behind `req` as a WebTransport session (200, then the session's
+   * streams and datagrams go to the webtransport handlers). False when `req`
+   * is not a WebTransport CONNECT over HTTP/3, was answered already, or the
+   * connection has maxSessions sessions.
+   */
+  upgradeWebTransport(req: Request, options: { data?: unknown; headers?: ConstructorParameters<typeof Headers>[0] } = {}): boolean {
+    const entry = this.connectRequests.get(req);
+    const handlers = this.handlers.webtransport;
+    if (!entry || !handlers) return false;
+    const { s, st } = entry;
+    if (st.responded || st.closed || st.protocol !== "webtransport") return false;
+    const lib = quic();
+    const conn = handle(lib.us_quic_stream_socket(s))!;
+    const open = this.sessionsPerConnection.get(conn) ?? 0;
+    if (open >= (handlers.maxSessions ?? 16)) return false;
+    const extra: [string, string][] = st.draft02 ? [["sec-webtransport-http3-draft", "draft02"]] : [];
+    const block = encodeHeaders(this.head(200, new Headers(options.headers), extra));
+    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) return false;
+    st.responded = st.upgraded = true;
+    this.sessionsPerConnection.set(conn, open + 1);
+    const session = new WTSession(this.wt);
+    session.data = options.data;
+    session.hooks = {
+      datagram: handlers.datagram && (d => handlers.datagram!(session, d)),
+      stream: handlers.stream && (x => handlers.stream!(session, x)),
+      close: (code, reason) => handlers.close?.(session, code, reason),
+    };
+    session.attach(conn, s);
+    queueMicrotask(() => {
+      if (!session.isClosed) handlers.open?.(session);
+    });
+    scheduleFlush();
+    return true;
   }
 
   private onHeaders(s: Pointer) {
     const st = this.streams.get(s);
-    if (!st || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
+    const kind = quic().us_quic_stream_headers_kind(s);
+    if (kind === HEADERS_WEBTRANSPORT) {
+      this.streams.delete(s);
+      return this.wt.peerStream(s);
+    }
+    if (!st || kind !== HEADERS_INITIAL) return;
     let method = "GET", path = "/", authority = "";
     const headers = new Headers();
     for (const [name, value] of readHeaders(s)) {
@@ -146,8 +236,10 @@ export class H3Listener {
         if (name === ":method") method = value;
         else if (name === ":path") path = value;
         else if (name === ":authority") authority = value;
+        else if (name === ":protocol") st.protocol = value;
       } else headers.append(name, value);
     }
+    st.draft02 = headers.has("sec-webtransport-http3-draft02");
     authority ||= headers.get("host") ?? `localhost:${this.port}`;
     const expect = headers.get("expect");
     if (expect !== null) {
@@ -168,7 +260,8 @@ export class H3Listener {
       this.sendSimple(s, st, 413, "Payload Too Large");
       return;
     }
-    const hasBody = method !== "GET" && method !== "HEAD";
+    // An extended CONNECT's stream carries the session (capsules), not a body.
+    const hasBody = method !== "GET" && method !== "HEAD" && st.protocol === undefined;
     const lib = quic();
     const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
     const request = new Request(`https://${authority}${path}`, {
@@ -179,6 +272,7 @@ export class H3Listener {
     });
     st.request = request;
     this.requestIPs.set(request, this.remote(s));
+    if (st.protocol !== undefined) this.connectRequests.set(request, { s, st });
     this.dispatch(s, st, request);
   }
 
@@ -233,6 +327,7 @@ export class H3Listener {
         response = await (route.handler as Function).call(server, request, server);
       } else if (this.handlers.fetch) {
         response = await this.handlers.fetch.call(server, request, server);
+        if (st.upgraded) return;
       } else {
         response = new Response("Not Found", { status: 404 });
       }
@@ -349,6 +444,7 @@ export class H3Listener {
       this.free();
       return;
     }
+    this.wt.drainAll();
     lib.us_quic_socket_context_shutdown(this.ctx);
     lib.us_quic_listen_socket_close(this.listen);
     scheduleFlush();

@@ -41,21 +41,36 @@ function validate(options: any) {
   }
   if (options.fetch !== undefined && typeof options.fetch !== "function") throw new TypeError("fetch must be a function");
   if (typeof options.fetch !== "function" && !options.routes) throw new TypeError("h3 needs a fetch handler or routes");
+  validateWebTransport(options.webtransport);
   return true;
+}
+
+function validateWebTransport(wt: any) {
+  if (wt === undefined) return;
+  if (wt === null || typeof wt !== "object") throw new TypeError("webtransport must be an object of handlers");
+  for (const name of ["open", "datagram", "stream", "close"]) {
+    if (wt[name] !== undefined && typeof wt[name] !== "function") throw new TypeError(`webtransport.${name} must be a function`);
+  }
+  const max = wt.maxSessions;
+  if (max !== undefined && (!Number.isInteger(max) || max < 1 || max > 0xffff)) {
+    throw new TypeError("webtransport.maxSessions must be an integer from 1 to 65535");
+  }
 }
 
 export function serve(options: any): any {
   if (!validate(options)) {
+    if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1, webtransport, ...rest } = options;
   const tls = rest.tls;
   const handlers: H3Handlers = {
     fetch: rest.fetch,
+    webtransport,
     routes: rest.routes ? new Router(rest.routes) : undefined,
     error: rest.error,
     maxRequestBodySize: rest.maxRequestBodySize,
@@ -93,6 +108,7 @@ export function serve(options: any): any {
       if (prop === "quic") return { stats: (): QuicStats => listener.stats(), port: listener.port };
       if (prop === "requestIP") return (req: Request) => listener.requestIPs.get(req) ?? target.requestIP(req);
       if (prop === "upgrade") return (req: Request, o?: any) => (listener.requestIPs.has(req) ? false : target.upgrade(req, o));
+      if (prop === "upgradeWebTransport") return (req: Request, o?: any) => listener.upgradeWebTransport(req, o);
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
     },
@@ -101,9 +117,11 @@ export function serve(options: any): any {
 }
 
 function reload(target: any, listener: H3Listener, next: any, port: () => number) {
-  const { h3: _h3, http3: _http3, http1: _http1, ...rest } = next ?? {};
+  const { h3: _h3, http3: _http3, http1: _http1, webtransport, ...rest } = next ?? {};
+  validateWebTransport(webtransport);
   listener.reload({
     fetch: rest.fetch,
+    ...(webtransport ? { webtransport } : {}),
     routes: rest.routes ? new Router(rest.routes) : undefined,
     error: rest.error,
     maxRequestBodySize: rest.maxRequestBodySize,
@@ -134,6 +152,7 @@ function h3OnlyServer(listener: H3Listener, options: any) {
     reload: (next: any) => listener.reload(next ?? {}),
     requestIP: (req: Request) => listener.requestIPs.get(req) ?? null,
     upgrade: () => false,
+    upgradeWebTransport: (req: Request, o?: any) => listener.upgradeWebTransport(req, o),
     ref() {},
     unref() {},
   };

@@ -68,6 +68,15 @@ const symbols = {
   us_quic_socket_alpn: { args: [ptr, ptr, u32], returns: i32 },
   us_quic_socket_server_name: { args: [ptr, ptr, u32], returns: i32 },
   us_quic_socket_remote_address: { args: [ptr, ptr, ptr, ptr, ptr], returns: none },
+  us_quic_socket_context_set_webtransport: { args: [ptr, u32], returns: i32 },
+  us_quic_socket_context_on_settings: { args: [ptr, ptr], returns: none },
+  us_quic_socket_context_on_stream_datagram: { args: [ptr, ptr], returns: none },
+  us_quic_socket_peer_setting: { args: [ptr, u64, ptr], returns: i32 },
+  us_quic_socket_peer_certificate: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_make_webtransport_stream: { args: [ptr, u64, i32], returns: none },
+  us_quic_stream_webtransport_session: { args: [ptr], returns: FFIType.i64_fast },
+  us_quic_stream_send_datagram: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_stream_datagram_max_size: { args: [ptr], returns: i32 },
 } as const;
 
 /** Where the engine is: $BUN_RUST_QUIC_LIB, else the repository's release build. */

@@ -1,0 +1,271 @@
+// globalThis.WebTransport (W3C WebTransport API) over rust-quic: one QUIC
+// connection per session, an extended CONNECT with :protocol webtransport, then
+// streams and datagrams through the shared session code.
+import type { Pointer } from "bun:ffi";
+import { createHash } from "node:crypto";
+import { pemText, type TlsInput } from "./serve-h3";
+import { encodeHeaders, readHeaders } from "../internal/quic/headers";
+import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
+import { callbackInstaller } from "../internal/quic/streams";
+import { connectTo } from "../internal/quic/connect";
+import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { WTRouter, WTSession, WebTransportError, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
+
+const { ptr, i32, u32 } = FFIType;
+const HEADERS_INITIAL = 2;
+const HEADERS_WEBTRANSPORT = 4;
+const H3_REQUEST_CANCELLED = 0x10cn;
+const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8n;
+const SETTINGS_H3_DATAGRAM = 0x33n;
+const SETTINGS_ENABLE_WEBTRANSPORT = 0x2b603742n;
+const SETTINGS_WT_MAX_SESSIONS = 0xc671706an;
+
+export interface WebTransportHash {
+  algorithm: string;
+  value: ArrayBuffer | ArrayBufferView;
+}
+
+export interface WebTransportOptions {
+  allowPooling?: boolean;
+  requireUnreliable?: boolean;
+  congestionControl?: "default" | "throughput" | "low-latency";
+  /** Trust the server's certificate by its SHA-256 hash instead of a CA (W3C). */
+  serverCertificateHashes?: WebTransportHash[];
+  /** Bun extension, as in fetch: verification and extra CAs. */
+  tls?: { rejectUnauthorized?: boolean; ca?: TlsInput; serverName?: string };
+}
+
+/** One connection's progress towards a session. */
+class Attempt {
+  conn: Pointer | null = null;
+  connect: Pointer | null = null;
+  handshakeDone = false;
+  settingsSeen = false;
+  constructor(
+    readonly session: WTSession,
+    readonly url: URL,
+    readonly hashes: Uint8Array[] | null,
+  ) {}
+}
+
+class ClientContext {
+  ctx: Pointer;
+  router = new WTRouter();
+  private attempts = new Map<Pointer, Attempt>();
+  private callbacks: ReturnType<typeof callback>[] = [];
+
+  constructor(ca: string | undefined) {
+    const lib = quic();
+    const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
+    if (!ctx) throw new WebTransportError("rust-quic: could not create a client context", { source: "session" });
+    this.ctx = ctx;
+    lib.us_quic_socket_context_set_webtransport(ctx, 1);
+    if (ca) {
+      const pem = Buffer.from(ca, "latin1");
+      if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
+    }
+    const router = this.router;
+    const on = callbackInstaller(ctx, this.callbacks);
+    on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);
+    on(lib.us_quic_socket_context_on_settings, (c: Pointer) => {
+      const a = this.attempts.get(c);
+      if (a) {
+        a.settingsSeen = true;
+        this.maybeConnect(a);
+      }
+    }, [ptr]);
+    on(lib.us_quic_socket_context_on_close, (c: Pointer) => {
+      const a = this.attempts.get(c);
+      this.attempts.delete(c);
+      router.connectionClosed(c);
+      if (!a) return;
+      a.session.fail(new WebTransportError("the WebTransport connection closed", { source: "session" }));
+      unref();
+    }, [ptr]);
+    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
+      // A server's stream waits for its WebTransport header (on_stream_headers).
+      if (!local || router.opened(s)) return;
+      const a = this.attempts.get(handle(lib.us_quic_stream_socket(s))!);
+      if (!a || a.connect) return lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      a.connect = s;
+      this.sendConnect(a, s);
+    }, [ptr, i32]);
+    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, d: Pointer, len: number, fin: number) => router.data(s, d, len, fin), [ptr, ptr, u32, i32]);
+    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => router.writable(s), [ptr]);
+    on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, d: Pointer, len: number) => router.datagram(s, d, len), [ptr, ptr, u32]);
+    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
+      const wasSession = router.isSessionStream(s);
+      router.closed(s);
+      const conn = handle(lib.us_quic_stream_socket(s))!;
+      const a = this.attempts.get(conn);
+      if (a && (wasSession || a.connect === s)) {
+        // One session per connection: its CONNECT stream is done, so is the connection.
+        a.session.fail(new WebTransportError("the WebTransport session's stream was reset before the server answered", { source: "session" }));
+        lib.us_quic_socket_close(conn);
+        scheduleFlush();
+      }
+    }, [ptr]);
+  }
+
+  async start(a: Attempt, host: string, port: number, serverName: string | undefined, verify: boolean) {
+    ref(); // a session (or an attempt) keeps the process alive; unref at on_close
+    try {
+      a.conn = await connectTo(this.ctx, host, port, serverName, verify, (message, cause) => new WebTransportError(message, { source: "session" }), );
+    } catch (err) {
+      unref();
+      a.session.fail(err as Error);
+      return;
+    }
+    this.attempts.set(a.conn, a);
+    scheduleFlush();
+  }
+
+  private failAttempt(a: Attempt, message: string) {
+    a.session.fail(new WebTransportError(message, { source: "session" }));
+    if (a.conn) quic().us_quic_socket_close(a.conn);
+    scheduleFlush();
+  }
+
+  private onHandshake(c: Pointer, ok: boolean) {
+    const a = this.attempts.get(c);
+    if (!a) return;
+    if (!ok) {
+      const refused = quic().us_quic_socket_errno(c) === 111;
+      return a.session.fail(
+        new WebTransportError(refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)", { source: "session" }),
+      );
+    }
+    if (a.hashes) {
+      const lib = quic();
+      const der = new Uint8Array(Math.max(0, lib.us_quic_socket_peer_certificate(c, null, 0)));
+      lib.us_quic_socket_peer_certificate(c, der, der.byteLength);
+      const digest = createHash("sha256").update(der).digest();
+      if (!a.hashes.some(h => Buffer.from(h).equals(digest))) return this.failAttempt(a, "the server's certificate matches none of serverCertificateHashes");
+    }
+    a.handshakeDone = true;
+    this.maybeConnect(a);
+  }
+
+  /** After the handshake and the server's SETTINGS: the extended CONNECT. */
+  private maybeConnect(a: Attempt) {
+    if (!a.handshakeDone || !a.settingsSeen || a.connect || !a.conn) return;
+    const lib = quic();
+    const setting = (id: bigint) => {
+      const v = new BigUint64Array(1);
+      return lib.us_quic_socket_peer_setting(a.conn, id, v) === 1 ? v[0] : 0n;
+    };
+    const wt = setting(SETTINGS_ENABLE_WEBTRANSPORT) === 1n || setting(SETTINGS_WT_MAX_SESSIONS) > 0n;
+    if (setting(SETTINGS_ENABLE_CONNECT_PROTOCOL) !== 1n || setting(SETTINGS_H3_DATAGRAM) !== 1n || !wt) {
+      return this.failAttempt(a, "the server does not support WebTransport over HTTP/3 (no WebTransport SETTINGS)");
+    }
+    lib.us_quic_socket_make_stream(a.conn);
+    scheduleFlush();
+  }
+
+  private sendConnect(a: Attempt, s: Pointer) {
+    const fields: [string, string][] = [
+      [":method", "CONNECT"],
+      [":protocol", "webtransport"],
+      [":scheme", "https"],
+      [":authority", a.url.host],
+      [":path", a.url.pathname + a.url.search],
+      ["sec-webtransport-http3-draft02", "1"],
+      ["user-agent", `Bun/${Bun.version} (rust-quic)`],
+    ];
+    const block = encodeHeaders(fields);
+    if (quic().us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) this.failAttempt(a, "could not send the CONNECT request");
+    scheduleFlush();
+  }
+
+  private onHeaders(s: Pointer) {
+    const lib = quic();
+    const kind = lib.us_quic_stream_headers_kind(s);
+    if (kind === HEADERS_WEBTRANSPORT) return this.router.peerStream(s);
+    if (kind !== HEADERS_INITIAL) return;
+    const conn = handle(lib.us_quic_stream_socket(s))!;
+    const a = this.attempts.get(conn);
+    if (!a || a.connect !== s) return;
+    const status = Number(readHeaders(s).find(([n]) => n === ":status")?.[1] ?? 0);
+    if (status < 200 || status > 299) return this.failAttempt(a, `the server refused the WebTransport session (status ${status})`);
+    a.session.attach(conn, s);
+  }
+}
+
+const contexts = new Map<string, ClientContext>();
+
+function hashesFrom(list: WebTransportHash[] | undefined): Uint8Array[] | null {
+  if (list === undefined) return null;
+  if (!Array.isArray(list)) throw new TypeError("serverCertificateHashes must be an array");
+  return list.map((h, i) => {
+    if (h?.algorithm !== "sha-256") throw new TypeError(`serverCertificateHashes[${i}].algorithm must be "sha-256"`);
+    const v = h.value;
+    if (v instanceof ArrayBuffer) return new Uint8Array(v);
+    if (ArrayBuffer.isView(v)) return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    throw new TypeError(`serverCertificateHashes[${i}].value must be an ArrayBuffer or ArrayBufferView`);
+  });
+}
+
+export class WebTransport {
+  readonly #session: WTSession;
+  readonly reliability = "supports-unreliable";
+  readonly congestionControl: string;
+  readonly protocol = "";
+
+  constructor(url: string | URL, options: WebTransportOptions = {}) {
+    let parsed: URL;
+    try {
+      parsed = new URL(String(url));
+    } catch {
+      throw new DOMException(`WebTransport: invalid URL ${String(url)}`, "SyntaxError");
+    }
+    if (parsed.protocol !== "https:") throw new DOMException(`WebTransport needs an https: URL (got ${parsed.protocol})`, "SyntaxError");
+    if (parsed.hash) throw new DOMException("WebTransport URLs cannot have a fragment", "SyntaxError");
+    if (options === null || typeof options !== "object") throw new TypeError("WebTransport options must be an object");
+    const hashes = hashesFrom(options.serverCertificateHashes);
+    const tls = options.tls ?? {};
+    if (typeof tls !== "object") throw new TypeError("tls must be an object");
+    this.congestionControl = options.congestionControl ?? "default";
+    const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
+    let client = contexts.get(ca ?? "");
+    if (!client) contexts.set(ca ?? "", (client = new ClientContext(ca)));
+    this.#session = new WTSession(client.router);
+    const verify = !hashes && tls.rejectUnauthorized !== false;
+    const attempt = new Attempt(this.#session, parsed, hashes);
+    void client.start(attempt, parsed.hostname, Number(parsed.port || 443), tls.serverName, verify);
+  }
+
+  get ready(): Promise<void> {
+    return this.#session.ready;
+  }
+  get closed(): Promise<CloseInfo> {
+    return this.#session.closed;
+  }
+  get draining(): Promise<void> {
+    return this.#session.draining;
+  }
+  get datagrams() {
+    return this.#session.datagrams;
+  }
+  get incomingBidirectionalStreams(): ReadableStream<WebTransportStreamLike> {
+    return this.#session.incomingBidirectionalStreams;
+  }
+  get incomingUnidirectionalStreams(): ReadableStream<ReadableStream<Uint8Array>> {
+    return this.#session.incomingUnidirectionalStreams;
+  }
+  createBidirectionalStream(): Promise<WebTransportStreamLike> {
+    return this.#session.createBidirectionalStream();
+  }
+  createUnidirectionalStream(): Promise<WritableStream<Uint8Array>> {
+    return this.#session.createUnidirectionalStream();
+  }
+  close(info?: Partial<CloseInfo>) {
+    this.#session.close(info);
+  }
+  async getStats() {
+    return { datagrams: { droppedIncoming: 0, expiredOutgoing: 0, lostOutgoing: 0 } };
+  }
+  static readonly supportsReliableOnly = false;
+}
+
+export { WebTransportError };
