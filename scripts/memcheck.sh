@@ -20,3 +20,5 @@ echo "memcheck: engine close-from-callback and bad-input tests"
   garbage_truncated_and_unknown_version_datagrams dead_port_fails_the_handshake_at_once
 echo "memcheck: raw QUIC (unidirectional streams, datagrams)"
 "${VG[@]}" "$(test_binary raw)" --test-threads=1
+echo "memcheck: WebTransport streams and HTTP datagrams (incl. malformed ones)"
+"${VG[@]}" "$(test_binary webtransport)" --test-threads=1

@@ -167,6 +167,8 @@ export class H3Listener {
       if (wt.isSessionStream(s)) this.sessionEnded(s);
       if (wt.closed(s)) this.streams.delete(s);
       this.onClose(s);
+      // A graceful stop frees the context after the last stream, whatever kind it was.
+      if (this.stopped && this.streams.size === 0) setTimeout(() => this.free(), 0);
     }, [ptr]);
     if (this.handlers.webtransport) {
       on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, data: Pointer, len: number) => wt.datagram(s, data, len), [ptr, ptr, u32]);
@@ -312,7 +314,6 @@ export class H3Listener {
     }
     if (!st.responded) st.abort.abort();
     st.writable?.();
-    if (this.stopped && this.streams.size === 0) setTimeout(() => this.free(), 0);
   }
 
   private async dispatch(s: Pointer, st: StreamState, request: Request) {

@@ -8,7 +8,39 @@ declare module "bun" {
        * @default false
        */
       h3?: boolean;
+      /**
+       * WebTransport over HTTP/3 (needs `h3: true`). Accept a session from the
+       * fetch handler with `server.upgradeWebTransport(req, { data })`.
+       */
+      webtransport?: WebTransportHandler;
     }
+  }
+
+  /** A WebTransport session on the server (the W3C session API plus `data` and `sendDatagram`). */
+  interface WebTransportSession<Data = any> extends WebTransportSessionApi {
+    /** `upgradeWebTransport`'s `data`. */
+    data: Data;
+    /** true when queued, false when the send queue is full; RangeError when larger than `datagrams.maxDatagramSize`. */
+    sendDatagram(data: string | ArrayBuffer | ArrayBufferView): boolean;
+  }
+
+  /** A stream handed to `webtransport.stream`: `writable` only when bidirectional. */
+  interface WebTransportIncomingStream {
+    readonly id: number;
+    readonly type: "bidirectional" | "unidirectional";
+    readonly readable: ReadableStream<Uint8Array>;
+    readonly writable?: WritableStream<Uint8Array>;
+  }
+
+  interface WebTransportHandler<Data = any> {
+    open?(session: WebTransportSession<Data>): void | Promise<void>;
+    /** Without it, datagrams go to `session.datagrams.readable`. */
+    datagram?(session: WebTransportSession<Data>, data: Uint8Array): void;
+    /** Without it, streams go to `session.incoming*Streams`. */
+    stream?(session: WebTransportSession<Data>, stream: WebTransportIncomingStream): void | Promise<void>;
+    close?(session: WebTransportSession<Data>, code: number, reason: string): void;
+    /** Sessions per connection, announced in SETTINGS. @default 16 */
+    maxSessions?: number;
   }
 
   /** Counters of the HTTP/3 side of a server. */
@@ -23,6 +55,13 @@ declare module "bun" {
   }
 
   interface Server<WebSocketData> {
+    /**
+     * Accepts the WebTransport extended CONNECT behind `req` (HTTP/3 only):
+     * true when the session is open (return nothing from fetch), false when
+     * `req` is not a WebTransport request, was answered, or its connection
+     * has `webtransport.maxSessions` sessions.
+     */
+    upgradeWebTransport?(req: Request, options?: { data?: unknown; headers?: HeadersInit }): boolean;
     /** Present when the server was started with `h3: true` (or `http3: true`). */
     readonly quic?: {
       /** The UDP port (equal to `port` unless `http1: false`). */
@@ -125,6 +164,64 @@ declare module "bun" {
   /** Raw QUIC sockets (this fork): a server with `server: true`, else a client connection. */
   function quic(options: QuicSocketOptions & { server: true }): QuicServer;
   function quic(options: QuicSocketOptions & { server?: false }): QuicConnection;
+}
+
+declare global {
+  interface WebTransportCloseInfo {
+    closeCode: number;
+    reason: string;
+  }
+  interface WebTransportHash {
+    algorithm: "sha-256";
+    value: ArrayBuffer | ArrayBufferView;
+  }
+  interface WebTransportOptions {
+    allowPooling?: boolean;
+    requireUnreliable?: boolean;
+    congestionControl?: "default" | "throughput" | "low-latency";
+    serverCertificateHashes?: WebTransportHash[];
+    /** Bun extension, as in fetch. */
+    tls?: { rejectUnauthorized?: boolean; ca?: string | ArrayBufferView | Array<string | ArrayBufferView>; serverName?: string };
+  }
+  interface WebTransportBidirectionalStream {
+    readonly readable: ReadableStream<Uint8Array>;
+    readonly writable: WritableStream<Uint8Array>;
+  }
+  interface WebTransportDatagramDuplexStream {
+    readonly readable: ReadableStream<Uint8Array>;
+    readonly writable: WritableStream<Uint8Array>;
+    readonly maxDatagramSize: number;
+    incomingHighWaterMark: number;
+    outgoingHighWaterMark: number;
+  }
+  /** What a WebTransport session offers on either side (W3C). */
+  interface WebTransportSessionApi {
+    readonly ready: Promise<void>;
+    readonly closed: Promise<WebTransportCloseInfo>;
+    readonly draining: Promise<void>;
+    readonly datagrams: WebTransportDatagramDuplexStream;
+    readonly incomingBidirectionalStreams: ReadableStream<WebTransportBidirectionalStream>;
+    readonly incomingUnidirectionalStreams: ReadableStream<ReadableStream<Uint8Array>>;
+    createBidirectionalStream(): Promise<WebTransportBidirectionalStream>;
+    createUnidirectionalStream(): Promise<WritableStream<Uint8Array>>;
+    close(info?: Partial<WebTransportCloseInfo>): void;
+  }
+  /** W3C WebTransport over rust-quic (this fork). */
+  interface WebTransport extends WebTransportSessionApi {
+    readonly reliability: string;
+    readonly congestionControl: string;
+    readonly protocol: string;
+    getStats(): Promise<unknown>;
+  }
+  var WebTransport: {
+    prototype: WebTransport;
+    new (url: string | URL, options?: WebTransportOptions): WebTransport;
+  };
+  class WebTransportError extends DOMException {
+    constructor(message?: string, init?: { source?: "stream" | "session"; streamErrorCode?: number | null });
+    readonly source: "stream" | "session";
+    readonly streamErrorCode: number | null;
+  }
 }
 
 export {};

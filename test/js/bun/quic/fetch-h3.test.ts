@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
 import { createSocket } from "node:dgram";
 import { readFileSync } from "node:fs";
-import { BUN, CERT, KEY, ROOT, bytes, sha256, tls } from "./harness";
+import { BUN, CERT, KEY, ROOT, bytes, sha256, startAioquicServer, tls } from "./harness";
 
 const insecure = { rejectUnauthorized: false };
 const h3 = (url: string, init: any = {}) => fetch(url, { protocol: "http3", tls: insecure, ...init } as any);
@@ -219,12 +219,7 @@ describe("fetch over HTTP/3 against servers no one here wrote", () => {
   });
 
   test("aioquic's http3_server.py: page and echo", async () => {
-    const examples = join(ROOT, "build", "peers", "aioquic-1.7.2", "examples");
-    const sock = createSocket("udp4");
-    await new Promise<void>(r => sock.bind(0, "127.0.0.1", () => r()));
-    const port = sock.address().port;
-    sock.close();
-    const proc = Bun.spawn(["python3", join(examples, "http3_server.py"), "--certificate", CERT, "--private-key", KEY, "--host", "127.0.0.1", "--port", String(port), "demo:app"], { cwd: examples, stdout: "ignore", stderr: "ignore" });
+    const { port, proc } = await startAioquicServer();
     try {
       let page: Response | undefined;
       for (let i = 0; i < 100 && !page; i++) {

@@ -45,3 +45,15 @@ export function bytes(n: number): Uint8Array {
 }
 
 export { spawn };
+
+/** aioquic's examples/http3_server.py with its demo app (pages, /echo, /wt) on a free UDP port. */
+export async function startAioquicServer(): Promise<{ port: number; proc: ReturnType<typeof Bun.spawn> }> {
+  const { createSocket } = await import("node:dgram");
+  const examples = join(ROOT, "build", "peers", "aioquic-1.7.2", "examples");
+  const sock = createSocket("udp4");
+  await new Promise<void>(r => sock.bind(0, "127.0.0.1", () => r()));
+  const port = sock.address().port;
+  sock.close();
+  const argv = ["python3", join(examples, "http3_server.py"), "--certificate", CERT, "--private-key", KEY, "--host", "127.0.0.1", "--port", String(port), "demo:app"];
+  return { port, proc: Bun.spawn(argv, { cwd: examples, stdout: "ignore", stderr: "ignore" }) };
+}

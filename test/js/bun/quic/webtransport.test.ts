@@ -1,7 +1,11 @@
 // WebTransport: Bun.serve's webtransport handlers and the global WebTransport
 // client, against each other and against peers no one here wrote.
 import { afterAll, describe, expect, test } from "bun:test";
-import { tls } from "./harness";
+import { createHash, createPublicKey } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CERT, ROOT, startAioquicServer, tls } from "./harness";
 
 const T = 20_000;
 
@@ -23,7 +27,7 @@ function echoServer(extra: Record<string, unknown> = {}) {
     port: 0,
     h3: true,
     tls,
-    fetch(req, srv) {
+    fetch(req: Request, srv: any) {
       const url = new URL(req.url);
       if (url.pathname === "/wt" && (srv as any).upgradeWebTransport(req, { data: { path: url.pathname } })) return undefined as any;
       if (url.pathname === "/forbidden") return new Response("no", { status: 403 });
@@ -32,6 +36,7 @@ function echoServer(extra: Record<string, unknown> = {}) {
     webtransport: {
       async open(session: any) {
         events.push(`open ${session.data.path}`);
+        if (session.data.closeAtOnce) return session.close({ closeCode: 7, reason: "bye" });
         try {
           const uni = await session.createUnidirectionalStream();
           await write(uni, "hello from a server uni stream");
@@ -155,8 +160,137 @@ describe("WebTransport: our client against our server", () => {
 
   test("bad arguments are errors that name them", () => {
     expect(() => new WebTransport("http://127.0.0.1/")).toThrow(/https/);
-    expect(() => new WebTransport(url, { serverCertificateHashes: [{ algorithm: "md5", value: new Uint8Array(1) }] })).toThrow(/algorithm/);
+    expect(() => new WebTransport(url, { serverCertificateHashes: [{ algorithm: "md5" as any, value: new Uint8Array(1) }] })).toThrow(/algorithm/);
     expect(() => Bun.serve({ port: 0, tls, h3: true, fetch: () => new Response(""), webtransport: { open: 1 } } as any)).toThrow(/webtransport.open/);
     expect(() => Bun.serve({ port: 0, fetch: () => new Response(""), webtransport: {} } as any)).toThrow(/h3/);
   });
 });
+
+describe("WebTransport: peers no one here wrote", () => {
+  test("our client against aioquic's http3_server.py (demo:app /wt echo)", async () => {
+    const { port, proc } = await startAioquicServer();
+    try {
+      let wt: WebTransport | undefined;
+      for (let i = 0; i < 100 && !wt; i++) {
+        const attempt = new WebTransport(`https://127.0.0.1:${port}/wt`, { tls: { rejectUnauthorized: false } } as any);
+        if (await attempt.ready.then(() => true, () => false)) wt = attempt;
+        else await Bun.sleep(100);
+      }
+      expect(wt).toBeDefined();
+      // aioquic echoes stream data on the same stream (without FIN): read what we sent.
+      const bidi = await wt!.createBidirectionalStream();
+      await write(bidi.writable, "hello aioquic", false);
+      const reader = bidi.readable.getReader();
+      let echoed = "";
+      while (echoed.length < 13) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        echoed += new TextDecoder().decode(value);
+      }
+      expect(echoed).toBe("hello aioquic");
+      const w = wt!.datagrams.writable.getWriter();
+      const r = wt!.datagrams.readable.getReader();
+      const got: string[] = [];
+      for (let i = 0; i < 20; i++) await w.write(new TextEncoder().encode(`a${i}`));
+      const deadline = Date.now() + 3000;
+      while (got.length < 20 && Date.now() < deadline) {
+        const x = await Promise.race([r.read(), Bun.sleep(300).then(() => null)]);
+        if (x && !x.done) got.push(new TextDecoder().decode(x.value));
+      }
+      expect(got.length).toBeGreaterThanOrEqual(18);
+      wt!.close({ closeCode: 0, reason: "" });
+      expect(await wt!.closed).toEqual({ closeCode: 0, reason: "" });
+    } finally {
+      proc.kill();
+    }
+  }, T);
+
+  test("Chromium: datagrams, streams both ways, server-opened streams, clean close both ways", async () => {
+    const chromium = Bun.which("chromium");
+    if (!chromium) throw new Error("chromium is not installed (bash scripts/setup.sh --peers)");
+    const spki = createHash("sha256").update(createPublicKey(readFileSync(CERT)).export({ type: "spki", format: "der" })).digest("base64");
+    let report: (r: string[]) => void;
+    const reported = new Promise<string[]>(r => (report = r));
+    const { server, events } = echoServer();
+    const page = `<!doctype html><script>
+(async () => {
+  const log = [];
+  const enc = new TextEncoder(), dec = new TextDecoder();
+  const readAll = async r => { let s = ""; const rd = r.getReader(); for (;;) { const { value, done } = await rd.read(); if (done) return s; s += dec.decode(value); } };
+  const write = async (w, text) => { const wr = w.getWriter(); await wr.write(enc.encode(text)); await wr.close(); };
+  try {
+    const wt = new WebTransport("https://127.0.0.1:${server.port}/wt");
+    await wt.ready;
+    log.push("ready");
+    const r = wt.datagrams.readable.getReader(), w = wt.datagrams.writable.getWriter();
+    let got = 0;
+    const reading = (async () => { for (;;) { const { value, done } = await r.read(); if (done) return; if (dec.decode(value).startsWith("echo:d")) got++; if (got >= 100) return; } })();
+    for (let i = 0; i < 100; i++) { await w.write(enc.encode("d" + i)); if (i % 10 === 9) await new Promise(r => setTimeout(r, 5)); }
+    await Promise.race([reading, new Promise(r => setTimeout(r, 3000))]);
+    log.push("datagrams " + got);
+    const bidi = await wt.createBidirectionalStream();
+    await write(bidi.writable, "hello bidi");
+    log.push("bidi " + await readAll(bidi.readable));
+    const uni = (await wt.incomingUnidirectionalStreams.getReader().read()).value;
+    log.push("server uni " + await readAll(uni));
+    const sb = (await wt.incomingBidirectionalStreams.getReader().read()).value;
+    log.push("server bidi " + await readAll(sb.readable));
+    await write(sb.writable, "pong from chromium");
+    await write(await wt.createUnidirectionalStream(), "uni from chromium");
+    await new Promise(r => setTimeout(r, 200));
+    wt.close({ closeCode: 42, reason: "bye from chromium" });
+    const c = await wt.closed;
+    log.push("closed " + c.closeCode + " " + c.reason);
+    const wt2 = new WebTransport("https://127.0.0.1:${server.port}/wt?close=server");
+    await wt2.ready;
+    const c2 = await wt2.closed;
+    log.push("server closed " + c2.closeCode + " " + c2.reason);
+  } catch (e) { log.push("error " + e + " " + (e && e.stack)); }
+  await fetch("/report", { method: "POST", body: JSON.stringify(log) });
+})();
+</script>`;
+    server.reload({
+      fetch(req: Request, srv: any) {
+        const url = new URL(req.url);
+        if (url.pathname === "/") return new Response(page, { headers: { "content-type": "text/html" } });
+        if (url.pathname === "/report") return req.json().then(log => (report(log as string[]), new Response("ok")));
+        if (url.pathname === "/wt") return srv.upgradeWebTransport(req, { data: { path: url.pathname, closeAtOnce: url.searchParams.get("close") === "server" } }) ? undefined : new Response("no", { status: 400 });
+        return new Response("not found", { status: 404 });
+      },
+    } as any);
+    const profile = mkdtempSync(join(tmpdir(), "wt-chromium-"));
+    const proc = Bun.spawn([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`, "--enable-quic", `--origin-to-force-quic-on=127.0.0.1:${server.port}`, `--ignore-certificate-errors-spki-list=${spki}`, `https://127.0.0.1:${server.port}/`], { stdout: "ignore", stderr: "pipe" });
+    try {
+      const log = await Promise.race([reported, Bun.sleep(25_000).then(() => ["timeout"])]);
+      if (process.env.WT_VERBOSE) console.log(log, events);
+      for (let i = 0; i < 50 && events.filter(e => e.startsWith("close")).length < 2; i++) await Bun.sleep(20);
+      expect(log).toEqual([
+        "ready",
+        expect.stringMatching(/^datagrams (9\d|100)$/),
+        "bidi echo:hello bidi",
+        "server uni hello from a server uni stream",
+        "server bidi ping from server",
+        "closed 42 bye from chromium",
+        "server closed 7 bye",
+      ]);
+      expect(events).toContain("server bidi got pong from chromium");
+      expect(events).toContain("stream unidirectional uni from chromium");
+      expect(events).toContain("close 42 bye from chromium");
+    } finally {
+      proc.kill();
+      server.stop(true);
+      rmSync(profile, { recursive: true, force: true });
+    }
+  }, 40_000);
+});
+
+test("the guide's example runs to the end and the process exits (graceful stop frees a server that had sessions)", async () => {
+  const proc = Bun.spawn([process.execPath, join(ROOT, "docs", "examples", "webtransport.ts")], { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
+  const timer = setTimeout(() => proc.kill(), 15_000);
+  const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+  clearTimeout(timer);
+  expect(out).toContain("echoed: hello over WebTransport");
+  expect(out).toContain("datagram back: a datagram");
+  expect(out).toContain("session closed 0 done");
+  expect(code).toBe(0);
+}, 20_000);
