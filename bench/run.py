@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import re
+import resource
 import select
 import statistics
 import subprocess
@@ -66,6 +67,50 @@ def load(port, path, args):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+
+
+def idle_connections(proc, port, count, hold=3.0):
+    """Server RSS growth per idle connection: `count` connections, one request each, then idle."""
+    before = rss_mib(proc.pid)
+    cmd = [str(H3LOAD), f"https://127.0.0.1:{port}/hi", "--insecure", "--json", "-c", str(count), "-n", str(count), "-t", "1", "--hold", str(hold)]
+    h = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=raise_fd_limit)
+    line = h.stderr.readline()
+    m = re.match(r"holding (\d+)", line)
+    time.sleep(hold / 2)
+    during = rss_mib(proc.pid)
+    out, _ = h.communicate(timeout=120)
+    if not m or h.returncode != 0:
+        return None
+    held = int(m.group(1))
+    res = json.loads(out.strip().splitlines()[-1])
+    res["held"] = held
+    res["kib_per_conn"] = (during - before) * 1024 / max(held, 1)
+    res["rss_mib"] = during
+    res["cpu_us_per_req"] = float("nan")
+    return res
+
+
+def client_run(side, origin, mode):
+    """The same fetch code as a client: with our preload, or Bun's own lsquic client."""
+    argv = [str(BUN), "--no-install"]
+    if side == "rust-quic":
+        argv += ["--preload", str(ROOT / "src" / "js" / "preload.ts")]
+    argv += [str(ROOT / "bench" / "client.ts"), origin, mode]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd="/tmp", env=env)
+    if r.returncode != 0:
+        print(side, mode, "client failed:", r.stderr[-500:], flush=True)
+        return None
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    res["upload_mib_per_s"] = 0.0
+    res["cpu_us_per_req"] = res["cpu_s"] * 1e6 / max(res["requests"], 1)
+    res["rss_mib"] = float("nan")
+    return res
+
+
 def scenarios(quick):
     n = 20_000 if quick else 100_000
     return [
@@ -74,6 +119,9 @@ def scenarios(quick):
         ("32 MB download", "/32mb", ["-c", "1", "-m", "1", "-n", "2" if quick else "8", "-t", "1"], "mib_down"),
         ("32 MB upload", "/upload", ["--method", "POST", "--body-size", str(32 << 20), "-c", "1", "-m", "1", "-n", "2" if quick else "6"], "mib_up"),
         ("handshakes", "/hi", ["--new-connection-per-request", "-c", "8", "-n", "400" if quick else "2000", "-t", "1"], "req"),
+        ("1,000 idle connections", "/hi", ["1000"], "idle"),
+        ("client: 2,000 small requests, 32 in flight", "small", [], "client_req"),
+        ("client: 4 x 32 MB", "big", [], "client_mib"),
     ]
 
 
@@ -104,9 +152,16 @@ def main():
                 order = sides if r % 2 == 0 else sides[::-1]
                 for side in order:
                     proc, port = servers[side]
-                    res = measure(proc, port, path, args)
+                    if kind == "idle":
+                        res = idle_connections(proc, port, int(args[0]))
+                    elif kind.startswith("client"):
+                        # Both clients against the same server (Bun's native one).
+                        res = client_run(side, f"https://127.0.0.1:{servers['native lsquic'][1]}", path)
+                    else:
+                        res = measure(proc, port, path, args)
                     results.setdefault((name, side), []).append(res)
-                    print(name, side, "round", r, "->", None if res is None else {k: res[k] for k in ("rps", "p50_us", "p99_us", "mib_per_s", "upload_mib_per_s", "cpu_us_per_req", "errors")}, flush=True)
+                    keys = ("rps", "p50_us", "p99_us", "mib_per_s", "upload_mib_per_s", "cpu_us_per_req", "errors", "kib_per_conn", "cpu_s")
+                    print(name, side, "round", r, "->", None if res is None else {k: res[k] for k in keys if k in res}, flush=True)
     finally:
         for proc, _ in servers.values():
             proc.terminate()
@@ -132,11 +187,16 @@ def write_report(results, sides, rounds, quick):
                 "cpu": med([r["cpu_us_per_req"] for r in runs]),
                 "mib": med([(r["upload_mib_per_s"] if kind == "mib_up" else r["mib_per_s"]) for r in runs]),
                 "rss": med([r["rss_mib"] for r in runs]),
+                "kib": med([r.get("kib_per_conn", float("nan")) for r in runs]),
                 "ok": len(runs),
             }
         ours, native = cells[sides[0]], cells[sides[1]]
-        if kind in ("mib_down", "mib_up"):
+        if kind in ("mib_down", "mib_up", "client_mib"):
             metric, unit, better = "mib", "MiB/s", "higher"
+        elif kind == "idle":
+            metric, unit, better = "kib", "server RSS KiB per idle connection", "lower"
+        elif kind == "client_req":
+            metric, unit, better = "rps", "requests/s", "higher"
         else:
             metric, unit, better = "cpu", "server CPU µs/request", "lower"
         ratio = ours[metric][0] / native[metric][0] if native[metric][0] else float("nan")
@@ -152,14 +212,20 @@ def write_report(results, sides, rounds, quick):
         "| scenario | metric | rust-quic | native lsquic | ratio (ours/native) | req/s ours / native | p50 µs ours / native | p99 µs ours / native |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    fmt = lambda t: f"{t[0]:.1f} ({t[1]:.1f}-{t[2]:.1f})"
+    def fmt(t):
+        return f"{t[0]:.1f} ({t[1]:.1f}-{t[2]:.1f})"
+
     for name, ours, native, metric, unit, ratio, better in rows:
         lines.append(
             f"| {name} | {unit} ({better} is better) | {fmt(ours[metric])} | {fmt(native[metric])} | {ratio:.2f} | "
             f"{ours['rps'][0]:.0f} / {native['rps'][0]:.0f} | {ours['p50'][0]:.0f} / {native['p50'][0]:.0f} | {ours['p99'][0]:.0f} / {native['p99'][0]:.0f} |"
         )
-    lines += ["", "Server RSS after each scenario (MiB, median): " + ", ".join(
-        f"{name}: {ours['rss'][0]:.0f} / {native['rss'][0]:.0f}" for name, ours, native, *_ in rows) + " (ours / native).", ""]
+    lines += ["", "Server RSS after each server scenario (MiB, median): " + ", ".join(
+        f"{name}: {ours['rss'][0]:.0f} / {native['rss'][0]:.0f}" for name, ours, native, *_ in rows if ours["rss"][0] == ours["rss"][0]) + " (ours / native).",
+        "",
+        "Client rows run `bench/client.ts` (the same fetch code) with the preload (rust-quic) and without (Bun's lsquic",
+        "client), both against the native lsquic server; their p50/p99 are per request as the client sees them.",
+        ""]
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     try:

@@ -138,6 +138,8 @@ pub struct Context {
     pub(crate) send_buf: Vec<u8>,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
+    /// Responses the engine answers by itself (see static_route).
+    pub static_routes: crate::static_route::StaticRoutes,
 }
 
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;
@@ -167,6 +169,7 @@ impl Context {
             recv_buf: vec![0; 64 * 1024],
             send_buf: vec![0; SEND_BATCH_BYTES],
             flush_pending: false,
+            static_routes: Default::default(),
         }
     }
 

@@ -278,18 +278,7 @@ pub unsafe extern "C" fn us_quic_embed_send_headers(
         return -1;
     }
     let data = if len == 0 { &[][..] } else { std::slice::from_raw_parts(buf, len as usize) };
-    let mut fields = Vec::new();
-    let mut off = 0usize;
-    let next = |off: &mut usize| -> Option<&[u8]> {
-        let n = u32::from_ne_bytes(data.get(*off..*off + 4)?.try_into().ok()?) as usize;
-        let v = data.get(*off + 4..*off + 4 + n)?;
-        *off += 4 + n;
-        Some(v)
-    };
-    while off < data.len() {
-        let (Some(name), Some(value)) = (next(&mut off), next(&mut off)) else { return -1 };
-        fields.push(crate::http3::FieldRef { name, value });
-    }
+    let Some(fields) = parse_field_block(data) else { return -1 };
     let ctx = (*(*s).conn).ctx;
     crate::context::enter(ctx);
     let r = stream::send_headers(s, &fields, end_stream != 0);
@@ -321,4 +310,62 @@ pub unsafe extern "C" fn us_quic_embed_remote_address(
     std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), text.len());
     *buf.add(text.len()) = 0;
     text.len() as c_int
+}
+
+/// A header block in the embed format: repeated [u32 name len][name][u32 value len][value].
+fn parse_field_block(data: &[u8]) -> Option<Vec<crate::http3::FieldRef<'_>>> {
+    let mut fields = Vec::new();
+    let mut off = 0usize;
+    let next = |off: &mut usize| -> Option<&[u8]> {
+        let n = u32::from_ne_bytes(data.get(*off..*off + 4)?.try_into().ok()?) as usize;
+        let v = data.get(*off + 4..*off + 4 + n)?;
+        *off += 4 + n;
+        Some(v)
+    };
+    while off < data.len() {
+        let name = next(&mut off)?;
+        let value = next(&mut off)?;
+        fields.push(crate::http3::FieldRef { name, value });
+    }
+    Some(fields)
+}
+
+/// Registers a static response (Bun.serve's `routes: { path: Response }`): a GET
+/// or HEAD of `path` is answered by the engine. `block` holds the response fields
+/// (":status" first, no date/content-length: the engine adds them). 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_add_static_route(
+    ctx: *mut Context,
+    path: *const u8,
+    path_len: c_uint,
+    block: *const u8,
+    block_len: c_uint,
+    body: *const u8,
+    body_len: c_uint,
+) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let bytes = |p: *const u8, n: c_uint| {
+        if n == 0 || p.is_null() {
+            &[][..]
+        } else {
+            std::slice::from_raw_parts(p, n as usize)
+        }
+    };
+    let path = bytes(path, path_len);
+    let Some(fields) = parse_field_block(bytes(block, block_len)) else { return -1 };
+    if !path.starts_with(b"/") || fields.first().is_none_or(|f| f.name != b":status") {
+        return -1;
+    }
+    let fields = fields.iter().map(|f| (f.name.to_vec(), f.value.to_vec())).collect();
+    let response = crate::static_route::StaticResponse { fields, body: bytes(body, body_len).to_vec() };
+    ctx.static_routes.insert(path.to_vec(), response);
+    0
+}
+
+/// Forgets every static route (before registering a reloaded set).
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_clear_static_routes(ctx: *mut Context) {
+    if let Some(ctx) = ctx.as_mut() {
+        ctx.static_routes.clear();
+    }
 }

@@ -30,6 +30,7 @@ pub mod ffi;
 pub mod http3;
 pub mod listen_socket;
 pub mod peer_context;
+pub mod static_route;
 pub mod stream;
 pub mod sweep;
 pub mod testing;

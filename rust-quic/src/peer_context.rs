@@ -290,7 +290,10 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     }
     let ext_size = (*(*pc).socket).stream_ext_size.max((*ctx).settings.stream_ext_size);
     let s = stream::create(pc, id, ext_size, false);
-    stream::announce(s, false);
+    // An HTTP/3 server announces a request stream with its head (see announce_late).
+    if !(h3 && (*ctx).role == Role::Server) {
+        stream::announce(s, false);
+    }
     if !(*s).finished {
         stream::on_readable(s);
     }

@@ -148,6 +148,9 @@ fn webtransport_enabled(s: &Stream) -> bool {
 /// Hands the stream to WebTransport session `session`: announced through
 /// on_stream_headers with HeadersKind::WebTransport; bytes flow unframed from now on.
 pub(crate) unsafe fn become_webtransport(s: *mut Stream, session: u64) {
+    if !announce_late(s) {
+        return;
+    }
     (*s).wt_session = Some(session);
     (*s).head_done = true;
     (*s).final_headers_sent = true;
@@ -452,6 +455,9 @@ unsafe fn on_header_block(s: *mut Stream) {
             (*s).is_head_request = head.is_head_request;
             (*s).head_done = true;
             (*ctx).stats.requests += 1;
+            if !(*ctx).static_routes.is_empty() && serve_static(s, &fields) {
+                return;
+            }
             HeadersKind::Initial
         } else {
             let Ok(head) = http3::validate_response(&fields) else {
@@ -498,9 +504,56 @@ unsafe fn on_header_block(s: *mut Stream) {
         })
         .collect();
     (*s).headers_kind = kind;
+    if !announce_late(s) {
+        return;
+    }
     if let Some(cb) = (*ctx).callbacks.on_stream_headers {
         cb(s);
     }
+}
+
+/// A server's request streams are announced (on_stream_open) with their head,
+/// not when their first bytes arrive: a stream that is answered by the engine
+/// (static route, 431) or fails before a head never costs the application a
+/// callback. False when the application closed the stream in on_stream_open.
+unsafe fn announce_late(s: *mut Stream) -> bool {
+    if !(*s).announced {
+        announce(s, false);
+    }
+    !(*s).finished && !(*(*s).conn).finalized
+}
+
+/// Answers a GET/HEAD of a static route; false when no route matches.
+unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
+    use quiche::h3::NameValue;
+    let pc = (*s).conn;
+    let ctx = (*pc).ctx;
+    let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
+    let (Some(method), Some(path)) = (field(b":method"), field(b":path")) else { return false };
+    let Some(route) = (*ctx).static_routes.lookup(method, path) else { return false };
+    let length = route.body.len().to_string();
+    let head_only = (*s).is_head_request;
+    let Some((head, body)) = (*ctx).static_routes.head_fields(path, length.as_bytes()) else { return false };
+    let body = body.to_vec();
+    if send_headers_inner(s, &head, head_only || body.is_empty(), false).is_err() {
+        return true;
+    }
+    if !head_only && !body.is_empty() {
+        // Queued whole: the route's body is small and known; flow control drains it.
+        let mut frame = Vec::with_capacity(body.len() + 9);
+        http3::put_frame_header(&mut frame, http3::FRAME_DATA, body.len() as u64);
+        frame.extend_from_slice(&body);
+        send_all_or_queue(s, &frame);
+        (*s).fin_requested = true;
+        flush_pending(s);
+    }
+    if !(*s).fin_received {
+        // A GET has nothing more to say; don't wait for it.
+        stop_sending(s, http3::H3_NO_ERROR);
+    }
+    maybe_complete(s);
+    context::mark_dirty(pc);
+    true
 }
 
 /// Server: answer 431 and stop reading; client: stream error. Either way the

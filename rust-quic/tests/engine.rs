@@ -261,3 +261,59 @@ fn idle_timeout_closes_both_ends() {
         p.free();
     }
 }
+
+#[test]
+fn static_routes_are_answered_by_the_engine_without_the_application() {
+    unsafe {
+        let p = pair();
+        let fields = [(":status", "200"), ("content-type", "text/plain;charset=utf-8"), ("x-static", "1")];
+        let mut block = Vec::new();
+        for (n, v) in fields {
+            for part in [n, v] {
+                block.extend_from_slice(&(part.len() as u32).to_ne_bytes());
+                block.extend_from_slice(part.as_bytes());
+            }
+        }
+        let add = |path: &str, body: &[u8]| {
+            rust_quic::embed::us_quic_embed_add_static_route(
+                p.server,
+                path.as_ptr(),
+                path.len() as u32,
+                block.as_ptr(),
+                block.len() as u32,
+                body.as_ptr(),
+                body.len() as u32,
+            )
+        };
+        assert_eq!(add("/hi", b"hello!"), 0);
+        assert_eq!(add("no-slash", b""), -1);
+        let pc = p.connect();
+        let r = p.fetch_all(
+            pc,
+            vec![
+                Request::get("/hi"),
+                Request::get("/hi?q=1"),
+                Request::new("HEAD", "/hi", Vec::new()),
+                Request::new("POST", "/hi", b"x".to_vec()),
+            ],
+            5,
+        );
+        for m in &r[..2] {
+            assert_eq!((m.status(), m.body.as_slice()), (200, &b"hello!"[..]));
+            assert_eq!(m.header("content-length"), Some("6"));
+            assert_eq!(m.header("x-static"), Some("1"));
+            assert!(m.header("date").is_some_and(|d| d.ends_with(" GMT")));
+        }
+        assert_eq!((r[2].status(), r[2].body.len(), r[2].header("content-length")), (200, 0, Some("6")));
+        // Not a GET/HEAD: the application answers (the test app: 404).
+        assert_eq!(r[3].status(), 404);
+        // The application saw only the POST.
+        let seen: Vec<Option<String>> =
+            world(|w| w.server_requests.iter().map(|m| m.header(":method").map(str::to_string)).collect());
+        assert_eq!(seen, vec![Some("POST".to_string())]);
+        rust_quic::embed::us_quic_embed_clear_static_routes(p.server);
+        let r = p.fetch_all(pc, vec![Request::get("/hi")], 5);
+        assert_eq!(r[0].status(), 404, "cleared routes go back to the application");
+        p.free();
+    }
+}

@@ -6,7 +6,10 @@
 //!
 //!   h3load URL [-c CONNS] [-m STREAMS] [-n REQUESTS | -d SECONDS] [-t THREADS]
 //!              [--insecure] [--method GET|POST] [--body-size BYTES]
-//!              [--new-connection-per-request] [--json]
+//!              [--new-connection-per-request] [--hold SECONDS] [--json]
+//!
+//! `--hold S`: every connection makes one request, then all stay open (idle,
+//! answering timers) for S seconds; "holding N" goes to stderr when they all are.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
@@ -33,12 +36,13 @@ struct Options {
     method: String,
     body_size: usize,
     new_connection_per_request: bool,
+    hold: Option<Duration>,
     json: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: h3load URL [-c CONNS] [-m STREAMS] [-n REQUESTS | -d SECONDS] [-t THREADS] [--insecure]\n              [--method GET|POST] [--body-size BYTES] [--new-connection-per-request] [--json]"
+        "usage: h3load URL [-c CONNS] [-m STREAMS] [-n REQUESTS | -d SECONDS] [-t THREADS] [--insecure]\n              [--method GET|POST] [--body-size BYTES] [--new-connection-per-request] [--hold SECONDS] [--json]"
     );
     std::process::exit(2);
 }
@@ -48,6 +52,7 @@ fn parse() -> Options {
     let mut url = None;
     let (mut c, mut m, mut n, mut d, mut t) = (1usize, 1usize, None, None, 1usize);
     let (mut insecure, mut method, mut body, mut per_req, mut json) = (false, "GET".to_string(), 0usize, false, false);
+    let mut hold = None;
     let mut i = 0;
     let num = |i: &mut usize| -> String {
         *i += 1;
@@ -64,6 +69,7 @@ fn parse() -> Options {
             "--method" => method = num(&mut i),
             "--body-size" => body = num(&mut i).parse().unwrap_or_else(|_| usage()),
             "--new-connection-per-request" => per_req = true,
+            "--hold" => hold = Some(Duration::from_secs_f64(num(&mut i).parse().unwrap_or_else(|_| usage()))),
             "--json" => json = true,
             s if s.starts_with("https://") && url.is_none() => url = Some(s.to_string()),
             _ => usage(),
@@ -100,6 +106,7 @@ fn parse() -> Options {
         method,
         body_size: body,
         new_connection_per_request: per_req,
+        hold,
         json,
     }
 }
@@ -197,7 +204,7 @@ fn flush(c: &mut Conn, out: &mut [u8], totals: &mut Totals) {
 
 fn issue(c: &mut Conn, o: &Options, shared: &Shared, body: &[u8], totals: &mut Totals) {
     let Some(h3) = c.h3.as_mut() else { return };
-    let limit = if o.new_connection_per_request { 1 } else { u64::MAX };
+    let limit = if o.new_connection_per_request || o.hold.is_some() { 1 } else { u64::MAX };
     while c.inflight.len() < o.streams && c.issued < limit && shared.claim(o.requests) {
         let len = body.len().to_string();
         let mut hdrs = vec![
@@ -292,6 +299,7 @@ fn worker(o: Options, conns: usize, shared: Arc<Shared>) -> (Histogram<u64>, Tot
     let mut bodybuf = vec![0u8; 256 * 1024];
     let mut pool: Vec<Conn> = Vec::new();
     let mut done = false;
+    let mut holding_since: Option<Instant> = None;
     while !done {
         // Keep the pool full (new connections replace finished ones).
         while pool.len() < conns
@@ -347,6 +355,14 @@ fn worker(o: Options, conns: usize, shared: Arc<Shared>) -> (Histogram<u64>, Tot
         pool.retain(|c| !c.q.is_closed() && !c.dead);
         let budget_spent = o.requests.is_some_and(|l| shared.budget.load(Ordering::Relaxed) >= l);
         done = (shared.stop.load(Ordering::Relaxed) || budget_spent) && pool.iter().all(|c| c.inflight.is_empty());
+        if let (true, Some(hold)) = (done, o.hold) {
+            // Idle connections: keep them (and their timers) alive for the hold time.
+            let since = *holding_since.get_or_insert_with(|| {
+                eprintln!("holding {}", pool.len());
+                Instant::now()
+            });
+            done = since.elapsed() >= hold;
+        }
         if done {
             for c in pool.iter_mut() {
                 let _ = c.q.close(true, 0x100, b"");

@@ -30,6 +30,11 @@ export class Router {
     this.dynamic.sort((a, b) => Number(a.wildcard) - Number(b.wildcard) || b.segments.length - a.segments.length);
   }
 
+  /** Exact paths whose value is a plain Response: the engine can answer their GET/HEAD itself. */
+  staticResponses(): [string, Response][] {
+    return [...this.exact].filter((e): e is [string, Response] => e[1] instanceof Response);
+  }
+
   get size() {
     return this.exact.size + this.dynamic.length;
   }

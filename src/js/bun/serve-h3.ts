@@ -69,6 +69,18 @@ export function pemText(value: TlsInput | undefined, option: string): string {
   throw new TypeError(`${option} must be a string, Buffer, TypedArray or BunFile`);
 }
 
+let dateSecond = 0;
+let dateText = "";
+/** The Date header value, made once per second. */
+function httpDate(): string {
+  const now = Math.floor(Date.now() / 1000);
+  if (now !== dateSecond) {
+    dateSecond = now;
+    dateText = new Date(now * 1000).toUTCString();
+  }
+  return dateText;
+}
+
 class StreamState {
   request?: Request;
   body?: ReadableStreamDefaultController<Uint8Array>;
@@ -93,10 +105,11 @@ export class H3Listener {
   private streams = new Map<Pointer, StreamState>();
   private callbacks: ReturnType<typeof callback>[] = [];
   private stopped = false;
-  readonly requestIPs = new WeakMap<Request, { address: string; port: number; family: "IPv4" | "IPv6" }>();
-  private connectRequests = new WeakMap<Request, { s: Pointer; st: StreamState }>();
+  /** HTTP/3 requests and their streams: server.requestIP and upgrade checks. */
+  private requestStreams = new WeakMap<Request, { s: Pointer; st: StreamState }>();
   private wt = new WTRouter();
   private sessionsPerConnection = new Map<Pointer, number>();
+  private routeGeneration = 0;
 
   constructor(
     options: H3Options,
@@ -121,6 +134,7 @@ export class H3Listener {
       throw new TypeError(`tls: cannot use the certificate for HTTP/3: ${why}`);
     }
     this.install();
+    this.registerStaticRoutes();
     ref(); // a server keeps the process alive until free() (which unrefs)
     for (const [i, entry] of entries.entries()) {
       if (i === 0 && !entry.serverName) continue;
@@ -179,6 +193,27 @@ export class H3Listener {
     }
   }
 
+  /**
+   * Static Response routes are answered by the engine (GET/HEAD), like Bun's own
+   * server answers them without JS. Until the bodies are read (a tick), the JS
+   * router serves them the same way.
+   */
+  private async registerStaticRoutes() {
+    const routes = this.handlers.routes?.staticResponses() ?? [];
+    const generation = ++this.routeGeneration;
+    const prepared: [Buffer, Uint8Array, Uint8Array][] = [];
+    for (const [path, response] of routes) {
+      const body = new Uint8Array(await response.clone().arrayBuffer());
+      prepared.push([Buffer.from(path), encodeHeaders(this.head(response.status, response.headers, [], false)), body]);
+    }
+    if (!this.ctx || generation !== this.routeGeneration) return;
+    const lib = quic();
+    lib.us_quic_embed_clear_static_routes(this.ctx);
+    for (const [path, block, body] of prepared) {
+      lib.us_quic_embed_add_static_route(this.ctx, path, path.byteLength, block, block.byteLength, body, body.byteLength);
+    }
+  }
+
   private sessionEnded(s: Pointer) {
     const conn = handle(quic().us_quic_stream_socket(s))!;
     const n = (this.sessionsPerConnection.get(conn) ?? 1) - 1;
@@ -194,7 +229,7 @@ export class H3Listener {
    * connection has maxSessions sessions.
    */
   upgradeWebTransport(req: Request, options: { data?: unknown; headers?: ConstructorParameters<typeof Headers>[0] } = {}): boolean {
-    const entry = this.connectRequests.get(req);
+    const entry = this.requestStreams.get(req);
     const handlers = this.handlers.webtransport;
     if (!entry || !handlers) return false;
     const { s, st } = entry;
@@ -273,9 +308,20 @@ export class H3Listener {
       signal: st.abort.signal,
     });
     st.request = request;
-    this.requestIPs.set(request, this.remote(s));
-    if (st.protocol !== undefined) this.connectRequests.set(request, { s, st });
+    this.requestStreams.set(request, { s, st });
     this.dispatch(s, st, request);
+  }
+
+  isH3Request(req: Request): boolean {
+    return this.requestStreams.has(req);
+  }
+
+  /** server.requestIP for an HTTP/3 request: read from the connection while the stream is open (then kept). */
+  requestIP(req: Request) {
+    const entry = this.requestStreams.get(req);
+    if (!entry) return undefined;
+    if (!entry.st.remote && !entry.st.closed) entry.st.remote = this.remote(entry.s);
+    return entry.st.remote ?? null;
   }
 
   private remote(s: Pointer) {
@@ -352,7 +398,7 @@ export class H3Listener {
     return new Response(body, { status: 500, headers: { "content-type": "text/plain;charset=utf-8" } });
   }
 
-  private head(status: number, headers: Headers, extra: [string, string][] = []): [string, string][] {
+  private head(status: number, headers: Headers, extra: [string, string][] = [], date = true): [string, string][] {
     const fields: [string, string][] = [[":status", String(status)]];
     let hasDate = false;
     for (const [name, value] of headers) {
@@ -360,7 +406,7 @@ export class H3Listener {
       if (name === "date") hasDate = true;
       fields.push([name, value]);
     }
-    if (!hasDate) fields.push(["date", new Date().toUTCString()]);
+    if (!hasDate && date) fields.push(["date", httpDate()]);
     return fields.concat(extra);
   }
 
@@ -431,6 +477,7 @@ export class H3Listener {
 
   reload(handlers: Partial<H3Handlers>) {
     this.handlers = { ...this.handlers, ...handlers } as H3Handlers;
+    this.registerStaticRoutes();
   }
 
   /** Graceful: GOAWAY, in-flight requests finish. Forced: CONNECTION_CLOSE now. */

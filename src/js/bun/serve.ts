@@ -106,8 +106,8 @@ export function serve(options: any): any {
       if (prop === "stop") return (force?: boolean) => (listener.stop(!!force), target.stop(force));
       if (prop === "reload") return (next: any) => reload(target, listener, next, () => port);
       if (prop === "quic") return { stats: (): QuicStats => listener.stats(), port: listener.port };
-      if (prop === "requestIP") return (req: Request) => listener.requestIPs.get(req) ?? target.requestIP(req);
-      if (prop === "upgrade") return (req: Request, o?: any) => (listener.requestIPs.has(req) ? false : target.upgrade(req, o));
+      if (prop === "requestIP") return (req: Request) => listener.requestIP(req) ?? target.requestIP(req);
+      if (prop === "upgrade") return (req: Request, o?: any) => (listener.isH3Request(req) ? false : target.upgrade(req, o));
       if (prop === "upgradeWebTransport") return (req: Request, o?: any) => listener.upgradeWebTransport(req, o);
       const value = Reflect.get(target, prop, target);
       return typeof value === "function" ? value.bind(target) : value;
@@ -150,7 +150,7 @@ function h3OnlyServer(listener: H3Listener, options: any) {
     quic: { stats: (): QuicStats => listener.stats(), port: listener.port },
     stop: (force?: boolean) => listener.stop(!!force),
     reload: (next: any) => listener.reload(next ?? {}),
-    requestIP: (req: Request) => listener.requestIPs.get(req) ?? null,
+    requestIP: (req: Request) => listener.requestIP(req) ?? null,
     upgrade: () => false,
     upgradeWebTransport: (req: Request, o?: any) => listener.upgradeWebTransport(req, o),
     ref() {},
