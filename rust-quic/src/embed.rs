@@ -369,3 +369,30 @@ pub unsafe extern "C" fn us_quic_embed_clear_static_routes(ctx: *mut Context) {
         ctx.static_routes.clear();
     }
 }
+
+/// Headers, a small body and FIN in one call (a Response whose bytes are known):
+/// one crossing instead of send_headers + write + shutdown. 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_respond(
+    s: *mut Stream,
+    block: *const u8,
+    block_len: c_uint,
+    body: *const u8,
+    body_len: c_uint,
+) -> c_int {
+    if s.is_null() || (block.is_null() && block_len > 0) || (body.is_null() && body_len > 0) {
+        return -1;
+    }
+    let block = if block_len == 0 { &[][..] } else { std::slice::from_raw_parts(block, block_len as usize) };
+    let body = if body_len == 0 { &[][..] } else { std::slice::from_raw_parts(body, body_len as usize) };
+    let Some(fields) = parse_field_block(block) else { return -1 };
+    let ctx = (*(*s).conn).ctx;
+    crate::context::enter(ctx);
+    let r = stream::respond_whole(s, &fields, body);
+    crate::context::leave(ctx);
+    if r.is_ok() {
+        0
+    } else {
+        -1
+    }
+}

@@ -534,26 +534,29 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let length = route.body.len().to_string();
     let head_only = (*s).is_head_request;
     let Some((head, body)) = (*ctx).static_routes.head_fields(path, length.as_bytes()) else { return false };
-    let body = body.to_vec();
-    if send_headers_inner(s, &head, head_only || body.is_empty(), false).is_err() {
-        return true;
-    }
-    if !head_only && !body.is_empty() {
-        // Queued whole: the route's body is small and known; flow control drains it.
-        let mut frame = Vec::with_capacity(body.len() + 9);
-        http3::put_frame_header(&mut frame, http3::FRAME_DATA, body.len() as u64);
-        frame.extend_from_slice(&body);
-        send_all_or_queue(s, &frame);
-        (*s).fin_requested = true;
-        flush_pending(s);
-    }
-    if !(*s).fin_received {
+    let body = if head_only { Vec::new() } else { body.to_vec() };
+    if respond_whole(s, &head, &body).is_ok() && !(*s).fin_received {
         // A GET has nothing more to say; don't wait for it.
         stop_sending(s, http3::H3_NO_ERROR);
     }
     maybe_complete(s);
     context::mark_dirty(pc);
     true
+}
+
+/// A whole response in one call: head, body (queued whole, so keep it small:
+/// flow control drains it) and FIN.
+pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]) -> Result<(), SendRefused> {
+    send_headers_inner(s, fields, body.is_empty(), false)?;
+    if !body.is_empty() {
+        let mut frame = Vec::with_capacity(body.len() + 9);
+        http3::put_frame_header(&mut frame, http3::FRAME_DATA, body.len() as u64);
+        frame.extend_from_slice(body);
+        send_all_or_queue(s, &frame);
+        (*s).fin_requested = true;
+        flush_pending(s);
+    }
+    Ok(())
 }
 
 /// Server: answer 431 and stop reading; client: stream error. Either way the

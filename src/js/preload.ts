@@ -5,11 +5,13 @@ import { installFetch } from "./bun/fetch";
 import { quicSocket } from "./bun/quic";
 import { serve } from "./bun/serve";
 import { WebTransport, WebTransportError } from "./bun/webtransport";
+import { trackResponseBodies } from "./internal/quic/response-body";
 
 // Bun.serve is writable but not configurable: assign, don't redefine.
 (Bun as any).serve = serve;
 (Bun as any).quic = quicSocket;
 installFetch();
+trackResponseBodies();
 // Stock Bun has no WebTransport; a future native one would take precedence.
 (globalThis as any).WebTransport ??= WebTransport;
 (globalThis as any).WebTransportError ??= WebTransportError;

@@ -9,6 +9,7 @@ import type { Router } from "./router";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
+import { knownBody } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -16,6 +17,8 @@ const HEADERS_WEBTRANSPORT = 4;
 const H3_REQUEST_CANCELLED = 0x10cn;
 const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
+/** Known bodies up to this size go out in one engine call (queued whole); larger ones stream. */
+const ONE_CALL_BODY_LIMIT = 64 * 1024;
 /** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
@@ -429,6 +432,17 @@ export class H3Listener {
     st.responded = true;
     const status = response.status;
     const bodyless = isHead || status === 204 || status === 304 || status < 200;
+    const known = bodyless ? undefined : knownBody(response);
+    if (known && known.bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
+      // Bytes already in memory: head, body and FIN in one engine call.
+      const extra: [string, string][] = [];
+      if (!response.headers.has("content-length")) extra.push(["content-length", String(known.bytes.byteLength)]);
+      if (known.text && !response.headers.has("content-type")) extra.push(["content-type", "text/plain;charset=utf-8"]);
+      const block = encodeHeaders(this.head(status, response.headers, extra));
+      lib.us_quic_embed_respond(s, block, block.byteLength, known.bytes, known.bytes.byteLength);
+      scheduleFlush();
+      return;
+    }
     const extra: [string, string][] = [];
     if (!response.body && !bodyless && !response.headers.has("content-length")) extra.push(["content-length", "0"]);
     const block = encodeHeaders(this.head(status, response.headers, extra));

@@ -19,6 +19,7 @@ const symbols = {
   us_quic_embed_remote_address: { args: [ptr, ptr, u32, ptr], returns: i32 },
   us_quic_embed_add_static_route: { args: [ptr, ptr, u32, ptr, u32, ptr, u32], returns: i32 },
   us_quic_embed_clear_static_routes: { args: [ptr], returns: none },
+  us_quic_embed_respond: { args: [ptr, ptr, u32, ptr, u32], returns: i32 },
   us_quic_loop_process: { args: [ptr], returns: none },
   us_quic_socket_context_listen: { args: [ptr, ptr, i32, i32, u32], returns: ptr },
   us_quic_listen_socket_port: { args: [ptr], returns: i32 },

@@ -194,3 +194,69 @@ describe("Bun.serve h3 options", () => {
     expect(code).toBe(0);
   });
 });
+
+describe("responses whose bytes are known go out in one engine call", () => {
+  class Tagged extends Response {
+    tag = "subclass";
+  }
+  let server: any;
+  beforeAll(() => {
+    server = Bun.serve({
+      port: 0,
+      h3: true,
+      tls,
+      routes: { "/static": new Response("static route", { headers: { "x-route": "1" } }) },
+      fetch(req) {
+        const { pathname } = new URL(req.url);
+        if (pathname === "/text") return new Response("plain text");
+        if (pathname === "/typed") return new Response(new Uint8Array([1, 2, 3]), { headers: { "content-type": "application/x-test" } });
+        if (pathname === "/json") return Response.json({ ok: true });
+        if (pathname === "/subclass") return new Tagged("from a subclass");
+        if (pathname === "/used") {
+          const r = new Response("read already");
+          void r.text();
+          return new Response("fresh one");
+        }
+        return new Response("no", { status: 404 });
+      },
+    });
+  });
+  afterAll(() => server.stop(true));
+  const get = (path: string, method = "GET") =>
+    fetch(`https://127.0.0.1:${server.port}${path}`, { method, protocol: "http3", tls: { rejectUnauthorized: false } } as any);
+
+  test("a string body gets Bun's default content-type and its length", async () => {
+    const res = await get("/text");
+    expect(res.headers.get("content-type")).toBe("text/plain;charset=utf-8");
+    expect(res.headers.get("content-length")).toBe("10");
+    expect(await res.text()).toBe("plain text");
+  });
+
+  test("typed arrays, Response.json and subclasses still work through the tracked constructor", async () => {
+    const typed = await get("/typed");
+    expect(typed.headers.get("content-type")).toBe("application/x-test");
+    expect([...new Uint8Array(await typed.arrayBuffer())]).toEqual([1, 2, 3]);
+    expect(await (await get("/json")).json()).toEqual({ ok: true });
+    expect(new Tagged("x")).toBeInstanceOf(Response);
+    expect(await (await get("/subclass")).text()).toBe("from a subclass");
+    expect(await (await get("/used")).text()).toBe("fresh one");
+  });
+
+  test("static routes: GET and HEAD answered by the engine, with Date and length; other methods by JS", async () => {
+    await Bun.sleep(50); // the route's body is registered with the engine after a tick
+    const res = await get("/static?x=1");
+    expect(await res.text()).toBe("static route");
+    expect(res.headers.get("x-route")).toBe("1");
+    expect(res.headers.get("content-length")).toBe("12");
+    expect(res.headers.get("date")).toMatch(/ GMT$/);
+    const head = await get("/static", "HEAD");
+    expect(head.headers.get("content-length")).toBe("12");
+    expect(await head.text()).toBe("");
+    const post = await get("/static", "POST");
+    expect(await post.text()).toBe("static route");
+    // A reload replaces the engine's copy too.
+    server.reload({ routes: { "/static": new Response("reloaded") }, fetch: () => new Response("x") });
+    await Bun.sleep(50);
+    expect(await (await get("/static")).text()).toBe("reloaded");
+  });
+});
