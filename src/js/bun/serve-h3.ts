@@ -91,7 +91,9 @@ class StreamState {
   paused = false;
   closed = false;
   responded = false;
-  abort = new AbortController();
+  /** req.signal's controller, made on first use (most handlers never read it). */
+  abort?: AbortController;
+  pathname = "/";
   writable?: () => void;
   remote?: { address: string; port: number; family: "IPv4" | "IPv6" };
   /** Extended CONNECT (RFC 9220): the :protocol asked for. */
@@ -304,12 +306,19 @@ export class H3Listener {
     const hasBody = method !== "GET" && method !== "HEAD" && st.protocol === undefined;
     const lib = quic();
     const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
-    const request = new Request(`https://${authority}${path}`, {
-      method,
-      headers,
-      body,
-      signal: st.abort.signal,
+    const request = new Request(`https://${authority}${path}`, { method, headers, body });
+    // req.signal aborts when the client goes away before the response.
+    Object.defineProperty(request, "signal", {
+      get: () => {
+        if (!st.abort) {
+          st.abort = new AbortController();
+          if (st.closed && !st.responded) st.abort.abort();
+        }
+        return st.abort.signal;
+      },
     });
+    const query = path.indexOf("?");
+    st.pathname = query < 0 ? path : path.slice(0, query);
     st.request = request;
     this.requestStreams.set(request, { s, st });
     this.dispatch(s, st, request);
@@ -361,30 +370,54 @@ export class H3Listener {
       st.body.error(new Error("HTTP/3 stream was reset by the client"));
       st.body = undefined;
     }
-    if (!st.responded) st.abort.abort();
+    if (!st.responded) st.abort?.abort();
     st.writable?.();
   }
 
-  private async dispatch(s: Pointer, st: StreamState, request: Request) {
-    let response: Response;
+  /**
+   * Runs the route or fetch handler. A handler that returns a Response (not a
+   * promise) is answered synchronously, inside the engine callback: the answer
+   * then leaves in the same packets as the ACK of the request.
+   */
+  private dispatch(s: Pointer, st: StreamState, request: Request) {
+    let result: unknown;
     try {
-      const server = this.server();
-      const route = this.handlers.routes?.match(request.method, new URL(request.url).pathname);
-      if (route && route.handler instanceof Response) {
-        response = route.handler.clone() as Response;
-      } else if (route) {
-        Object.defineProperty(request, "params", { value: route.params, enumerable: true });
-        response = await (route.handler as Function).call(server, request, server);
-      } else if (this.handlers.fetch) {
-        response = await this.handlers.fetch.call(server, request, server);
-        if (st.upgraded) return;
-      } else {
-        response = new Response("Not Found", { status: 404 });
-      }
-      if (!(response instanceof Response)) throw new TypeError("the handler must return a Response");
+      result = this.invoke(st, request);
     } catch (err) {
-      response = await this.errorResponse(err);
+      return void this.answerError(s, st, request, err);
     }
+    if (result instanceof Response) return void this.answer(s, st, request, result);
+    (result as Promise<unknown>).then(
+      r => this.answer(s, st, request, r),
+      err => this.answerError(s, st, request, err),
+    );
+  }
+
+  private invoke(st: StreamState, request: Request): Response | Promise<unknown> {
+    const server = this.server();
+    const route = this.handlers.routes?.match(request.method, st.pathname);
+    if (route && route.handler instanceof Response) return route.handler.clone() as Response;
+    if (route) {
+      Object.defineProperty(request, "params", { value: route.params, enumerable: true });
+      const r = (route.handler as Function).call(server, request, server);
+      return r instanceof Response ? r : Promise.resolve(r);
+    }
+    if (this.handlers.fetch) {
+      const r = this.handlers.fetch.call(server, request, server);
+      return r instanceof Response ? r : Promise.resolve(r);
+    }
+    return new Response("Not Found", { status: 404 });
+  }
+
+  private answer(s: Pointer, st: StreamState, request: Request, response: unknown) {
+    if (st.upgraded) return;
+    if (!(response instanceof Response)) return void this.answerError(s, st, request, new TypeError("the handler must return a Response"));
+    if (st.closed || st.responded) return;
+    return this.respond(s, st, response, request.method === "HEAD");
+  }
+
+  private async answerError(s: Pointer, st: StreamState, request: Request, err: unknown) {
+    const response = await this.errorResponse(err);
     if (st.closed || st.responded) return;
     await this.respond(s, st, response, request.method === "HEAD");
   }

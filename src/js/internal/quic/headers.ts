@@ -1,50 +1,50 @@
 // Header blocks cross the FFI boundary as one buffer each way:
 // repeated [u32 name length][name][u32 value length][value], native endian.
+// Field names and values are ByteStrings (latin1), so one char is one byte.
 import type { Pointer } from "bun:ffi";
 import { quic } from "./native";
 
-const latin1 = new TextDecoder("latin1");
-let scratch = new Uint8Array(16 * 1024);
+type Latin1Buffer = Buffer & {
+  latin1Slice(start: number, end: number): string;
+  latin1Write(text: string, offset: number): number;
+};
+
+let scratch = Buffer.allocUnsafe(16 * 1024) as Latin1Buffer;
 
 export function readHeaders(stream: Pointer): [string, string][] {
   const lib = quic();
   let need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   if (need > scratch.byteLength) {
-    scratch = new Uint8Array(Math.max(need, scratch.byteLength * 2));
+    scratch = Buffer.allocUnsafe(Math.max(need, scratch.byteLength * 2)) as Latin1Buffer;
     need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   }
-  const view = new DataView(scratch.buffer, 0, need);
+  const buf = scratch;
   const out: [string, string][] = [];
   let off = 0;
   while (off < need) {
-    const nameLen = view.getUint32(off, true);
-    const name = latin1.decode(scratch.subarray(off + 4, off + 4 + nameLen));
+    const nameLen = buf.readUInt32LE(off);
+    const name = buf.latin1Slice(off + 4, off + 4 + nameLen);
     off += 4 + nameLen;
-    const valueLen = view.getUint32(off, true);
-    const value = latin1.decode(scratch.subarray(off + 4, off + 4 + valueLen));
+    const valueLen = buf.readUInt32LE(off);
+    const value = buf.latin1Slice(off + 4, off + 4 + valueLen);
     off += 4 + valueLen;
     out.push([name, value]);
   }
   return out;
 }
 
+/** A fresh block (callers may keep it across awaits). */
 export function encodeHeaders(fields: Iterable<[string, string]>): Uint8Array {
-  const parts: Uint8Array[] = [];
+  const list = Array.isArray(fields) ? (fields as [string, string][]) : [...fields];
   let total = 0;
-  for (const [name, value] of fields) {
-    for (const text of [name, value]) {
-      const bytes = Buffer.from(text, "latin1");
-      const len = new Uint8Array(4);
-      new DataView(len.buffer).setUint32(0, bytes.byteLength, true);
-      parts.push(len, bytes);
-      total += 4 + bytes.byteLength;
-    }
-  }
-  const out = new Uint8Array(total);
+  for (const [name, value] of list) total += 8 + name.length + value.length;
+  const out = Buffer.allocUnsafe(total) as Latin1Buffer;
   let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
+  for (const [name, value] of list) {
+    out.writeUInt32LE(name.length, off);
+    off += 4 + out.latin1Write(name, off + 4);
+    out.writeUInt32LE(value.length, off);
+    off += 4 + out.latin1Write(value, off + 4);
   }
   return out;
 }

@@ -16,12 +16,22 @@ let refs = 0;
 let reader: { read(): Promise<{ done: boolean }>; cancel(): Promise<void> } | null = null;
 let flushQueued = false;
 
+/**
+ * One engine iteration. Its sends wait for the flush queued here (after the
+ * callbacks' own microtasks have written their answers), so ACKs and answers
+ * share packets.
+ */
+function runEngine(handle: Pointer) {
+  quic().us_quic_embed_run(handle);
+  scheduleFlush();
+}
+
 function startReading() {
   if (reader || !embed) return;
   const handle = embed;
   const current = Bun.file(wakeFd).stream().getReader();
   reader = current;
-  quic().us_quic_embed_run(handle); // catch up on what happened while paused
+  runEngine(handle); // catch up on what happened while paused
   (async () => {
     for (;;) {
       let done = true;
@@ -29,7 +39,7 @@ function startReading() {
         ({ done } = await current.read());
       } catch {}
       if (done || reader !== current || handle !== embed) break;
-      quic().us_quic_embed_run(handle);
+      runEngine(handle);
     }
   })();
 }
