@@ -138,12 +138,6 @@ pub struct Context {
     pub(crate) send_buf: Vec<u8>,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
-    /// Inside an embedder's engine iteration whose callbacks will answer in the
-    /// same tick (Bun): serviced connections wait in `deferred` for the embedder's
-    /// flush, so ACKs leave together with the answers instead of in packets of
-    /// their own.
-    pub(crate) defer_sends: bool,
-    pub(crate) deferred: Vec<*mut PeerContext>,
     /// Responses the engine answers by itself (see static_route).
     pub static_routes: crate::static_route::StaticRoutes,
 }
@@ -176,8 +170,6 @@ impl Context {
             send_buf: vec![0; SEND_BATCH_BYTES],
             flush_pending: false,
             static_routes: Default::default(),
-            defer_sends: false,
-            deferred: Vec::new(),
         }
     }
 
@@ -404,13 +396,6 @@ pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
                 continue;
             }
             crate::peer_context::service(pc);
-            if (*ctx).defer_sends {
-                if !(*pc).in_deferred {
-                    (*pc).in_deferred = true;
-                    (*ctx).deferred.push(pc);
-                }
-                continue;
-            }
             crate::peer_context::flush(pc);
             crate::peer_context::finalize_if_closed(pc);
         }
@@ -421,22 +406,10 @@ pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
     }
 }
 
-/// Deferred connections go back to the dirty list, to be flushed now.
-unsafe fn take_deferred(ctx: *mut Context) {
-    if (*ctx).defer_sends {
-        return;
-    }
-    for pc in std::mem::take(&mut (*ctx).deferred) {
-        (*pc).in_deferred = false;
-        mark_dirty(pc);
-    }
-}
-
 /// Expires timers, services and flushes, sweeps. The driver calls it once per
 /// loop iteration and when the timer from `next_timeout` fires.
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
-    take_deferred(ctx);
     let conns = (*ctx).connections.clone();
     for pc in conns {
         if (*pc).finalized {
@@ -462,7 +435,6 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
 /// Sends only, when something was written since the last flush. (No sweep:
 /// the embedder may call this from inside its own callbacks.)
 pub unsafe fn flush_if_pending(ctx: *mut Context) {
-    take_deferred(ctx);
     if (*ctx).flush_pending {
         enter(ctx);
         run_dirty(ctx);

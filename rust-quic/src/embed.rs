@@ -124,11 +124,7 @@ pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
-    // Answers written by JS callbacks go out with the ACKs at the embedder's
-    // flush (us_quic_loop_process, right after this returns), not separately.
-    usockets_driver::set_defer_sends(e.loop_, true);
     us::us_loop_run_once(e.loop_, 0);
-    usockets_driver::set_defer_sends(e.loop_, false);
     libc::write(e.ack_write, b"!".as_ptr().cast(), 1);
     us::us_loop_alive_count(e.loop_)
 }

@@ -49,7 +49,6 @@ pub struct PeerContext {
     pub ext: Ext,
     pub(crate) cids: Vec<Vec<u8>>,
     pub(crate) in_dirty: bool,
-    pub(crate) in_deferred: bool,
     /// on_close fired (or is firing); only the sweep touches it afterwards.
     pub finalized: bool,
     pub(crate) established: bool,
@@ -101,7 +100,6 @@ pub(crate) unsafe fn create(
         ext: Ext::new(ext_size),
         cids: Vec::new(),
         in_dirty: false,
-        in_deferred: false,
         finalized: false,
         established: false,
         open_fired: false,

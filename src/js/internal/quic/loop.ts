@@ -16,14 +16,9 @@ let refs = 0;
 let reader: { read(): Promise<{ done: boolean }>; cancel(): Promise<void> } | null = null;
 let flushQueued = false;
 
-/**
- * One engine iteration. Its sends wait for the flush queued here (after the
- * callbacks' own microtasks have written their answers), so ACKs and answers
- * share packets.
- */
+/** One engine iteration (its callbacks run inside; their answers are sent at its end). */
 function runEngine(handle: Pointer) {
   quic().us_quic_embed_run(handle);
-  scheduleFlush();
 }
 
 function startReading() {
