@@ -9,6 +9,7 @@ import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { connectTo } from "../internal/quic/connect";
+import { OriginalResponse } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -197,7 +198,7 @@ class ClientContext {
     }
     st.bodyless = status === 204 || status === 304 || st.bodyless;
     const body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
-    st.resolve(new Response(body, { status, headers }));
+    st.resolve(new OriginalResponse(body, { status, headers }));
   }
 
   private onData(s: Pointer, data: Pointer, len: number, fin: number) {
@@ -214,14 +215,14 @@ class ClientContext {
     st.session.streams.delete(s);
     st.closed = true;
     const code = Number(quic().us_quic_stream_error_code(s));
-    const error =
+    const error = () =>
       code >= 0
         ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
         : st.session.closed
           ? st.session.error!
           : fetchError("The HTTP/3 stream ended without a response", "HTTP3StreamReset");
-    if (!st.gotHead) st.reject(error);
-    else if (st.body && !st.done) st.body.error(error);
+    if (!st.gotHead) st.reject(error());
+    else if (st.body && !st.done) st.body.error(error());
     st.writable?.();
     st.detachAbort?.();
     unref();

@@ -76,8 +76,19 @@ export function ref() {
   startReading(); // idempotent: whatever happened before, a ref means "keep reading"
 }
 
+let stopQueued = false;
+
 export function unref() {
-  if (refs > 0 && --refs === 0) stopReading();
+  if (refs > 0 && --refs === 0 && !stopQueued) {
+    // Stop at the end of this turn, unless something took a ref meanwhile (a
+    // client issuing its next request right after a response): re-arming the
+    // reader per request would cost more than the request.
+    stopQueued = true;
+    setImmediate(() => {
+      stopQueued = false;
+      if (refs === 0) stopReading();
+    });
+  }
 }
 
 /**

@@ -5,11 +5,13 @@
 // pulling the body through a ReadableStream reader (about 5 µs per response).
 const bodies = new WeakMap<Response, string | ArrayBuffer | ArrayBufferView>();
 let installed = false;
+/** The untracked constructor, for Responses the runtime itself builds (fetch results). */
+export const OriginalResponse = globalThis.Response;
 
 export function trackResponseBodies() {
   if (installed) return;
   installed = true;
-  const Original = globalThis.Response;
+  const Original = OriginalResponse;
   // A Proxy keeps `instanceof Response`, subclassing and the static methods intact.
   globalThis.Response = new Proxy(Original, {
     construct(target, args, newTarget) {
