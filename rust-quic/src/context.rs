@@ -138,6 +138,12 @@ pub struct Context {
     pub(crate) send_buf: Vec<u8>,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
+    /// Inside an embedder's iteration (Bun): a connection whose request heads were
+    /// just handed to the application waits in `deferred` for the embedder's flush
+    /// right after the iteration, so its ACKs leave in the same packets as the
+    /// answers (async handlers answer in the microtasks that follow).
+    pub(crate) defer_answers: bool,
+    pub(crate) deferred: Vec<*mut PeerContext>,
     /// Responses the engine answers by itself (see static_route).
     pub static_routes: crate::static_route::StaticRoutes,
 }
@@ -170,6 +176,8 @@ impl Context {
             send_buf: vec![0; SEND_BATCH_BYTES],
             flush_pending: false,
             static_routes: Default::default(),
+            defer_answers: false,
+            deferred: Vec::new(),
         }
     }
 
@@ -235,6 +243,11 @@ impl Context {
             self.settings.max_streams_uni = self.settings.max_streams_uni.max(100);
         }
         self.reconfigure()
+    }
+
+    /// Embedders' iterations turn this on (see `defer_answers`); tests too.
+    pub fn set_defer_answers(&mut self, on: bool) {
+        self.defer_answers = on;
     }
 
     pub fn local_h3_settings(&self) -> http3::LocalSettings {
@@ -396,6 +409,13 @@ pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
                 continue;
             }
             crate::peer_context::service(pc);
+            if (*ctx).defer_answers && (*pc).awaiting_answers {
+                if !(*pc).in_deferred {
+                    (*pc).in_deferred = true;
+                    (*ctx).deferred.push(pc);
+                }
+                continue;
+            }
             crate::peer_context::flush(pc);
             crate::peer_context::finalize_if_closed(pc);
         }
@@ -406,10 +426,23 @@ pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
     }
 }
 
+/// Deferred connections go back to the dirty list, to be flushed now.
+unsafe fn take_deferred(ctx: *mut Context) {
+    if (*ctx).defer_answers {
+        return;
+    }
+    for pc in std::mem::take(&mut (*ctx).deferred) {
+        (*pc).in_deferred = false;
+        (*pc).awaiting_answers = false;
+        mark_dirty(pc);
+    }
+}
+
 /// Expires timers, services and flushes, sweeps. The driver calls it once per
 /// loop iteration and when the timer from `next_timeout` fires.
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
+    take_deferred(ctx);
     let conns = (*ctx).connections.clone();
     for pc in conns {
         if (*pc).finalized {
@@ -435,6 +468,7 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
 /// Sends only, when something was written since the last flush. (No sweep:
 /// the embedder may call this from inside its own callbacks.)
 pub unsafe fn flush_if_pending(ctx: *mut Context) {
+    take_deferred(ctx);
     if (*ctx).flush_pending {
         enter(ctx);
         run_dirty(ctx);

@@ -124,7 +124,11 @@ pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
+    // Connections with new requests send at the embedder's flush after this
+    // returns (see Context::defer_answers), together with the answers.
+    usockets_driver::set_defer_answers(e.loop_, true);
     us::us_loop_run_once(e.loop_, 0);
+    usockets_driver::set_defer_answers(e.loop_, false);
     libc::write(e.ack_write, b"!".as_ptr().cast(), 1);
     us::us_loop_alive_count(e.loop_)
 }

@@ -49,6 +49,9 @@ pub struct PeerContext {
     pub ext: Ext,
     pub(crate) cids: Vec<Vec<u8>>,
     pub(crate) in_dirty: bool,
+    pub(crate) in_deferred: bool,
+    /// Request heads went to the application in this embedder iteration.
+    pub(crate) awaiting_answers: bool,
     /// on_close fired (or is firing); only the sweep touches it afterwards.
     pub finalized: bool,
     pub(crate) established: bool,
@@ -100,6 +103,8 @@ pub(crate) unsafe fn create(
         ext: Ext::new(ext_size),
         cids: Vec::new(),
         in_dirty: false,
+        in_deferred: false,
+        awaiting_answers: false,
         finalized: false,
         established: false,
         open_fired: false,

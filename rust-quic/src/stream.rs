@@ -507,6 +507,9 @@ unsafe fn on_header_block(s: *mut Stream) {
     if !announce_late(s) {
         return;
     }
+    if kind == HeadersKind::Initial && (*ctx).defer_answers {
+        (*pc).awaiting_answers = true;
+    }
     if let Some(cb) = (*ctx).callbacks.on_stream_headers {
         cb(s);
     }

@@ -228,6 +228,17 @@ unsafe fn release_if_empty(loop_: *mut us::us_loop_t) {
 }
 
 /// `us_quic_loop_process`: every context on the loop, then the timer.
+/// See `Context::defer_answers`: on for the duration of an embedder's iteration.
+pub unsafe fn set_defer_answers(loop_: *mut us::us_loop_t, defer: bool) {
+    let lq = loop_quic(loop_);
+    if lq.is_null() {
+        return;
+    }
+    for &ctx in (*lq).contexts.iter() {
+        (*ctx).set_defer_answers(defer);
+    }
+}
+
 pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     let lq = loop_quic(loop_);
     if lq.is_null() || (*lq).processing {

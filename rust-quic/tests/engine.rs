@@ -317,3 +317,35 @@ fn static_routes_are_answered_by_the_engine_without_the_application() {
         p.free();
     }
 }
+
+#[test]
+fn answers_deferred_in_an_embedder_iteration_leave_at_the_next_flush() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)));
+        let steps = |n: usize| {
+            for _ in 0..n {
+                rust_quic::testing::pump(&p.net, 100_000);
+                rust_quic::context::process(p.client, std::time::Instant::now());
+                rust_quic::context::process(p.server, std::time::Instant::now());
+            }
+        };
+        // Control: without deferral the answer arrives within a few steps.
+        world(|w| w.requests.push_back(Request::get("/size/5")));
+        us_quic_socket_make_stream(pc);
+        steps(10);
+        assert_eq!(world(|w| w.responses.len()), 1, "control request");
+        // With deferral (as inside Bun's iteration) the server answers at once but
+        // sends nothing until the embedder's flush.
+        (*p.server).set_defer_answers(true);
+        world(|w| w.requests.push_back(Request::get("/size/7")));
+        us_quic_socket_make_stream(pc);
+        steps(10);
+        assert_eq!(world(|w| w.responses.len()), 1, "nothing may arrive while deferred");
+        (*p.server).set_defer_answers(false);
+        assert!(p.run(5, || world(|w| w.responses.len() == 2)), "the deferred answer never left");
+        assert_eq!(world(|w| w.responses[1].body.clone()), pattern(7));
+        p.free();
+    }
+}

@@ -174,9 +174,10 @@ export class H3Listener {
     const lib = quic();
     const on = callbackInstaller(this.ctx!, this.callbacks);
     const wt = this.wt;
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
-      if (!local || !wt.opened(s)) this.streams.set(s, new StreamState());
-    }, [ptr, i32]);
+    if (this.handlers.webtransport) {
+      // Only WebTransport needs it: streams the server opens for a session.
+      on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => void (local && wt.opened(s)), [ptr, i32]);
+    }
     on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
     on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => {
       if (!wt.data(s, data, len, fin)) this.onData(s, data, len, fin);
@@ -264,27 +265,37 @@ export class H3Listener {
   }
 
   private onHeaders(s: Pointer) {
-    const st = this.streams.get(s);
     const kind = quic().us_quic_stream_headers_kind(s);
     if (kind === HEADERS_WEBTRANSPORT) {
       this.streams.delete(s);
       return this.wt.peerStream(s);
     }
-    if (!st || kind !== HEADERS_INITIAL) return;
+    if (kind !== HEADERS_INITIAL) return;
+    // The state is made here: a plain HTTP/3 server takes no on_stream_open
+    // callback (the engine announces a request stream with its head anyway).
+    let st = this.streams.get(s);
+    if (!st) this.streams.set(s, (st = new StreamState()));
     let method = "GET", path = "/", authority = "";
-    const headers = new Headers();
-    for (const [name, value] of readHeaders(s)) {
+    let host: string | undefined, expect: string | undefined, contentLength: string | undefined;
+    // Field names arrive lowercase (the engine refuses others, RFC 9114 4.2).
+    const fields: [string, string][] = [];
+    for (const field of readHeaders(s)) {
+      const [name, value] = field;
       if (name.charCodeAt(0) === 58 /* : */) {
         if (name === ":method") method = value;
         else if (name === ":path") path = value;
         else if (name === ":authority") authority = value;
         else if (name === ":protocol") st.protocol = value;
-      } else headers.append(name, value);
+        continue;
+      }
+      fields.push(field);
+      if (name === "host") host = value;
+      else if (name === "expect") expect = value;
+      else if (name === "content-length") contentLength = value;
+      else if (name === "sec-webtransport-http3-draft02") st.draft02 = true;
     }
-    st.draft02 = headers.has("sec-webtransport-http3-draft02");
-    authority ||= headers.get("host") ?? `localhost:${this.port}`;
-    const expect = headers.get("expect");
-    if (expect !== null) {
+    authority ||= host ?? `localhost:${this.port}`;
+    if (expect !== undefined) {
       // 100-continue (any casing) is answered at once, so the client sends the
       // body even on a fresh connection's first stream; anything else is 417.
       if (expect.trim().toLowerCase() !== "100-continue") {
@@ -296,7 +307,7 @@ export class H3Listener {
       scheduleFlush();
     }
     const max = this.handlers.maxRequestBodySize;
-    const declared = Number(headers.get("content-length") ?? NaN);
+    const declared = Number(contentLength ?? NaN);
     if (max !== undefined && declared > max) {
       quic().us_quic_stream_shutdown_read(s);
       this.sendSimple(s, st, 413, "Payload Too Large");
@@ -306,7 +317,7 @@ export class H3Listener {
     const hasBody = method !== "GET" && method !== "HEAD" && st.protocol === undefined;
     const lib = quic();
     const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
-    const request = new Request(`https://${authority}${path}`, { method, headers, body });
+    const request = new Request(`https://${authority}${path}`, { method, headers: fields, body });
     // req.signal aborts when the client goes away before the response.
     Object.defineProperty(request, "signal", {
       get: () => {

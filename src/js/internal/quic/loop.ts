@@ -16,9 +16,20 @@ let refs = 0;
 let reader: { read(): Promise<{ done: boolean }>; cancel(): Promise<void> } | null = null;
 let flushQueued = false;
 
-/** One engine iteration (its callbacks run inside; their answers are sent at its end). */
+let inEngine = false;
+
+/**
+ * One engine iteration. Connections that received requests send at the flush
+ * queued here, after the handlers' microtasks have written their answers.
+ */
 function runEngine(handle: Pointer) {
-  quic().us_quic_embed_run(handle);
+  inEngine = true;
+  try {
+    quic().us_quic_embed_run(handle);
+  } finally {
+    inEngine = false;
+  }
+  scheduleFlush();
 }
 
 function startReading() {
@@ -114,7 +125,8 @@ export function loopState() {
  * Deferred to a microtask so it never runs inside an engine callback.
  */
 export function scheduleFlush() {
-  if (flushQueued || !loopPtr) return;
+  // Inside an engine iteration the engine sends at its end anyway.
+  if (flushQueued || !loopPtr || inEngine) return;
   flushQueued = true;
   queueMicrotask(() => {
     flushQueued = false;
