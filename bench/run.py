@@ -17,6 +17,7 @@ import re
 import resource
 import select
 import statistics
+import textwrap
 import subprocess
 import time
 from pathlib import Path
@@ -153,7 +154,12 @@ def main():
                 for side in order:
                     proc, port = servers[side]
                     if kind == "idle":
-                        res = idle_connections(proc, port, int(args[0]))
+                        # A fresh server each round: memory freed by an earlier round would be reused.
+                        fresh, fresh_port = start(side)
+                        try:
+                            res = idle_connections(fresh, fresh_port, int(args[0]))
+                        finally:
+                            fresh.terminate()
                     elif kind.startswith("client"):
                         # Both clients against the same server (Bun's native one).
                         res = client_run(side, f"https://127.0.0.1:{servers['native lsquic'][1]}", path)
@@ -226,21 +232,25 @@ def write_report(results, sides, rounds, quick):
         "Client rows run `bench/client.ts` (the same fetch code) with the preload (rust-quic) and without (Bun's lsquic",
         "client), both against the native lsquic server; their p50/p99 are per request as the client sees them.",
         ""]
+    lines += ["![benchmarks](benchmarks.png)", ""]
+    analysis = ROOT / "bench" / "analysis.md"
+    if analysis.exists():
+        lines += [analysis.read_text()]
     (ROOT / "docs").mkdir(exist_ok=True)
     (ROOT / "docs" / "BENCHMARKS.md").write_text("\n".join(lines) + "\n")
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
-        fig, axes = plt.subplots(1, len(chart), figsize=(3.2 * len(chart), 3.4))
-        for ax, (name, o, n, unit) in zip(axes, chart):
+        cols = (len(chart) + 1) // 2
+        fig, axes = plt.subplots(2, cols, figsize=(3.2 * cols, 6.8))
+        for ax, (name, o, n, unit) in zip(axes.flatten(), chart):
             ax.bar(["rust-quic", "lsquic"], [o, n], color=["#2b7bb9", "#999999"])
-            ax.set_title(name, fontsize=9)
+            ax.set_title("\n".join(textwrap.wrap(name, 26)), fontsize=9)
             ax.set_ylabel(unit, fontsize=8)
             ax.tick_params(labelsize=8)
         fig.tight_layout()
         fig.savefig(ROOT / "docs" / "benchmarks.png", dpi=110)
-        (ROOT / "docs" / "BENCHMARKS.md").write_text((ROOT / "docs" / "BENCHMARKS.md").read_text() + "![benchmarks](benchmarks.png)\n")
     except ImportError:
         print("matplotlib is not installed: no chart (pip install matplotlib)")
     print((ROOT / "docs" / "BENCHMARKS.md").read_text())
