@@ -294,3 +294,45 @@ test("the guide's example runs to the end and the process exits (graceful stop f
   expect(out).toContain("session closed 0 done");
   expect(code).toBe(0);
 }, 20_000);
+
+test("a stream aborted with an application code reaches the other side with that code", async () => {
+  let firstChunk: (() => void) | undefined;
+  const started = new Promise<void>(r => (firstChunk = r));
+  let seen: ((v: { name: string; code: number | null; source: string }) => void) | undefined;
+  const got = new Promise<{ name: string; code: number | null; source: string }>(r => (seen = r));
+  const server = Bun.serve({
+    port: 0,
+    h3: true,
+    tls,
+    fetch: (req: Request, srv: any) => (srv.upgradeWebTransport(req) ? undefined : new Response("no", { status: 400 })),
+    webtransport: {
+      async stream(_session: any, stream: any) {
+        const reader = stream.readable.getReader();
+        try {
+          for (;;) {
+            const { done } = await reader.read();
+            if (done) break;
+            firstChunk!();
+          }
+        } catch (err: any) {
+          seen!({ name: err.name, code: err.streamErrorCode, source: err.source });
+        }
+      },
+    },
+  } as any);
+  try {
+    const wt = new WebTransport(`https://127.0.0.1:${server.port}/wt`, { tls: { rejectUnauthorized: false } } as any);
+    await wt.ready;
+    const { writable } = await wt.createBidirectionalStream();
+    const w = writable.getWriter();
+    await w.write(new TextEncoder().encode("some bytes, then an abort"));
+    // (A reset that overtakes the stream's first bytes would leave the server
+    // nothing to report: the session id travels in those bytes.)
+    await started;
+    await w.abort(new WebTransportError("gave up", { streamErrorCode: 7 }));
+    expect(await got).toEqual({ name: "WebTransportError", code: 7, source: "stream" });
+    wt.close();
+  } finally {
+    server.stop(true);
+  }
+}, 20_000);
