@@ -136,7 +136,9 @@ void us_quic_socket_context_on_close(us_quic_socket_context_t *ctx,
 /* Stream callbacks. on_stream_headers fires for each header block (1xx responses,
  * the final head, trailers: see us_quic_stream_headers_kind). on_stream_data with
  * fin=1 marks the end of the peer's body (len may be 0). on_stream_close fires
- * exactly once per opened stream, last. */
+ * exactly once per opened stream, last. An HTTP/3 server's request stream opens
+ * (on_stream_open) together with its head: a stream reset or malformed before its
+ * head, or answered by the engine itself (static route, 431), is never announced. */
 void us_quic_socket_context_on_stream_open(us_quic_socket_context_t *ctx,
     void (*on_open)(us_quic_stream_t *, int is_client));
 void us_quic_socket_context_on_stream_headers(us_quic_socket_context_t *ctx,

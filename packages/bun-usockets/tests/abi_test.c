@@ -36,7 +36,7 @@ static struct us_timer_t *watchdog;
 static int marker;
 static int step, server_closes, client_closes, responses_done, reset_seen, hsk_ok;
 static int kinds_seen[4];
-static unsigned long long close_stream_id = ~0ULL;
+static unsigned long long close_stream_id = ~0ULL, reset_stream_id = ~0ULL;
 static char body[64];
 static size_t body_len;
 
@@ -149,9 +149,9 @@ static void on_stream_open(us_quic_stream_t *s, int is_client) {
     us_quic_stream_want_write(s, 0);
     us_quic_stream_flush(s);
     if (step == 2) {
-        us_quic_stream_reset_with_code(s, 0x10c); /* aborts with that code; never a FIN */
-        CHECK(us_quic_stream_write(s, "x", 1) == -1);
-        us_quic_socket_make_stream(us_quic_stream_socket(s));
+        /* Reset once the server has the head (its 103 says so): a stream reset
+         * before its head arrives is never announced to the server. */
+        reset_stream_id = us_quic_stream_id(s);
         return;
     }
     if (step == 3) close_stream_id = us_quic_stream_id(s);
@@ -168,6 +168,11 @@ static void on_stream_headers(us_quic_stream_t *s) {
         CHECK(us_quic_stream_send_datagram(s, "x", 1) == -2);
         if (kind >= 1 && kind <= 3) kinds_seen[kind]++;
         if (kind == US_QUIC_HEADERS_INITIAL) CHECK(find(s, ":status", &len) != NULL && len == 3);
+        if (kind == US_QUIC_HEADERS_INFORMATIONAL && us_quic_stream_id(s) == reset_stream_id) {
+            us_quic_stream_reset_with_code(s, 0x10c); /* aborts with that code; never a FIN */
+            CHECK(us_quic_stream_write(s, "x", 1) == -1);
+            us_quic_socket_make_stream(us_quic_stream_socket(s));
+        }
         return;
     }
     const char *path = find(s, ":path", &len);
@@ -183,7 +188,10 @@ static void on_stream_headers(us_quic_stream_t *s) {
         us_quic_stream_close(s); /* close from inside on_stream_headers */
         return;
     }
-    if (len != 4) return; /* /reset: wait for the client's RESET_STREAM */
+    if (len != 4) { /* /reset: say the head arrived, then wait for the client's RESET_STREAM */
+        CHECK(us_quic_stream_send_informational(s, "103") == 0);
+        return;
+    }
     /* remote address: binary, 4 bytes for 127.0.0.1 */
     char addr[16];
     int alen = sizeof addr, port = 0, v6 = 1;
@@ -363,7 +371,7 @@ int main(int argc, char **argv) {
     CHECK(settings_seen == 2);
     CHECK(responses_done >= 1);
     CHECK(body_len == 5 && !memcmp(body, "hello", 5));
-    CHECK(kinds_seen[1] == 1 && kinds_seen[2] >= 1 && kinds_seen[3] == 1);
+    CHECK(kinds_seen[1] == 2 && kinds_seen[2] >= 1 && kinds_seen[3] == 1);
     CHECK(reset_seen == 1);
     CHECK(client_closes == 1 && server_closes == 1);
     struct us_quic_context_stats_t st;

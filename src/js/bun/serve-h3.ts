@@ -14,6 +14,8 @@ import { knownBody } from "../internal/quic/response-body";
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
 const HEADERS_WEBTRANSPORT = 4;
+/** The extended CONNECT upgrade tokens of WebTransport over HTTP/3 (drafts up to 12, and later). */
+const WEBTRANSPORT_TOKENS = new Set(["webtransport", "webtransport-h3"]);
 const H3_REQUEST_CANCELLED = 0x10cn;
 const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
@@ -239,7 +241,7 @@ export class H3Listener {
     const handlers = this.handlers.webtransport;
     if (!entry || !handlers) return false;
     const { s, st } = entry;
-    if (st.responded || st.closed || st.protocol !== "webtransport") return false;
+    if (st.responded || st.closed || !WEBTRANSPORT_TOKENS.has(st.protocol ?? "")) return false;
     const lib = quic();
     const conn = handle(lib.us_quic_stream_socket(s))!;
     const open = this.sessionsPerConnection.get(conn) ?? 0;

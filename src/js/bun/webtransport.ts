@@ -1,6 +1,6 @@
-// globalThis.WebTransport (W3C WebTransport API) over rust-quic: one QUIC
-// connection per session, an extended CONNECT with :protocol webtransport, then
-// streams and datagrams through the shared session code.
+// globalThis.WebTransport (W3C WebTransport API) over rust-quic: a QUIC
+// connection per session (shared with allowPooling), an extended CONNECT with
+// :protocol webtransport, then streams and datagrams through the shared session code.
 import type { Pointer } from "bun:ffi";
 import { createHash } from "node:crypto";
 import { pemText, type TlsInput } from "./serve-h3";
@@ -35,15 +35,25 @@ export interface WebTransportOptions {
   tls?: { rejectUnauthorized?: boolean; ca?: TlsInput; serverName?: string };
 }
 
-/** One connection's progress towards a session. */
+/** One session's progress: its CONNECT stream on a (maybe shared) connection. */
 class Attempt {
-  conn: Pointer | null = null;
   connect: Pointer | null = null;
-  handshakeDone = false;
-  settingsSeen = false;
+  requested = false;
   constructor(
     readonly session: WTSession,
     readonly url: URL,
+  ) {}
+}
+
+/** A QUIC connection carrying one session, or several with allowPooling. */
+class Connection {
+  conn: Pointer | null = null;
+  handshakeDone = false;
+  settingsSeen = false;
+  closing = false;
+  attempts: Attempt[] = [];
+  constructor(
+    readonly poolKey: string | null,
     readonly hashes: Uint8Array[] | null,
   ) {}
 }
@@ -51,7 +61,8 @@ class Attempt {
 class ClientContext {
   ctx: Pointer;
   router = new WTRouter();
-  private attempts = new Map<Pointer, Attempt>();
+  private conns = new Map<Pointer, Connection>();
+  private pool = new Map<string, Connection>();
   private callbacks: ReturnType<typeof callback>[] = [];
 
   constructor(ca: string | undefined) {
@@ -59,7 +70,7 @@ class ClientContext {
     const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
     if (!ctx) throw new WebTransportError("rust-quic: could not create a client context", { source: "session" });
     this.ctx = ctx;
-    lib.us_quic_socket_context_set_webtransport(ctx, 1);
+    lib.us_quic_socket_context_set_webtransport(ctx, 16);
     if (ca) {
       const pem = Buffer.from(ca, "latin1");
       if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
@@ -68,102 +79,129 @@ class ClientContext {
     const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);
     on(lib.us_quic_socket_context_on_settings, (c: Pointer) => {
-      const a = this.attempts.get(c);
-      if (a) {
-        a.settingsSeen = true;
-        this.maybeConnect(a);
+      const conn = this.conns.get(c);
+      if (conn) {
+        conn.settingsSeen = true;
+        this.maybeConnect(conn);
       }
     }, [ptr]);
     on(lib.us_quic_socket_context_on_close, (c: Pointer) => {
-      const a = this.attempts.get(c);
-      this.attempts.delete(c);
+      const conn = this.conns.get(c);
+      this.conns.delete(c);
       router.connectionClosed(c);
-      if (!a) return;
-      a.session.fail(new WebTransportError("the WebTransport connection closed", { source: "session" }));
+      if (!conn) return;
+      this.forget(conn);
+      for (const a of conn.attempts) a.session.fail(new WebTransportError("the WebTransport connection closed", { source: "session" }));
       unref();
     }, [ptr]);
     on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
       // A server's stream waits for its WebTransport header (on_stream_headers).
       if (!local || router.opened(s)) return;
-      const a = this.attempts.get(handle(lib.us_quic_stream_socket(s))!);
-      if (!a || a.connect) return lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      const conn = this.conns.get(handle(lib.us_quic_stream_socket(s))!);
+      const a = conn?.attempts.find(x => x.requested && !x.connect);
+      if (!a) return lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
       a.connect = s;
-      this.sendConnect(a, s);
+      this.sendConnect(conn!, a, s);
     }, [ptr, i32]);
     on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
     on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, d: Pointer, len: number, fin: number) => router.data(s, d, len, fin), [ptr, ptr, u32, i32]);
     on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => router.writable(s), [ptr]);
     on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, d: Pointer, len: number) => router.datagram(s, d, len), [ptr, ptr, u32]);
     on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
-      const wasSession = router.isSessionStream(s);
       router.closed(s);
-      const conn = handle(lib.us_quic_stream_socket(s))!;
-      const a = this.attempts.get(conn);
-      if (a && (wasSession || a.connect === s)) {
-        // One session per connection: its CONNECT stream is done, so is the connection.
-        a.session.fail(new WebTransportError("the WebTransport session's stream was reset before the server answered", { source: "session" }));
-        lib.us_quic_socket_close(conn);
-        scheduleFlush();
-      }
+      const conn = this.conns.get(handle(lib.us_quic_stream_socket(s))!);
+      const a = conn?.attempts.find(x => x.connect === s);
+      if (!conn || !a) return;
+      a.session.fail(new WebTransportError("the WebTransport session's stream was reset before the server answered", { source: "session" }));
+      this.finishAttempt(conn, a);
     }, [ptr]);
   }
 
-  async start(a: Attempt, host: string, port: number, serverName: string | undefined, verify: boolean) {
-    ref(); // a session (or an attempt) keeps the process alive; unref at on_close
-    try {
-      a.conn = await connectTo(this.ctx, host, port, serverName, verify, (message, cause) => new WebTransportError(message, { source: "session" }), );
-    } catch (err) {
-      unref();
-      a.session.fail(err as Error);
-      return;
-    }
-    this.attempts.set(a.conn, a);
+  /** A session is over: its connection closes with its last session. */
+  private finishAttempt(conn: Connection, a: Attempt) {
+    conn.attempts = conn.attempts.filter(x => x !== a);
+    if (conn.attempts.length > 0 || !conn.conn) return;
+    conn.closing = true;
+    this.forget(conn);
+    quic().us_quic_socket_close(conn.conn);
     scheduleFlush();
   }
 
-  private failAttempt(a: Attempt, message: string) {
-    a.session.fail(new WebTransportError(message, { source: "session" }));
-    if (a.conn) quic().us_quic_socket_close(a.conn);
+  private forget(conn: Connection) {
+    if (conn.poolKey && this.pool.get(conn.poolKey) === conn) this.pool.delete(conn.poolKey);
+  }
+
+  async start(a: Attempt, host: string, port: number, serverName: string | undefined, verify: boolean, hashes: Uint8Array[] | null, pooling: boolean) {
+    const key = pooling ? `${host}:${port}|${serverName ?? ""}|${verify}|${(hashes ?? []).map(h => Buffer.from(h).toString("hex")).join(",")}` : null;
+    const pooled = key ? this.pool.get(key) : undefined;
+    if (pooled && !pooled.closing) {
+      pooled.attempts.push(a);
+      return this.maybeConnect(pooled);
+    }
+    const conn = new Connection(key, hashes);
+    conn.attempts.push(a);
+    if (key) this.pool.set(key, conn);
+    ref(); // a connection keeps the process alive; unref at on_close
+    try {
+      conn.conn = await connectTo(this.ctx, host, port, serverName, verify, message => new WebTransportError(message, { source: "session" }));
+    } catch (err) {
+      unref();
+      this.forget(conn);
+      for (const x of conn.attempts) x.session.fail(err as Error);
+      return;
+    }
+    this.conns.set(conn.conn, conn);
+    scheduleFlush();
+  }
+
+  private failConnection(conn: Connection, message: string) {
+    for (const a of conn.attempts) a.session.fail(new WebTransportError(message, { source: "session" }));
+    conn.attempts = [];
+    conn.closing = true;
+    this.forget(conn);
+    if (conn.conn) quic().us_quic_socket_close(conn.conn);
     scheduleFlush();
   }
 
   private onHandshake(c: Pointer, ok: boolean) {
-    const a = this.attempts.get(c);
-    if (!a) return;
+    const conn = this.conns.get(c);
+    if (!conn) return;
     if (!ok) {
       const refused = quic().us_quic_socket_errno(c) === 111;
-      return a.session.fail(
-        new WebTransportError(refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)", { source: "session" }),
-      );
+      return this.failConnection(conn, refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)");
     }
-    if (a.hashes) {
+    if (conn.hashes) {
       const lib = quic();
       const der = new Uint8Array(Math.max(0, lib.us_quic_socket_peer_certificate(c, null, 0)));
       lib.us_quic_socket_peer_certificate(c, der, der.byteLength);
       const digest = createHash("sha256").update(der).digest();
-      if (!a.hashes.some(h => Buffer.from(h).equals(digest))) return this.failAttempt(a, "the server's certificate matches none of serverCertificateHashes");
+      if (!conn.hashes.some(h => Buffer.from(h).equals(digest))) return this.failConnection(conn, "the server's certificate matches none of serverCertificateHashes");
     }
-    a.handshakeDone = true;
-    this.maybeConnect(a);
+    conn.handshakeDone = true;
+    this.maybeConnect(conn);
   }
 
-  /** After the handshake and the server's SETTINGS: the extended CONNECT. */
-  private maybeConnect(a: Attempt) {
-    if (!a.handshakeDone || !a.settingsSeen || a.connect || !a.conn) return;
+  /** After the handshake and the server's SETTINGS: an extended CONNECT per waiting session. */
+  private maybeConnect(conn: Connection) {
+    if (!conn.handshakeDone || !conn.settingsSeen || !conn.conn) return;
     const lib = quic();
     const setting = (id: bigint) => {
       const v = new BigUint64Array(1);
-      return lib.us_quic_socket_peer_setting(a.conn, id, v) === 1 ? v[0] : 0n;
+      return lib.us_quic_socket_peer_setting(conn.conn, id, v) === 1 ? v[0] : 0n;
     };
     const wt = setting(SETTINGS_ENABLE_WEBTRANSPORT) === 1n || setting(SETTINGS_WT_MAX_SESSIONS) > 0n;
     if (setting(SETTINGS_ENABLE_CONNECT_PROTOCOL) !== 1n || setting(SETTINGS_H3_DATAGRAM) !== 1n || !wt) {
-      return this.failAttempt(a, "the server does not support WebTransport over HTTP/3 (no WebTransport SETTINGS)");
+      return this.failConnection(conn, "the server does not support WebTransport over HTTP/3 (no WebTransport SETTINGS)");
     }
-    lib.us_quic_socket_make_stream(a.conn);
+    for (const a of conn.attempts) {
+      if (a.requested) continue;
+      a.requested = true;
+      lib.us_quic_socket_make_stream(conn.conn);
+    }
     scheduleFlush();
   }
 
-  private sendConnect(a: Attempt, s: Pointer) {
+  private sendConnect(conn: Connection, a: Attempt, s: Pointer) {
     const fields: [string, string][] = [
       [":method", "CONNECT"],
       [":protocol", "webtransport"],
@@ -174,7 +212,10 @@ class ClientContext {
       ["user-agent", `Bun/${Bun.version} (rust-quic)`],
     ];
     const block = encodeHeaders(fields);
-    if (quic().us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) this.failAttempt(a, "could not send the CONNECT request");
+    if (quic().us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) {
+      a.session.fail(new WebTransportError("could not send the CONNECT request", { source: "session" }));
+      quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+    }
     scheduleFlush();
   }
 
@@ -183,12 +224,16 @@ class ClientContext {
     const kind = lib.us_quic_stream_headers_kind(s);
     if (kind === HEADERS_WEBTRANSPORT) return this.router.peerStream(s);
     if (kind !== HEADERS_INITIAL) return;
-    const conn = handle(lib.us_quic_stream_socket(s))!;
-    const a = this.attempts.get(conn);
-    if (!a || a.connect !== s) return;
+    const c = handle(lib.us_quic_stream_socket(s))!;
+    const a = this.conns.get(c)?.attempts.find(x => x.connect === s);
+    if (!a) return;
     const status = Number(readHeaders(s).find(([n]) => n === ":status")?.[1] ?? 0);
-    if (status < 200 || status > 299) return this.failAttempt(a, `the server refused the WebTransport session (status ${status})`);
-    a.session.attach(conn, s);
+    if (status < 200 || status > 299) {
+      a.session.fail(new WebTransportError(`the server refused the WebTransport session (status ${status})`, { source: "session" }));
+      lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      return;
+    }
+    a.session.attach(c, s);
   }
 }
 
@@ -231,8 +276,8 @@ export class WebTransport {
     if (!client) contexts.set(ca ?? "", (client = new ClientContext(ca)));
     this.#session = new WTSession(client.router);
     const verify = !hashes && tls.rejectUnauthorized !== false;
-    const attempt = new Attempt(this.#session, parsed, hashes);
-    void client.start(attempt, parsed.hostname, Number(parsed.port || 443), tls.serverName, verify);
+    const attempt = new Attempt(this.#session, parsed);
+    void client.start(attempt, parsed.hostname, Number(parsed.port || 443), tls.serverName, verify, hashes, options.allowPooling === true);
   }
 
   get ready(): Promise<void> {

@@ -336,3 +336,49 @@ test("a stream aborted with an application code reaches the other side with that
     server.stop(true);
   }
 }, 20_000);
+
+test("allowPooling shares a connection; maxSessions per connection is enforced", async () => {
+  const opened: string[] = [];
+  const server = Bun.serve({
+    port: 0,
+    h3: true,
+    tls,
+    fetch: (req: Request, srv: any) =>
+      srv.upgradeWebTransport(req, { data: new URL(req.url).pathname }) ? undefined : new Response("too many sessions", { status: 429 }),
+    webtransport: {
+      maxSessions: 2,
+      open(session: any) {
+        opened.push(session.data);
+      },
+      datagram(session: any, data: Uint8Array) {
+        session.sendDatagram(Buffer.concat([Buffer.from(`${session.data}:`), data]));
+      },
+    },
+  } as any);
+  try {
+    const base = `https://127.0.0.1:${server.port}`;
+    const options = { allowPooling: true, tls: { rejectUnauthorized: false } } as any;
+    const [a, b, c] = ["/a", "/b", "/c"].map(p => new WebTransport(base + p, options));
+    await Promise.all([a.ready, b.ready]);
+    const refused = await c.ready.catch(e => e);
+    expect(refused.name).toBe("WebTransportError");
+    expect(String(refused.message)).toContain("429");
+    expect(server.quic!.stats().connectionsAccepted).toBe(1);
+    // Datagrams stay with their session on the shared connection.
+    const io = new Map([a, b].map(wt => [wt, { r: wt.datagrams.readable.getReader(), w: wt.datagrams.writable.getWriter() }]));
+    for (const [wt, tag] of [[a, "/a"], [b, "/b"]] as const) {
+      await io.get(wt)!.w.write(new TextEncoder().encode("x"));
+      expect(new TextDecoder().decode((await io.get(wt)!.r.read()).value)).toBe(`${tag}:x`);
+    }
+    a.close({ closeCode: 1, reason: "a done" });
+    expect(await a.closed).toEqual({ closeCode: 1, reason: "a done" });
+    // b lives on after a closed.
+    await io.get(b)!.w.write(new TextEncoder().encode("y"));
+    expect(new TextDecoder().decode((await io.get(b)!.r.read()).value)).toBe("/b:y");
+    b.close();
+    await b.closed;
+    expect(opened.sort()).toEqual(["/a", "/b"]);
+  } finally {
+    server.stop(true);
+  }
+}, 20_000);
