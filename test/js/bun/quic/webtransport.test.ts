@@ -382,3 +382,36 @@ test("allowPooling shares a connection; maxSessions per connection is enforced",
     server.stop(true);
   }
 }, 20_000);
+
+describe("WebTransport wire helpers", () => {
+  test("application error codes map into the HTTP/3 range and back, skipping reserved codepoints", async () => {
+    const { appToHttp3, http3ToApp } = await import("../../../../src/js/internal/quic/webtransport");
+    expect(appToHttp3(0)).toBe(0x52e4a40fa8dbn);
+    for (const code of [0, 1, 0x1d, 0x1e, 0x1f, 1000, 0xffffffff]) {
+      const h3 = appToHttp3(code);
+      expect((h3 - 0x21n) % 0x1fn).not.toBe(0n);
+      expect(http3ToApp(h3)).toBe(code);
+    }
+    expect(appToHttp3(0xffffffff)).toBe(0x52e5ac983162n);
+    expect(http3ToApp(0x10cn)).toBeNull();
+  });
+
+  test("capsules parse in any split; an oversized one is refused", async () => {
+    const { CapsuleParser, encodeCloseCapsule } = await import("../../../../src/js/internal/quic/webtransport");
+    const close = encodeCloseCapsule(42, "bye");
+    const drain = new Uint8Array([0x80, 0x00, 0x78, 0xae, 0x00]);
+    const all = new Uint8Array([...close, ...drain]);
+    for (let cut = 0; cut <= all.length; cut++) {
+      const p = new CapsuleParser();
+      const got = [...p.push(all.subarray(0, cut)), ...p.push(all.subarray(cut))];
+      expect(got.map(c => c.type)).toEqual([0x2843, 0x78ae]);
+      expect(new DataView(got[0].value.buffer, got[0].value.byteOffset).getUint32(0)).toBe(42);
+      expect(new TextDecoder().decode(got[0].value.subarray(4))).toBe("bye");
+    }
+    // A reason longer than 1024 bytes is cut (at a character boundary).
+    const long = encodeCloseCapsule(1, "é".repeat(1000));
+    expect(long.byteLength).toBeLessThanOrEqual(4 + 4 + 1024);
+    // Type 0x2843, length 1 MiB: refused before buffering it.
+    expect(() => new CapsuleParser().push(new Uint8Array([0x80, 0x00, 0x28, 0x43, 0x80, 0x10, 0x00, 0x00]))).toThrow(/too large/);
+  });
+});
