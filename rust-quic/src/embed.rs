@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 use usockets_sys as us;
 
 use crate::context::{Context, Settings};
+use crate::ffi::{raw_bytes, with_stream};
 use crate::stream::{self, Stream};
 use crate::tls::TlsOptions;
 use crate::usockets_driver::{self, UsocketsDriver};
@@ -152,14 +153,6 @@ pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     us::us_loop_free(e.loop_);
 }
 
-unsafe fn bytes<'a>(p: *const c_char, len: c_uint) -> &'a [u8] {
-    if p.is_null() || len == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(p.cast::<u8>(), len as usize)
-    }
-}
-
 unsafe fn tls_from_buffers(
     cert: *const c_char,
     cert_len: c_uint,
@@ -169,9 +162,10 @@ unsafe fn tls_from_buffers(
     passphrase_len: c_uint,
 ) -> TlsOptions {
     TlsOptions {
-        cert_pem: bytes(cert, cert_len).to_vec(),
-        key_pem: bytes(key, key_len).to_vec(),
-        passphrase: (!passphrase.is_null() && passphrase_len > 0).then(|| bytes(passphrase, passphrase_len).to_vec()),
+        cert_pem: raw_bytes(cert, cert_len).to_vec(),
+        key_pem: raw_bytes(key, key_len).to_vec(),
+        passphrase: (!passphrase.is_null() && passphrase_len > 0)
+            .then(|| raw_bytes(passphrase, passphrase_len).to_vec()),
         ca_pem: None,
     }
 }
@@ -281,17 +275,8 @@ pub unsafe extern "C" fn us_quic_embed_send_headers(
     if s.is_null() || (buf.is_null() && len > 0) {
         return -1;
     }
-    let data = if len == 0 { &[][..] } else { std::slice::from_raw_parts(buf, len as usize) };
-    let Some(fields) = parse_field_block(data) else { return -1 };
-    let ctx = (*(*s).conn).ctx;
-    crate::context::enter(ctx);
-    let r = stream::send_headers(s, &fields, end_stream != 0);
-    crate::context::leave(ctx);
-    if r.is_ok() {
-        0
-    } else {
-        -1
-    }
+    let Some(fields) = parse_field_block(raw_bytes(buf, len)) else { return -1 };
+    with_stream(s, -1, |s| stream::send_headers(s, &fields, end_stream != 0).map_or(-1, |()| 0))
 }
 
 /// The connection's remote address as text ("ip" and port), for requestIP.
@@ -348,20 +333,13 @@ pub unsafe extern "C" fn us_quic_embed_add_static_route(
     body_len: c_uint,
 ) -> c_int {
     let Some(ctx) = ctx.as_mut() else { return -1 };
-    let bytes = |p: *const u8, n: c_uint| {
-        if n == 0 || p.is_null() {
-            &[][..]
-        } else {
-            std::slice::from_raw_parts(p, n as usize)
-        }
-    };
-    let path = bytes(path, path_len);
-    let Some(fields) = parse_field_block(bytes(block, block_len)) else { return -1 };
+    let path = raw_bytes(path, path_len);
+    let Some(fields) = parse_field_block(raw_bytes(block, block_len)) else { return -1 };
     if !path.starts_with(b"/") || fields.first().is_none_or(|f| f.name != b":status") {
         return -1;
     }
     let fields = fields.iter().map(|f| (f.name.to_vec(), f.value.to_vec())).collect();
-    let response = crate::static_route::StaticResponse { fields, body: bytes(body, body_len).to_vec() };
+    let response = crate::static_route::StaticResponse { fields, body: raw_bytes(body, body_len).to_vec() };
     ctx.static_routes.insert(path.to_vec(), response);
     0
 }
@@ -387,16 +365,7 @@ pub unsafe extern "C" fn us_quic_embed_respond(
     if s.is_null() || (block.is_null() && block_len > 0) || (body.is_null() && body_len > 0) {
         return -1;
     }
-    let block = if block_len == 0 { &[][..] } else { std::slice::from_raw_parts(block, block_len as usize) };
-    let body = if body_len == 0 { &[][..] } else { std::slice::from_raw_parts(body, body_len as usize) };
-    let Some(fields) = parse_field_block(block) else { return -1 };
-    let ctx = (*(*s).conn).ctx;
-    crate::context::enter(ctx);
-    let r = stream::respond_whole(s, &fields, body);
-    crate::context::leave(ctx);
-    if r.is_ok() {
-        0
-    } else {
-        -1
-    }
+    let Some(fields) = parse_field_block(raw_bytes(block, block_len)) else { return -1 };
+    let body = raw_bytes(body, body_len);
+    with_stream(s, -1, |s| stream::respond_whole(s, &fields, body).map_or(-1, |()| 0))
 }

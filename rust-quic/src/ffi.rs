@@ -378,7 +378,17 @@ callback_setter!(us_quic_socket_context_on_stream_datagram, on_stream_datagram, 
 
 /// Runs a stream operation inside an engine frame, so that anything it closes
 /// is swept only after the caller's callback (if any) has returned.
-unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*mut Stream) -> R) -> R {
+/// `len` bytes at `p` (a C byte pointer of any char type); empty for NULL or 0.
+/// Callers check "NULL with a length" themselves where that is an error.
+pub(crate) unsafe fn raw_bytes<'a, T>(p: *const T, len: c_uint) -> &'a [u8] {
+    if p.is_null() || len == 0 {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p.cast::<u8>(), len as usize)
+    }
+}
+
+pub(crate) unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*mut Stream) -> R) -> R {
     if s.is_null() {
         return default;
     }
@@ -394,10 +404,7 @@ pub unsafe extern "C" fn us_quic_stream_write(s: *mut Stream, data: *const c_cha
     if data.is_null() && len > 0 {
         return -1;
     }
-    with_stream(s, -1, |s| {
-        let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
-        stream::write(s, bytes) as c_int
-    })
+    with_stream(s, -1, |s| stream::write(s, raw_bytes(data, len)) as c_int)
 }
 
 #[no_mangle]
@@ -420,14 +427,7 @@ unsafe fn fields_from<'a>(headers: *const QuicHeader, count: c_uint) -> Option<V
         if (h.name.is_null() && h.name_len > 0) || (h.value.is_null() && h.value_len > 0) {
             return None;
         }
-        let slice = |p: *const c_char, n: c_uint| {
-            if n == 0 {
-                &[][..]
-            } else {
-                std::slice::from_raw_parts(p.cast::<u8>(), n as usize)
-            }
-        };
-        out.push(FieldRef { name: slice(h.name, h.name_len), value: slice(h.value, h.value_len) });
+        out.push(FieldRef { name: raw_bytes(h.name, h.name_len), value: raw_bytes(h.value, h.value_len) });
     }
     Some(out)
 }
@@ -606,8 +606,7 @@ pub unsafe extern "C" fn us_quic_socket_close_with_error(
     if s.is_null() || (*s).finalized {
         return;
     }
-    let reason =
-        if reason.is_null() { &[][..] } else { std::slice::from_raw_parts(reason.cast::<u8>(), reason_len as usize) };
+    let reason = raw_bytes(reason, reason_len);
     let ctx = (*s).ctx;
     context::enter(ctx);
     peer_context::close_from_app(s, code, reason);
@@ -658,7 +657,7 @@ fn parse_alpn_wire(mut wire: &[u8]) -> Option<Vec<Vec<u8>>> {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_raw_alpn(ctx: *mut Context, wire: *const u8, len: c_uint) -> c_int {
     let (Some(ctx), false) = (ctx.as_mut(), wire.is_null()) else { return -1 };
-    let Some(alpn) = parse_alpn_wire(std::slice::from_raw_parts(wire, len as usize)) else { return -1 };
+    let Some(alpn) = parse_alpn_wire(raw_bytes(wire, len)) else { return -1 };
     match ctx.set_raw_protocol(alpn) {
         Ok(()) => 0,
         Err(e) => {
@@ -689,7 +688,7 @@ pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data:
     if s.is_null() || (data.is_null() && len > 0) {
         return -2;
     }
-    let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
+    let bytes = raw_bytes(data, len);
     let ctx = (*s).ctx;
     context::enter(ctx);
     let r = peer_context::send_datagram(s, bytes);
@@ -767,8 +766,7 @@ pub unsafe extern "C" fn us_quic_stream_send_datagram(s: *mut Stream, data: *con
     if s.is_null() || (data.is_null() && len > 0) {
         return -2;
     }
-    let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(data.cast::<u8>(), len as usize) };
-    with_stream(s, -2, |s| datagram_result(peer_context::send_stream_datagram(s, bytes)))
+    with_stream(s, -2, |s| datagram_result(peer_context::send_stream_datagram(s, raw_bytes(data, len))))
 }
 
 #[no_mangle]
@@ -874,7 +872,7 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *
         ctx.set_client_ca(None);
         return 0;
     }
-    let bytes = std::slice::from_raw_parts(pem.cast::<u8>(), len as usize).to_vec();
+    let bytes = raw_bytes(pem, len).to_vec();
     if boring::x509::X509::stack_from_pem(&bytes).map_or(true, |v| v.is_empty()) {
         report("set_ca", "no certificate in the PEM");
         return -1;

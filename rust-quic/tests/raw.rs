@@ -1,17 +1,16 @@
 //! Raw QUIC (the engine under Bun.quic): byte streams without HTTP/3,
 //! unidirectional streams from either side, QUIC DATAGRAM, custom ALPN.
 
+mod common;
+
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_uint};
-use std::time::Duration;
 
-use rust_quic::context::{Context, Settings};
+use common::BarePair;
+use rust_quic::context::Context;
 use rust_quic::ffi::*;
 use rust_quic::peer_context::PeerContext;
 use rust_quic::stream::Stream;
-use rust_quic::testing::{self, MemoryDriver, SharedNetwork};
-use rust_quic::tls::TlsOptions;
-use rust_quic::{client, listen_socket};
 
 #[derive(Default)]
 struct Log {
@@ -129,44 +128,15 @@ unsafe fn install(ctx: *mut Context) {
     us_quic_socket_context_on_datagram(ctx, Some(on_datagram));
 }
 
-struct RawPair {
-    net: SharedNetwork,
-    server: *mut Context,
-    client: *mut Context,
-}
-
-unsafe fn raw_pair(server_alpn: &[u8], client_alpn: &[u8]) -> RawPair {
+unsafe fn raw_pair(server_alpn: &'static [u8], client_alpn: &'static [u8]) -> BarePair {
     log(|l| *l = Log::default());
-    let net = testing::network();
-    let (cert, key) = testing::self_signed(&["localhost"]);
-    let tls = TlsOptions { cert_pem: cert, key_pem: key, ..Default::default() };
-    let server =
-        Box::into_raw(Context::new_server(&tls, Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.1")).unwrap());
-    let client = Box::into_raw(Context::new_client(Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.2")));
-    for (ctx, alpn) in [(server, server_alpn), (client, client_alpn)] {
+    BarePair::connect_with(|ctx| {
+        let alpn = if is_server(ctx) { server_alpn } else { client_alpn };
         assert_eq!(us_quic_socket_context_set_raw_alpn(ctx, alpn.as_ptr(), alpn.len() as c_uint), 0);
         assert_eq!(us_quic_socket_context_set_datagrams(ctx, 1), 0);
         assert_eq!(us_quic_socket_context_set_max_streams(ctx, 100, 100), 0);
         install(ctx);
-    }
-    listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
-    match client::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap() {
-        client::Connect::Now(_) => {}
-        client::Connect::Pending(_) => unreachable!(),
-    }
-    RawPair { net, server, client }
-}
-
-impl RawPair {
-    unsafe fn run(&self, done: impl FnMut() -> bool) -> bool {
-        testing::run_until(&self.net, &[self.server, self.client], Duration::from_secs(10), done)
-    }
-    unsafe fn free(self) {
-        for ctx in [self.client, self.server] {
-            rust_quic::context::request_free(ctx);
-            rust_quic::context::destroy(ctx);
-        }
-    }
+    })
 }
 
 #[test]

@@ -3,19 +3,18 @@
 //! 0x41, uni type 0x54), datagrams by quarter stream id, and what happens to
 //! bad input.
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::ffi::{c_char, c_int, c_uint};
-use std::time::Duration;
 
-use rust_quic::context::{Context, Role, Settings};
+use common::{header, read_headers, BarePair};
+use rust_quic::context::Role;
 use rust_quic::ffi::*;
 use rust_quic::http3;
 use rust_quic::peer_context::PeerContext;
-use rust_quic::stream::{QuicHeader, Stream};
-use rust_quic::testing::{self, MemoryDriver, SharedNetwork};
-use rust_quic::tls::TlsOptions;
-use rust_quic::{client, listen_socket};
+use rust_quic::stream::Stream;
 
 #[derive(Default)]
 struct Log {
@@ -50,27 +49,6 @@ fn log<R>(f: impl FnOnce(&mut Log) -> R) -> R {
 
 unsafe fn is_server_stream(s: *mut Stream) -> bool {
     (*us_quic_stream_context(s)).role == Role::Server
-}
-
-fn header(n: &str, v: &str) -> QuicHeader {
-    QuicHeader {
-        name: n.as_ptr().cast(),
-        name_len: n.len() as c_uint,
-        value: v.as_ptr().cast(),
-        value_len: v.len() as c_uint,
-        qpack_index: -1,
-    }
-}
-
-unsafe fn read_headers(s: *mut Stream) -> Vec<(String, String)> {
-    (0..us_quic_stream_header_count(s))
-        .map(|i| {
-            let h = &*us_quic_stream_header(s, i);
-            let n = std::slice::from_raw_parts(h.name.cast::<u8>(), h.name_len as usize);
-            let v = std::slice::from_raw_parts(h.value.cast::<u8>(), h.value_len as usize);
-            (String::from_utf8_lossy(n).into_owned(), String::from_utf8_lossy(v).into_owned())
-        })
-        .collect()
 }
 
 unsafe fn write_all(s: *mut Stream, bytes: &[u8]) {
@@ -196,42 +174,32 @@ unsafe extern "C" fn on_stream_close(s: *mut Stream) {
     });
 }
 
-struct WtPair {
-    net: SharedNetwork,
-    server: *mut Context,
-    client: *mut Context,
-}
+/// A client and a server with WebTransport (0 sessions: off) and this file's callbacks.
+struct WtPair(BarePair);
 
 unsafe fn wt_pair(server_sessions: c_uint, client_sessions: c_uint) -> WtPair {
     log(|l| *l = Log::default());
-    let net = testing::network();
-    let (cert, key) = testing::self_signed(&["localhost"]);
-    let tls = TlsOptions { cert_pem: cert, key_pem: key, ..Default::default() };
-    let server =
-        Box::into_raw(Context::new_server(&tls, Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.1")).unwrap());
-    let client = Box::into_raw(Context::new_client(Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.2")));
-    for (ctx, sessions) in [(server, server_sessions), (client, client_sessions)] {
+    WtPair(BarePair::connect_with(|ctx| {
+        let server = (*ctx).role == Role::Server;
+        let sessions = if server { server_sessions } else { client_sessions };
         assert_eq!(us_quic_socket_context_set_webtransport(ctx, sessions), 0);
         us_quic_socket_context_on_open(ctx, Some(on_open));
         us_quic_socket_context_on_stream_headers(ctx, Some(on_stream_headers));
         us_quic_socket_context_on_stream_data(ctx, Some(on_stream_data));
         us_quic_socket_context_on_stream_datagram(ctx, Some(on_stream_datagram));
         us_quic_socket_context_on_stream_close(ctx, Some(on_stream_close));
-    }
-    us_quic_socket_context_on_stream_open(server, Some(on_server_stream_open));
-    us_quic_socket_context_on_stream_open(client, Some(on_stream_open));
-    us_quic_socket_context_on_settings(client, Some(on_settings));
-    listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
-    match client::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap() {
-        client::Connect::Now(_) => {}
-        client::Connect::Pending(_) => unreachable!(),
-    }
-    WtPair { net, server, client }
+        if server {
+            us_quic_socket_context_on_stream_open(ctx, Some(on_server_stream_open));
+        } else {
+            us_quic_socket_context_on_stream_open(ctx, Some(on_stream_open));
+            us_quic_socket_context_on_settings(ctx, Some(on_settings));
+        }
+    }))
 }
 
 impl WtPair {
     unsafe fn run(&self, done: impl FnMut() -> bool) -> bool {
-        testing::run_until(&self.net, &[self.server, self.client], Duration::from_secs(10), done)
+        self.0.run(done)
     }
     unsafe fn client_conn(&self) -> *mut PeerContext {
         log(|l| l.client_conn) as *mut PeerContext
@@ -251,10 +219,7 @@ impl WtPair {
         log(|l| l.server_session).unwrap()
     }
     unsafe fn free(self) {
-        for ctx in [self.client, self.server] {
-            rust_quic::context::request_free(ctx);
-            rust_quic::context::destroy(ctx);
-        }
+        self.0.free()
     }
 }
 

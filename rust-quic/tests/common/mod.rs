@@ -210,7 +210,7 @@ pub fn header(n: &str, v: &str) -> QuicHeader {
     }
 }
 
-unsafe fn read_headers(s: *mut Stream) -> Vec<(String, String)> {
+pub unsafe fn read_headers(s: *mut Stream) -> Vec<(String, String)> {
     (0..us_quic_stream_header_count(s))
         .map(|i| {
             let h = &*us_quic_stream_header(s, i);
@@ -448,5 +448,44 @@ impl Pair {
         rust_quic::context::request_free(self.server);
         rust_quic::context::destroy(self.client);
         rust_quic::context::destroy(self.server);
+    }
+}
+
+/// Two default contexts on a fresh in-memory network, set up by the test's
+/// `configure` (called for the server, then the client), the client connecting once.
+pub struct BarePair {
+    pub net: SharedNetwork,
+    pub server: *mut Context,
+    pub client: *mut Context,
+}
+
+impl BarePair {
+    pub unsafe fn connect_with(configure: impl Fn(*mut Context)) -> BarePair {
+        let net = testing::network();
+        let (cert, key) = testing::self_signed(&["localhost"]);
+        let tls = TlsOptions { cert_pem: cert, key_pem: key, ..Default::default() };
+        let server = Box::into_raw(
+            Context::new_server(&tls, Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.1")).unwrap(),
+        );
+        let client = Box::into_raw(Context::new_client(Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.2")));
+        configure(server);
+        configure(client);
+        listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
+        match client::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap() {
+            client::Connect::Now(_) => {}
+            client::Connect::Pending(_) => unreachable!("IP literal"),
+        }
+        BarePair { net, server, client }
+    }
+
+    pub unsafe fn run(&self, done: impl FnMut() -> bool) -> bool {
+        testing::run_until(&self.net, &[self.server, self.client], Duration::from_secs(10), done)
+    }
+
+    pub unsafe fn free(self) {
+        for ctx in [self.client, self.server] {
+            rust_quic::context::request_free(ctx);
+            rust_quic::context::destroy(ctx);
+        }
     }
 }
