@@ -15,16 +15,23 @@ pub struct StaticResponse {
     pub body: Vec<u8>,
 }
 
+struct Route {
+    response: StaticResponse,
+    /// The body length as a header value, made once.
+    length: Vec<u8>,
+}
+
 #[derive(Default)]
 pub struct StaticRoutes {
-    routes: HashMap<Vec<u8>, StaticResponse>,
+    routes: HashMap<Vec<u8>, Route>,
     /// The Date value for the current second, made once per second.
     date: (u64, Vec<u8>),
 }
 
 impl StaticRoutes {
     pub fn insert(&mut self, path: Vec<u8>, response: StaticResponse) {
-        self.routes.insert(path, response);
+        let length = response.body.len().to_string().into_bytes();
+        self.routes.insert(path, Route { response, length });
     }
 
     pub fn clear(&mut self) {
@@ -35,28 +42,23 @@ impl StaticRoutes {
         self.routes.is_empty()
     }
 
-    /// The route for a request head, if it is a GET or HEAD of a registered path.
-    pub fn lookup(&self, method: &[u8], path: &[u8]) -> Option<&StaticResponse> {
+    /// The answer to a GET or HEAD of a registered path (the query does not
+    /// count): the response head with Date and content-length, and the body.
+    pub fn answer(&mut self, method: &[u8], path: &[u8]) -> Option<(Vec<FieldRef<'_>>, &[u8])> {
         if method != b"GET" && method != b"HEAD" {
             return None;
         }
         let path = path.split(|&b| b == b'?').next().unwrap_or(path);
-        self.routes.get(path)
-    }
-
-    /// The response head for `route` now (with Date and content-length) and its body.
-    pub fn head_fields<'a>(&'a mut self, path: &[u8], length: &'a [u8]) -> Option<(Vec<FieldRef<'a>>, &'a [u8])> {
+        let route = self.routes.get(path)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if self.date.0 != now || self.date.1.is_empty() {
             self.date = (now, http_date(now).into_bytes());
         }
-        let path = path.split(|&b| b == b'?').next().unwrap_or(path);
-        let route = self.routes.get(path)?;
-        let mut fields: Vec<FieldRef<'a>> =
-            route.fields.iter().map(|(n, v)| FieldRef { name: n.as_slice(), value: v.as_slice() }).collect();
-        fields.push(FieldRef { name: b"content-length", value: length });
+        let mut fields: Vec<FieldRef<'_>> =
+            route.response.fields.iter().map(|(n, v)| FieldRef { name: n.as_slice(), value: v.as_slice() }).collect();
+        fields.push(FieldRef { name: b"content-length", value: &route.length });
         fields.push(FieldRef { name: b"date", value: &self.date.1 });
-        Some((fields, &route.body))
+        Some((fields, &route.response.body))
     }
 }
 
@@ -101,15 +103,17 @@ mod tests {
     }
 
     #[test]
-    fn lookup_matches_get_and_head_without_query() {
+    fn answers_get_and_head_without_query() {
         let mut r = StaticRoutes::default();
         r.insert(
             b"/hi".to_vec(),
             StaticResponse { fields: vec![(b":status".to_vec(), b"200".to_vec())], body: b"x".to_vec() },
         );
-        assert!(r.lookup(b"GET", b"/hi").is_some());
-        assert!(r.lookup(b"HEAD", b"/hi?a=1").is_some());
-        assert!(r.lookup(b"POST", b"/hi").is_none());
-        assert!(r.lookup(b"GET", b"/hi/").is_none());
+        let (fields, body) = r.answer(b"GET", b"/hi").unwrap();
+        assert_eq!(body, b"x");
+        assert!(fields.iter().any(|f| f.name == b"content-length" && f.value == b"1"));
+        assert!(r.answer(b"HEAD", b"/hi?a=1").is_some());
+        assert!(r.answer(b"POST", b"/hi").is_none());
+        assert!(r.answer(b"GET", b"/hi/").is_none());
     }
 }

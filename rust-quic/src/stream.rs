@@ -151,11 +151,8 @@ pub(crate) unsafe fn become_webtransport(s: *mut Stream, session: u64) {
     if !announce_late(s) {
         return;
     }
+    // From here `wt_session` alone makes the stream unframed (see is_h3).
     (*s).wt_session = Some(session);
-    (*s).head_done = true;
-    (*s).final_headers_sent = true;
-    (*s).headers.clear();
-    (*s).header_view.clear();
     (*s).headers_kind = HeadersKind::WebTransport;
     let ctx = (*(*s).conn).ctx;
     if let Some(cb) = (*ctx).callbacks.on_stream_headers {
@@ -167,8 +164,6 @@ pub(crate) unsafe fn become_webtransport(s: *mut Stream, session: u64) {
 /// (RFC-draft signal 0x41 on a bidirectional stream, type 0x54 on a unidirectional one).
 pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     (*s).wt_session = Some(session);
-    (*s).head_done = true;
-    (*s).final_headers_sent = true;
     let mut prefix = Vec::with_capacity(16);
     let signal = if (*s).id & 0x2 != 0 { http3::STREAM_TYPE_WEBTRANSPORT } else { http3::FRAME_WT_STREAM };
     http3::put_varint(&mut prefix, signal);
@@ -533,12 +528,9 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let ctx = (*pc).ctx;
     let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
     let (Some(method), Some(path)) = (field(b":method"), field(b":path")) else { return false };
-    let Some(route) = (*ctx).static_routes.lookup(method, path) else { return false };
-    let length = route.body.len().to_string();
-    let head_only = (*s).is_head_request;
-    let Some((head, body)) = (*ctx).static_routes.head_fields(path, length.as_bytes()) else { return false };
-    let body = if head_only { Vec::new() } else { body.to_vec() };
-    if respond_whole(s, &head, &body).is_ok() && !(*s).fin_received {
+    let Some((head, body)) = (*ctx).static_routes.answer(method, path) else { return false };
+    let body = if (*s).is_head_request { &[][..] } else { body };
+    if respond_whole(s, &head, body).is_ok() && !(*s).fin_received {
         // A GET has nothing more to say; don't wait for it.
         stop_sending(s, http3::H3_NO_ERROR);
     }

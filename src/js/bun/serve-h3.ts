@@ -115,7 +115,6 @@ export class H3Listener {
   /** HTTP/3 requests and their streams: server.requestIP and upgrade checks. */
   private requestStreams = new WeakMap<Request, { s: Pointer; st: StreamState }>();
   private wt = new WTRouter();
-  private sessionsPerConnection = new Map<Pointer, number>();
   private routeGeneration = 0;
 
   constructor(
@@ -186,7 +185,6 @@ export class H3Listener {
     }, [ptr, ptr, u32, i32]);
     on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wt.writable(s) || wakeWriter(this.streams.get(s)), [ptr]);
     on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
-      if (wt.isSessionStream(s)) this.sessionEnded(s);
       if (wt.closed(s)) this.streams.delete(s);
       this.onClose(s);
       // A graceful stop frees the context after the last stream, whatever kind it was.
@@ -194,10 +192,7 @@ export class H3Listener {
     }, [ptr]);
     if (this.handlers.webtransport) {
       on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, data: Pointer, len: number) => wt.datagram(s, data, len), [ptr, ptr, u32]);
-      on(lib.us_quic_socket_context_on_close, (conn: Pointer) => {
-        wt.connectionClosed(conn);
-        this.sessionsPerConnection.delete(conn);
-      }, [ptr]);
+      on(lib.us_quic_socket_context_on_close, (conn: Pointer) => wt.connectionClosed(conn), [ptr]);
     }
   }
 
@@ -222,13 +217,6 @@ export class H3Listener {
     }
   }
 
-  private sessionEnded(s: Pointer) {
-    const conn = handle(quic().us_quic_stream_socket(s))!;
-    const n = (this.sessionsPerConnection.get(conn) ?? 1) - 1;
-    if (n > 0) this.sessionsPerConnection.set(conn, n);
-    else this.sessionsPerConnection.delete(conn);
-  }
-
   /**
    * server.upgradeWebTransport(req, { data, headers }): accepts the extended
    * CONNECT behind `req` as a WebTransport session (200, then the session's
@@ -244,13 +232,11 @@ export class H3Listener {
     if (st.responded || st.closed || !WEBTRANSPORT_TOKENS.has(st.protocol ?? "")) return false;
     const lib = quic();
     const conn = handle(lib.us_quic_stream_socket(s))!;
-    const open = this.sessionsPerConnection.get(conn) ?? 0;
-    if (open >= (handlers.maxSessions ?? 16)) return false;
+    if (this.wt.sessionsOn(conn) >= (handlers.maxSessions ?? 16)) return false;
     const extra: [string, string][] = st.draft02 ? [["sec-webtransport-http3-draft", "draft02"]] : [];
     const block = encodeHeaders(this.head(200, new Headers(options.headers), extra));
     if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) return false;
     st.responded = st.upgraded = true;
-    this.sessionsPerConnection.set(conn, open + 1);
     const session = new WTSession(this.wt);
     session.data = options.data;
     session.hooks = {
@@ -461,16 +447,7 @@ export class H3Listener {
 
   private sendSimple(s: Pointer, st: StreamState, status: number, text: string) {
     if (st.responded || st.closed) return;
-    st.responded = true;
-    const body = Buffer.from(text);
-    const fields = this.head(status, new Headers({ "content-type": "text/plain;charset=utf-8" }), [["content-length", String(body.byteLength)]]);
-    const lib = quic();
-    const block = encodeHeaders(fields);
-    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) === 0) {
-      lib.us_quic_stream_write(s, body, body.byteLength);
-      lib.us_quic_stream_shutdown(s);
-    }
-    scheduleFlush();
+    this.respond(s, st, new Response(text, { status, headers: { "content-type": "text/plain;charset=utf-8" } }), false);
   }
 
   private async respond(s: Pointer, st: StreamState, response: Response, isHead: boolean) {

@@ -453,14 +453,21 @@ export class WTRouter {
   private opens = new Map<Pointer, PendingOpen[]>();
   /** Streams that named a session not known yet (a reordered packet). */
   private orphans = new Map<Pointer, WTStream[]>();
+  /** Open sessions per connection (for a server's maxSessions). */
+  private perConnection = new Map<Pointer, number>();
 
   private static key(conn: Pointer, id: number) {
     return `${conn}:${id}`;
   }
 
+  sessionsOn(conn: Pointer): number {
+    return this.perConnection.get(conn) ?? 0;
+  }
+
   add(session: WTSession) {
     this.sessions.set(session.connect, session);
     this.byId.set(WTRouter.key(session.conn, session.id), session);
+    this.perConnection.set(session.conn, this.sessionsOn(session.conn) + 1);
     const waiting = this.orphans.get(session.conn);
     if (waiting) {
       const mine = waiting.filter(st => st.sessionId === session.id);
@@ -470,7 +477,11 @@ export class WTRouter {
   }
 
   sessionEnded(session: WTSession) {
-    this.byId.delete(WTRouter.key(session.conn, session.id));
+    if (this.byId.delete(WTRouter.key(session.conn, session.id))) {
+      const left = this.sessionsOn(session.conn) - 1;
+      if (left > 0) this.perConnection.set(session.conn, left);
+      else this.perConnection.delete(session.conn);
+    }
     for (const p of this.opens.get(session.conn) ?? []) {
       if (p.session === session && !p.cancelled) {
         p.cancelled = true;
@@ -534,10 +545,6 @@ export class WTRouter {
     for (const session of this.sessions.values()) session.drain();
   }
 
-  isSessionStream(s: Pointer) {
-    return this.sessions.has(s);
-  }
-
   data(s: Pointer, data: Pointer, len: number, fin: number): boolean {
     const session = this.sessions.get(s);
     if (session) {
@@ -592,5 +599,6 @@ export class WTRouter {
     this.opens.delete(conn);
     for (const st of this.orphans.get(conn) ?? []) this.streams.delete(st.s);
     this.orphans.delete(conn);
+    this.perConnection.delete(conn);
   }
 }
