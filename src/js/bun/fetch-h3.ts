@@ -4,11 +4,11 @@
 import type { Pointer } from "bun:ffi";
 import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
+import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { connectTo } from "../internal/quic/connect";
+import { connectTo, createClientContext } from "../internal/quic/connect";
 import { OriginalResponse } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
@@ -113,14 +113,8 @@ class ClientContext {
 
   constructor(ca: string | undefined) {
     const lib = quic();
-    const loop = acquireLoop();
-    const ctx = handle(lib.us_create_quic_client_context(loop, 0, 8, 8));
-    if (!ctx) throw fetchError("rust-quic: could not create a client context", "HTTP3Unsupported");
+    const ctx = createClientContext(ca, message => fetchError(message, "HTTP3Unsupported"));
     this.ctx = ctx;
-    if (ca) {
-      const pem = Buffer.from(ca, "latin1");
-      if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
-    }
     const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => {
       const session = this.sessions.get(c);

@@ -5,9 +5,9 @@ import type { Pointer } from "bun:ffi";
 import { createHash } from "node:crypto";
 import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, ref, scheduleFlush, unref } from "../internal/quic/loop";
+import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { callbackInstaller } from "../internal/quic/streams";
-import { connectTo } from "../internal/quic/connect";
+import { connectTo, createClientContext } from "../internal/quic/connect";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { WTRouter, WTSession, WebTransportError, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
 
@@ -67,14 +67,9 @@ class ClientContext {
 
   constructor(ca: string | undefined) {
     const lib = quic();
-    const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
-    if (!ctx) throw new WebTransportError("rust-quic: could not create a client context", { source: "session" });
+    const ctx = createClientContext(ca, message => new WebTransportError(message, { source: "session" }));
     this.ctx = ctx;
     lib.us_quic_socket_context_set_webtransport(ctx, 16);
-    if (ca) {
-      const pem = Buffer.from(ca, "latin1");
-      if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
-    }
     const router = this.router;
     const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);

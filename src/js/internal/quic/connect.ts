@@ -3,9 +3,29 @@
 import type { Pointer } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { acquireLoop, releaseLoop } from "./loop";
 import { handle, quic } from "./native";
 
 const cstr = (text: string) => Buffer.from(text + "\0");
+
+/** A client context on the engine loop, trusting `ca` (PEM) besides the system roots. */
+export function createClientContext(ca: string | undefined, fail: (message: string) => Error): Pointer {
+  const lib = quic();
+  const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
+  if (!ctx) {
+    releaseLoop();
+    throw fail("rust-quic: could not create a client context");
+  }
+  if (ca) {
+    const pem = Buffer.from(ca, "latin1");
+    if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) {
+      lib.us_quic_socket_context_free(ctx);
+      releaseLoop();
+      throw new TypeError("tls.ca contains no certificate");
+    }
+  }
+  return ctx;
+}
 
 /** The new connection; `fail(message, cause)` builds the caller's error type. */
 export async function connectTo(
