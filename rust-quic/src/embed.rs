@@ -121,7 +121,10 @@ pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
 }
 
 /// One non-blocking iteration on the caller's thread, then re-arm the watcher.
-/// Returns how many handles keep the loop alive.
+/// Returns how many handles keep the loop alive. Connections whose requests
+/// reached the callbacks in this iteration send nothing yet: the embedder calls
+/// `us_quic_loop_process` once its handlers have answered (the runtime queues it
+/// right after this returns), so ACKs and answers share packets.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
