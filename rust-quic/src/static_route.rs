@@ -3,6 +3,8 @@
 //! cost a trip into JavaScript either. A GET or HEAD whose path (without the query)
 //! names a registered route is answered at the request head — headers with a
 //! fresh Date, the body, FIN — and the application never sees the stream.
+//! A conditional GET whose `If-None-Match` matches the route's ETag gets a 304
+//! with the same fields and no body, as Bun's own server answers it.
 
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,6 +21,8 @@ struct Route {
     response: StaticResponse,
     /// The body length as a header value, made once.
     length: Vec<u8>,
+    /// The `etag` field's value, if the response has one.
+    etag: Option<Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -31,7 +35,8 @@ pub struct StaticRoutes {
 impl StaticRoutes {
     pub fn insert(&mut self, path: Vec<u8>, response: StaticResponse) {
         let length = response.body.len().to_string().into_bytes();
-        self.routes.insert(path, Route { response, length });
+        let etag = response.fields.iter().find(|(n, _)| n == b"etag").map(|(_, v)| v.clone());
+        self.routes.insert(path, Route { response, length, etag });
     }
 
     pub fn clear(&mut self) {
@@ -43,8 +48,14 @@ impl StaticRoutes {
     }
 
     /// The answer to a GET or HEAD of a registered path (the query does not
-    /// count): the response head with Date and content-length, and the body.
-    pub fn answer(&mut self, method: &[u8], path: &[u8]) -> Option<(Vec<FieldRef<'_>>, &[u8])> {
+    /// count): the response head with Date and content-length, and the body;
+    /// or, when `if_none_match` names the route's ETag, a bodyless 304.
+    pub fn answer(
+        &mut self,
+        method: &[u8],
+        path: &[u8],
+        if_none_match: Option<&[u8]>,
+    ) -> Option<(Vec<FieldRef<'_>>, &[u8])> {
         if method != b"GET" && method != b"HEAD" {
             return None;
         }
@@ -54,12 +65,37 @@ impl StaticRoutes {
         if self.date.0 != now || self.date.1.is_empty() {
             self.date = (now, http_date(now).into_bytes());
         }
-        let mut fields: Vec<FieldRef<'_>> =
-            route.response.fields.iter().map(|(n, v)| FieldRef { name: n.as_slice(), value: v.as_slice() }).collect();
-        fields.push(FieldRef { name: b"content-length", value: &route.length });
+        // Only a 200 is conditional (Bun's server answers a static 201 whatever the request says).
+        let is_ok = route.response.fields.first().is_some_and(|(_, v)| v == b"200");
+        let not_modified = match (&route.etag, if_none_match) {
+            (Some(etag), Some(condition)) => is_ok && etag_matches(condition, etag),
+            _ => false,
+        };
+        let mut fields: Vec<FieldRef<'_>> = Vec::with_capacity(route.response.fields.len() + 2);
+        if not_modified {
+            fields.push(FieldRef { name: b":status", value: b"304" });
+            fields.extend(route.response.fields.iter().skip(1).map(|(n, v)| FieldRef { name: n, value: v }));
+        } else {
+            fields.extend(route.response.fields.iter().map(|(n, v)| FieldRef { name: n, value: v }));
+            fields.push(FieldRef { name: b"content-length", value: &route.length });
+        }
         fields.push(FieldRef { name: b"date", value: &self.date.1 });
-        Some((fields, &route.response.body))
+        Some((fields, if not_modified { &[] } else { &route.response.body }))
     }
+}
+
+/// If-None-Match (RFC 9110 13.1.2): `*`, or a list of entity tags compared
+/// weakly (a `W/` prefix on either side does not count).
+pub fn etag_matches(condition: &[u8], etag: &[u8]) -> bool {
+    let strip = |t: &[u8]| -> Vec<u8> {
+        let t = t.trim_ascii();
+        t.strip_prefix(b"W/").unwrap_or(t).to_vec()
+    };
+    let etag = strip(etag);
+    condition.split(|&b| b == b',').any(|candidate| {
+        let candidate = candidate.trim_ascii();
+        candidate == b"*" || strip(candidate) == etag
+    })
 }
 
 /// IMF-fixdate (RFC 9110 5.6.7), e.g. "Sun, 06 Nov 1994 08:49:37 GMT".
@@ -109,11 +145,29 @@ mod tests {
             b"/hi".to_vec(),
             StaticResponse { fields: vec![(b":status".to_vec(), b"200".to_vec())], body: b"x".to_vec() },
         );
-        let (fields, body) = r.answer(b"GET", b"/hi").unwrap();
+        let (fields, body) = r.answer(b"GET", b"/hi", None).unwrap();
         assert_eq!(body, b"x");
         assert!(fields.iter().any(|f| f.name == b"content-length" && f.value == b"1"));
-        assert!(r.answer(b"HEAD", b"/hi?a=1").is_some());
-        assert!(r.answer(b"POST", b"/hi").is_none());
-        assert!(r.answer(b"GET", b"/hi/").is_none());
+        assert!(r.answer(b"HEAD", b"/hi?a=1", None).is_some());
+        assert!(r.answer(b"POST", b"/hi", None).is_none());
+        assert!(r.answer(b"GET", b"/hi/", None).is_none());
+        // Without an ETag a condition changes nothing.
+        let (fields, _) = r.answer(b"GET", b"/hi", Some(b"*")).unwrap();
+        assert_eq!(fields[0].value, b"200");
+    }
+
+    #[test]
+    fn if_none_match_gets_304_without_body_or_length() {
+        let mut r = StaticRoutes::default();
+        let fields = vec![(b":status".to_vec(), b"200".to_vec()), (b"etag".to_vec(), b"\"v1\"".to_vec())];
+        r.insert(b"/e".to_vec(), StaticResponse { fields, body: b"body".to_vec() });
+        for condition in [&b"\"v1\""[..], b"W/\"v1\"", b"\"x\", \"v1\"", b"*"] {
+            let (fields, body) = r.answer(b"GET", b"/e", Some(condition)).unwrap();
+            assert_eq!((fields[0].value, body), (&b"304"[..], &b""[..]));
+            assert!(fields.iter().any(|f| f.name == b"etag"));
+            assert!(!fields.iter().any(|f| f.name == b"content-length"));
+        }
+        let (fields, body) = r.answer(b"GET", b"/e", Some(b"\"v2\"")).unwrap();
+        assert_eq!((fields[0].value, body), (&b"200"[..], &b"body"[..]));
     }
 }

@@ -528,7 +528,7 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let ctx = (*pc).ctx;
     let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
     let (Some(method), Some(path)) = (field(b":method"), field(b":path")) else { return false };
-    let Some((head, body)) = (*ctx).static_routes.answer(method, path) else { return false };
+    let Some((head, body)) = (*ctx).static_routes.answer(method, path, field(b"if-none-match")) else { return false };
     let body = if (*s).is_head_request { &[][..] } else { body };
     if respond_whole(s, &head, body).is_ok() && !(*s).fin_received {
         // A GET has nothing more to say; don't wait for it.

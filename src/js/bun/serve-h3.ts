@@ -4,12 +4,13 @@ import { readFileSync } from "node:fs";
 import type { Pointer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
-import type { Router } from "./router";
+import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
+import type { Router, RouteTarget } from "./router";
+import { etagMatches, fileRouteResponses, serveFile, staticEtag } from "./file-route";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
-import { knownBody } from "../internal/quic/response-body";
+import { bodyInfo, isBunFile, responseOf, type BodyInfo } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -21,6 +22,13 @@ const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
 /** Known bodies up to this size go out in one engine call (queued whole); larger ones stream. */
 const ONE_CALL_BODY_LIMIT = 64 * 1024;
+/**
+ * Request fields (pseudo-headers included) past which a request gets 431, as
+ * Bun's own server refuses a request with about 200 fields over either protocol.
+ */
+const MAX_REQUEST_FIELDS = 200;
+/** A valid :authority (RFC 3986 host[:port], no userinfo); another one leaves request.url as the bare :path, as upstream. */
+const VALID_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d*)?$/;
 /** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
@@ -36,8 +44,23 @@ export interface WebTransportHandlers {
   maxSessions?: number;
 }
 
+/** A static route's answer, made once. */
+interface PreparedStatic {
+  status: number;
+  headers: [string, string][];
+  body: Uint8Array;
+}
+
+/** HTML imports among the routes: Bun's own server bundles them; HTTP/3 requests for them are proxied there. */
+export interface HtmlRoutes {
+  /** Whether a path not matched by the routes is one of the bundles' assets. */
+  serves(pathname: string): boolean;
+  proxy(request: Request): Promise<Response>;
+}
+
 export interface H3Handlers {
   fetch?: (req: Request, server: any) => Response | Promise<Response>;
+  html?: HtmlRoutes;
   webtransport?: WebTransportHandlers;
   routes?: Router;
   error?: (err: Error) => Response | Promise<Response> | void;
@@ -72,6 +95,51 @@ export function pemText(value: TlsInput | undefined, option: string): string {
   if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1");
   if (value instanceof Blob && typeof (value as any).name === "string") return readFileSync((value as any).name, "latin1");
   throw new TypeError(`${option} must be a string, Buffer, TypedArray or BunFile`);
+}
+
+/**
+ * What a body stream has ready now: chunks are read while each read settles
+ * before a macrotask passes (up to the one-call size). `pending` is the read
+ * still under way, if any.
+ */
+type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array | string };
+type BodyReader = { read(): Promise<ReadResult>; cancel(): Promise<void> };
+
+async function readAvailable(reader: BodyReader): Promise<{ done: boolean; bytes: Uint8Array; pending?: Promise<ReadResult> }> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const later = Symbol("later");
+  for (;;) {
+    const read = reader.read();
+    const first = await Promise.race([read, new Promise<typeof later>(r => setImmediate(() => r(later)))]);
+    if (first === later) return { done: false, bytes: concat(chunks, size), pending: read };
+    if (first.done) return { done: true, bytes: concat(chunks, size) };
+    const value: Uint8Array = typeof first.value === "string" ? Buffer.from(first.value) : first.value;
+    chunks.push(value);
+    size += value.byteLength;
+    if (size > ONE_CALL_BODY_LIMIT) return { done: false, bytes: concat(chunks, size) };
+  }
+}
+
+function concat(chunks: Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const c of chunks) {
+    out.set(c, off);
+    off += c.byteLength;
+  }
+  return out;
+}
+
+/** An IPv6 address in its usual text form (zeros compressed). */
+function ipv6Text(b: Uint8Array): string {
+  const groups = Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16));
+  const text = groups.join(":");
+  const runs = text.match(/(^|:)0(:0)+(:|$)/g);
+  if (!runs) return text;
+  const longest = runs.reduce((a, r) => (r.length > a.length ? r : a));
+  return text.replace(longest, "::");
 }
 
 let dateSecond = 0;
@@ -161,14 +229,47 @@ export class H3Listener {
       const max = handlers.webtransport.maxSessions ?? 16;
       lib.us_quic_socket_context_set_webtransport(this.ctx, max);
     }
-    const host = Buffer.from((options.hostname ?? "0.0.0.0") + "\0");
+    // No hostname: every address, IPv4 and IPv6 (a dual-stack "::" socket), as Bun's server binds.
+    const host = options.hostname ? Buffer.from(options.hostname + "\0") : null;
     const REUSE_PORT = 4;
     this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));
     if (!this.listen) {
       this.free();
-      throw new Error(`Failed to listen for HTTP/3 (UDP) at ${options.hostname ?? "0.0.0.0"}:${options.port}`);
+      const err = new Error(`Failed to start server. Is port ${options.port} in use?`) as Error & { code: string; syscall: string };
+      err.code = "EADDRINUSE";
+      err.syscall = "listen";
+      throw err;
     }
     this.port = lib.us_quic_listen_socket_port(this.listen);
+    const ip = new Uint8Array(16);
+    const n = lib.us_quic_listen_socket_local_address(this.listen, ip, ip.byteLength);
+    this.address = n === 4 ? { address: ip.subarray(0, 4).join("."), family: "IPv4", port: this.port } : { address: ipv6Text(ip), family: "IPv6", port: this.port };
+  }
+
+  /** The bound address, as server.address reports it. */
+  readonly address: { address: string; family: "IPv4" | "IPv6"; port: number };
+  private held = true;
+  private whenFreed = Promise.withResolvers<void>();
+
+  /** Requests being answered (server.pendingRequests). */
+  get pendingRequests() {
+    let n = 0;
+    for (const st of this.streams.values()) if (st.request && !st.responded) n++;
+    return n;
+  }
+
+  /** server.ref()/unref(): whether the listener keeps the process alive. */
+  setRef(keep: boolean) {
+    if (!this.ctx || keep === this.held) return;
+    this.held = keep;
+    idleService(keep ? -1 : 1);
+    if (keep) ref();
+    else unref();
+  }
+
+  /** Resolves once the listener is gone (after stop(), when its last request is done). */
+  get closed(): Promise<void> {
+    return this.whenFreed.promise;
   }
 
   private install() {
@@ -206,8 +307,8 @@ export class H3Listener {
     const generation = ++this.routeGeneration;
     const prepared: [Buffer, Uint8Array, Uint8Array][] = [];
     for (const [path, response] of routes) {
-      const body = new Uint8Array(await response.clone().arrayBuffer());
-      prepared.push([Buffer.from(path), encodeHeaders(this.head(response.status, response.headers, [], false)), body]);
+      const { status, headers, body } = await this.prepareStatic(response);
+      prepared.push([Buffer.from(path), encodeHeaders(this.head(status, new Headers(headers), [], false)), body]);
     }
     if (!this.ctx || generation !== this.routeGeneration) return;
     const lib = quic();
@@ -267,7 +368,13 @@ export class H3Listener {
     let host: string | undefined, expect: string | undefined, contentLength: string | undefined;
     // Field names arrive lowercase (the engine refuses others, RFC 9114 4.2).
     const fields: [string, string][] = [];
-    for (const field of readHeaders(s)) {
+    const received = readHeaders(s);
+    if (received.length > MAX_REQUEST_FIELDS) {
+      quic().us_quic_stream_shutdown_read(s);
+      this.sendSimple(s, st, 431, "");
+      return;
+    }
+    for (const field of received) {
       const [name, value] = field;
       if (name.charCodeAt(0) === 58 /* : */) {
         if (name === ":method") method = value;
@@ -288,7 +395,7 @@ export class H3Listener {
       // body even on a fresh connection's first stream; anything else is 417.
       if (expect.trim().toLowerCase() !== "100-continue") {
         quic().us_quic_stream_shutdown_read(s);
-        this.sendSimple(s, st, 417, "Expectation Failed");
+        this.sendSimple(s, st, 417, "");
         return;
       }
       quic().us_quic_stream_send_informational(s, CONTINUE);
@@ -305,7 +412,10 @@ export class H3Listener {
     const hasBody = method !== "GET" && method !== "HEAD" && st.protocol === undefined;
     const lib = quic();
     const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
-    const request = new Request(`https://${authority}${path}`, { method, headers: fields, body });
+    // An invalid :authority is not trusted: request.url is then the bare :path, as upstream's.
+    const valid = VALID_AUTHORITY.test(authority);
+    const request = new Request(`https://${valid ? authority : `localhost:${this.port}`}${path}`, { method, headers: fields, body });
+    if (!valid) Object.defineProperty(request, "url", { value: path, enumerable: true });
     // req.signal aborts when the client goes away before the response.
     Object.defineProperty(request, "signal", {
       get: () => {
@@ -393,19 +503,72 @@ export class H3Listener {
   }
 
   private invoke(st: StreamState, request: Request): Response | Promise<unknown> {
-    const server = this.server();
     const route = this.handlers.routes?.match(request.method, st.pathname);
-    if (route && route.handler instanceof Response) return route.handler.clone() as Response;
-    if (route) {
-      Object.defineProperty(request, "params", { value: route.params, enumerable: true });
-      const r = (route.handler as Function).call(server, request, server);
-      return r instanceof Response ? r : Promise.resolve(r);
+    if (!route) {
+      if (this.handlers.html?.serves(st.pathname)) return this.handlers.html.proxy(request);
+      return this.fallback(request);
     }
+    const target: RouteTarget = route.target;
+    switch (target.kind) {
+      case "static":
+        return this.staticAnswer(request, target.response);
+      case "file":
+        return serveFile(request, target.file, target.response).then(r => r ?? this.fallback(request));
+      case "html":
+        return this.handlers.html ? this.handlers.html.proxy(request) : this.fallback(request);
+      case "handler": {
+        Object.defineProperty(request, "params", { value: route.params, enumerable: true });
+        const server = this.server();
+        const r = target.handler.call(server, request as Request & { params: Record<string, string> }, server);
+        return r instanceof Response ? r : Promise.resolve(r);
+      }
+    }
+  }
+
+  /** The fetch handler, or Bun's 404 without one. */
+  private fallback(request: Request): Response | Promise<unknown> {
     if (this.handlers.fetch) {
+      const server = this.server();
       const r = this.handlers.fetch.call(server, request, server);
       return r instanceof Response ? r : Promise.resolve(r);
     }
     return new Response("Not Found", { status: 404 });
+  }
+
+  private prepared = new WeakMap<Response, Promise<PreparedStatic>>();
+
+  /**
+   * A static route's head and bytes, read once: its own fields plus the
+   * content-type Bun's server adds and an ETag (Bun's: xxHash64 of the body)
+   * when it has none.
+   */
+  private prepareStatic(response: Response): Promise<PreparedStatic> {
+    let p = this.prepared.get(response);
+    if (!p) {
+      const info = bodyInfo(response);
+      p = response
+        .clone()
+        .arrayBuffer()
+        .then(buffer => {
+          const body = new Uint8Array(buffer);
+          const headers = new Headers(response.headers);
+          if (!headers.has("content-type") && info?.defaultType) headers.set("content-type", info.defaultType);
+          if (!headers.has("etag")) headers.set("etag", staticEtag(body));
+          return { status: response.status, headers: [...headers], body };
+        });
+      this.prepared.set(response, p);
+    }
+    return p;
+  }
+
+  /** A static route answered in JS (methods other than GET/HEAD, or before the engine has it). */
+  private async staticAnswer(request: Request, response: Response): Promise<Response> {
+    const { status, headers, body } = await this.prepareStatic(response);
+    const inm = request.headers.get("if-none-match");
+    if (status === 200 && inm !== null && etagMatches(inm, new Headers(headers).get("etag"))) {
+      return responseOf(null, { status: 304, headers });
+    }
+    return responseOf(body, { status, headers });
   }
 
   private answer(s: Pointer, st: StreamState, request: Request, response: unknown) {
@@ -447,43 +610,78 @@ export class H3Listener {
 
   private sendSimple(s: Pointer, st: StreamState, status: number, text: string) {
     if (st.responded || st.closed) return;
-    this.respond(s, st, new Response(text, { status, headers: { "content-type": "text/plain;charset=utf-8" } }), false);
+    const headers: Record<string, string> = text ? { "content-type": "text/plain;charset=utf-8" } : {};
+    this.respond(s, st, responseOf(text, { status, headers }), false);
   }
 
+  /**
+   * Sends a Response as Bun's own server does: `content-length` whenever the
+   * body's length is known (also for HEAD, which sends no body), Bun's default
+   * content-type for strings and buffers, and a known body in one engine call.
+   */
   private async respond(s: Pointer, st: StreamState, response: Response, isHead: boolean) {
     const lib = quic();
     st.responded = true;
     const status = response.status;
-    const bodyless = isHead || status === 204 || status === 304 || status < 200;
-    const known = bodyless ? undefined : knownBody(response);
-    if (known && known.bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
+    const noContent = status === 204 || status === 304 || status < 200;
+    let info: BodyInfo | undefined = noContent ? undefined : bodyInfo(response);
+    if (info?.formData) {
+      // The multipart boundary is only known once the form is serialised.
+      const blob = await response.blob();
+      info = { bytes: new Uint8Array(await blob.arrayBuffer()), defaultType: blob.type, ownType: true };
+    }
+    let reader: BodyReader | undefined;
+    let pending: Promise<ReadResult> | undefined;
+    if (!info && !noContent && !isHead && response.body) {
+      // A stream whose whole body is there at once is sent like bytes (with its length), as Bun's server does.
+      reader = response.body.getReader() as unknown as BodyReader;
+      const ready = await readAvailable(reader);
+      if (ready.done) info = { bytes: ready.bytes };
+      else if (ready.bytes.byteLength > 0) info = { bytes: ready.bytes, partial: true };
+      pending = ready.pending;
+    }
+    const extra: [string, string][] = [];
+    const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;
+    if (length !== undefined && !response.headers.has("content-length")) extra.push(["content-length", String(length)]);
+    if ((!isHead || info?.ownType) && info?.defaultType && !response.headers.has("content-type")) extra.push(["content-type", info.defaultType]);
+    const attachment = isBunFile(info?.blob) && info.blob.type === "application/octet-stream" && !fileRouteResponses.has(response);
+    if (!isHead && attachment && !response.headers.has("content-disposition")) {
+      extra.push(["content-disposition", `filename="${(info!.blob as unknown as { name: string }).name.split("/").pop()}"`]);
+    }
+    const block = encodeHeaders(this.head(status, response.headers, extra));
+    const bytes = info?.bytes;
+    if (!isHead && bytes && !info?.partial && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
       // Bytes already in memory: head, body and FIN in one engine call.
-      const extra: [string, string][] = [];
-      if (!response.headers.has("content-length")) extra.push(["content-length", String(known.bytes.byteLength)]);
-      if (known.text && !response.headers.has("content-type")) extra.push(["content-type", "text/plain;charset=utf-8"]);
-      const block = encodeHeaders(this.head(status, response.headers, extra));
-      lib.us_quic_embed_respond(s, block, block.byteLength, known.bytes, known.bytes.byteLength);
+      lib.us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
       scheduleFlush();
       return;
     }
-    const extra: [string, string][] = [];
-    if (!response.body && !bodyless && !response.headers.has("content-length")) extra.push(["content-length", "0"]);
-    const block = encodeHeaders(this.head(status, response.headers, extra));
-    const end = bodyless || !response.body ? 1 : 0;
+    const end = isHead || noContent || length === 0 || !response.body ? 1 : 0;
     if (lib.us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
     scheduleFlush();
     if (end) {
-      if (response.body && !bodyless) await response.body.cancel().catch(() => {});
+      if (reader) await reader.cancel().catch(() => {});
+      else if (response.body && !response.bodyUsed) await response.body.cancel().catch(() => {});
       return;
     }
-    const reader = response.body!.getReader();
+    if (bytes && !info?.partial) {
+      if ((await writeAll(s, st, bytes)) && !st.closed) lib.us_quic_stream_shutdown(s);
+      scheduleFlush();
+      return;
+    }
+    const body: BodyReader = reader ?? (response.body!.getReader() as unknown as BodyReader);
     try {
+      if (bytes && !(await writeAll(s, st, bytes))) {
+        await body.cancel().catch(() => {});
+        return;
+      }
       for (;;) {
-        const { value, done } = await reader.read();
+        const { value, done } = await (pending ?? body.read());
+        pending = undefined;
         if (done) break;
         const chunk: Uint8Array = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
         if (!(await writeAll(s, st, chunk))) {
-          await reader.cancel().catch(() => {});
+          await body.cancel().catch(() => {});
           return;
         }
       }
@@ -543,8 +741,13 @@ export class H3Listener {
     const ctx = this.ctx;
     this.ctx = null;
     const lib = quic();
+    if (!this.held) {
+      idleService(-1);
+      ref(); // retire() below releases the server's ref
+    }
     lib.us_quic_socket_context_free(ctx);
     scheduleFlush();
     retire(this.callbacks.splice(0));
+    this.whenFreed.resolve();
   }
 }

@@ -1,13 +1,22 @@
 // Bun.serve with HTTP/3: `h3: true` (or upstream's `http3: true`) adds a rust-quic
 // listener on the same port number (UDP) with the same handlers. Bun's own lsquic
 // listener never starts: h3/http3 are removed before the native Bun.serve sees them.
-import { H3Listener, type H3Handlers, type QuicStats } from "./serve-h3";
-import { Router, withHeader } from "./router";
+// The server object has what upstream's has, with the same values, whether or
+// not a TCP listener exists (`http1: false`).
+import { H3Listener, type H3Handlers, type HtmlRoutes, type QuicStats } from "./serve-h3";
+import { Router, withHeader, type RouteValue } from "./router";
 
 const nativeServe = Bun.serve;
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
+}
+
+/** An option error as Bun's own: a TypeError with code ERR_INVALID_ARG_TYPE, in upstream's words. */
+function optionError(message: string): TypeError {
+  const err = new TypeError(message) as TypeError & { code: string };
+  err.code = "ERR_INVALID_ARG_TYPE";
+  return err;
 }
 
 /** Adds Alt-Svc to every HTTP/1.1 response of the fetch handler. */
@@ -27,20 +36,19 @@ function withAltSvc(fetch: Function, port: () => number) {
 }
 
 function validate(options: any) {
-  if (options === null || typeof options !== "object") throw new TypeError("Bun.serve expects an options object");
-  const h3 = options.h3 ?? options.http3;
-  if (h3 !== undefined && typeof h3 !== "boolean") throw new TypeError("h3 must be a boolean");
-  if (options.http1 !== undefined && typeof options.http1 !== "boolean") throw new TypeError("http1 must be a boolean");
-  if (options.http1 === false && !h3) throw new TypeError("http1: false needs h3: true (there would be no protocol left)");
+  if (options === null || typeof options !== "object") return false;
+  // Bun reads these as booleans (any truthy value enables).
+  const h3 = !!(options.h3 ?? options.http3);
+  if (options.http1 !== undefined && !options.http1 && !h3) throw optionError("Cannot disable http1 without enabling http2 or http3");
   if (!h3) return false;
-  const tls = Array.isArray(options.tls) ? options.tls[0] : options.tls;
-  if (!tls || typeof tls !== "object") throw new TypeError("tls is required for h3 (HTTP/3 always uses TLS)");
   if (options.unix) {
-    console.warn("Bun.serve: h3 is ignored for unix sockets");
+    console.warn("warn: http3: true with a unix socket — HTTP/3 listener skipped");
     return false;
   }
-  if (options.fetch !== undefined && typeof options.fetch !== "function") throw new TypeError("fetch must be a function");
-  if (typeof options.fetch !== "function" && !options.routes) throw new TypeError("h3 needs a fetch handler or routes");
+  const tls = Array.isArray(options.tls) ? options.tls[0] : options.tls;
+  if (!tls || typeof tls !== "object") throw optionError("HTTP/3 requires 'tls' to be set");
+  // Without a handler, Bun's own Bun.serve throws its own message.
+  if (typeof options.fetch !== "function" && !options.routes) return false;
   validateWebTransport(options.webtransport);
   return true;
 }
@@ -57,6 +65,68 @@ function validateWebTransport(wt: any) {
   }
 }
 
+/** Bun's default: development mode unless NODE_ENV is production. */
+function developmentOf(options: any): boolean {
+  const dev = options.development;
+  if (dev === undefined) return process.env.NODE_ENV !== "production";
+  return typeof dev === "object" ? dev !== null : !!dev;
+}
+
+/**
+ * HTML imports: Bun's own bundler serves them. Over HTTP/3 a request for one
+ * (or for an asset its pages reference) is proxied to a loopback-only native
+ * server that holds just those routes.
+ */
+function htmlRoutes(router: Router, development: boolean): (HtmlRoutes & { stop(): void }) | undefined {
+  const routes = router.htmlRoutes();
+  if (Object.keys(routes).length === 0) return undefined;
+  const inner = nativeServe.call(Bun, {
+    hostname: "127.0.0.1",
+    port: 0,
+    development,
+    routes: routes as any,
+    fetch: () => new Response("Not Found", { status: 404 }),
+  });
+  const assets = new Set<string>();
+  const origin = `http://127.0.0.1:${inner.port}`;
+  return {
+    serves: pathname => assets.has(pathname) || pathname.startsWith("/_bun/"),
+    async proxy(request: Request) {
+      const url = new URL(request.url, "https://localhost");
+      const res = await fetch(origin + url.pathname + url.search, {
+        method: request.method,
+        headers: request.headers,
+        body: request.body,
+        redirect: "manual",
+        decompress: false,
+      } as RequestInit);
+      const headers = new Headers(res.headers);
+      for (const hop of ["connection", "keep-alive", "transfer-encoding"]) headers.delete(hop);
+      if (!(res.headers.get("content-type") ?? "").startsWith("text/html")) {
+        return new Response(res.body, { status: res.status, headers });
+      }
+      const page = await res.text();
+      for (const m of page.matchAll(/\b(?:src|href)="(\/[^"?#]*)/g)) assets.add(m[1]);
+      return new Response(page, { status: res.status, headers });
+    },
+    stop: () => void inner.stop(true),
+  };
+}
+
+function handlersOf(options: any, previous?: H3Handlers): H3Handlers {
+  const routes = options.routes ? new Router(options.routes) : undefined;
+  previous?.html && (previous.html as any).stop?.();
+  return {
+    fetch: options.fetch,
+    ...(options.webtransport ? { webtransport: options.webtransport } : previous?.webtransport ? { webtransport: previous.webtransport } : {}),
+    routes,
+    html: routes ? htmlRoutes(routes, developmentOf(options)) : undefined,
+    error: options.error,
+    maxRequestBodySize: options.maxRequestBodySize,
+    development: developmentOf(options),
+  };
+}
+
 export function serve(options: any): any {
   if (!validate(options)) {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
@@ -66,94 +136,139 @@ export function serve(options: any): any {
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1, webtransport, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, ...rest } = options;
+  const http1 = http1Option === undefined || !!http1Option;
   const tls = rest.tls;
-  const handlers: H3Handlers = {
-    fetch: rest.fetch,
-    webtransport,
-    routes: rest.routes ? new Router(rest.routes) : undefined,
-    error: rest.error,
-    maxRequestBodySize: rest.maxRequestBodySize,
-    development: rest.development,
-  };
+  let handlers = handlersOf(options);
   let proxy: any;
   let listener: H3Listener;
-  if (http1 === false) {
-    listener = new H3Listener({ hostname: rest.hostname, port: rest.port ?? 3000, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout }, handlers, () => proxy);
-    proxy = h3OnlyServer(listener, rest);
+  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout });
+  if (!http1) {
+    try {
+      listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);
+    } catch (err) {
+      (handlers.html as any)?.stop();
+      throw err;
+    }
+    listener.closed.then(() => (handlers.html as any)?.stop());
+    proxy = h3OnlyServer(listener, options, next => (handlers = handlersOf(next, handlers)));
     return proxy;
   }
   let port = 0;
-  const tcpOptions = (p: () => number) => ({
-    ...rest,
-    ...(rest.fetch ? { fetch: withAltSvc(rest.fetch, p) } : {}),
-    ...(rest.routes ? { routes: withHeader(rest.routes, "alt-svc", () => altSvc(p())) } : {}),
+  const tcpOptions = (o: any, p: () => number) => ({
+    ...o,
+    ...(o.fetch ? { fetch: withAltSvc(o.fetch, p) } : {}),
+    ...(o.routes ? { routes: withHeader(o.routes as Record<string, RouteValue>, "alt-svc", () => altSvc(p())) } : {}),
   });
-  const native = nativeServe.call(Bun, tcpOptions(() => port));
+  const native = nativeServe.call(Bun, tcpOptions(rest, () => port));
   try {
-    listener = new H3Listener({ hostname: rest.hostname, port: native.port ?? 0, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout }, handlers, () => proxy);
+    listener = new H3Listener(listenOptions(native.port ?? 0), handlers, () => proxy);
   } catch (err) {
     native.stop(true);
+    (handlers.html as any)?.stop();
     throw err;
   }
+  listener.closed.then(() => (handlers.html as any)?.stop());
   port = listener.port;
   // Static route Responses were copied before the port was known: copy them again.
-  if (rest.routes && Object.values(rest.routes).some(v => v instanceof Response || (v && typeof v === "object"))) {
-    native.reload(tcpOptions(() => port));
-  }
+  if (rest.routes) native.reload(tcpOptions(rest, () => port));
+  const stop = (force?: boolean) => {
+    listener.stop(!!force);
+    return Promise.all([target.stop(force), listener.closed]).then(() => undefined);
+  };
+  const target = native;
+  const overrides: Record<PropertyKey, unknown> = {
+    stop,
+    reload: (next: any) => {
+      const { h3: _a, http3: _b, http1: _c, webtransport, ...nextRest } = next ?? {};
+      validateWebTransport(webtransport);
+      handlers = handlersOf(next ?? {}, handlers);
+      listener.reload(handlers);
+      return target.reload(tcpOptions(nextRest, () => port));
+    },
+    quic: { stats: (): QuicStats => listener.stats(), port: listener.port },
+    requestIP: (req: Request) => listener.requestIP(req) ?? target.requestIP(req),
+    upgrade: (req: Request, o?: any) => (listener.isH3Request(req) ? false : target.upgrade(req, o)),
+    timeout: (req: Request, seconds: number) => (listener.isH3Request(req) ? undefined : target.timeout(req, seconds)),
+    upgradeWebTransport: (req: Request, o?: any) => listener.upgradeWebTransport(req, o),
+    ref: () => (listener.setRef(true), target.ref()),
+    unref: () => (listener.setRef(false), target.unref()),
+    [Symbol.dispose]: () => void stop(true),
+    [Symbol.asyncDispose]: () => stop(true),
+  };
   proxy = new Proxy(native, {
-    get(target, prop) {
-      if (prop === "stop") return (force?: boolean) => (listener.stop(!!force), target.stop(force));
-      if (prop === "reload") return (next: any) => reload(target, listener, next, () => port);
-      if (prop === "quic") return { stats: (): QuicStats => listener.stats(), port: listener.port };
-      if (prop === "requestIP") return (req: Request) => listener.requestIP(req) ?? target.requestIP(req);
-      if (prop === "upgrade") return (req: Request, o?: any) => (listener.isH3Request(req) ? false : target.upgrade(req, o));
-      if (prop === "upgradeWebTransport") return (req: Request, o?: any) => listener.upgradeWebTransport(req, o);
-      const value = Reflect.get(target, prop, target);
-      return typeof value === "function" ? value.bind(target) : value;
+    get(t, prop) {
+      if (prop === "pendingRequests") return t.pendingRequests + listener.pendingRequests;
+      if (Object.prototype.hasOwnProperty.call(overrides, prop)) return overrides[prop];
+      const value = Reflect.get(t, prop, t);
+      return typeof value === "function" ? value.bind(t) : value;
     },
   });
   return proxy;
 }
 
-function reload(target: any, listener: H3Listener, next: any, port: () => number) {
-  const { h3: _h3, http3: _http3, http1: _http1, webtransport, ...rest } = next ?? {};
-  validateWebTransport(webtransport);
-  listener.reload({
-    fetch: rest.fetch,
-    ...(webtransport ? { webtransport } : {}),
-    routes: rest.routes ? new Router(rest.routes) : undefined,
-    error: rest.error,
-    maxRequestBodySize: rest.maxRequestBodySize,
-    development: rest.development,
-  });
-  return target.reload({
-    ...rest,
-    ...(rest.fetch ? { fetch: withAltSvc(rest.fetch, port) } : {}),
-    ...(rest.routes ? { routes: withHeader(rest.routes, "alt-svc", () => altSvc(port())) } : {}),
-  });
-}
-
-/** Bun.serve({ h3: true, http1: false }): no TCP listener at all. */
-function h3OnlyServer(listener: H3Listener, options: any) {
-  const hostname = options.hostname ?? "0.0.0.0";
-  const urlHost = hostname === "0.0.0.0" || hostname === "::" ? "localhost" : hostname;
-  return {
-    port: listener.port,
+/**
+ * Bun.serve({ h3: true, http1: false }): no TCP listener at all, and a server
+ * object with upstream's shape and values (hostname "localhost" and a dual-stack
+ * "::" address when no hostname is given).
+ */
+function h3OnlyServer(listener: H3Listener, options: any, rebuild: (next: any) => H3Handlers) {
+  const hostname: string = options.hostname ?? "localhost";
+  let development = developmentOf(options);
+  let stopping: Promise<void> | undefined;
+  const stop = (force?: boolean) => {
+    listener.stop(!!force);
+    return (stopping ??= listener.closed);
+  };
+  let fetchHandler = options.fetch;
+  const server = {
+    get port() {
+      return listener.port;
+    },
     hostname,
-    url: new URL(`https://${urlHost}:${listener.port}/`),
-    development: !!options.development,
+    get url() {
+      return new URL(`https://${hostname.includes(":") ? `[${hostname}]` : hostname}:${listener.port}/`);
+    },
+    get address() {
+      return { ...listener.address };
+    },
+    get development() {
+      return development;
+    },
+    id: options.id ?? "",
     protocol: "https",
     get pendingRequests() {
-      return 0;
+      return listener.pendingRequests;
     },
+    pendingWebSockets: 0,
     quic: { stats: (): QuicStats => listener.stats(), port: listener.port },
-    stop: (force?: boolean) => listener.stop(!!force),
-    reload: (next: any) => listener.reload(next ?? {}),
+    /** Calls the handler directly, as server.fetch does natively. */
+    fetch(req: Request | string) {
+      const request = typeof req === "string" ? new Request(req) : req;
+      if (typeof fetchHandler !== "function") return Promise.resolve(new Response("Not Found", { status: 404 }));
+      return Promise.resolve(fetchHandler.call(server, request, server));
+    },
+    stop,
+    reload(next: any) {
+      const { webtransport } = next ?? {};
+      validateWebTransport(webtransport);
+      const handlers = rebuild(next ?? {});
+      fetchHandler = handlers.fetch;
+      development = handlers.development ?? development;
+      listener.reload(handlers);
+      return server;
+    },
     requestIP: (req: Request) => listener.requestIP(req) ?? null,
+    timeout(_req: Request, _seconds: number) {},
     upgrade: () => false,
     upgradeWebTransport: (req: Request, o?: any) => listener.upgradeWebTransport(req, o),
-    ref() {},
-    unref() {},
+    publish: () => 0,
+    subscriberCount: () => 0,
+    closeIdleConnections() {},
+    ref: () => listener.setRef(true),
+    unref: () => listener.setRef(false),
+    [Symbol.dispose]: () => void stop(true),
+    [Symbol.asyncDispose]: () => stop(true),
   };
+  return server;
 }

@@ -37,6 +37,7 @@ function startReading() {
   const handle = embed;
   const current = Bun.file(wakeFd).stream().getReader();
   reader = current;
+  updateIdlePoll();
   runEngine(handle); // catch up on what happened while paused
   (async () => {
     for (;;) {
@@ -54,6 +55,34 @@ function stopReading() {
   const current = reader;
   reader = null;
   current?.cancel().catch(() => {});
+  updateIdlePoll();
+}
+
+/**
+ * Servers that were unref()ed must still serve while something else keeps the
+ * process alive, without keeping it alive themselves. A pipe read cannot be
+ * unref()ed, so while no ref is held and such a server exists, the engine is
+ * polled from an unref()ed timer instead.
+ */
+let idleServers = 0;
+let idlePoll: ReturnType<typeof setInterval> | null = null;
+const IDLE_POLL_MS = 5;
+
+function updateIdlePoll() {
+  const want = idleServers > 0 && reader === null && embed !== null;
+  if (want && !idlePoll) {
+    idlePoll = setInterval(() => embed && runEngine(embed), IDLE_POLL_MS);
+    idlePoll.unref();
+  } else if (!want && idlePoll) {
+    clearInterval(idlePoll);
+    idlePoll = null;
+  }
+}
+
+/** An unref()ed server begins (+1) or stops (-1) needing service without a ref. */
+export function idleService(delta: 1 | -1) {
+  idleServers += delta;
+  updateIdlePoll();
 }
 
 /** The engine loop, created on first use. Pair with releaseLoop. */
@@ -77,6 +106,7 @@ export function releaseLoop() {
   embed = null;
   loopPtr = null;
   stopReading();
+  updateIdlePoll();
   // After the current callbacks: stops the watcher, closes the pipe.
   queueMicrotask(() => quic().us_quic_embed_free(handle));
 }

@@ -24,6 +24,7 @@ const symbols = {
   us_quic_socket_context_listen: { args: [ptr, ptr, i32, i32, u32], returns: ptr },
   us_quic_listen_socket_port: { args: [ptr], returns: i32 },
   us_quic_listen_socket_close: { args: [ptr], returns: none },
+  us_quic_listen_socket_local_address: { args: [ptr, ptr, i32], returns: i32 },
   us_quic_socket_context_shutdown: { args: [ptr], returns: none },
   us_quic_socket_context_free: { args: [ptr], returns: none },
   us_quic_socket_context_stats: { args: [ptr, ptr], returns: none },

@@ -1,9 +1,11 @@
-// Which Responses were built from bytes already in memory (a string, an
-// ArrayBuffer or a view). Bun's own server knows this natively and writes such a
-// body in one go; stock Bun does not expose it, so the preload records the body
-// at construction. The HTTP/3 server then answers in one engine call instead of
-// pulling the body through a ReadableStream reader (about 5 µs per response).
-const bodies = new WeakMap<Response, string | ArrayBuffer | ArrayBufferView>();
+// What a Response was built from. Bun's own server knows a body's kind natively:
+// it writes bytes in one go, sends `content-length` for every body whose length
+// is known (strings, buffers, Blobs, files, form data), and adds a default
+// content-type for strings and buffers. Stock Bun does not expose the body's
+// kind, so the preload records it at construction (and for Response.json). The
+// HTTP/3 server then answers as Bun's server does, and in one engine call when
+// the bytes are in memory.
+const bodies = new WeakMap<Response, unknown>();
 let installed = false;
 /** The untracked constructor, for Responses the runtime itself builds (fetch results). */
 export const OriginalResponse = globalThis.Response;
@@ -12,22 +14,79 @@ export function trackResponseBodies() {
   if (installed) return;
   installed = true;
   const Original = OriginalResponse;
+  const json = Original.json;
+  const trackedJson = function (this: unknown, data: unknown, init?: ResponseInit) {
+    const response = json.call(Original, data, init);
+    // Response.json's body is JSON.stringify's text (Bun's own encoder agrees on every value it accepts).
+    const text = JSON.stringify(data);
+    if (typeof text === "string") bodies.set(response, text);
+    return response;
+  };
   // A Proxy keeps `instanceof Response`, subclassing and the static methods intact.
   globalThis.Response = new Proxy(Original, {
     construct(target, args, newTarget) {
       const response = Reflect.construct(target, args, newTarget);
-      const body = args[0];
-      if (typeof body === "string" || body instanceof ArrayBuffer || ArrayBuffer.isView(body)) bodies.set(response, body);
+      if (args[0] !== undefined && args[0] !== null) bodies.set(response, args[0]);
       return response;
+    },
+    get(target, prop, receiver) {
+      if (prop === "json") return trackedJson;
+      return Reflect.get(target, prop, receiver);
     },
   });
 }
 
-/** The body's bytes when known and unread; a string body also says so (for content-type). */
-export function knownBody(response: Response): { bytes: Uint8Array; text: boolean } | undefined {
+/** A Response the runtime builds itself, with its body recorded as if the application had built it. */
+export function responseOf(body: ConstructorParameters<typeof Response>[0], init?: ResponseInit): Response {
+  const response = new OriginalResponse(body, init);
+  if (body !== null && body !== undefined) bodies.set(response, body);
+  return response;
+}
+
+export type BunFileLike = Blob & { name: string; exists(): Promise<boolean>; lastModified: number };
+
+/** A Bun.file (a Blob backed by a path), not a plain Blob or File. */
+export function isBunFile(value: unknown): value is BunFileLike {
+  return value instanceof Blob && typeof (value as any).name === "string" && typeof (value as any).exists === "function";
+}
+
+/** What the server needs to know about a body before sending its head. */
+export interface BodyInfo {
+  /** In-memory bytes (strings, buffers, URLSearchParams, JSON). */
+  bytes?: Uint8Array;
+  /** A Blob or Bun.file body: its length is known, its bytes are read as they go. */
+  blob?: Blob;
+  /** FormData: serialised (with its boundary) when the response is sent. */
+  formData?: boolean;
+  /** The content-type Bun's server adds when the response has none. */
+  defaultType?: string;
+  /** Only the first bytes of a stream (the rest follows): no content-length. */
+  partial?: boolean;
+  /** The type belongs to the body (a Blob's, a form's): sent for HEAD too, unlike the string/buffer defaults. */
+  ownType?: boolean;
+}
+
+/** The body's kind and bytes when known and unread; undefined for streams and unknown bodies. */
+export function bodyInfo(response: Response): BodyInfo | undefined {
   const body = bodies.get(response);
   if (body === undefined || response.bodyUsed) return undefined;
-  if (typeof body === "string") return { bytes: Buffer.from(body), text: true };
-  if (body instanceof ArrayBuffer) return { bytes: new Uint8Array(body), text: false };
-  return { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), text: false };
+  if (typeof body === "string") return { bytes: Buffer.from(body), defaultType: body ? "text/plain;charset=utf-8" : undefined };
+  if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer) {
+    return { bytes: new Uint8Array(body), defaultType: "application/octet-stream" };
+  }
+  if (ArrayBuffer.isView(body)) {
+    return { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), defaultType: "application/octet-stream" };
+  }
+  if (body instanceof Blob) return { blob: body, defaultType: body.type || undefined, ownType: true };
+  if (body instanceof URLSearchParams) {
+    return { bytes: Buffer.from(body.toString()), defaultType: "application/x-www-form-urlencoded;charset=UTF-8" };
+  }
+  if (body instanceof FormData) return { formData: true, ownType: true };
+  return undefined;
+}
+
+/** The Bun.file a Response was built from (`new Response(Bun.file(path))`), if any. */
+export function fileBody(response: Response): BunFileLike | undefined {
+  const body = bodies.get(response);
+  return isBunFile(body) ? body : undefined;
 }

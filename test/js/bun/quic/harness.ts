@@ -57,3 +57,72 @@ export async function startAioquicServer(): Promise<{ port: number; proc: Return
   const argv = ["python3", join(examples, "http3_server.py"), "--certificate", CERT, "--private-key", KEY, "--host", "127.0.0.1", "--port", String(port), "demo:app"];
   return { port, proc: Bun.spawn(argv, { cwd: examples, stdout: "ignore", stderr: "ignore" }) };
 }
+
+/** fetch over HTTP/1.1 (Bun's native client) or HTTP/3 (ours), trusting the test certificate. */
+export function fetchOver(protocol: "h1" | "h3", url: string, init: RequestInit = {}) {
+  return fetch(url, { ...init, ...(protocol === "h3" ? { protocol: "http3" } : {}), tls: { rejectUnauthorized: false } } as RequestInit);
+}
+
+/** What a response shows an application, with what legitimately differs between protocols left out. */
+export interface Observed {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** Hop-by-hop and per-connection fields, and values that change per response. */
+const UNCOMPARED = new Set(["date", "alt-svc", "transfer-encoding", "connection", "keep-alive"]);
+
+export async function observe(res: Response): Promise<Observed> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of res.headers) if (!UNCOMPARED.has(name)) headers[name] = value;
+  const body = Buffer.from(await res.arrayBuffer()).toString("latin1");
+  return { status: res.status, headers, body: body.length > 256 ? `${body.length} bytes sha256=${sha256(Buffer.from(body, "latin1"))}` : body };
+}
+
+/** The same request over HTTP/1.1 and HTTP/3 against a server with both. */
+export async function overBoth(url: string, init: RequestInit = {}): Promise<{ h1: Observed; h3: Observed }> {
+  const [h1, h3] = await Promise.all([fetchOver("h1", url, init).then(observe), fetchOver("h3", url, init).then(observe)]);
+  return { h1, h3 };
+}
+
+/**
+ * One HTTP/3 request with exactly these fields, sent by Bun 1.4.5's own node:quic
+ * (lsquic), so that what our fetch would never send can be sent: "<status> <body>",
+ * or "closed ..." when the stream or connection ended without a response.
+ */
+export async function rawH3(port: number, fields: Record<string, string>): Promise<string> {
+  const { connect, QuicEndpoint } = (await import("node:quic")) as any;
+  const endpoint = new QuicEndpoint();
+  const client = await connect(`127.0.0.1:${port}`, {
+    endpoint,
+    servername: "localhost",
+    verifyPeer: "manual",
+    transportParams: { maxIdleTimeout: 5 },
+    onerror() {},
+  });
+  try {
+    await client.opened;
+    let status = "";
+    const stream = await client.createBidirectionalStream({ headers: fields, onheaders: (h: Record<string, string>) => void (status = h[":status"]) });
+    stream.closed.catch(() => {});
+    let body = "";
+    try {
+      for await (const batch of stream as AsyncIterable<Uint8Array[]>) for (const c of batch) body += Buffer.from(c).toString("latin1");
+    } catch (err: any) {
+      return `closed ${err?.code ?? ""} ${err?.errorCode ?? ""}`.trim();
+    }
+    return status ? `${status} ${body}` : "closed";
+  } finally {
+    await client.close().catch(() => {});
+    await endpoint.close?.().catch?.(() => {});
+  }
+}
+
+export const requestFields = (path: string, extra: Record<string, string> = {}) => ({
+  ":method": "GET",
+  ":path": path,
+  ":scheme": "https",
+  ":authority": "localhost",
+  ...extra,
+});
