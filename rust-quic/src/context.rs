@@ -124,6 +124,8 @@ pub struct Context {
     pub(crate) server_identity: Option<TlsOptions>,
     client_configs: HashMap<bool, quiche::Config>,
     pub(crate) ca_pem: Option<Vec<u8>>,
+    /// Client contexts: the certificate shown to servers that request one.
+    pub(crate) client_identity: Option<tls::Identity>,
     pub sni: SharedSni,
     pub listen_sockets: Vec<*mut ListenSocket>,
     pub connections: Vec<*mut PeerContext>,
@@ -162,6 +164,7 @@ impl Context {
             server_identity: None,
             client_configs: HashMap::new(),
             ca_pem: None,
+            client_identity: None,
             sni: SharedSni::default(),
             listen_sockets: Vec::new(),
             connections: Vec::new(),
@@ -190,7 +193,7 @@ impl Context {
     ) -> Result<Box<Context>, String> {
         let mut ctx = Box::new(Context::new(Role::Server, settings, ext_size, driver));
         let id = tls::Identity::from_options(identity)?;
-        let builder = tls::server_builder(&id, ctx.sni.clone())?;
+        let builder = tls::server_builder(&id, ctx.sni.clone(), identity)?;
         let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
             .map_err(|e| format!("quiche config: {e}"))?;
         ctx.apply_transport_settings(&mut config)?;
@@ -282,6 +285,33 @@ impl Context {
         self.client_configs.clear();
     }
 
+    /// Client contexts: the certificate presented to servers that ask for one (None: no certificate).
+    pub fn set_client_identity(&mut self, identity: Option<&TlsOptions>) -> Result<(), String> {
+        self.client_identity = identity.map(tls::Identity::from_options).transpose()?;
+        self.client_configs.clear();
+        Ok(())
+    }
+
+    /// Server contexts: whether client certificates are asked for and checked
+    /// (against `ca_pem`, or the system roots). Applies to new connections.
+    pub fn set_client_verification(
+        &mut self,
+        verification: tls::ClientVerification,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<(), String> {
+        let mut identity = self.server_identity.clone().ok_or("not a server context")?;
+        identity.client_verification = verification;
+        identity.ca_pem = ca_pem;
+        let id = tls::Identity::from_options(&identity)?;
+        let builder = tls::server_builder(&id, self.sni.clone(), &identity)?;
+        let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
+            .map_err(|e| format!("quiche config: {e}"))?;
+        self.apply_transport_settings(&mut config)?;
+        self.server_config = Some(config);
+        self.server_identity = Some(identity);
+        Ok(())
+    }
+
     fn apply_transport_settings(&self, c: &mut quiche::Config) -> Result<(), String> {
         let s = &self.settings;
         let alpn: Vec<&[u8]> = s.alpn.iter().map(Vec::as_slice).collect();
@@ -305,7 +335,7 @@ impl Context {
 
     pub(crate) fn client_config(&mut self, verify: bool) -> Result<&mut quiche::Config, String> {
         if !self.client_configs.contains_key(&verify) {
-            let builder = tls::client_builder(verify, self.ca_pem.as_deref())?;
+            let builder = tls::client_builder(verify, self.ca_pem.as_deref(), self.client_identity.as_ref())?;
             let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
                 .map_err(|e| format!("quiche config: {e}"))?;
             self.apply_transport_settings(&mut config)?;

@@ -156,7 +156,8 @@ pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     us::us_loop_free(e.loop_);
 }
 
-unsafe fn tls_from_buffers(
+/// TLS material from PEM buffers (certificate chain, key, optional passphrase).
+pub(crate) unsafe fn tls_from_buffers(
     cert: *const c_char,
     cert_len: c_uint,
     key: *const c_char,
@@ -169,7 +170,7 @@ unsafe fn tls_from_buffers(
         key_pem: raw_bytes(key, key_len).to_vec(),
         passphrase: (!passphrase.is_null() && passphrase_len > 0)
             .then(|| raw_bytes(passphrase, passphrase_len).to_vec()),
-        ca_pem: None,
+        ..TlsOptions::default()
     }
 }
 

@@ -18,7 +18,7 @@ use crate::http3::{self, FieldRef};
 use crate::listen_socket::{self, ListenSocket};
 use crate::peer_context::{self, PeerContext};
 use crate::stream::{self, QuicHeader, Stream};
-use crate::tls::TlsOptions;
+use crate::tls::{ClientVerification, TlsOptions};
 use crate::usockets_driver::{self, UsocketsDriver};
 
 unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
@@ -61,7 +61,8 @@ pub unsafe fn tls_options(o: &us::us_bun_socket_context_options_t) -> Result<Tls
     let key = file_or(pem_list(o.key, o.key_count), o.key_file_name)?.ok_or("no private key (key or key_file_name)")?;
     let ca = file_or(pem_list(o.ca, o.ca_count), o.ca_file_name)?;
     let passphrase = cstr(o.passphrase).map(|p| p.as_bytes().to_vec());
-    Ok(TlsOptions { cert_pem: cert, key_pem: key, passphrase, ca_pem: ca })
+    let client_verification = ClientVerification::from_flags(o.request_cert != 0, o.reject_unauthorized != 0);
+    Ok(TlsOptions { cert_pem: cert, key_pem: key, passphrase, ca_pem: ca, client_verification })
 }
 
 fn report(what: &str, err: &str) {
@@ -862,6 +863,55 @@ pub unsafe extern "C" fn us_quic_socket_context_set_conn_ext_size(ctx: *mut Cont
 pub unsafe extern "C" fn us_quic_socket_context_set_max_header_size(ctx: *mut Context, size: c_uint) {
     if let Some(ctx) = ctx.as_mut() {
         ctx.settings.max_header_size = u64::from(size.max(1024));
+    }
+}
+
+/// Server contexts: ask clients for a certificate (`request_cert`) and, with
+/// `reject_unauthorized`, refuse the handshake unless it chains to `ca` (PEM;
+/// len 0 = the system roots). Applies to new connections. 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_client_verification(
+    ctx: *mut Context,
+    ca: *const c_char,
+    ca_len: c_uint,
+    request_cert: c_int,
+    reject_unauthorized: c_int,
+) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let ca = (ca_len > 0 && !ca.is_null()).then(|| raw_bytes(ca, ca_len).to_vec());
+    let verification = ClientVerification::from_flags(request_cert != 0, reject_unauthorized != 0);
+    match ctx.set_client_verification(verification, ca) {
+        Ok(()) => 0,
+        Err(e) => {
+            report("set_client_verification", &e);
+            -1
+        }
+    }
+}
+
+/// Client contexts: the certificate (PEM chain) and key shown to servers that
+/// ask for one; cert_len 0 removes it. 0 or -1 (a bad or mismatched key).
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_client_certificate(
+    ctx: *mut Context,
+    cert: *const c_char,
+    cert_len: c_uint,
+    key: *const c_char,
+    key_len: c_uint,
+    passphrase: *const c_char,
+    passphrase_len: c_uint,
+) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    if cert_len == 0 || cert.is_null() {
+        return ctx.set_client_identity(None).map_or(-1, |()| 0);
+    }
+    let options = crate::embed::tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
+    match ctx.set_client_identity(Some(&options)) {
+        Ok(()) => 0,
+        Err(e) => {
+            report("set_client_certificate", &e);
+            -1
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use boring::pkey::{PKey, Private};
-use boring::ssl::{NameType, SslContextBuilder, SslMethod, SslVersion};
+use boring::ssl::{NameType, SslContextBuilder, SslMethod, SslVerifyMode, SslVersion};
 use boring::x509::X509;
 
 /// PEM material as it arrives through the C ABI (files already read).
@@ -18,7 +18,44 @@ pub struct TlsOptions {
     pub cert_pem: Vec<u8>,
     pub key_pem: Vec<u8>,
     pub passphrase: Option<Vec<u8>>,
+    /// Servers: the CAs a client certificate must chain to (with `request_cert`).
     pub ca_pem: Option<Vec<u8>>,
+    pub client_verification: ClientVerification,
+}
+
+/// Whether a server asks for client certificates, and what it does with them
+/// (Node's and Bun's `requestCert` / `rejectUnauthorized`).
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ClientVerification {
+    /// No CertificateRequest (the default).
+    #[default]
+    None,
+    /// Ask for a certificate but accept any, or none.
+    Request,
+    /// Ask for one and refuse the handshake unless it chains to the CAs
+    /// (`ca_pem`, or the system roots without it).
+    Require,
+}
+
+impl ClientVerification {
+    pub fn from_flags(request_cert: bool, reject_unauthorized: bool) -> ClientVerification {
+        match (request_cert, reject_unauthorized) {
+            (false, _) => ClientVerification::None,
+            (true, false) => ClientVerification::Request,
+            (true, true) => ClientVerification::Require,
+        }
+    }
+}
+
+fn add_cas(b: &mut SslContextBuilder, pem: &[u8]) -> Result<(), String> {
+    let certs = X509::stack_from_pem(pem).map_err(|e| format!("invalid CA PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no certificate in ca".into());
+    }
+    for cert in certs {
+        b.cert_store_mut().add_cert(cert).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// A certificate chain and its private key.
@@ -75,9 +112,22 @@ impl SniTable {
 
 pub type SharedSni = Arc<RwLock<SniTable>>;
 
-pub fn server_builder(default: &Identity, sni: SharedSni) -> Result<SslContextBuilder, String> {
+/// A server builder for `default` (and the SNI table), verifying client
+/// certificates as `options` says.
+pub fn server_builder(default: &Identity, sni: SharedSni, options: &TlsOptions) -> Result<SslContextBuilder, String> {
     let mut b = SslContextBuilder::new(SslMethod::tls()).map_err(|e| e.to_string())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_3)).map_err(|e| e.to_string())?;
+    match options.client_verification {
+        ClientVerification::None => {}
+        ClientVerification::Request => b.set_verify_callback(SslVerifyMode::PEER, |_, _| true),
+        ClientVerification::Require => {
+            match &options.ca_pem {
+                Some(pem) => add_cas(&mut b, pem)?,
+                None => b.set_default_verify_paths().map_err(|e| e.to_string())?,
+            }
+            b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
+        }
+    }
     b.set_certificate(&default.chain[0]).map_err(|e| e.to_string())?;
     for extra in &default.chain[1..] {
         b.add_extra_chain_cert(extra.clone()).map_err(|e| e.to_string())?;
@@ -104,16 +154,26 @@ pub fn server_builder(default: &Identity, sni: SharedSni) -> Result<SslContextBu
 
 /// A client builder. With `verify`, chains are checked against the system roots
 /// plus `ca_pem`; quiche checks the host name (set1_host) for DNS names.
-pub fn client_builder(verify: bool, ca_pem: Option<&[u8]>) -> Result<SslContextBuilder, String> {
+/// `identity` is the certificate presented when a server asks for one.
+pub fn client_builder(
+    verify: bool,
+    ca_pem: Option<&[u8]>,
+    identity: Option<&Identity>,
+) -> Result<SslContextBuilder, String> {
     let mut b = SslContextBuilder::new(SslMethod::tls()).map_err(|e| e.to_string())?;
     b.set_min_proto_version(Some(SslVersion::TLS1_3)).map_err(|e| e.to_string())?;
     if verify {
         b.set_default_verify_paths().map_err(|e| e.to_string())?;
         if let Some(pem) = ca_pem {
-            for cert in X509::stack_from_pem(pem).map_err(|e| format!("invalid CA PEM: {e}"))? {
-                b.cert_store_mut().add_cert(cert).map_err(|e| e.to_string())?;
-            }
+            add_cas(&mut b, pem)?;
         }
+    }
+    if let Some(id) = identity {
+        b.set_certificate(&id.chain[0]).map_err(|e| e.to_string())?;
+        for extra in &id.chain[1..] {
+            b.add_extra_chain_cert(extra.clone()).map_err(|e| e.to_string())?;
+        }
+        b.set_private_key(&id.key).map_err(|e| e.to_string())?;
     }
     Ok(b)
 }

@@ -7,7 +7,7 @@ use rust_quic::client;
 use rust_quic::context::{self, Context, Settings};
 use rust_quic::ffi::*;
 use rust_quic::testing::{self, MemoryDriver};
-use rust_quic::tls::TlsOptions;
+use rust_quic::tls::{ClientVerification, TlsOptions};
 
 fn stats(ctx: *mut Context) -> rust_quic::context::Stats {
     let mut st = rust_quic::context::Stats::default();
@@ -208,6 +208,41 @@ fn certificate_verification() {
         context::request_free(c);
         context::destroy(c);
         p.free();
+    }
+}
+
+/// requestCert + rejectUnauthorized: only a client whose certificate chains to
+/// the configured CA is served; without rejectUnauthorized any client is.
+#[test]
+fn client_certificates_are_checked_when_required() {
+    unsafe {
+        let (trusted_cert, trusted_key) = testing::self_signed(&["client.test"]);
+        let (other_cert, other_key) = testing::self_signed(&["other.test"]);
+        let identity = |cert: &Vec<u8>, key: &Vec<u8>| TlsOptions {
+            cert_pem: cert.clone(),
+            key_pem: key.clone(),
+            ..Default::default()
+        };
+        let cases = [
+            (ClientVerification::Require, None, false),
+            (ClientVerification::Require, Some(identity(&other_cert, &other_key)), false),
+            (ClientVerification::Require, Some(identity(&trusted_cert, &trusted_key)), true),
+            (ClientVerification::Request, None, true),
+            (ClientVerification::Request, Some(identity(&other_cert, &other_key)), true),
+            (ClientVerification::None, Some(identity(&other_cert, &other_key)), true),
+        ];
+        for (verification, client_identity, served) in cases {
+            let p = pair();
+            (*p.server).set_client_verification(verification, Some(trusted_cert.clone())).unwrap();
+            (*p.client).set_client_identity(client_identity.as_ref()).unwrap();
+            let pc = p.connect();
+            p.send(pc, vec![Request::get("/size/10")]);
+            let settled = p.run(5, || world(|w| !w.responses.is_empty() || w.closed_conns.contains(&(pc as usize))));
+            assert!(settled, "{verification:?}: neither served nor closed");
+            let got = world(|w| w.responses.iter().any(|m| m.status() == 200));
+            assert_eq!(got, served, "{verification:?} with a client certificate: {}", client_identity.is_some());
+            p.free();
+        }
     }
 }
 

@@ -212,6 +212,22 @@ void us_quic_socket_context_set_max_header_size(us_quic_socket_context_t *ctx, u
  * for connections made with reject_unauthorized=1. len 0 clears. 0 or -1. */
 int us_quic_socket_context_set_ca(us_quic_socket_context_t *ctx, const char *pem, unsigned int len);
 
+/* Extension. Server contexts: ask clients for a certificate (request_cert) and,
+ * with reject_unauthorized, refuse the handshake unless the client's certificate
+ * chains to `ca` (PEM; len 0 = the system roots), as Node's and Bun's
+ * requestCert / rejectUnauthorized. us_create_quic_socket_context reads the same
+ * from its options (ca, request_cert, reject_unauthorized). Applies to new
+ * connections. 0 or -1. */
+int us_quic_socket_context_set_client_verification(us_quic_socket_context_t *ctx,
+    const char *ca, unsigned int ca_len, int request_cert, int reject_unauthorized);
+
+/* Extension. Client contexts: the certificate chain and key (PEM, optional
+ * passphrase) presented to servers that request one. cert_len 0 removes it.
+ * 0 or -1 (unreadable, or the key does not match the certificate). */
+int us_quic_socket_context_set_client_certificate(us_quic_socket_context_t *ctx,
+    const char *cert, unsigned int cert_len, const char *key, unsigned int key_len,
+    const char *passphrase, unsigned int passphrase_len);
+
 /* What the last on_stream_headers delivered. */
 #define US_QUIC_HEADERS_INFORMATIONAL 1
 #define US_QUIC_HEADERS_INITIAL 2

@@ -336,6 +336,16 @@ int main(int argc, char **argv) {
     if (f) fclose(f);
     CHECK(us_quic_socket_context_set_ca(client, "garbage", 7) == -1);
     CHECK(us_quic_socket_context_set_ca(client, pem, (unsigned)pem_len) == 0);
+    /* Client certificates: the server asks for one (accepting any), the client shows the test certificate. */
+    CHECK(us_quic_socket_context_set_client_verification(client, NULL, 0, 1, 1) == -1); /* not a server */
+    CHECK(us_quic_socket_context_set_client_verification(server, "garbage", 7, 1, 1) == -1);
+    CHECK(us_quic_socket_context_set_client_verification(server, NULL, 0, 1, 0) == 0);
+    FILE *kf = fopen(argv[2], "rb");
+    char key_pem[16384];
+    size_t key_len = kf ? fread(key_pem, 1, sizeof key_pem, kf) : 0;
+    if (kf) fclose(kf);
+    CHECK(us_quic_socket_context_set_client_certificate(client, "garbage", 7, "x", 1, NULL, 0) == -1);
+    CHECK(us_quic_socket_context_set_client_certificate(client, pem, (unsigned)pem_len, key_pem, (unsigned)key_len, NULL, 0) == 0);
 
     /* A host name goes through a pending connect; one is cancelled. */
     struct us_quic_pending_connect_s *pending = NULL;

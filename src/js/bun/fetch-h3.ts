@@ -8,7 +8,7 @@ import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { connectTo, createClientContext } from "../internal/quic/connect";
+import { connectTo, createClientContext, type ClientIdentity } from "../internal/quic/connect";
 import { OriginalResponse } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
@@ -22,6 +22,10 @@ export interface H3TlsOptions {
   rejectUnauthorized?: boolean;
   ca?: TlsInput;
   serverName?: string;
+  /** A client certificate (with `key`) for servers that ask for one. */
+  cert?: TlsInput;
+  key?: TlsInput;
+  passphrase?: string;
 }
 
 /** A fetch failure, as a TypeError with a `code` (like Bun's fetch errors). */
@@ -111,9 +115,9 @@ class ClientContext {
   private streams = new Map<Pointer, ClientStream>();
   private callbacks: ReturnType<typeof callback>[] = [];
 
-  constructor(ca: string | undefined) {
+  constructor(ca: string | undefined, identity: ClientIdentity | undefined) {
     const lib = quic();
-    const ctx = createClientContext(ca, message => fetchError(message, "HTTP3Unsupported"));
+    const ctx = createClientContext(ca, message => fetchError(message, "HTTP3Unsupported"), identity);
     this.ctx = ctx;
     const on = callbackInstaller(ctx, this.callbacks);
     on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => {
@@ -225,10 +229,11 @@ class ClientContext {
 
 const contexts = new Map<string, ClientContext>();
 
-function contextFor(ca: string | undefined) {
-  const key = ca ?? "";
+/** One client context per trust and identity configuration. */
+function contextFor(ca: string | undefined, identity: ClientIdentity | undefined) {
+  const key = identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
   let c = contexts.get(key);
-  if (!c) contexts.set(key, (c = new ClientContext(ca)));
+  if (!c) contexts.set(key, (c = new ClientContext(ca, identity)));
   return c;
 }
 
@@ -236,7 +241,10 @@ async function once(request: Request, url: URL, tls: H3TlsOptions, signal: Abort
   const port = connectPort ?? Number(url.port || 443);
   const reject = tls.rejectUnauthorized !== false;
   const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
-  const client = contextFor(ca);
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
+  const identity =
+    tls.cert === undefined ? undefined : { cert: pemText(tls.cert, "tls.cert"), key: pemText(tls.key, "tls.key"), passphrase: tls.passphrase };
+  const client = contextFor(ca, identity);
   let attempt = 0;
   for (;;) {
     const { session, fresh } = await client.session(url.hostname, port, tls.serverName, reject);

@@ -73,6 +73,12 @@ export interface TlsEntry {
   key?: TlsInput;
   passphrase?: string;
   serverName?: string;
+  /** With requestCert: the CAs a client certificate must chain to (else the system roots). */
+  ca?: TlsInput;
+  /** Ask clients for a certificate. */
+  requestCert?: boolean;
+  /** With requestCert (default true): refuse clients whose certificate does not verify. */
+  rejectUnauthorized?: boolean;
 }
 
 export interface H3Options {
@@ -223,6 +229,14 @@ export class H3Listener {
       if (lib.us_quic_embed_add_server_name(this.ctx, Buffer.from(entry.serverName + "\0"), c, c.byteLength, k, k.byteLength, p, p?.byteLength ?? 0, why, why.byteLength) !== 0) {
         this.free();
         throw new TypeError(`tls[${i}]: ${Buffer.from(why).toString("utf8").replace(/\0.*$/s, "")}`);
+      }
+    }
+    if (main.requestCert) {
+      const ca = main.ca === undefined ? null : Buffer.from(pemText(main.ca, "tls.ca"), "latin1");
+      const reject = main.rejectUnauthorized !== false;
+      if (lib.us_quic_socket_context_set_client_verification(this.ctx, ca, ca?.byteLength ?? 0, 1, reject ? 1 : 0) !== 0) {
+        this.free();
+        throw new TypeError("tls.ca: no usable certificate for verifying clients");
       }
     }
     if (handlers.webtransport) {

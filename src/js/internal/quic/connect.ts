@@ -8,8 +8,18 @@ import { handle, quic } from "./native";
 
 const cstr = (text: string) => Buffer.from(text + "\0");
 
-/** A client context on the engine loop, trusting `ca` (PEM) besides the system roots. */
-export function createClientContext(ca: string | undefined, fail: (message: string) => Error): Pointer {
+/** A client certificate (PEM) shown to servers that ask for one. */
+export interface ClientIdentity {
+  cert: string;
+  key: string;
+  passphrase?: string;
+}
+
+/**
+ * A client context on the engine loop, trusting `ca` (PEM) besides the system
+ * roots, presenting `identity` to servers that request a certificate.
+ */
+export function createClientContext(ca: string | undefined, fail: (message: string) => Error, identity?: ClientIdentity): Pointer {
   const lib = quic();
   const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
   if (!ctx) {
@@ -22,6 +32,16 @@ export function createClientContext(ca: string | undefined, fail: (message: stri
       lib.us_quic_socket_context_free(ctx);
       releaseLoop();
       throw new TypeError("tls.ca contains no certificate");
+    }
+  }
+  if (identity) {
+    const cert = Buffer.from(identity.cert, "latin1");
+    const key = Buffer.from(identity.key, "latin1");
+    const pass = identity.passphrase ? Buffer.from(identity.passphrase) : null;
+    if (lib.us_quic_socket_context_set_client_certificate(ctx, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0) !== 0) {
+      lib.us_quic_socket_context_free(ctx);
+      releaseLoop();
+      throw new TypeError("tls.cert / tls.key: not a usable certificate and matching private key");
     }
   }
   return ctx;

@@ -44,6 +44,8 @@ const symbols = {
   us_quic_stream_send_informational: { args: [ptr, ptr], returns: i32 },
   us_create_quic_client_context: { args: [ptr, u32, u32, u32], returns: ptr },
   us_quic_socket_context_set_ca: { args: [ptr, ptr, u32], returns: i32 },
+  us_quic_socket_context_set_client_verification: { args: [ptr, ptr, u32, i32, i32], returns: i32 },
+  us_quic_socket_context_set_client_certificate: { args: [ptr, ptr, u32, ptr, u32, ptr, u32], returns: i32 },
   us_quic_socket_context_connect: { args: [ptr, ptr, i32, ptr, i32, ptr, ptr, ptr], returns: i32 },
   us_quic_pending_connect_set_address: { args: [ptr, ptr], returns: i32 },
   us_quic_pending_connect_resolved: { args: [ptr], returns: ptr },

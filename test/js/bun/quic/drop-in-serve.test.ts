@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync, utimesSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BUN, ROOT, fetchOver, observe, overBoth, rawH3, requestFields, tls } from "./harness";
+import { BUN, ROOT, clientCertificates, fetchOver, observe, overBoth, rawH3, requestFields, tls } from "./harness";
 import page from "./fixtures/page.html";
 
 const dir = mkdtempSync(join(tmpdir(), "drop-in-"));
@@ -378,5 +378,54 @@ describe("request validation and errors, as upstream", () => {
       err = e;
     }
     expect({ code: err?.code, message: err?.message }).toEqual({ code: "EADDRINUSE", message: `Failed to start server. Is port ${first.port} in use?` });
+  });
+});
+
+describe("client certificates (tls.requestCert), over HTTP/1.1 and HTTP/3 alike", () => {
+  const certs = clientCertificates();
+  const outcome = (protocol: "h1" | "h3", port: number, identity?: { cert: string; key: string }) =>
+    fetch(`https://127.0.0.1:${port}/`, {
+      ...(protocol === "h3" ? { protocol: "http3" } : {}),
+      tls: { rejectUnauthorized: false, ...identity },
+      signal: AbortSignal.timeout(5000),
+    } as RequestInit).then(
+      r => r.text(),
+      () => "refused",
+    );
+
+  test("requestCert + rejectUnauthorized + ca: only a client whose certificate chains to the CA is served", async () => {
+    let handled = 0;
+    await using s: any = Bun.serve({
+      port: 0,
+      h3: true,
+      tls: { ...tls, ca: certs.ca, requestCert: true, rejectUnauthorized: true },
+      fetch: () => new Response(`served ${++handled}`),
+    } as any);
+    const results: Record<string, string> = {};
+    for (const protocol of ["h1", "h3"] as const) {
+      results[`${protocol} none`] = await outcome(protocol, s.port);
+      results[`${protocol} untrusted`] = await outcome(protocol, s.port, certs.untrusted);
+      results[`${protocol} trusted`] = (await outcome(protocol, s.port, certs.trusted)).replace(/\d+$/, "n");
+    }
+    expect(results).toEqual({
+      "h1 none": "refused",
+      "h1 untrusted": "refused",
+      "h1 trusted": "served n",
+      "h3 none": "refused",
+      "h3 untrusted": "refused",
+      "h3 trusted": "served n",
+    });
+  });
+
+  test("requestCert without rejectUnauthorized serves every client", async () => {
+    await using s: any = Bun.serve({
+      port: 0,
+      h3: true,
+      tls: { ...tls, ca: certs.ca, requestCert: true, rejectUnauthorized: false },
+      fetch: () => new Response("served"),
+    } as any);
+    for (const protocol of ["h1", "h3"] as const) {
+      expect([await outcome(protocol, s.port), await outcome(protocol, s.port, certs.untrusted)]).toEqual(["served", "served"]);
+    }
   });
 });

@@ -126,3 +126,31 @@ export const requestFields = (path: string, extra: Record<string, string> = {}) 
   ":authority": "localhost",
   ...extra,
 });
+
+/**
+ * A CA, a client certificate it signed, and an unrelated self-signed client
+ * certificate (made once, with openssl, under build/certs/clients).
+ */
+export function clientCertificates() {
+  const dir = join(ROOT, "build", "certs", "clients");
+  const file = (name: string) => join(dir, name);
+  const { existsSync, mkdirSync, readFileSync } = require("node:fs") as typeof import("node:fs");
+  if (!existsSync(file("other-key.pem"))) {
+    mkdirSync(dir, { recursive: true });
+    const ssl = (...args: string[]) => {
+      const r = spawnSync("openssl", args, { stdio: "pipe" });
+      if (r.status !== 0) throw new Error(`openssl ${args.join(" ")}: ${r.stderr}`);
+    };
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ssl("req", "-x509", ...ec, "-days", "3650", "-subj", "/CN=test client CA", "-keyout", file("ca-key.pem"), "-out", file("ca.pem"));
+    ssl("req", ...ec, "-subj", "/CN=trusted client", "-keyout", file("client-key.pem"), "-out", file("client.csr"));
+    ssl("x509", "-req", "-in", file("client.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"), "-CAcreateserial", "-days", "3650", "-out", file("client.pem"));
+    ssl("req", "-x509", ...ec, "-days", "3650", "-subj", "/CN=unknown client", "-keyout", file("other-key.pem"), "-out", file("other.pem"));
+  }
+  const read = (name: string) => readFileSync(file(name), "utf8");
+  return {
+    ca: read("ca.pem"),
+    trusted: { cert: read("client.pem"), key: read("client-key.pem") },
+    untrusted: { cert: read("other.pem"), key: read("other-key.pem") },
+  };
+}
