@@ -480,6 +480,10 @@ pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, Malf
         }
         regular_seen = true;
         check_regular_field(name, value)?;
+        // TE is for requests only (RFC 9114 4.2): a response carrying it is malformed.
+        if name == b"te" {
+            return Err(Malformed);
+        }
         if name == b"content-length" {
             head.content_length = merge_content_length(head.content_length, value)?;
         }
@@ -590,6 +594,9 @@ mod tests {
         assert!(validate_response(&[f(":status", "20")]).is_err());
         assert!(validate_response(&[f("a", "b")]).is_err());
         assert!(validate_response(&[f(":status", "200"), f(":path", "/")]).is_err());
+        for field in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te"] {
+            assert!(validate_response(&[f(":status", "200"), f(field, "trailers")]).is_err(), "{field}");
+        }
         assert!(validate_trailers(&[f(":status", "200")]).is_err());
         assert!(validate_trailers(&[f("x-checksum", "abc")]).is_ok());
     }

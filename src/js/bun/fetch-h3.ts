@@ -8,12 +8,22 @@ import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { connectTo, createClientContext, type ClientIdentity } from "../internal/quic/connect";
+import { connectTo, createClientContext, verifiesPeer, type ClientIdentity } from "../internal/quic/connect";
 import { OriginalResponse } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
 const H3_REQUEST_CANCELLED = 0x10cn;
+const H3_REQUEST_REJECTED = 0x10b;
+const H3_EXCESSIVE_LOAD = 0x107n;
+/** Response fields beyond which a response is refused (Bun's limit for every protocol). */
+const MAX_RESPONSE_FIELDS = 1000;
+/** A QUIC handshake that takes longer fails the request (and closes the attempt). */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** How long a stream reset before any response waits to learn whether its connection is going away. */
+const CLOSE_GRACE_MS = 100;
+/** Content codings fetch decodes (and can compress request bodies with), as DecompressionStream names them. */
+const CODINGS: Record<string, "gzip" | "deflate" | "brotli" | "zstd"> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate", br: "brotli", zstd: "zstd" };
 const ECONNREFUSED = 111;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const FORBIDDEN = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"]);
@@ -48,6 +58,8 @@ class ClientStream {
   closed = false;
   paused = false;
   bodyless = false;
+  /** Decode the response's content-encoding (fetch's `decompress`, default true). */
+  decompress = true;
   writable?: () => void;
   /** Removes the request's abort listener; called when the stream closes. */
   detachAbort?: () => void;
@@ -65,6 +77,11 @@ class Session {
   usable = true;
   closed = false;
   error?: Error;
+  /** Resolves when the connection has closed. */
+  private whenClosed = Promise.withResolvers<void>();
+  get gone(): Promise<void> {
+    return this.whenClosed.promise;
+  }
   waiters: { resolve: (s: Pointer) => void; reject: (e: unknown) => void }[] = [];
   streams = new Map<Pointer, ClientStream>();
 
@@ -104,6 +121,19 @@ class Session {
     this.markFailed(this.error);
     for (const w of this.waiters.splice(0)) w.reject(this.error);
     this.client.forget(this);
+    this.whenClosed.resolve();
+  }
+
+  /** The handshake took too long: give up on this connection. */
+  timedOut() {
+    this.error = fetchError(`The QUIC handshake did not complete within ${CONNECT_TIMEOUT_MS / 1000} s`, "ConnectionTimedOut");
+    this.usable = false;
+    this.markFailed(this.error);
+    this.client.forget(this);
+    if (this.conn && !this.closed) {
+      quic().us_quic_socket_close(this.conn);
+      scheduleFlush();
+    }
   }
 }
 
@@ -160,26 +190,40 @@ class ClientContext {
     if (this.pool.get(session.key) === session) this.pool.delete(session.key);
   }
 
-  /** The pooled session for this origin, or a new one (connecting). */
-  async session(host: string, port: number, sni: string | undefined, reject: boolean): Promise<{ session: Session; fresh: boolean }> {
+  /**
+   * The pooled session for this origin, or a new one (connecting). `signal`
+   * stops the wait (the handshake goes on for later requests, up to the
+   * connect timeout).
+   */
+  async session(host: string, port: number, sni: string | undefined, reject: boolean, signal: AbortSignal | null): Promise<{ session: Session; fresh: boolean }> {
     const key = `${host}:${port}|${sni ?? ""}|${reject}`;
     const pooled = this.pool.get(key);
-    if (pooled && pooled.usable) return { session: pooled, fresh: false };
+    if (pooled && pooled.usable) {
+      await abortable(pooled.ready, signal);
+      return { session: pooled, fresh: false };
+    }
     const session = new Session(this, key);
     this.pool.set(key, session);
     ref(); // the handshake needs the loop running
+    const timer = setTimeout(() => session.timedOut(), CONNECT_TIMEOUT_MS);
     try {
-      const conn = await connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause));
+      const conn = await abortable(
+        connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause)),
+        signal,
+      );
       session.conn = conn;
       this.sessions.set(conn, session);
       scheduleFlush();
-      await session.ready;
+      await abortable(session.ready, signal);
       return { session, fresh: true };
     } catch (err) {
-      session.usable = false;
-      this.forget(session);
+      if (!signal?.aborted) {
+        session.usable = false;
+        this.forget(session);
+      }
       throw err;
     } finally {
+      session.ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
       unref();
     }
   }
@@ -190,12 +234,20 @@ class ClientContext {
     st.gotHead = true;
     let status = 0;
     const headers = new Headers();
-    for (const [name, value] of readHeaders(s)) {
+    const fields = readHeaders(s);
+    if (fields.length - 1 > MAX_RESPONSE_FIELDS) {
+      quic().us_quic_stream_reset_with_code(s, H3_EXCESSIVE_LOAD);
+      scheduleFlush();
+      st.reject(fetchError(`The response has more than ${MAX_RESPONSE_FIELDS} header fields`, "ResponseHeadersTooLarge"));
+      return;
+    }
+    for (const [name, value] of fields) {
       if (name === ":status") status = Number(value);
       else if (name.charCodeAt(0) !== 58) headers.append(name, value);
     }
     st.bodyless = status === 204 || status === 304 || st.bodyless;
-    const body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
+    let body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
+    if (body && st.decompress) body = decoded(body, headers.get("content-encoding"));
     st.resolve(new OriginalResponse(body, { status, headers }));
   }
 
@@ -213,14 +265,29 @@ class ClientContext {
     st.session.streams.delete(s);
     st.closed = true;
     const code = Number(quic().us_quic_stream_error_code(s));
+    const session = st.session;
     const error = () =>
-      code >= 0
-        ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
-        : st.session.closed
-          ? st.session.error!
+      session.closed
+        ? session.error!
+        : code >= 0
+          ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
           : fetchError("The HTTP/3 stream ended without a response", "HTTP3StreamReset");
-    if (!st.gotHead) st.reject(error());
-    else if (st.body && !st.done) st.body.error(error());
+    if (!st.gotHead) {
+      if (code === H3_REQUEST_REJECTED) {
+        // Not processed (RFC 9114 8.1): safe to send again.
+        st.reject(fetchError("The server rejected the request before processing it", "HTTP3RequestRejected"));
+      } else if (session.closed) {
+        st.reject(session.error);
+      } else {
+        // A server closing its connection resets what it never answered first:
+        // wait a moment to tell that (retried once) from a reset of this request alone.
+        const timer = setTimeout(() => st.reject(error()), CLOSE_GRACE_MS);
+        session.gone.then(() => {
+          clearTimeout(timer);
+          st.reject(session.error);
+        });
+      }
+    } else if (st.body && !st.done) st.body.error(error());
     st.writable?.();
     st.detachAbort?.();
     unref();
@@ -237,9 +304,79 @@ function contextFor(ca: string | undefined, identity: ClientIdentity | undefined
   return c;
 }
 
-async function once(request: Request, url: URL, tls: H3TlsOptions, signal: AbortSignal | null, connectPort?: number): Promise<Response> {
+/** A request body as it will be sent: bytes (sent again on a retry) or a stream (sent once). */
+interface Outgoing {
+  bytes: Uint8Array | null;
+  stream: ReadableStream<Uint8Array | string> | null;
+  /** A streamed body's declared content-length: the bytes must match it. */
+  declared?: number;
+  /** The content-encoding the body was compressed with (fetch's `compress`). */
+  encoding?: string;
+}
+
+/** fetch's `compress`: true is gzip; otherwise a coding name, or none. */
+function compressionOf(option: unknown): string | undefined {
+  if (option === true) return "gzip";
+  return typeof option === "string" && option in CODINGS && option !== "x-gzip" ? option : undefined;
+}
+
+async function outgoingBody(request: Request, streaming: boolean, compress: string | undefined): Promise<Outgoing> {
+  const method = request.method;
+  if (request.body === null || method === "GET" || method === "HEAD") return { bytes: null, stream: null };
+  if (streaming) {
+    const declared = request.headers.get("content-length");
+    if (compress) return { bytes: null, stream: request.body.pipeThrough(new CompressionStream(CODINGS[compress])), encoding: compress };
+    return { bytes: null, stream: request.body, declared: declared === null ? undefined : Number(declared) };
+  }
+  let bytes = new Uint8Array(await request.arrayBuffer());
+  if (compress) bytes = new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream(CODINGS[compress]))).arrayBuffer());
+  return { bytes, stream: null, encoding: compress };
+}
+
+function lengthMismatch(sent: number, declared: number) {
+  const err = new Error(`Request body of ${sent} bytes does not match the Content-Length of ${declared}`) as Error & { code: string };
+  err.code = "ERR_HTTP_CONTENT_LENGTH_MISMATCH";
+  return err;
+}
+
+/** `promise`, or the signal's reason as soon as it aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal | null): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      v => (signal.removeEventListener("abort", onAbort), resolve(v)),
+      e => (signal.removeEventListener("abort", onAbort), reject(e)),
+    );
+  });
+}
+
+/** The response body with its content-encoding removed (codings applied in reverse order). */
+function decoded(body: ReadableStream<Uint8Array>, encoding: string | null): ReadableStream<Uint8Array> {
+  if (!encoding) return body;
+  const codings = encoding.split(",").map(c => c.trim().toLowerCase()).filter(c => c && c !== "identity");
+  if (codings.length === 0 || !codings.every(c => c in CODINGS)) return body;
+  let out = body;
+  for (const coding of codings.reverse()) out = out.pipeThrough(new DecompressionStream(CODINGS[coding]) as any);
+  return out;
+}
+
+interface Exchange {
+  request: Request;
+  /** The request's fields, read before its body (Bun derives a body's content-type on first access). */
+  headers: Headers;
+  url: URL;
+  body: Outgoing;
+  signal: AbortSignal | null;
+  decompress: boolean;
+}
+
+async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Promise<Response> {
+  const { url, signal } = ex;
   const port = connectPort ?? Number(url.port || 443);
-  const reject = tls.rejectUnauthorized !== false;
+  const reject = verifiesPeer(tls.rejectUnauthorized);
   const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
   const identity =
@@ -247,24 +384,27 @@ async function once(request: Request, url: URL, tls: H3TlsOptions, signal: Abort
   const client = contextFor(ca, identity);
   let attempt = 0;
   for (;;) {
-    const { session, fresh } = await client.session(url.hostname, port, tls.serverName, reject);
+    const { session } = await client.session(url.hostname, port, tls.serverName, reject, signal);
     try {
-      return await exchange(client, session, request, url, signal);
+      return await exchange(client, session, ex);
     } catch (err) {
-      // A pooled connection that died before answering is retried once, fresh.
-      const retriable = !fresh && attempt === 0 && (err as any)?.code === "HTTP3ConnectionClosed" && !signal?.aborted;
+      // A request its connection closed (or the server rejected) before any
+      // answer is sent once more on a fresh connection, if its body can be sent again.
+      const code = (err as any)?.code;
+      const retriable = attempt === 0 && (code === "HTTP3ConnectionClosed" || code === "HTTP3RequestRejected") && !signal?.aborted && !ex.body.stream;
       if (!retriable) throw err;
       attempt++;
     }
   }
 }
 
-async function exchange(client: ClientContext, session: Session, request: Request, url: URL, signal: AbortSignal | null) {
+async function exchange(client: ClientContext, session: Session, ex: Exchange) {
+  const { request, url, body, signal } = ex;
   signal?.throwIfAborted();
   ref();
   let s: Pointer;
   try {
-    s = await session.openStream();
+    s = await abortable(session.openStream(), signal);
   } catch (err) {
     unref();
     throw err;
@@ -286,22 +426,27 @@ async function exchange(client: ClientContext, session: Session, request: Reques
   st.response.catch(() => {}); // a late rejection after we stopped waiting is not "unhandled"
   const method = request.method;
   st.bodyless = method === "HEAD";
+  st.decompress = ex.decompress;
   const fields: [string, string][] = [
     [":method", method],
     [":scheme", "https"],
     [":authority", url.host],
     [":path", url.pathname + url.search],
   ];
-  for (const [name, value] of request.headers) if (!FORBIDDEN.has(name)) fields.push([name, value]);
-  if (!request.headers.has("user-agent")) fields.push(["user-agent", `Bun/${Bun.version} (rust-quic)`]);
-  let bytes: Uint8Array | null = null;
-  const hasBody = request.body !== null && method !== "GET" && method !== "HEAD";
-  if (hasBody && !(request as any).__streaming) {
-    bytes = new Uint8Array(await request.arrayBuffer());
-    fields.push(["content-length", String(bytes.byteLength)]);
+  const buffered = body.bytes !== null;
+  for (const [name, value] of ex.headers) {
+    if (FORBIDDEN.has(name) || (name === "content-length" && (buffered || body.encoding))) continue;
+    if (name === "content-encoding" && body.encoding) continue;
+    fields.push([name, value]);
   }
+  // Bun's fetch defaults, the same for every protocol.
+  if (!ex.headers.has("user-agent")) fields.push(["user-agent", navigator.userAgent]);
+  if (!ex.headers.has("accept")) fields.push(["accept", "*/*"]);
+  if (ex.decompress && !ex.headers.has("accept-encoding")) fields.push(["accept-encoding", "gzip, deflate, br, zstd"]);
+  if (body.encoding) fields.push(["content-encoding", body.encoding]);
+  if (buffered) fields.push(["content-length", String(body.bytes!.byteLength)]);
   const block = encodeHeaders(fields);
-  const endNow = !hasBody || (bytes !== null && bytes.byteLength === 0);
+  const endNow = body.stream === null && (body.bytes === null || body.bytes.byteLength === 0);
   if (lib.us_quic_embed_send_headers(s, block, block.byteLength, endNow ? 1 : 0) !== 0) {
     lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
     throw fetchError("Could not send the request headers", "HTTP3StreamReset");
@@ -310,18 +455,23 @@ async function exchange(client: ClientContext, session: Session, request: Reques
   if (!endNow) {
     (async () => {
       try {
-        if (bytes) {
-          if (!(await writeAll(s, st, bytes))) return;
+        if (body.bytes) {
+          if (!(await writeAll(s, st, body.bytes))) return;
         } else {
-          for await (const chunk of request.body as any as AsyncIterable<Uint8Array | string>) {
+          let sent = 0;
+          for await (const chunk of body.stream as any as AsyncIterable<Uint8Array | string>) {
             const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
+            sent += c.byteLength;
+            if (body.declared !== undefined && sent > body.declared) throw lengthMismatch(sent, body.declared);
             if (!(await writeAll(s, st, c))) return;
           }
+          if (body.declared !== undefined && sent !== body.declared) throw lengthMismatch(sent, body.declared);
         }
         if (!st.closed) lib.us_quic_stream_shutdown(s);
-      } catch {
+      } catch (err) {
         // A request body that fails is an aborted upload: RESET_STREAM, not FIN.
         if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+        if ((err as any)?.code === "ERR_HTTP_CONTENT_LENGTH_MISMATCH") st.reject(err);
       }
       scheduleFlush();
     })();
@@ -332,7 +482,7 @@ async function exchange(client: ClientContext, session: Session, request: Reques
 /** fetch over HTTP/3, following redirects like fetch does. */
 export async function fetchH3(
   input: string | Request | URL,
-  init: RequestInit & { tls?: H3TlsOptions; protocol?: string; connectPort?: number } = {},
+  init: RequestInit & { tls?: H3TlsOptions; protocol?: string; connectPort?: number; decompress?: boolean; compress?: unknown } = {},
 ): Promise<Response> {
   let url = new URL(input instanceof Request ? input.url : String(input));
   if (url.protocol !== "https:") {
@@ -340,13 +490,16 @@ export async function fetchH3(
   }
   const streaming = init.body instanceof ReadableStream || (input instanceof Request && input.body !== null && init.body === undefined);
   let request = new Request(input as any, init as any);
-  if (streaming) (request as any).__streaming = true;
   const signal = init.signal ?? (input instanceof Request ? input.signal : null);
   const mode = init.redirect ?? "follow";
+  const decompress = init.decompress !== false;
+  const compress = compressionOf(init.compress);
+  let headers = new Headers(request.headers);
+  let body = await outgoingBody(request, streaming, compress);
   for (let hops = 0; ; hops++) {
     // An Alt-Svc alternative port applies to its origin only, not to redirects elsewhere.
     const connectPort = hops === 0 ? init.connectPort : undefined;
-    const response = await once(request, url, init.tls ?? {}, signal, connectPort);
+    const response = await once({ request, headers, url, body, signal, decompress }, init.tls ?? {}, connectPort);
     if (!REDIRECTS.has(response.status) || mode === "manual" || !response.headers.has("location")) {
       if (hops > 0) Object.defineProperty(response, "redirected", { value: true });
       Object.defineProperty(response, "url", { value: url.href });
@@ -358,6 +511,14 @@ export async function fetchH3(
     url = new URL(response.headers.get("location")!, url);
     if (url.protocol !== "https:") throw fetchError(`fetch: redirect to a non-https URL over HTTP/3 (${url.href})`, "HTTP3RequiresHTTPS");
     const toGet = response.status === 303 || ((response.status === 301 || response.status === 302) && request.method === "POST");
-    request = new Request(url.href, toGet ? { method: "GET", headers: request.headers } : request);
+    if (toGet) {
+      headers.delete("content-type");
+      headers.delete("content-length");
+      request = new Request(url.href, { method: "GET", headers });
+      body = { bytes: null, stream: null };
+    } else {
+      if (body.stream) throw fetchError("fetch: cannot follow a redirect with a streamed request body", "UnexpectedRedirect");
+      request = new Request(url.href, { method: request.method, headers });
+    }
   }
 }

@@ -8,6 +8,7 @@ import { pemText, type TlsInput } from "./serve-h3";
 import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { callbackInstaller } from "../internal/quic/streams";
+import { verifiesPeer } from "../internal/quic/connect";
 
 const { ptr, i32, u32 } = FFIType;
 
@@ -411,7 +412,7 @@ export class QuicClient extends Endpoint {
     const out = new BigUint64Array(1);
     const pending = new BigUint64Array(1);
     const sni = options.tls?.serverName ?? (isIP(host) ? undefined : host);
-    const reject = options.tls?.rejectUnauthorized !== false ? 1 : 0;
+    const reject = verifiesPeer(options.tls?.rejectUnauthorized) ? 1 : 0;
     const r = lib.us_quic_socket_context_connect(this.ctx, Buffer.from(address + "\0"), options.port!, sni ? Buffer.from(sni + "\0") : null, reject, out, pending, null);
     const c = r === 1 ? handle(Number(out[0])) : null;
     if (!c) throw quicError(`cannot connect to ${host}:${options.port}`, "ECONNREFUSED");

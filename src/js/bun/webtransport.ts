@@ -7,7 +7,7 @@ import { pemText, type TlsInput } from "./serve-h3";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { callbackInstaller } from "../internal/quic/streams";
-import { connectTo, createClientContext } from "../internal/quic/connect";
+import { connectTo, createClientContext, verifiesPeer } from "../internal/quic/connect";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { WTRouter, WTSession, WebTransportError, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
 
@@ -270,7 +270,7 @@ export class WebTransport {
     let client = contexts.get(ca ?? "");
     if (!client) contexts.set(ca ?? "", (client = new ClientContext(ca)));
     this.#session = new WTSession(client.router);
-    const verify = !hashes && tls.rejectUnauthorized !== false;
+    const verify = !hashes && verifiesPeer(tls.rejectUnauthorized);
     const attempt = new Attempt(this.#session, parsed);
     void client.start(attempt, parsed.hostname, Number(parsed.port || 443), tls.serverName, verify, hashes, options.allowPooling === true);
   }

@@ -8,6 +8,14 @@ import { handle, quic } from "./native";
 
 const cstr = (text: string) => Buffer.from(text + "\0");
 
+/**
+ * Whether a client verifies the server's certificate: the `rejectUnauthorized`
+ * option, else on unless NODE_TLS_REJECT_UNAUTHORIZED=0 (as every TLS client in Bun).
+ */
+export function verifiesPeer(rejectUnauthorized: boolean | undefined): boolean {
+  return rejectUnauthorized ?? process.env.NODE_TLS_REJECT_UNAUTHORIZED !== "0";
+}
+
 /** A client certificate (PEM) shown to servers that ask for one. */
 export interface ClientIdentity {
   cert: string;
