@@ -9,7 +9,7 @@ import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { connectTo, createClientContext, verifiesPeer, type ClientIdentity } from "../internal/quic/connect";
-import { OriginalResponse } from "../internal/quic/response-body";
+import { OriginalResponse, isBunFile } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
 const HEADERS_INITIAL = 2;
@@ -44,6 +44,25 @@ function fetchError(message: string, code: string, cause?: unknown): TypeError {
   err.code = code;
   return err;
 }
+
+/**
+ * A fetch result. Bun's Response made from a stream gives blob() no type;
+ * Bun's own fetch results take it from content-type, so these do too.
+ */
+class FetchResponse extends OriginalResponse {}
+const baseBlob = OriginalResponse.prototype.blob;
+const baseClone = OriginalResponse.prototype.clone;
+Object.assign(FetchResponse.prototype, {
+  async blob(this: Response) {
+    const blob = await baseBlob.call(this);
+    const type = this.headers.get("content-type");
+    return blob.type || !type ? blob : new Blob([blob], { type });
+  },
+  clone(this: Response) {
+    return Object.setPrototypeOf(baseClone.call(this), FetchResponse.prototype);
+  },
+});
+Object.defineProperty(FetchResponse, "name", { value: "Response" });
 
 class ClientStream {
   resolve!: (r: Response) => void;
@@ -248,7 +267,7 @@ class ClientContext {
     st.bodyless = status === 204 || status === 304 || st.bodyless;
     let body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
     if (body && st.decompress) body = decoded(body, headers.get("content-encoding"));
-    st.resolve(new OriginalResponse(body, { status, headers }));
+    st.resolve(new FetchResponse(body, { status, headers }));
   }
 
   private onData(s: Pointer, data: Pointer, len: number, fin: number) {
@@ -495,6 +514,9 @@ export async function fetchH3(
   const decompress = init.decompress !== false;
   const compress = compressionOf(init.compress);
   let headers = new Headers(request.headers);
+  // Bun's fetch sends an empty Blob body without its type as content-type.
+  const userHeaders = new Headers(init.headers as any);
+  if (init.body instanceof Blob && init.body.size === 0 && !isBunFile(init.body) && !userHeaders.has("content-type")) headers.delete("content-type");
   let body = await outgoingBody(request, streaming, compress);
   for (let hops = 0; ; hops++) {
     // An Alt-Svc alternative port applies to its origin only, not to redirects elsewhere.

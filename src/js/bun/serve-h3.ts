@@ -7,6 +7,7 @@ import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
 import type { Router, RouteTarget } from "./router";
 import { etagMatches, fileRouteResponses, serveFile, staticEtag } from "./file-route";
+import { errorPage } from "./error-page";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
@@ -103,15 +104,22 @@ export function pemText(value: TlsInput | undefined, option: string): string {
   throw new TypeError(`${option} must be a string, Buffer, TypedArray or BunFile`);
 }
 
+type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array | string };
+type BodyReader = { read(): Promise<ReadResult>; cancel(): Promise<void>; closed: Promise<void> };
+
+/**
+ * A stream body collected before the head goes out is sent with its length, as
+ * Bun's server does: up to this much that is ready at once (16 KiB, where Bun's
+ * server starts streaming chunked), else the head goes first.
+ */
+const STREAM_COLLECT_LIMIT = 16 * 1024;
+
 /**
  * What a body stream has ready now: chunks are read while each read settles
- * before a macrotask passes (up to the one-call size). `pending` is the read
+ * before a macrotask passes, until `limit` bytes are in. `pending` is the read
  * still under way, if any.
  */
-type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array | string };
-type BodyReader = { read(): Promise<ReadResult>; cancel(): Promise<void> };
-
-async function readAvailable(reader: BodyReader): Promise<{ done: boolean; bytes: Uint8Array; pending?: Promise<ReadResult> }> {
+async function readAvailable(reader: BodyReader, limit: number): Promise<{ done: boolean; bytes: Uint8Array; pending?: Promise<ReadResult> }> {
   const chunks: Uint8Array[] = [];
   let size = 0;
   const later = Symbol("later");
@@ -123,7 +131,7 @@ async function readAvailable(reader: BodyReader): Promise<{ done: boolean; bytes
     const value: Uint8Array = typeof first.value === "string" ? Buffer.from(first.value) : first.value;
     chunks.push(value);
     size += value.byteLength;
-    if (size > ONE_CALL_BODY_LIMIT) return { done: false, bytes: concat(chunks, size) };
+    if (size >= limit) return { done: false, bytes: concat(chunks, size) };
   }
 }
 
@@ -593,12 +601,12 @@ export class H3Listener {
   }
 
   private async answerError(s: Pointer, st: StreamState, request: Request, err: unknown) {
-    const response = await this.errorResponse(err);
+    const response = await this.errorResponse(err, request);
     if (st.closed || st.responded) return;
     await this.respond(s, st, response, request.method === "HEAD");
   }
 
-  private async errorResponse(err: unknown): Promise<Response> {
+  private async errorResponse(err: unknown, request: Request): Promise<Response> {
     const error = err instanceof Error ? err : new Error(String(err));
     if (this.handlers.error) {
       try {
@@ -606,8 +614,7 @@ export class H3Listener {
         if (r instanceof Response) return r;
       } catch {}
     }
-    const body = this.handlers.development ? `${error.stack ?? error.message}` : "Internal Server Error";
-    return new Response(body, { status: 500, headers: { "content-type": "text/plain;charset=utf-8" } });
+    return errorPage(err, request, !!this.handlers.development);
   }
 
   private head(status: number, headers: Headers, extra: [string, string][] = [], date = true): [string, string][] {
@@ -646,13 +653,20 @@ export class H3Listener {
     }
     let reader: BodyReader | undefined;
     let pending: Promise<ReadResult> | undefined;
-    if (!info && !noContent && !isHead && response.body) {
-      // A stream whose whole body is there at once is sent like bytes (with its length), as Bun's server does.
+    if (!info && !noContent && response.body) {
+      // A stream whose whole (small) body is there at once is sent like bytes, with its
+      // length, as Bun's server does; for HEAD only an already-empty stream counts.
       reader = response.body.getReader() as unknown as BodyReader;
-      const ready = await readAvailable(reader);
-      if (ready.done) info = { bytes: ready.bytes };
-      else if (ready.bytes.byteLength > 0) info = { bytes: ready.bytes, partial: true };
-      pending = ready.pending;
+      if (isHead) {
+        // Nothing is read for HEAD: only a stream that is closed already (empty) has a known length.
+        const closed = await Promise.race([reader.closed.then(() => true, () => false), Promise.resolve().then(() => false)]);
+        if (closed) info = { bytes: new Uint8Array(0) };
+      } else {
+        const ready = await readAvailable(reader, STREAM_COLLECT_LIMIT);
+        if (ready.done) info = { bytes: ready.bytes };
+        else if (ready.bytes.byteLength > 0) info = { bytes: ready.bytes, partial: true };
+        pending = ready.pending;
+      }
     }
     const extra: [string, string][] = [];
     const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;

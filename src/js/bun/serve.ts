@@ -6,7 +6,7 @@
 import { H3Listener, type H3Handlers, type HtmlRoutes, type QuicStats } from "./serve-h3";
 import { Router, withHeader, type RouteValue } from "./router";
 
-const nativeServe = Bun.serve;
+import { nativeServe } from "./native-serve";
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;

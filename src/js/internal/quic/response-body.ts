@@ -45,9 +45,9 @@ export function responseOf(body: ConstructorParameters<typeof Response>[0], init
 
 export type BunFileLike = Blob & { name: string; exists(): Promise<boolean>; lastModified: number };
 
-/** A Bun.file (a Blob backed by a path), not a plain Blob or File. */
+/** A Bun.file (a Blob backed by a path): it has a name, like a File, but is not one. */
 export function isBunFile(value: unknown): value is BunFileLike {
-  return value instanceof Blob && typeof (value as any).name === "string" && typeof (value as any).exists === "function";
+  return value instanceof Blob && typeof (value as any).name === "string" && !(value instanceof File);
 }
 
 /** What the server needs to know about a body before sending its head. */
@@ -71,11 +71,13 @@ export function bodyInfo(response: Response): BodyInfo | undefined {
   const body = bodies.get(response);
   if (body === undefined || response.bodyUsed) return undefined;
   if (typeof body === "string") return { bytes: Buffer.from(body), defaultType: body ? "text/plain;charset=utf-8" : undefined };
+  // Bun's server gives empty bodies no default content-type.
   if (body instanceof ArrayBuffer || body instanceof SharedArrayBuffer) {
-    return { bytes: new Uint8Array(body), defaultType: "application/octet-stream" };
+    return { bytes: new Uint8Array(body), defaultType: body.byteLength ? "application/octet-stream" : undefined };
   }
   if (ArrayBuffer.isView(body)) {
-    return { bytes: new Uint8Array(body.buffer, body.byteOffset, body.byteLength), defaultType: "application/octet-stream" };
+    const bytes = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
+    return { bytes, defaultType: bytes.byteLength ? "application/octet-stream" : undefined };
   }
   if (body instanceof Blob) return { blob: body, defaultType: body.type || undefined, ownType: true };
   if (body instanceof URLSearchParams) {

@@ -41,23 +41,4 @@ test("the error handler's Response is sent over HTTP/3", async () => {
   }
 });
 
-test("development shows the error's stack; production does not", async () => {
-  for (const development of [true, false]) {
-    const server = Bun.serve({
-      port: 0,
-      h3: true,
-      development,
-      tls: { cert: Bun.file(CERT), key: Bun.file(KEY) },
-      fetch() {
-        throw new Error("secret detail");
-      },
-    });
-    try {
-      const r = await h3Client(`https://127.0.0.1:${server.port}/`);
-      expect(r.status).toBe(500);
-      expect(text(r.body).includes("secret detail")).toBe(development);
-    } finally {
-      server.stop(true);
-    }
-  }
-});
+// Development and production error answers: protocol-matrix.test.ts (in a process of its own, side by side with HTTP/1.1).
