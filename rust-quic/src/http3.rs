@@ -19,6 +19,9 @@ pub const FRAME_GOAWAY: u64 = 0x7;
 pub const FRAME_MAX_PUSH_ID: u64 = 0xd;
 /// First bytes of a WebTransport bidirectional stream: signal, then session id.
 pub const FRAME_WT_STREAM: u64 = 0x41;
+/// A reserved frame (type 0x21, RFC 9114 7.2.8) of length 0: peers ignore it.
+/// It gives a stream's FIN bytes to travel with (see stream::flush_pending).
+pub const FIN_CARRIER_FRAME: [u8; 2] = [0x21, 0x00];
 
 pub const STREAM_TYPE_CONTROL: u64 = 0x0;
 pub const STREAM_TYPE_PUSH: u64 = 0x1;

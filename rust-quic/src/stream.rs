@@ -624,8 +624,29 @@ pub(crate) unsafe fn on_writable(s: *mut Stream) {
 unsafe fn flush_pending(s: *mut Stream) -> bool {
     let pc = (*s).conn;
     let id = (*s).id;
+    if (*s).fin_requested && !(*s).fin_sent && !(*s).reset_sent && (*s).pending.is_empty() && is_h3(&*s) {
+        // A FIN must not travel alone. quiche 0.30 deems a stream's sending side
+        // complete once its data is acknowledged, whether or not a zero-length
+        // FIN written after that data was ever sent, and then forgets the stream
+        // with the FIN unsent (cloudflare/quiche#2525): the peer reads every byte
+        // and waits for the end forever. That happens whenever the last bytes are
+        // acknowledged between the FIN being written and the next send, routine
+        // for a handler that writes its body and ends it a turn later. An HTTP/3
+        // stream can carry the FIN on a reserved frame, which every peer ignores
+        // (RFC 9114 7.2.8); then the FIN shares the fate of real bytes.
+        (*s).pending.extend_from_slice(&http3::FIN_CARRIER_FRAME);
+    }
     while !(*s).pending.is_empty() {
-        match (*pc).conn.stream_send(id, &(*s).pending, false) {
+        // The FIN goes with the last queued bytes (quiche keeps it only when they all fit).
+        let fin = (*s).fin_requested && !(*s).reset_sent;
+        match (*pc).conn.stream_send(id, &(*s).pending, fin) {
+            Ok(n) if n == (*s).pending.len() => {
+                (*s).pending.clear();
+                if fin {
+                    (*s).fin_sent = true;
+                    maybe_complete(s);
+                }
+            }
             Ok(n) if n > 0 => {
                 (*s).pending.drain(..n);
             }
@@ -640,6 +661,9 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
         return false;
     }
     if (*s).fin_requested && !(*s).fin_sent && !(*s).reset_sent {
+        // Raw QUIC and WebTransport streams carry bytes of the application's
+        // only: their FIN goes alone (still exposed to quiche#2525 until quiche
+        // ships the fix).
         match (*pc).conn.stream_send(id, &[], true) {
             Ok(_) => {
                 (*s).fin_sent = true;

@@ -246,6 +246,45 @@ fn client_certificates_are_checked_when_required() {
     }
 }
 
+/// A response whose FIN is written while the client's ACK of all its bytes is
+/// in flight still ends. quiche 0.30 deems the sending side complete once the
+/// data is acknowledged and forgets the stream with a zero-length FIN unsent
+/// (cloudflare/quiche#2525): the FIN must not travel alone.
+#[test]
+fn a_fin_written_before_the_body_is_acknowledged_still_arrives() {
+    unsafe {
+        let p = pair();
+        // Once the server has written the body, hold what the client sends (its
+        // ACKs of the body) until the FIN is written.
+        let held: std::rc::Rc<std::cell::RefCell<Vec<testing::Datagram>>> = Default::default();
+        let into = held.clone();
+        let server_addr: std::net::SocketAddr = "127.0.0.1:4433".parse().unwrap();
+        p.net.borrow_mut().filter = Some(Box::new(move |d| {
+            if d.to == server_addr && world(|w| !w.unended.is_empty()) {
+                into.borrow_mut().push(testing::Datagram { from: d.from, to: d.to, data: d.data.clone() });
+                return false;
+            }
+            true
+        }));
+        let pc = p.connect();
+        p.send(pc, vec![Request::get("/unended/3000")]);
+        assert!(p.run(5, || world(|w| !w.unended.is_empty())));
+        p.run(1, || false);
+        assert!(!held.borrow().is_empty(), "the client acknowledged nothing");
+        let server_stream = world(|w| w.unended[0]) as *mut rust_quic::stream::Stream;
+        us_quic_stream_shutdown(server_stream);
+        // The ACKs reach the server before it sends again.
+        p.net.borrow_mut().filter = None;
+        // Newest first: its ACK ranges cover the whole body at once.
+        let acks: Vec<testing::Datagram> = held.borrow_mut().drain(..).rev().collect();
+        p.net.borrow_mut().queue.extend(acks);
+        assert!(p.run(5, || world(|w| !w.responses.is_empty())), "the FIN never reached the client");
+        let r = world(|w| w.responses.remove(0));
+        assert_eq!((r.status(), r.body.len(), r.error), (200, 3000, -1));
+        p.free();
+    }
+}
+
 #[test]
 fn sni_selects_the_certificate() {
     unsafe {

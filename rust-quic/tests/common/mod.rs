@@ -99,6 +99,8 @@ pub struct World {
     pub closed_conns: Vec<usize>,
     /// us_quic_socket_errno of the last failed handshake (read inside the callback).
     pub hsk_errno: i32,
+    /// Server streams of /unended/N: body written, FIN left to the test.
+    pub unended: Vec<usize>,
 }
 
 thread_local! {
@@ -242,6 +244,14 @@ pub unsafe extern "C" fn on_stream_headers(s: *mut Stream) {
             respond(s, 200, b"after-103".to_vec(), false);
         } else if path == "/trailers" {
             respond(s, 200, b"body-then-trailers".to_vec(), true);
+        } else if let Some(n) = path.strip_prefix("/unended/") {
+            let body = pattern(n.parse().unwrap_or(0));
+            let len = body.len().to_string();
+            let hdrs = [header(":status", "200"), header("content-length", &len)];
+            assert_eq!(us_quic_stream_send_headers(s, hdrs.as_ptr(), hdrs.len() as c_uint, 0), 0);
+            (*st).out = body;
+            pump_out(s);
+            world(|w| w.unended.push(s as usize));
         } else if path == "/reject" {
             // Answer before the upload is done and stop reading it (413-style).
             us_quic_stream_shutdown_read(s);
@@ -251,7 +261,7 @@ pub unsafe extern "C" fn on_stream_headers(s: *mut Stream) {
 }
 
 /// Paths answered at the request head; everything else but /echo gets 404 at FIN.
-const ROUTED: [&str; 4] = ["/size/", "/informational", "/trailers", "/reject"];
+const ROUTED: [&str; 5] = ["/size/", "/informational", "/trailers", "/reject", "/unended/"];
 
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
