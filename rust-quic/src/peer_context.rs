@@ -808,7 +808,11 @@ unsafe fn send_packets(pc: *mut PeerContext) {
 }
 
 pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
-    if !(*pc).finalized && (*pc).conn.is_closed() {
+    // A connection the peer closed is over for the application at once: the
+    // draining period (RFC 9000 10.2.2) only absorbs stray packets, and an
+    // application told late would put new requests on a dead connection.
+    let closed_by_peer = (*pc).conn.is_draining() && (*pc).conn.peer_error().is_some();
+    if !(*pc).finalized && ((*pc).conn.is_closed() || closed_by_peer) {
         finalize(pc);
     }
 }

@@ -143,6 +143,14 @@ class Session {
     this.whenClosed.resolve();
   }
 
+  /** The connection could not even be started (name resolution, no socket). */
+  failed(err: Error) {
+    this.error = err;
+    this.usable = false;
+    this.markFailed(err);
+    this.client.forget(this);
+  }
+
   /** The handshake took too long: give up on this connection. */
   timedOut() {
     this.error = fetchError(`The QUIC handshake did not complete within ${CONNECT_TIMEOUT_MS / 1000} s`, "ConnectionTimedOut");
@@ -216,33 +224,41 @@ class ClientContext {
    */
   async session(host: string, port: number, sni: string | undefined, reject: boolean, signal: AbortSignal | null): Promise<{ session: Session; fresh: boolean }> {
     const key = `${host}:${port}|${sni ?? ""}|${reject}`;
+    // Taken before looking at the pool: when the loop was idle, ref() first catches
+    // up on what arrived meanwhile, so a session its server closed (CONNECTION_CLOSE,
+    // GOAWAY) is gone from the pool instead of taking a request it cannot answer.
+    ref();
     const pooled = this.pool.get(key);
     if (pooled && pooled.usable) {
-      await abortable(pooled.ready, signal);
+      try {
+        // It may still be in its handshake (begun by a request since aborted).
+        await abortable(pooled.ready, signal);
+      } finally {
+        unref();
+      }
       return { session: pooled, fresh: false };
     }
     const session = new Session(this, key);
     this.pool.set(key, session);
-    ref(); // the handshake needs the loop running
+    // The connection is the session's, not this request's: it is set up (and its
+    // handshake kept running, up to the connect timeout) even if the request that
+    // began it is aborted, so the next request to the origin can use it.
     const timer = setTimeout(() => session.timedOut(), CONNECT_TIMEOUT_MS);
+    ref();
+    const settled = () => (clearTimeout(timer), unref());
+    session.ready.then(settled, settled);
+    connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause)).then(
+      conn => {
+        session.conn = conn;
+        this.sessions.set(conn, session);
+        scheduleFlush();
+      },
+      err => session.failed(err),
+    );
     try {
-      const conn = await abortable(
-        connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause)),
-        signal,
-      );
-      session.conn = conn;
-      this.sessions.set(conn, session);
-      scheduleFlush();
       await abortable(session.ready, signal);
       return { session, fresh: true };
-    } catch (err) {
-      if (!signal?.aborted) {
-        session.usable = false;
-        this.forget(session);
-      }
-      throw err;
     } finally {
-      session.ready.then(() => clearTimeout(timer), () => clearTimeout(timer));
       unref();
     }
   }

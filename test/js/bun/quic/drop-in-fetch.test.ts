@@ -265,3 +265,50 @@ test("concurrent uploads on fresh connections all complete (a FIN written after 
     }
   }
 }, 60_000);
+
+test("a request aborted during the handshake leaves the pooled session usable for the next one", async () => {
+  await using s: any = Bun.serve({ port: 0, h3: true, http1: false, tls, fetch: () => new Response("after abort") } as any);
+  const url = `https://127.0.0.1:${s.port}/`;
+  const err = await fetchOver("h3", url, { signal: AbortSignal.abort() }).catch(e => e);
+  expect(err?.name).toBe("AbortError");
+  const raced = await fetchOver("h3", url, { signal: AbortSignal.timeout(1) }).catch(e => e);
+  expect(raced instanceof Response || raced?.name === "TimeoutError").toBe(true);
+  expect(await (await fetchOver("h3", url, { signal: AbortSignal.timeout(3000) })).text()).toBe("after abort");
+});
+
+test("a session its server closed while this process was idle is not reused (a stream body cannot be retried)", async () => {
+  const script = `
+    const tls = { cert: Bun.file(${JSON.stringify(tls.cert.name)}), key: Bun.file(${JSON.stringify(tls.key.name)}) };
+    let server;
+    const start = port => (server = Bun.serve({ port, h3: true, tls, async fetch(req) { return new Response(String((await req.arrayBuffer()).byteLength)); } }));
+    start(0);
+    console.log("PORT=" + server.port);
+    process.stdin.setEncoding("utf8");
+    process.stdin.on("data", async line => {
+      if (line.includes("restart")) { const port = server.port; server.stop(true); start(port); console.log("RESTARTED"); }
+    });
+    process.stdin.on("end", () => { server.stop(true); setTimeout(() => process.exit(0), 50); });
+  `;
+  const proc = Bun.spawn([BUN, "--preload", join(ROOT, "src/js/preload.ts"), "-e", script], { stdout: "pipe", stderr: "inherit", stdin: "pipe" });
+  const reader = proc.stdout.getReader();
+  let out = "";
+  const waitFor = async (re: RegExp) => {
+    while (!re.test(out)) out += new TextDecoder().decode((await reader.read()).value);
+    return out.match(re)!;
+  };
+  try {
+    const port = Number((await waitFor(/PORT=(\d+)/))[1]);
+    const url = `https://127.0.0.1:${port}/`;
+    expect(await (await fetchOver("h3", url, { method: "POST", body: "warm" })).text()).toBe("4");
+    await Bun.sleep(50); // idle: the pooled session's loop stops reading
+    proc.stdin.write("restart\n");
+    await waitFor(/RESTARTED/);
+    await Bun.sleep(100); // the old server's CONNECTION_CLOSE arrives while nothing reads it
+    const body = new ReadableStream({ start: c => (c.enqueue(new Uint8Array(40_000)), c.close()) });
+    const res = await fetchOver("h3", url, { method: "POST", body, duplex: "half", signal: AbortSignal.timeout(3000) } as RequestInit);
+    expect(await res.text()).toBe("40000");
+  } finally {
+    proc.stdin.end();
+    await proc.exited;
+  }
+});
