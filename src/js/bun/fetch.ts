@@ -26,7 +26,8 @@ async function upgradingFetch(input: string | Request | URL, init: any): Promise
 }
 
 export function installFetch() {
-  const upgrade = process.env.BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP3_CLIENT === "1";
+  // Upstream's switches: the feature flag or the CLI flag.
+  const upgrade = process.env.BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP3_CLIENT === "1" || process.execArgv.includes("--experimental-http3-fetch");
   const fetch = function fetch(input: string | Request | URL, init?: RequestInit & { protocol?: string }) {
     const protocol = init?.protocol;
     if (protocol === "http3" || protocol === "h3") return fetchH3(input, init as any);

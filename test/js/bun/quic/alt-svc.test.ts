@@ -36,7 +36,11 @@ describe("AltSvcCache", () => {
   });
 });
 
-test("with the flag, the second request to an origin goes over HTTP/3", async () => {
+for (const [how, env, flags] of [
+  ["the feature flag", { BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP3_CLIENT: "1" }, []],
+  ["--experimental-http3-fetch", {}, ["--experimental-http3-fetch"]],
+] as const)
+test(`with ${how}, the second request to an origin goes over HTTP/3`, async () => {
   const server = Bun.serve({ port: 0, h3: true, tls, fetch: req => new Response(new URL(req.url).pathname) });
   try {
     const before = server.quic!.stats().requests;
@@ -45,8 +49,8 @@ test("with the flag, the second request to an origin goes over HTTP/3", async ()
       const a = await fetch("https://127.0.0.1:${server.port}/first", o);
       const b = await fetch("https://127.0.0.1:${server.port}/second", o);
       console.log(await a.text(), await b.text());`;
-    const proc = Bun.spawn([BUN, "--preload", join(ROOT, "src", "js", "preload.ts"), "-e", script], {
-      env: { ...process.env, BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP3_CLIENT: "1" },
+    const proc = Bun.spawn([BUN, ...flags, "--preload", join(ROOT, "src", "js", "preload.ts"), "-e", script], {
+      env: { ...process.env, ...env },
       stdout: "pipe",
       stderr: "inherit",
     });
