@@ -429,3 +429,34 @@ describe("client certificates (tls.requestCert), over HTTP/1.1 and HTTP/3 alike"
     }
   });
 });
+
+describe("deliberate differences from upstream (docs/guide.md)", () => {
+  test("a malformed request is a stream error: the same connection goes on serving (upstream closes the connection)", async () => {
+    await using s: any = Bun.serve({ port: 0, h3: true, tls, fetch: () => new Response("served") } as any);
+    const { connect, QuicEndpoint } = (await import("node:quic")) as any;
+    const endpoint = new QuicEndpoint();
+    const client = await connect(`127.0.0.1:${s.port}`, { endpoint, servername: "localhost", verifyPeer: "manual", onerror() {} });
+    try {
+      await client.opened;
+      const exchange = async (fields: Record<string, string>) => {
+        let status = "";
+        const stream = await client.createBidirectionalStream({ headers: fields, onheaders: (h: Record<string, string>) => void (status = h[":status"]) });
+        stream.closed.catch(() => {});
+        let body = "";
+        try {
+          for await (const batch of stream as AsyncIterable<Uint8Array[]>) for (const c of batch) body += Buffer.from(c).toString();
+        } catch (err: any) {
+          return `stream error ${err?.code} ${String(err?.message).match(/\d+/)?.[0] ?? ""}`.trim();
+        }
+        return `${status} ${body}`;
+      };
+      expect(await exchange(requestFields("/", { "x-probe": "a\r\nb: c" }))).toBe("stream error ERR_QUIC_STREAM_RESET 270");
+      expect(await exchange(requestFields("/", { "x-probe": "a\nb" }))).toBe("stream error ERR_QUIC_STREAM_RESET 270");
+      expect(client.destroyed).toBe(false);
+      expect(await exchange(requestFields("/"))).toBe("200 served");
+    } finally {
+      await client.close().catch(() => {});
+      await endpoint.close?.().catch?.(() => {});
+    }
+  });
+});
