@@ -680,6 +680,9 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
     true
 }
 
+/// How much a write takes when the stream has too little credit for a frame (see `write`).
+const BLOCKED_PROBE_LEN: usize = 1024;
+
 /// Writes body bytes. Returns the bytes accepted, or -1 when the stream cannot
 /// carry a body (finished, reset, FIN already requested, no head sent yet).
 pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
@@ -714,8 +717,14 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
             n = cap.saturating_sub(1 + http3::varint_len(n as u64));
         }
         if n == 0 {
+            // Too little credit for a frame header and a byte. Hand QUIC a small
+            // frame anyway (what does not fit is queued): QUIC must see the write
+            // hit the limit to tell the peer it is blocked (DATA_BLOCKED /
+            // STREAM_DATA_BLOCKED). Without that signal a peer that grants credit
+            // only when asked, or when much was consumed, never does, and the
+            // response stalls a few bytes short of its window.
+            n = data.len().min(BLOCKED_PROBE_LEN);
             (*s).want_write = true;
-            return 0;
         }
         let mut frame_header = Vec::with_capacity(9);
         http3::put_frame_header(&mut frame_header, http3::FRAME_DATA, n as u64);
