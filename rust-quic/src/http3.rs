@@ -19,6 +19,11 @@ pub const FRAME_GOAWAY: u64 = 0x7;
 pub const FRAME_MAX_PUSH_ID: u64 = 0xd;
 /// First bytes of a WebTransport bidirectional stream: signal, then session id.
 pub const FRAME_WT_STREAM: u64 = 0x41;
+/// HTTP/2 frame types with no HTTP/3 counterpart (PRIORITY, PING, WINDOW_UPDATE,
+/// CONTINUATION): reserved, and a connection error if received (RFC 9114 7.2.8).
+pub fn is_reserved_http2_frame(ty: u64) -> bool {
+    matches!(ty, 0x2 | 0x6 | 0x8 | 0x9)
+}
 /// A reserved frame (type 0x21, RFC 9114 7.2.8) of length 0: peers ignore it.
 /// It gives a stream's FIN bytes to travel with (see stream::flush_pending).
 pub const FIN_CARRIER_FRAME: [u8; 2] = [0x21, 0x00];
@@ -60,6 +65,7 @@ pub const H3_REQUEST_CANCELLED: u64 = 0x10c;
 pub const H3_REQUEST_INCOMPLETE: u64 = 0x10d;
 pub const H3_MESSAGE_ERROR: u64 = 0x10e;
 pub const QPACK_DECOMPRESSION_FAILED: u64 = 0x200;
+pub const QPACK_ENCODER_STREAM_ERROR: u64 = 0x201;
 pub const H3_DATAGRAM_ERROR: u64 = 0x33;
 /// A WebTransport stream or datagram for a session that is not (or no longer) open.
 pub const WT_BUFFERED_STREAM_REJECTED: u64 = 0x3994_bd84;

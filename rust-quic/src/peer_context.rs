@@ -36,6 +36,8 @@ pub struct H3Session {
     uni: HashMap<u64, UniReader>,
     pub goaway_sent: Option<u64>,
     pub goaway_received: Option<u64>,
+    /// Servers: the push ID of the client's last GOAWAY (each may only stay or shrink).
+    pub client_goaway: Option<u64>,
 }
 
 pub struct PeerContext {
@@ -439,7 +441,13 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
             }
         }
     }
-    // QPACK streams: with a zero-capacity table there is nothing to apply.
+    // QPACK streams: with a zero-capacity table there is nothing to apply. The
+    // only instruction a peer's encoder may send is "Set Dynamic Table Capacity 0"
+    // (0x20): a larger capacity, or any insertion, is beyond the maximum we
+    // advertised (0), a connection error (RFC 9204 4.3.1, 3.2.3).
+    if ty == http3::STREAM_TYPE_QPACK_ENCODER && input.iter().any(|&b| b != 0x20) {
+        return Err(http3::QPACK_ENCODER_STREAM_ERROR);
+    }
     if fin
         && matches!(
             ty,
@@ -463,6 +471,7 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
             }
             if ty == http3::FRAME_SETTINGS && u.settings_seen
                 || matches!(ty, http3::FRAME_DATA | http3::FRAME_HEADERS | http3::FRAME_PUSH_PROMISE)
+                || http3::is_reserved_http2_frame(ty)
             {
                 return Err(http3::H3_FRAME_UNEXPECTED);
             }
@@ -493,6 +502,15 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
                 on_goaway_frame(pc, gid)?;
             }
             http3::FRAME_MAX_PUSH_ID if !(*pc).conn.is_server() => return Err(http3::H3_FRAME_UNEXPECTED),
+            http3::FRAME_CANCEL_PUSH => {
+                let (_push, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
+                if n != u.frame_buf.len() {
+                    return Err(http3::H3_FRAME_ERROR);
+                }
+                // No push was ever promised (we send no MAX_PUSH_ID and push
+                // nothing), so any push ID is beyond what is allowed (RFC 9114 7.2.3).
+                return Err(http3::H3_ID_ERROR);
+            }
             _ => {}
         },
     }
@@ -502,7 +520,12 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
 unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     let ctx = (*pc).ctx;
     if (*pc).conn.is_server() {
-        // A client's GOAWAY carries a push ID; we have no pushes.
+        // A client's GOAWAY carries a push ID (we have no pushes); it may only
+        // stay or shrink (RFC 9114 5.2).
+        if (*pc).h3.client_goaway.is_some_and(|prev| gid > prev) {
+            return Err(http3::H3_ID_ERROR);
+        }
+        (*pc).h3.client_goaway = Some(gid);
         return Ok(());
     }
     if !gid.is_multiple_of(4) || (*pc).h3.goaway_received.is_some_and(|prev| gid > prev) {

@@ -326,11 +326,20 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
                     peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "WT_STREAM inside a message");
                     return;
                 }
+                http3::FRAME_HEADERS if len > max_header => {
+                    // Encoded size beyond the limit means a decoded size beyond it too
+                    // (QPACK literals only grow when decoded): refused at once (431 on
+                    // a server), not read on.
+                    header_too_large(s);
+                    return;
+                }
                 http3::FRAME_HEADERS => {
                     (*s).header_block.clear();
-                    // Encoded size beyond the limit means a decoded size beyond it
-                    // too (QPACK literals only grow when decoded): skip, don't buffer.
-                    (*s).header_discard = len > max_header;
+                    (*s).header_discard = false;
+                }
+                ty if http3::is_reserved_http2_frame(ty) => {
+                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "reserved HTTP/2 frame type");
+                    return;
                 }
                 http3::FRAME_DATA if !(*s).head_done || (*s).trailers_done => {
                     peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");

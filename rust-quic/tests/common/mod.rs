@@ -101,6 +101,8 @@ pub struct World {
     pub hsk_errno: i32,
     /// Server streams of /unended/N: body written, FIN left to the test.
     pub unended: Vec<usize>,
+    /// The close error code of each connection that ended (read in on_close).
+    pub close_codes: Vec<u64>,
 }
 
 thread_local! {
@@ -162,9 +164,12 @@ pub unsafe extern "C" fn on_goaway(_s: *mut PeerContext) {
 }
 
 pub unsafe extern "C" fn on_close(s: *mut PeerContext) {
+    let (mut code, mut app) = (0u64, 0);
+    us_quic_socket_close_error(s, &mut code, &mut app);
     world(|w| {
         w.closed += 1;
         w.closed_conns.push(s as usize);
+        w.close_codes.push(code);
     });
     if closing_here("close") {
         us_quic_socket_close(s); // closing again from on_close must be harmless

@@ -1,0 +1,140 @@
+//! RFC 9114 / RFC 9204 rules a peer can break on purpose: raw bytes written on
+//! the client's own QUIC streams (bypassing the engine's HTTP/3 layer) must make
+//! the server close the connection with the code the RFC names, or refuse the
+//! one stream.
+
+mod common;
+
+use common::*;
+use rust_quic::ffi::*;
+use rust_quic::http3;
+use rust_quic::peer_context::PeerContext;
+
+/// The client's own unidirectional streams (RFC 9000 2.1: client uni = 2 mod 4).
+const CLIENT_CONTROL: u64 = 2;
+const CLIENT_QPACK_ENCODER: u64 = 6;
+/// The next client bidirectional stream after one request on stream 0.
+const NEXT_REQUEST: u64 = 4;
+
+/// A connected pair with one request answered (SETTINGS exchanged, control streams up).
+unsafe fn established() -> (Pair, *mut PeerContext) {
+    let p = pair();
+    let pc = p.connect();
+    let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+    assert_eq!(r[0].status(), 200);
+    (p, pc)
+}
+
+/// Writes `bytes` on stream `id` of the client's QUIC connection as they are.
+unsafe fn inject(p: &Pair, pc: *mut PeerContext, id: u64, bytes: &[u8]) {
+    (*pc).conn.stream_send(id, bytes, false).expect("stream_send");
+    rust_quic::context::mark_dirty(pc);
+    // A few rounds: the client sends, the server reads and answers.
+    let mut rounds = 0;
+    p.run(2, || {
+        rounds += 1;
+        rounds > 4 && p.net.borrow().queue.is_empty()
+    });
+}
+
+/// Runs until the connection ends and returns its close code.
+unsafe fn close_code(p: &Pair) -> Option<u64> {
+    p.run(5, || world(|w| !w.close_codes.is_empty()));
+    world(|w| w.close_codes.first().copied())
+}
+
+#[test]
+fn reserved_http2_frames_on_the_control_stream_are_frame_unexpected() {
+    for ty in [0x02u8, 0x06, 0x08, 0x09] {
+        unsafe {
+            let (p, pc) = established();
+            inject(&p, pc, CLIENT_CONTROL, &[ty, 0x00]);
+            assert_eq!(close_code(&p), Some(http3::H3_FRAME_UNEXPECTED), "frame type {ty:#x}");
+            p.free();
+        }
+    }
+}
+
+#[test]
+fn reserved_http2_frames_on_a_request_stream_are_frame_unexpected() {
+    for ty in [0x02u8, 0x06, 0x08, 0x09] {
+        unsafe {
+            let (p, pc) = established();
+            inject(&p, pc, NEXT_REQUEST, &[ty, 0x00]);
+            assert_eq!(close_code(&p), Some(http3::H3_FRAME_UNEXPECTED), "frame type {ty:#x}");
+            p.free();
+        }
+    }
+}
+
+#[test]
+fn cancel_push_for_a_push_never_promised_is_an_id_error() {
+    unsafe {
+        let (p, pc) = established();
+        inject(&p, pc, CLIENT_CONTROL, &[0x03, 0x01, 0x00]);
+        assert_eq!(close_code(&p), Some(http3::H3_ID_ERROR));
+        p.free();
+    }
+}
+
+#[test]
+fn a_client_goaway_whose_id_grows_is_an_id_error() {
+    unsafe {
+        let (p, pc) = established();
+        // GOAWAY(4) is fine, and so is repeating it; GOAWAY(8) after it is not.
+        inject(&p, pc, CLIENT_CONTROL, &[0x07, 0x01, 0x04]);
+        inject(&p, pc, CLIENT_CONTROL, &[0x07, 0x01, 0x04]);
+        assert!(world(|w| w.close_codes.is_empty()), "a GOAWAY that does not grow is allowed");
+        inject(&p, pc, CLIENT_CONTROL, &[0x07, 0x01, 0x08]);
+        assert_eq!(close_code(&p), Some(http3::H3_ID_ERROR));
+        p.free();
+    }
+}
+
+#[test]
+fn a_qpack_table_capacity_above_the_advertised_maximum_is_an_encoder_stream_error() {
+    unsafe {
+        let (p, pc) = established();
+        // Set Dynamic Table Capacity 0 is the one instruction allowed with a 0 maximum.
+        inject(&p, pc, CLIENT_QPACK_ENCODER, &[0x20]);
+        assert!(world(|w| w.close_codes.is_empty()));
+        // Set Dynamic Table Capacity 4096 (5-bit prefix integer: 31 + 4065).
+        inject(&p, pc, CLIENT_QPACK_ENCODER, &[0x3f, 0xe1, 0x1f]);
+        assert_eq!(close_code(&p), Some(http3::QPACK_ENCODER_STREAM_ERROR));
+        p.free();
+    }
+}
+
+#[test]
+fn an_insertion_into_a_zero_capacity_table_is_an_encoder_stream_error() {
+    unsafe {
+        let (p, pc) = established();
+        // Insert With Literal Name "a" = "b".
+        inject(&p, pc, CLIENT_QPACK_ENCODER, &[0x41, b'a', 0x01, b'b']);
+        assert_eq!(close_code(&p), Some(http3::QPACK_ENCODER_STREAM_ERROR));
+        p.free();
+    }
+}
+
+#[test]
+fn a_headers_frame_declaring_more_than_the_limit_is_refused_at_once() {
+    unsafe {
+        let (p, pc) = established();
+        let errors_before = {
+            let mut st = rust_quic::context::Stats::default();
+            us_quic_socket_context_stats(p.server, &mut st);
+            st.stream_errors
+        };
+        // HEADERS declaring 1,000,000 bytes, of which only a few follow.
+        // (On stream 8: the client's engine keeps 4 for its next request.)
+        inject(&p, pc, NEXT_REQUEST + 4, &[0x01, 0x80, 0x0f, 0x42, 0x40, 0x00, 0x00, 0xd1]);
+        let mut st = rust_quic::context::Stats::default();
+        us_quic_socket_context_stats(p.server, &mut st);
+        assert_eq!(st.stream_errors, errors_before + 1, "refused (431) without waiting for the frame");
+        // Only that stream: the connection serves the next request.
+        assert!(world(|w| w.close_codes.is_empty()));
+        let r = p.fetch_all(pc, vec![Request::get("/size/5")], 5);
+        assert_eq!(r[0].status(), 200);
+        p.free();
+    }
+}
