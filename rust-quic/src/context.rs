@@ -78,12 +78,16 @@ pub struct Settings {
     pub max_streams_uni: u64,
     pub initial_max_data: u64,
     pub initial_max_stream_data: u64,
+    /// Servers: a request stream's head must be complete this long after its
+    /// first bytes (a client trickling HEADERS gets 408); 0 = no limit.
+    pub request_head_timeout_ms: u64,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             idle_timeout_ms: 30_000,
+            request_head_timeout_ms: 10_000,
             max_header_size: 64 * 1024,
             conn_ext_size: 64,
             stream_ext_size: 0,
@@ -484,6 +488,7 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
                 mark_dirty(pc);
             }
         }
+        crate::peer_context::expire_request_heads(pc, now);
         if (*pc).close_at.is_some_and(|t| t <= now) {
             (*pc).close_at = None;
             let _ = (*pc).conn.close(true, crate::http3::H3_NO_ERROR, b"");
@@ -514,7 +519,8 @@ pub fn next_timeout(ctx: &Context) -> Option<Instant> {
             if (*pc).finalized {
                 None
             } else {
-                [(*pc).conn.timeout_instant(), (*pc).close_at].into_iter().flatten().min()
+                let head = (*pc).head_deadlines.front().map(|&(at, _)| at);
+                [(*pc).conn.timeout_instant(), (*pc).close_at, head].into_iter().flatten().min()
             }
         })
         .min()

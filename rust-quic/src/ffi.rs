@@ -793,6 +793,19 @@ pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Conte
     }
 }
 
+/// Servers: how long a request stream may take to deliver its whole head
+/// (0 = no limit). 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_request_head_timeout(ctx: *mut Context, ms: c_uint) -> c_int {
+    match ctx.as_mut() {
+        Some(c) if c.role == crate::context::Role::Server => {
+            c.settings.request_head_timeout_ms = u64::from(ms);
+            0
+        }
+        _ => -1,
+    }
+}
+
 /// `struct us_quic_socket_info_t`.
 #[repr(C)]
 #[derive(Default)]

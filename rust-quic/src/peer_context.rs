@@ -54,6 +54,8 @@ pub struct PeerContext {
     pub(crate) in_deferred: bool,
     /// Request heads went to the application in this embedder iteration.
     pub(crate) awaiting_answers: bool,
+    /// Servers: request streams whose head must arrive by then (oldest first).
+    pub(crate) head_deadlines: std::collections::VecDeque<(Instant, u64)>,
     /// on_close fired (or is firing); only the sweep touches it afterwards.
     pub finalized: bool,
     pub(crate) established: bool,
@@ -107,6 +109,7 @@ pub(crate) unsafe fn create(
         in_dirty: false,
         in_deferred: false,
         awaiting_answers: false,
+        head_deadlines: Default::default(),
         finalized: false,
         established: false,
         open_fired: false,
@@ -297,12 +300,40 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     }
     let ext_size = (*(*pc).socket).stream_ext_size.max((*ctx).settings.stream_ext_size);
     let s = stream::create(pc, id, ext_size, false);
+    let head_timeout = (*ctx).settings.request_head_timeout_ms;
+    if h3 && (*ctx).role == Role::Server && head_timeout > 0 && !is_uni(id) {
+        (*pc).head_deadlines.push_back((Instant::now() + Duration::from_millis(head_timeout), id));
+    }
     // An HTTP/3 server announces a request stream with its head (see announce_late).
     if !(h3 && (*ctx).role == Role::Server) {
         stream::announce(s, false);
     }
     if !(*s).finished {
         stream::on_readable(s);
+    }
+}
+
+/// Request streams still without a complete head at their deadline get 408.
+/// Entries whose head arrived (or whose stream is gone) are dropped as they
+/// reach the front, so the queue stays as short as the heads still awaited.
+pub(crate) unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
+    while let Some(&(at, id)) = (*pc).head_deadlines.front() {
+        if (*pc).finalized {
+            break;
+        }
+        let awaited = (*pc).streams.get(&id).copied().filter(|&s| stream::awaits_head(&*s));
+        match awaited {
+            None => {
+                (*pc).head_deadlines.pop_front();
+            }
+            Some(_) if at > now => break,
+            Some(s) => {
+                (*pc).head_deadlines.pop_front();
+                if stream::request_head_timed_out(s) {
+                    context::mark_dirty(pc);
+                }
+            }
+        }
     }
 }
 

@@ -566,19 +566,41 @@ pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]
 /// Server: answer 431 and stop reading; client: stream error. Either way the
 /// connection and its other streams are untouched.
 unsafe fn header_too_large(s: *mut Stream) {
-    let pc = (*s).conn;
-    let ctx = (*pc).ctx;
+    let ctx = (*(*s).conn).ctx;
     if (*ctx).role == Role::Client || (*s).head_done {
         fail(s, http3::H3_EXCESSIVE_LOAD);
         return;
     }
-    (*ctx).stats.stream_errors += 1;
-    (*s).error_code = Some(http3::H3_EXCESSIVE_LOAD);
+    refuse_request(s, b"431", http3::H3_EXCESSIVE_LOAD);
+}
+
+/// A server request stream still waiting for its head.
+pub(crate) fn awaits_head(s: &Stream) -> bool {
+    !s.finished && !s.head_done
+}
+
+/// Server: a request whose head did not arrive within the request-head timeout
+/// (a client trickling its HEADERS) gets 408 and is no longer read. False when
+/// the head had arrived after all.
+pub(crate) unsafe fn request_head_timed_out(s: *mut Stream) -> bool {
+    if !awaits_head(&*s) {
+        return false;
+    }
+    refuse_request(s, b"408", http3::H3_REQUEST_REJECTED);
+    true
+}
+
+/// Answers a request the server will not read (its status, no body) and stops
+/// reading it; the connection and its other streams are untouched.
+unsafe fn refuse_request(s: *mut Stream, status: &[u8], code: u64) {
+    let pc = (*s).conn;
+    (*(*pc).ctx).stats.stream_errors += 1;
+    (*s).error_code = Some(code);
     let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_NO_ERROR);
     (*s).read_shut = true;
-    let fields = [FieldRef { name: b":status", value: b"431" }, FieldRef { name: b"content-length", value: b"0" }];
+    let fields = [FieldRef { name: b":status", value: status }, FieldRef { name: b"content-length", value: b"0" }];
     if send_headers_inner(s, &fields, true, false).is_err() {
-        fail(s, http3::H3_EXCESSIVE_LOAD);
+        fail(s, code);
         return;
     }
     maybe_complete(s);

@@ -138,3 +138,32 @@ fn a_headers_frame_declaring_more_than_the_limit_is_refused_at_once() {
         p.free();
     }
 }
+
+#[test]
+fn a_request_head_trickled_past_its_deadline_gets_408_and_the_connection_lives() {
+    unsafe {
+        let (p, pc) = established();
+        assert_eq!(us_quic_socket_context_set_request_head_timeout(p.server, 300), 0);
+        let stream_errors = || {
+            let mut st = rust_quic::context::Stats::default();
+            us_quic_socket_context_stats(p.server, &mut st);
+            st.stream_errors
+        };
+        let before = stream_errors();
+        // A HEADERS frame declaring 40 bytes, of which 3 arrive (on stream 8: the
+        // client's engine keeps 4 for its next request).
+        inject(&p, pc, NEXT_REQUEST + 4, &[0x01, 40, 0x00, 0x00, 0xd1]);
+        assert_eq!(stream_errors(), before, "not refused before its deadline");
+        let started = std::time::Instant::now();
+        assert!(p.run(3, || stream_errors() == before + 1), "the trickled head was never timed out");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
+        // A request whose head arrives in time is served on the same connection.
+        assert!(world(|w| w.close_codes.is_empty()));
+        let r = p.fetch_all(pc, vec![Request::get("/size/7")], 5);
+        assert_eq!((r[0].status(), r[0].body.len()), (200, 7));
+        // Its deadline, passing later, changes nothing.
+        p.run(1, || false);
+        assert_eq!(stream_errors(), before + 1);
+        p.free();
+    }
+}

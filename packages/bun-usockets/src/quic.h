@@ -283,6 +283,11 @@ void us_quic_socket_close_with_error(us_quic_socket_t *s, unsigned long long cod
 void us_quic_stream_stop_sending(us_quic_stream_t *s, unsigned long long code);
 /* Idle timeout of new connections, in milliseconds. 0 or -1. */
 int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
+/* Extension. Server contexts: a request stream's head (HEADERS) must be complete
+ * this long after the stream's first bytes, or the request gets 408 and is no
+ * longer read (a client trickling its headers cannot hold a stream forever).
+ * Default 10000 ms; 0 = no limit. 0, or -1 for a client context. */
+int us_quic_socket_context_set_request_head_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
 
 /* Per-connection figures. */
 struct us_quic_socket_info_t {

@@ -329,6 +329,8 @@ int main(int argc, char **argv) {
     CHECK(us_quic_stream_send_datagram(NULL, "x", 1) == -2);
     CHECK(us_quic_stream_datagram_max_size(NULL) == -1);
     CHECK(us_quic_socket_context_set_idle_timeout(raw, 5000) == 0);
+    CHECK(us_quic_socket_context_set_request_head_timeout(raw, 1000) == -1); /* a client context */
+    CHECK(us_quic_socket_context_set_request_head_timeout(server, 10000) == 0);
     us_quic_socket_context_free(raw);
     FILE *f = fopen(argv[1], "rb");
     char pem[16384];
