@@ -65,6 +65,15 @@ class Server:
             self.proc.wait()
 
 
+def bun_serve_h3(root):
+    """Bun.serve({ h3: true }) on rust-quic (tests/interop/bun_h3_server.ts, with the
+    preload) serving the files of `root`; none of the caller's BUN_* settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
+    return Server([str(BUN), "--no-install", "--preload", str(ROOT / "src" / "js" / "preload.ts"),
+                   str(HERE / "bun_h3_server.ts"), str(CERTS / "cert.pem"), str(CERTS / "key.pem"), str(root)],
+                  env=env, cwd=str(HERE))
+
+
 def udp_bound(port):
     def check(_server):
         out = subprocess.run(["ss", "-uln"], capture_output=True, text=True).stdout

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from peers import AIOQUIC, BIN, BUN, CERTS, HERE, ROOT, Server, free_udp_port, run, sha256, spki_hash, udp_bound
+from peers import (AIOQUIC, BIN, BUN, CERTS, HERE, ROOT, Server, bun_serve_h3, free_udp_port, run, sha256, spki_hash,
+                   udp_bound)
 
 CERT, KEY = CERTS / "cert.pem", CERTS / "key.pem"
 MB = 1024 * 1024
@@ -144,9 +145,7 @@ def test_dead_udp_port_fails_fast():
 
 @pytest.fixture(scope="module")
 def bun_h3_server(site):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
-    s = Server([str(BUN), "--no-install", "--preload", str(ROOT / "src" / "js" / "preload.ts"),
-                str(HERE / "bun_h3_server.ts"), str(CERT), str(KEY), str(site)], env=env, cwd=str(HERE))
+    s = bun_serve_h3(site)
     yield s
     s.stop()
 

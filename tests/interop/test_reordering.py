@@ -4,13 +4,12 @@ Bun.serve({ h3: true }). A stall here once hit 2-3 of 8 Bun.serve runs: a
 stream left with less credit than a DATA frame header wrote nothing, so QUIC
 never told the peer it was blocked and the peer never granted more.
 Bounded: 4 seeded runs per server, each with its own deadline."""
-import os
 import subprocess
 import sys
 
 import pytest
 
-from peers import BIN, BUN, CERTS, HERE, ROOT, Server, free_udp_port, run, sha256
+from peers import BIN, CERTS, HERE, Server, bun_serve_h3, free_udp_port, run, sha256
 
 CERT, KEY = CERTS / "cert.pem", CERTS / "key.pem"
 SIZE = 5 * 1024 * 1024
@@ -34,9 +33,7 @@ def native_server(big_site):
 
 @pytest.fixture(scope="module")
 def bun_server(big_site):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
-    s = Server([str(BUN), "--no-install", "--preload", str(ROOT / "src" / "js" / "preload.ts"),
-                str(HERE / "bun_h3_server.ts"), str(CERT), str(KEY), str(big_site)], env=env, cwd=str(HERE))
+    s = bun_serve_h3(big_site)
     yield s
     s.stop()
 
