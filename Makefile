@@ -32,9 +32,12 @@ memcheck-bin: $(US)/tests/abi_test.c $(US)/src/quic.h
 	@mkdir -p build/memcheck
 	$(CC) -O0 -g -std=gnu11 $(INC) $< target/debug/librust_quic.a $(LDLIBS) -o build/memcheck/abi-test
 
-asan: $(US)/tests/abi_test.c lib
+# The C loop (usockets-sys, USOCKETS_ASAN) and the ABI test both instrumented;
+# a target dir of its own so the release library stays uninstrumented.
+asan: $(US)/tests/abi_test.c $(US)/src/quic.h
+	USOCKETS_ASAN=1 cargo build -p rust-quic --target-dir target/asan
 	@mkdir -p build/asan
-	$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer -std=gnu11 $(INC) $< $(LIB) $(LDLIBS) -o build/asan/abi-test
+	$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer -std=gnu11 $(INC) $< target/asan/debug/librust_quic.a $(LDLIBS) -o build/asan/abi-test
 
 clean:
 	rm -rf build

@@ -21,6 +21,11 @@ stage "certificate" scripts/gen-cert.sh build/certs
 stage "C ABI test" build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "C ABI test without GSO (sendmmsg path)" env US_DISABLE_GSO=1 build/bin/abi-test build/certs/cert.pem build/certs/key.pem
 stage "valgrind memcheck" scripts/memcheck.sh
+asan_abi() {
+  make asan && ASAN_OPTIONS=detect_leaks=1 build/asan/abi-test build/certs/cert.pem build/certs/key.pem \
+    && ASAN_OPTIONS=detect_leaks=1 US_DISABLE_GSO=1 build/asan/abi-test build/certs/cert.pem build/certs/key.pem
+}
+stage "AddressSanitizer: the C loop and the ABI test (GSO and sendmmsg paths)" asan_abi
 stage "interop (aioquic, ngtcp2, Chromium, Bun lsquic)" python3 -m pytest -q -p no:cacheprovider tests/interop
 stage "bun test: runtime (Bun.serve h3 on rust-quic)" node_modules/.bin/bun test test/js/bun/quic
 

@@ -6,6 +6,7 @@ fn main() {
     let files = ["loop.c", "timer.c", "udp.c"];
     let mut build = cc::Build::new();
     build.include(&src).flag_if_supported("-std=gnu11").warnings(true).extra_warnings(true);
+    println!("cargo:rerun-if-env-changed=USOCKETS_ASAN");
     if env::var("USOCKETS_ASAN").is_ok() {
         build.flag("-fsanitize=address").flag("-fno-omit-frame-pointer");
     }
