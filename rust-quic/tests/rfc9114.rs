@@ -167,3 +167,26 @@ fn a_request_head_trickled_past_its_deadline_gets_408_and_the_connection_lives()
         p.free();
     }
 }
+
+#[test]
+fn a_second_settings_frame_is_frame_unexpected() {
+    unsafe {
+        let (p, pc) = established();
+        inject(&p, pc, CLIENT_CONTROL, &[0x04, 0x00]);
+        assert_eq!(close_code(&p), Some(http3::H3_FRAME_UNEXPECTED));
+        p.free();
+    }
+}
+
+#[test]
+fn closing_a_critical_stream_is_closed_critical_stream() {
+    for id in [CLIENT_CONTROL, CLIENT_QPACK_ENCODER, CLIENT_QPACK_ENCODER + 4] {
+        unsafe {
+            let (p, pc) = established();
+            (*pc).conn.stream_send(id, &[], true).expect("FIN");
+            rust_quic::context::mark_dirty(pc);
+            assert_eq!(close_code(&p), Some(http3::H3_CLOSED_CRITICAL_STREAM), "stream {id}");
+            p.free();
+        }
+    }
+}
