@@ -57,6 +57,8 @@ export interface HtmlRoutes {
   /** Whether a path not matched by the routes is one of the bundles' assets. */
   serves(pathname: string): boolean;
   proxy(request: Request): Promise<Response>;
+  /** Stops the bundling server behind the routes; called when the listener closes or reloads. */
+  stop(): void;
 }
 
 export interface H3Handlers {

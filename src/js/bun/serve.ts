@@ -77,7 +77,7 @@ function developmentOf(options: any): boolean {
  * (or for an asset its pages reference) is proxied to a loopback-only native
  * server that holds just those routes.
  */
-function htmlRoutes(router: Router, development: boolean): (HtmlRoutes & { stop(): void }) | undefined {
+function htmlRoutes(router: Router, development: boolean): HtmlRoutes | undefined {
   const routes = router.htmlRoutes();
   if (Object.keys(routes).length === 0) return undefined;
   const inner = nativeServe.call(Bun, {
@@ -115,7 +115,7 @@ function htmlRoutes(router: Router, development: boolean): (HtmlRoutes & { stop(
 
 function handlersOf(options: any, previous?: H3Handlers): H3Handlers {
   const routes = options.routes ? new Router(options.routes) : undefined;
-  previous?.html && (previous.html as any).stop?.();
+  previous?.html?.stop();
   return {
     fetch: options.fetch,
     ...(options.webtransport ? { webtransport: options.webtransport } : previous?.webtransport ? { webtransport: previous.webtransport } : {}),
@@ -147,10 +147,10 @@ export function serve(options: any): any {
     try {
       listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);
     } catch (err) {
-      (handlers.html as any)?.stop();
+      handlers.html?.stop();
       throw err;
     }
-    listener.closed.then(() => (handlers.html as any)?.stop());
+    listener.closed.then(() => handlers.html?.stop());
     proxy = h3OnlyServer(listener, options, next => (handlers = handlersOf(next, handlers)));
     return proxy;
   }
@@ -165,10 +165,10 @@ export function serve(options: any): any {
     listener = new H3Listener(listenOptions(native.port ?? 0), handlers, () => proxy);
   } catch (err) {
     native.stop(true);
-    (handlers.html as any)?.stop();
+    handlers.html?.stop();
     throw err;
   }
-  listener.closed.then(() => (handlers.html as any)?.stop());
+  listener.closed.then(() => handlers.html?.stop());
   port = listener.port;
   // Static route Responses were copied before the port was known: copy them again.
   if (rest.routes) native.reload(tcpOptions(rest, () => port));
