@@ -15,6 +15,7 @@ use std::time::Instant;
 use crate::driver::Driver;
 use crate::ext::Ext;
 use crate::http3;
+use crate::limits::{ConnectionCounts, Limits};
 use crate::listen_socket::ListenSocket;
 use crate::peer_context::PeerContext;
 use crate::stream::Stream;
@@ -78,16 +79,15 @@ pub struct Settings {
     pub max_streams_uni: u64,
     pub initial_max_data: u64,
     pub initial_max_stream_data: u64,
-    /// Servers: a request stream's head must be complete this long after its
-    /// first bytes (a client trickling HEADERS gets 408); 0 = no limit.
-    pub request_head_timeout_ms: u64,
+    /// Servers: deadlines, rates and counts that bound one client's cost.
+    pub limits: Limits,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             idle_timeout_ms: 30_000,
-            request_head_timeout_ms: 10_000,
+            limits: Limits::default(),
             max_header_size: 64 * 1024,
             conn_ext_size: 64,
             stream_ext_size: 0,
@@ -116,6 +116,16 @@ pub struct Stats {
     pub packets_sent: u64,
     pub packets_dropped: u64,
     pub stream_errors: u64,
+    /// Requests answered 408: head or body past its deadline.
+    pub requests_timed_out: u64,
+    /// Requests answered 431: head over the size or field-count limit.
+    pub headers_too_large: u64,
+    /// Initial datagrams refused at the connection limits (an attempt may send several).
+    pub connections_refused: u64,
+    /// Connections closed for load: stalled requests, open or reset floods.
+    pub connections_closed_for_load: u64,
+    /// Connections closed for having no request open for the idle timeout.
+    pub connections_closed_idle: u64,
 }
 
 pub struct Context {
@@ -140,6 +150,8 @@ pub struct Context {
     pub shutting_down: bool,
     pub free_requested: bool,
     pub stats: Stats,
+    /// Servers: connections admitted and not yet ended, for the limits.
+    pub(crate) connection_counts: ConnectionCounts,
     pub(crate) recv_buf: Vec<u8>,
     pub(crate) send_buf: Vec<u8>,
     /// Something was written or closed since the last flush.
@@ -179,6 +191,7 @@ impl Context {
             shutting_down: false,
             free_requested: false,
             stats: Stats::default(),
+            connection_counts: ConnectionCounts::default(),
             recv_buf: vec![0; 64 * 1024],
             send_buf: vec![0; SEND_BATCH_BYTES],
             flush_pending: false,
@@ -488,7 +501,7 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
                 mark_dirty(pc);
             }
         }
-        crate::peer_context::expire_request_heads(pc, now);
+        crate::peer_context::enforce_limits(pc, now);
         if (*pc).close_at.is_some_and(|t| t <= now) {
             (*pc).close_at = None;
             let _ = (*pc).conn.close(true, crate::http3::H3_NO_ERROR, b"");
@@ -519,8 +532,8 @@ pub fn next_timeout(ctx: &Context) -> Option<Instant> {
             if (*pc).finalized {
                 None
             } else {
-                let head = (*pc).head_deadlines.front().map(|&(at, _)| at);
-                [(*pc).conn.timeout_instant(), (*pc).close_at, head].into_iter().flatten().min()
+                let guard = (*pc).guard.next_deadline();
+                [(*pc).conn.timeout_instant(), (*pc).close_at, guard].into_iter().flatten().min()
             }
         })
         .min()

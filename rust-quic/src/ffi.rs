@@ -15,6 +15,7 @@ use crate::context::{
     StreamOpenCb,
 };
 use crate::http3::{self, FieldRef};
+use crate::limits::Limits;
 use crate::listen_socket::{self, ListenSocket};
 use crate::peer_context::{self, PeerContext};
 use crate::stream::{self, QuicHeader, Stream};
@@ -793,13 +794,25 @@ pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Conte
     }
 }
 
-/// Servers: how long a request stream may take to deliver its whole head
-/// (0 = no limit). 0 or -1.
+/// `us_quic_socket_context_get_limits`: the context's limits into `out`.
 #[no_mangle]
-pub unsafe extern "C" fn us_quic_socket_context_set_request_head_timeout(ctx: *mut Context, ms: c_uint) -> c_int {
-    match ctx.as_mut() {
-        Some(c) if c.role == crate::context::Role::Server => {
-            c.settings.request_head_timeout_ms = u64::from(ms);
+pub unsafe extern "C" fn us_quic_socket_context_get_limits(ctx: *mut Context, out: *mut Limits) -> c_int {
+    match (ctx.as_ref(), out.as_mut()) {
+        (Some(c), Some(out)) => {
+            *out = c.settings.limits;
+            0
+        }
+        _ => -1,
+    }
+}
+
+/// `us_quic_socket_context_set_limits`: servers only; applies to streams and
+/// connections from now on. 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_limits(ctx: *mut Context, limits: *const Limits) -> c_int {
+    match (ctx.as_mut(), limits.as_ref()) {
+        (Some(c), Some(limits)) if c.role == crate::context::Role::Server => {
+            c.settings.limits = *limits;
             0
         }
         _ => -1,

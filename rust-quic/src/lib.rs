@@ -28,6 +28,7 @@ pub mod embed;
 pub mod ext;
 pub mod ffi;
 pub mod http3;
+pub mod limits;
 pub mod listen_socket;
 pub mod peer_context;
 pub mod static_route;

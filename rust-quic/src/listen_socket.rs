@@ -145,12 +145,29 @@ pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from
         (*ctx).stats.packets_dropped += 1;
         return;
     }
+    if !(*ctx).connection_counts.admit(&(*ctx).settings.limits, from.ip()) {
+        (*ctx).stats.connections_refused += 1;
+        refuse(ls, conn, from);
+        return;
+    }
     let pc = peer_context::create(ctx, ls, conn, from, to, (*ctx).settings.conn_ext_size);
+    (*pc).admitted_ip = Some(from.ip());
     register_cid(ls, pc, our_cid.to_vec());
     // The client keeps using its chosen DCID until it sees ours.
     register_cid(ls, pc, dcid);
     (*ctx).stats.connections_accepted += 1;
     context::mark_dirty(pc);
+}
+
+/// A client past the connection limits: CONNECTION_REFUSED in an Initial
+/// packet (RFC 9000 10.2.3), and no connection state kept.
+unsafe fn refuse(ls: *mut ListenSocket, mut conn: quiche::Connection, from: SocketAddr) {
+    const CONNECTION_REFUSED: u64 = 0x2;
+    let _ = conn.close(false, CONNECTION_REFUSED, b"server at its connection limit");
+    let mut out = [0u8; 1500];
+    while let Ok((n, _)) = conn.send(&mut out) {
+        send(ls, from, &out[..n], n);
+    }
 }
 
 unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::context::{self, Context, Protocol, Role};
 use crate::ext::Ext;
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
+use crate::limits::{ConnectionGuard, Verdict};
 use crate::listen_socket::{self, ListenSocket};
 use crate::stream::{self, Stream};
 
@@ -54,8 +55,10 @@ pub struct PeerContext {
     pub(crate) in_deferred: bool,
     /// Request heads went to the application in this embedder iteration.
     pub(crate) awaiting_answers: bool,
-    /// Servers: request streams whose head must arrive by then (oldest first).
-    pub(crate) head_deadlines: std::collections::VecDeque<(Instant, u64)>,
+    /// Servers: this connection's deadlines and allowances (limits.rs).
+    pub(crate) guard: ConnectionGuard,
+    /// Servers: the client address counted against the connection limits.
+    pub(crate) admitted_ip: Option<IpAddr>,
     /// on_close fired (or is firing); only the sweep touches it afterwards.
     pub finalized: bool,
     pub(crate) established: bool,
@@ -109,7 +112,8 @@ pub(crate) unsafe fn create(
         in_dirty: false,
         in_deferred: false,
         awaiting_answers: false,
-        head_deadlines: Default::default(),
+        guard: ConnectionGuard::new(),
+        admitted_ip: None,
         finalized: false,
         established: false,
         open_fired: false,
@@ -128,6 +132,9 @@ pub(crate) unsafe fn create(
         socket_error: None,
         deferred_close: None,
     }));
+    if is_server && is_h3(&*pc) {
+        (*pc).guard.request_closed(Duration::from_millis((*ctx).settings.idle_timeout_ms), Instant::now());
+    }
     (*ctx).connections.push(pc);
     (*ctx).stats.connections_active += 1;
     (*ls).conn_count += 1;
@@ -298,12 +305,14 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
         let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Write, http3::H3_REQUEST_REJECTED);
         return;
     }
+    if h3 && (*ctx).role == Role::Server && !is_uni(id) {
+        if let Verdict::Close(reason) = (*pc).guard.stream_opened(&(*ctx).settings.limits, id, Instant::now()) {
+            close_for_load(pc, reason);
+            return;
+        }
+    }
     let ext_size = (*(*pc).socket).stream_ext_size.max((*ctx).settings.stream_ext_size);
     let s = stream::create(pc, id, ext_size, false);
-    let head_timeout = (*ctx).settings.request_head_timeout_ms;
-    if h3 && (*ctx).role == Role::Server && head_timeout > 0 && !is_uni(id) {
-        (*pc).head_deadlines.push_back((Instant::now() + Duration::from_millis(head_timeout), id));
-    }
     // An HTTP/3 server announces a request stream with its head (see announce_late).
     if !(h3 && (*ctx).role == Role::Server) {
         stream::announce(s, false);
@@ -313,28 +322,92 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     }
 }
 
+/// Servers: the limits' deadlines that are due (limits.rs).
+pub(crate) unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
+    expire_request_heads(pc, now);
+    check_request_bodies(pc, now);
+    if !(*pc).finalized && !(*pc).closing_gracefully && (*pc).guard.quiet_too_long(now) {
+        (*(*pc).ctx).stats.connections_closed_idle += 1;
+        begin_goaway(pc);
+    }
+}
+
 /// Request streams still without a complete head at their deadline get 408.
 /// Entries whose head arrived (or whose stream is gone) are dropped as they
 /// reach the front, so the queue stays as short as the heads still awaited.
-pub(crate) unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
-    while let Some(&(at, id)) = (*pc).head_deadlines.front() {
+unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
+    while let Some(&(at, id)) = (*pc).guard.head_deadlines.front() {
         if (*pc).finalized {
             break;
         }
         let awaited = (*pc).streams.get(&id).copied().filter(|&s| stream::awaits_head(&*s));
         match awaited {
             None => {
-                (*pc).head_deadlines.pop_front();
+                (*pc).guard.head_deadlines.pop_front();
             }
             Some(_) if at > now => break,
             Some(s) => {
-                (*pc).head_deadlines.pop_front();
-                if stream::request_head_timed_out(s) {
-                    context::mark_dirty(pc);
+                (*pc).guard.head_deadlines.pop_front();
+                if stream::request_timed_out(s) {
+                    request_stalled(pc);
                 }
             }
         }
     }
+}
+
+/// Request bodies being read that made no progress for the body timeout get
+/// 408 (or a reset, once answered); the next check is set for the earliest
+/// deadline left.
+unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
+    if (*pc).finalized || (*pc).guard.body_check_at.is_none_or(|t| t > now) {
+        return;
+    }
+    let timeout = Duration::from_millis(u64::from((*(*pc).ctx).settings.limits.request_body_timeout_ms));
+    let mut next: Option<Instant> = None;
+    let mut stalled = Vec::new();
+    for &s in (*pc).streams.values() {
+        let Some(since) = stream::body_awaited_since(&*s) else { continue };
+        if since + timeout <= now {
+            stalled.push(s);
+        } else {
+            next = Some(next.map_or(since + timeout, |t| t.min(since + timeout)));
+        }
+    }
+    (*pc).guard.body_check_at = next;
+    for s in stalled {
+        if (*pc).finalized {
+            return;
+        }
+        if stream::request_timed_out(s) {
+            request_stalled(pc);
+        }
+    }
+}
+
+/// A request of this connection hit a deadline: counted, and past the limit
+/// the connection goes.
+unsafe fn request_stalled(pc: *mut PeerContext) {
+    context::mark_dirty(pc);
+    if let Verdict::Close(reason) = (*pc).guard.request_stalled(&(*(*pc).ctx).settings.limits) {
+        close_for_load(pc, reason);
+    }
+}
+
+/// A client cancelled one of its requests (RESET_STREAM or STOP_SENDING).
+pub(crate) unsafe fn request_cancelled(pc: *mut PeerContext) {
+    if let Verdict::Close(reason) = (*pc).guard.stream_cancelled(&(*(*pc).ctx).settings.limits, Instant::now()) {
+        close_for_load(pc, reason);
+    }
+}
+
+/// A limit says this client costs too much: H3_EXCESSIVE_LOAD for the connection.
+unsafe fn close_for_load(pc: *mut PeerContext, reason: &str) {
+    if (*pc).finalized || (*pc).conn.local_error().is_some() || (*pc).conn.is_closed() || (*pc).conn.is_draining() {
+        return;
+    }
+    (*(*pc).ctx).stats.connections_closed_for_load += 1;
+    connection_error(pc, http3::H3_EXCESSIVE_LOAD, reason);
 }
 
 pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &str) {
@@ -878,6 +951,9 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     }
     (*pc).finalized = true;
     let ctx = (*pc).ctx;
+    if let Some(ip) = (*pc).admitted_ip.take() {
+        (*ctx).connection_counts.release(ip);
+    }
     let code = close_error(&*pc).map(|(c, _)| c);
     for s in (*pc).streams.values().copied().collect::<Vec<_>>() {
         stream::abandon(s, code.unwrap_or(http3::H3_REQUEST_CANCELLED));

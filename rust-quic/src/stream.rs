@@ -10,6 +10,7 @@
 //! `write` returns exactly what QUIC accepted and never buffers body bytes.
 
 use std::ffi::{c_char, c_int, c_uint};
+use std::time::{Duration, Instant};
 
 use crate::context::{self, Protocol, Role};
 use crate::ext::Ext;
@@ -65,6 +66,8 @@ pub struct Stream {
     trailers_done: bool,
     content_length: Option<u64>,
     body_received: u64,
+    /// Servers: the request body is awaited, and made progress last then.
+    body_progress_at: Option<Instant>,
     fin_received: bool,
     pub(crate) read_paused: bool,
     read_shut: bool,
@@ -101,6 +104,7 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
         trailers_done: false,
         content_length: None,
         body_received: 0,
+        body_progress_at: None,
         fin_received: false,
         read_paused: false,
         read_shut: false,
@@ -135,6 +139,13 @@ pub(crate) unsafe fn announce(s: *mut Stream, is_client: bool) {
 }
 
 /// The stream carries HTTP/3 frames (not raw QUIC, not WebTransport).
+/// A server's request stream (a client-opened bidirectional HTTP/3 stream):
+/// what the connection guard counts.
+fn is_peer_request(s: &Stream) -> bool {
+    // SAFETY: a stream's connection and context outlive it.
+    !s.local && s.id & 0x2 == 0 && is_h3(s) && unsafe { (*(*s.conn).ctx).role == Role::Server }
+}
+
 fn is_h3(s: &Stream) -> bool {
     // SAFETY: a stream's connection outlives it.
     s.wt_session.is_none() && unsafe { peer_context::is_h3(&*s.conn) }
@@ -198,6 +209,10 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     }
     (*s).finished = true;
     let pc = (*s).conn;
+    if is_peer_request(&*s) {
+        let idle = Duration::from_millis((*(*pc).ctx).settings.idle_timeout_ms);
+        (*pc).guard.request_closed(idle, Instant::now());
+    }
     (*pc).streams.remove(&(*s).id);
     (*pc).lingering.push((*s).id);
     (*(*pc).ctx).closing_streams.push(s);
@@ -275,6 +290,9 @@ pub(crate) unsafe fn on_readable(s: *mut Stream) {
 /// The peer reset its sending side: the exchange is over for us too.
 unsafe fn peer_reset(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
+    if is_peer_request(&*s) && !(*s).fin_sent {
+        peer_context::request_cancelled(pc);
+    }
     (*s).error_code = Some(code);
     (*s).read_shut = true;
     if !(*s).fin_sent && !(*s).reset_sent {
@@ -293,6 +311,9 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
         // The server answered without needing the rest of the request: keep reading.
         maybe_complete(s);
         return;
+    }
+    if is_peer_request(&*s) {
+        peer_context::request_cancelled(pc);
     }
     (*s).error_code = Some(code);
     if !(*s).fin_received && !(*s).read_shut {
@@ -360,6 +381,9 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
             }
             FrameEvent::Chunk { ty: http3::FRAME_DATA, data } => {
                 (*s).body_received += data.len() as u64;
+                if (*s).body_progress_at.is_some() && !data.is_empty() {
+                    (*s).body_progress_at = Some(Instant::now());
+                }
                 if (*s).content_length.is_some_and(|cl| (*s).body_received > cl) {
                     fail(s, http3::H3_MESSAGE_ERROR);
                     return;
@@ -451,6 +475,11 @@ unsafe fn on_header_block(s: *mut Stream) {
     };
     let kind = if !(*s).head_done {
         if (*ctx).role == Role::Server {
+            let max_fields = (*ctx).settings.limits.max_header_fields as usize;
+            if max_fields > 0 && fields.len() > max_fields {
+                header_too_large(s);
+                return;
+            }
             let Ok(head) = http3::validate_request(&fields, webtransport_enabled(&*s)) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return;
@@ -458,6 +487,12 @@ unsafe fn on_header_block(s: *mut Stream) {
             (*s).content_length = head.content_length;
             (*s).is_head_request = head.is_head_request;
             (*s).head_done = true;
+            // An extended CONNECT's stream carries a session, not a body.
+            if !head.is_connect && !(*s).fin_received && head.content_length != Some(0) {
+                let now = Instant::now();
+                (*s).body_progress_at = Some(now);
+                (*pc).guard.watch_body(&(*ctx).settings.limits, now);
+            }
             (*ctx).stats.requests += 1;
             if !(*ctx).static_routes.is_empty() && serve_static(s, &fields) {
                 return;
@@ -571,6 +606,7 @@ unsafe fn header_too_large(s: *mut Stream) {
         fail(s, http3::H3_EXCESSIVE_LOAD);
         return;
     }
+    (*ctx).stats.headers_too_large += 1;
     refuse_request(s, b"431", http3::H3_EXCESSIVE_LOAD);
 }
 
@@ -579,14 +615,29 @@ pub(crate) fn awaits_head(s: &Stream) -> bool {
     !s.finished && !s.head_done
 }
 
-/// Server: a request whose head did not arrive within the request-head timeout
-/// (a client trickling its HEADERS) gets 408 and is no longer read. False when
-/// the head had arrived after all.
-pub(crate) unsafe fn request_head_timed_out(s: *mut Stream) -> bool {
-    if !awaits_head(&*s) {
+/// Servers: when the request body this stream awaits last made progress, if
+/// it awaits one and the application is reading it.
+pub(crate) fn body_awaited_since(s: &Stream) -> Option<Instant> {
+    if s.finished || s.fin_received || s.read_shut || s.read_paused {
+        return None;
+    }
+    s.body_progress_at
+}
+
+/// Server: a request past a deadline (its head not complete within the
+/// request-head timeout, or its body stalled for the body timeout) gets 408 and
+/// is no longer read; one already answered is reset (H3_REQUEST_INCOMPLETE).
+/// False when it no longer awaited anything.
+pub(crate) unsafe fn request_timed_out(s: *mut Stream) -> bool {
+    if !awaits_head(&*s) && body_awaited_since(&*s).is_none() {
         return false;
     }
-    refuse_request(s, b"408", http3::H3_REQUEST_REJECTED);
+    (*(*(*s).conn).ctx).stats.requests_timed_out += 1;
+    if (*s).final_headers_sent {
+        fail(s, http3::H3_REQUEST_INCOMPLETE);
+    } else {
+        refuse_request(s, b"408", http3::H3_REQUEST_REJECTED);
+    }
     true
 }
 
@@ -901,6 +952,13 @@ pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
     let was_paused = (*s).read_paused;
     (*s).read_paused = !want;
     if was_paused && want {
+        // Time spent paused by the application is not the client's stall.
+        if (*s).body_progress_at.is_some() {
+            let now = Instant::now();
+            (*s).body_progress_at = Some(now);
+            let pc = (*s).conn;
+            (*pc).guard.watch_body(&(*(*pc).ctx).settings.limits, now);
+        }
         context::mark_dirty((*s).conn);
     }
 }

@@ -6,42 +6,11 @@
 mod common;
 
 use common::*;
-use rust_quic::ffi::*;
 use rust_quic::http3;
-use rust_quic::peer_context::PeerContext;
 
 /// The client's own unidirectional streams (RFC 9000 2.1: client uni = 2 mod 4).
 const CLIENT_CONTROL: u64 = 2;
 const CLIENT_QPACK_ENCODER: u64 = 6;
-/// The next client bidirectional stream after one request on stream 0.
-const NEXT_REQUEST: u64 = 4;
-
-/// A connected pair with one request answered (SETTINGS exchanged, control streams up).
-unsafe fn established() -> (Pair, *mut PeerContext) {
-    let p = pair();
-    let pc = p.connect();
-    let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
-    assert_eq!(r[0].status(), 200);
-    (p, pc)
-}
-
-/// Writes `bytes` on stream `id` of the client's QUIC connection as they are.
-unsafe fn inject(p: &Pair, pc: *mut PeerContext, id: u64, bytes: &[u8]) {
-    (*pc).conn.stream_send(id, bytes, false).expect("stream_send");
-    rust_quic::context::mark_dirty(pc);
-    // A few rounds: the client sends, the server reads and answers.
-    let mut rounds = 0;
-    p.run(2, || {
-        rounds += 1;
-        rounds > 4 && p.net.borrow().queue.is_empty()
-    });
-}
-
-/// Runs until the connection ends and returns its close code.
-unsafe fn close_code(p: &Pair) -> Option<u64> {
-    p.run(5, || world(|w| !w.close_codes.is_empty()));
-    world(|w| w.close_codes.first().copied())
-}
 
 #[test]
 fn reserved_http2_frames_on_the_control_stream_are_frame_unexpected() {
@@ -120,50 +89,15 @@ fn an_insertion_into_a_zero_capacity_table_is_an_encoder_stream_error() {
 fn a_headers_frame_declaring_more_than_the_limit_is_refused_at_once() {
     unsafe {
         let (p, pc) = established();
-        let errors_before = {
-            let mut st = rust_quic::context::Stats::default();
-            us_quic_socket_context_stats(p.server, &mut st);
-            st.stream_errors
-        };
+        let errors_before = server_stats(&p).stream_errors;
         // HEADERS declaring 1,000,000 bytes, of which only a few follow.
         // (On stream 8: the client's engine keeps 4 for its next request.)
         inject(&p, pc, NEXT_REQUEST + 4, &[0x01, 0x80, 0x0f, 0x42, 0x40, 0x00, 0x00, 0xd1]);
-        let mut st = rust_quic::context::Stats::default();
-        us_quic_socket_context_stats(p.server, &mut st);
-        assert_eq!(st.stream_errors, errors_before + 1, "refused (431) without waiting for the frame");
+        assert_eq!(server_stats(&p).stream_errors, errors_before + 1, "refused (431) without waiting for the frame");
         // Only that stream: the connection serves the next request.
         assert!(world(|w| w.close_codes.is_empty()));
         let r = p.fetch_all(pc, vec![Request::get("/size/5")], 5);
         assert_eq!(r[0].status(), 200);
-        p.free();
-    }
-}
-
-#[test]
-fn a_request_head_trickled_past_its_deadline_gets_408_and_the_connection_lives() {
-    unsafe {
-        let (p, pc) = established();
-        assert_eq!(us_quic_socket_context_set_request_head_timeout(p.server, 300), 0);
-        let stream_errors = || {
-            let mut st = rust_quic::context::Stats::default();
-            us_quic_socket_context_stats(p.server, &mut st);
-            st.stream_errors
-        };
-        let before = stream_errors();
-        // A HEADERS frame declaring 40 bytes, of which 3 arrive (on stream 8: the
-        // client's engine keeps 4 for its next request).
-        inject(&p, pc, NEXT_REQUEST + 4, &[0x01, 40, 0x00, 0x00, 0xd1]);
-        assert_eq!(stream_errors(), before, "not refused before its deadline");
-        let started = std::time::Instant::now();
-        assert!(p.run(3, || stream_errors() == before + 1), "the trickled head was never timed out");
-        assert!(started.elapsed() >= std::time::Duration::from_millis(200));
-        // A request whose head arrives in time is served on the same connection.
-        assert!(world(|w| w.close_codes.is_empty()));
-        let r = p.fetch_all(pc, vec![Request::get("/size/7")], 5);
-        assert_eq!((r[0].status(), r[0].body.len()), (200, 7));
-        // Its deadline, passing later, changes nothing.
-        p.run(1, || false);
-        assert_eq!(stream_errors(), before + 1);
         p.free();
     }
 }

@@ -283,11 +283,41 @@ void us_quic_socket_close_with_error(us_quic_socket_t *s, unsigned long long cod
 void us_quic_stream_stop_sending(us_quic_stream_t *s, unsigned long long code);
 /* Idle timeout of new connections, in milliseconds. 0 or -1. */
 int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
-/* Extension. Server contexts: a request stream's head (HEADERS) must be complete
- * this long after the stream's first bytes, or the request gets 408 and is no
- * longer read (a client trickling its headers cannot hold a stream forever).
- * Default 10000 ms; 0 = no limit. 0, or -1 for a client context. */
-int us_quic_socket_context_set_request_head_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
+/* Extension. Limits that bound what one client can cost a server; 0 turns a
+ * limit off. A request past a deadline gets 408 (or, once answered, a reset
+ * with H3_REQUEST_INCOMPLETE); a connection past a rate or the stall count is
+ * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with
+ * CONNECTION_REFUSED. Each outcome has a counter in us_quic_context_stats_t. */
+typedef struct us_quic_limits_t {
+    /* A request stream's head must be complete this long after the stream
+     * opened (a client trickling HEADERS). Default 10000 ms. */
+    unsigned int request_head_timeout_ms;
+    /* A request body the server reads must make progress at least this often;
+     * time the application holds the stream paused does not count. Default 30000 ms. */
+    unsigned int request_body_timeout_ms;
+    /* Requests of one connection that may hit a deadline above before the
+     * connection is closed. Default 4. */
+    unsigned int stalled_requests_per_connection;
+    /* Request streams a client may open per second on one connection, bursts of
+     * twice that. Default 0 (concurrency is already bounded by MAX_STREAMS). */
+    unsigned int stream_opens_per_second;
+    /* Request streams a client may cancel (RESET_STREAM / STOP_SENDING before the
+     * exchange ended) per second on one connection, bursts of twice that: the
+     * "rapid reset" attack. Default 200. */
+    unsigned int stream_resets_per_second;
+    /* Connections open at once from one client IP address. Default 4096. */
+    unsigned int connections_per_address;
+    /* Connections open at once on the context. Default 65536. */
+    unsigned int max_connections;
+    /* Fields of a request head (pseudo-headers included) past which it gets 431.
+     * Default 200, as Bun's own server. */
+    unsigned int max_header_fields;
+} us_quic_limits_t;
+/* The context's limits into *out. 0 or -1. */
+int us_quic_socket_context_get_limits(us_quic_socket_context_t *ctx, us_quic_limits_t *out);
+/* Server contexts: replace the limits (read them first to change a few). 0, or
+ * -1 for a client context. */
+int us_quic_socket_context_set_limits(us_quic_socket_context_t *ctx, const us_quic_limits_t *limits);
 
 /* Per-connection figures. */
 struct us_quic_socket_info_t {
@@ -350,6 +380,17 @@ struct us_quic_context_stats_t {
     unsigned long long packets_sent;
     unsigned long long packets_dropped;
     unsigned long long stream_errors;
+    /* Requests answered 408: head or body past its deadline. */
+    unsigned long long requests_timed_out;
+    /* Requests answered 431: head over the size or field-count limit. */
+    unsigned long long headers_too_large;
+    /* Initial datagrams refused at the connection limits (an attempt may send several). */
+    unsigned long long connections_refused;
+    /* Connections closed for load: stalled requests, open or reset floods. */
+    unsigned long long connections_closed_for_load;
+    /* HTTP/3 connections closed (GOAWAY) after no request was open for the idle
+     * timeout, however often the client pinged. */
+    unsigned long long connections_closed_idle;
 };
 void us_quic_socket_context_stats(us_quic_socket_context_t *ctx, struct us_quic_context_stats_t *out);
 

@@ -329,8 +329,14 @@ int main(int argc, char **argv) {
     CHECK(us_quic_stream_send_datagram(NULL, "x", 1) == -2);
     CHECK(us_quic_stream_datagram_max_size(NULL) == -1);
     CHECK(us_quic_socket_context_set_idle_timeout(raw, 5000) == 0);
-    CHECK(us_quic_socket_context_set_request_head_timeout(raw, 1000) == -1); /* a client context */
-    CHECK(us_quic_socket_context_set_request_head_timeout(server, 10000) == 0);
+    us_quic_limits_t limits;
+    CHECK(us_quic_socket_context_get_limits(server, &limits) == 0);
+    CHECK(limits.request_head_timeout_ms == 10000 && limits.max_header_fields == 200);
+    CHECK(us_quic_socket_context_set_limits(raw, &limits) == -1); /* a client context */
+    limits.stream_resets_per_second = 50;
+    CHECK(us_quic_socket_context_set_limits(server, &limits) == 0);
+    us_quic_limits_t again;
+    CHECK(us_quic_socket_context_get_limits(server, &again) == 0 && again.stream_resets_per_second == 50);
     us_quic_socket_context_free(raw);
     FILE *f = fopen(argv[1], "rb");
     char pem[16384];

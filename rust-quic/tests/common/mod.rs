@@ -42,6 +42,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Send this many body bytes, then reset the stream (an aborted upload).
     pub reset_after: Option<usize>,
+    /// Send this many body bytes, then nothing more (a stalled upload).
+    pub stall_after: Option<usize>,
 }
 
 impl Request {
@@ -58,6 +60,7 @@ impl Request {
             ],
             body,
             reset_after: None,
+            stall_after: None,
         }
     }
     pub fn header(mut self, n: &str, v: &str) -> Request {
@@ -74,6 +77,7 @@ pub struct StreamApp {
     out_fin: bool,
     out_trailers: bool,
     reset_after: Option<usize>,
+    stall_after: Option<usize>,
     pub is_client: bool,
 }
 
@@ -184,6 +188,7 @@ pub unsafe extern "C" fn on_stream_open(s: *mut Stream, is_client: c_int) {
         out_fin: false,
         out_trailers: false,
         reset_after: None,
+        stall_after: None,
         is_client: is_client != 0,
     }));
     *(us_quic_stream_ext(s) as *mut *mut StreamApp) = state;
@@ -200,6 +205,7 @@ pub unsafe extern "C" fn on_stream_open(s: *mut Stream, is_client: c_int) {
             (*state).out = req.body;
             (*state).out_fin = true;
             (*state).reset_after = req.reset_after;
+            (*state).stall_after = req.stall_after;
             if !end {
                 pump_out(s);
             }
@@ -292,8 +298,11 @@ unsafe fn respond(s: *mut Stream, status: u16, body: Vec<u8>, trailers: bool) {
 unsafe fn pump_out(s: *mut Stream) {
     let st = app(s);
     loop {
-        let limit = (*st).reset_after.unwrap_or(usize::MAX).min((*st).out.len());
+        let limit = (*st).reset_after.or((*st).stall_after).unwrap_or(usize::MAX).min((*st).out.len());
         if (*st).out_off >= limit {
+            if (*st).stall_after.is_some() {
+                return;
+            }
             break;
         }
         let out = &(*st).out;
@@ -503,4 +512,41 @@ impl BarePair {
             rust_quic::context::destroy(ctx);
         }
     }
+}
+
+/// The next client bidirectional stream after one request on stream 0.
+pub const NEXT_REQUEST: u64 = 4;
+
+/// A connected pair with one request answered (SETTINGS exchanged, control streams up).
+pub unsafe fn established() -> (Pair, *mut PeerContext) {
+    let p = pair();
+    let pc = p.connect();
+    let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+    assert_eq!(r[0].status(), 200);
+    (p, pc)
+}
+
+/// Writes `bytes` on stream `id` of the client's QUIC connection as they are.
+pub unsafe fn inject(p: &Pair, pc: *mut PeerContext, id: u64, bytes: &[u8]) {
+    (*pc).conn.stream_send(id, bytes, false).expect("stream_send");
+    rust_quic::context::mark_dirty(pc);
+    // A few rounds: the client sends, the server reads and answers.
+    let mut rounds = 0;
+    p.run(2, || {
+        rounds += 1;
+        rounds > 4 && p.net.borrow().queue.is_empty()
+    });
+}
+
+/// Runs until the connection ends and returns its close code.
+pub unsafe fn close_code(p: &Pair) -> Option<u64> {
+    p.run(5, || world(|w| !w.close_codes.is_empty()));
+    world(|w| w.close_codes.first().copied())
+}
+
+/// The server context's counters.
+pub unsafe fn server_stats(p: &Pair) -> rust_quic::context::Stats {
+    let mut st = rust_quic::context::Stats::default();
+    us_quic_socket_context_stats(p.server, &mut st);
+    st
 }

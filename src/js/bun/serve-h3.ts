@@ -10,6 +10,7 @@ import { etagMatches, fileRouteResponses, serveFile, staticEtag } from "./file-r
 import { errorPage } from "./error-page";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
+import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
 import { bodyInfo, isBunFile, responseOf, type BodyInfo } from "../internal/quic/response-body";
 
@@ -23,11 +24,6 @@ const CONTINUE = Buffer.from("100\0");
 const H3_INTERNAL_ERROR = 0x102n;
 /** Known bodies up to this size go out in one engine call (queued whole); larger ones stream. */
 const ONE_CALL_BODY_LIMIT = 64 * 1024;
-/**
- * Request fields (pseudo-headers included) past which a request gets 431, as
- * Bun's own server refuses a request with about 200 fields over either protocol.
- */
-const MAX_REQUEST_FIELDS = 200;
 /** A valid :authority (RFC 3986 host[:port], no userinfo); another one leaves request.url as the bare :path, as upstream. */
 const VALID_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d*)?$/;
 /** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
@@ -91,6 +87,7 @@ export interface H3Options {
   /** The first entry is the default certificate; the others are served by SNI (`serverName`). */
   tls: TlsEntry | TlsEntry[];
   idleTimeout?: number;
+  h3Limits?: H3Limits;
 }
 
 export type QuicStats = import("bun").QuicServerStats;
@@ -222,6 +219,12 @@ export class H3Listener {
       releaseLoop();
       const why = Buffer.from(err).toString("utf8").replace(/\0.*$/s, "");
       throw new TypeError(`tls: cannot use the certificate for HTTP/3: ${why}`);
+    }
+    try {
+      applyH3Limits(this.ctx, options.h3Limits);
+    } catch (err) {
+      this.free();
+      throw err;
     }
     this.install();
     this.registerStaticRoutes();
@@ -392,12 +395,8 @@ export class H3Listener {
     let host: string | undefined, expect: string | undefined, contentLength: string | undefined;
     // Field names arrive lowercase (the engine refuses others, RFC 9114 4.2).
     const fields: [string, string][] = [];
+    // (Heads over h3Limits.maxHeaderFields got 431 in the engine.)
     const received = readHeaders(s);
-    if (received.length > MAX_REQUEST_FIELDS) {
-      quic().us_quic_stream_shutdown_read(s);
-      this.sendSimple(s, st, 431, "");
-      return;
-    }
     for (const field of received) {
       const [name, value] = field;
       if (name.charCodeAt(0) === 58 /* : */) {
@@ -724,7 +723,8 @@ export class H3Listener {
     scheduleFlush();
   }
 
-  private lastStats = new BigUint64Array(9);
+  /** us_quic_context_stats_t, kept after free() for stats() on a stopped server. */
+  private lastStats = new BigUint64Array(14);
 
   stats(): QuicStats {
     const raw = this.lastStats;
@@ -737,6 +737,11 @@ export class H3Listener {
       bytesSent: Number(raw[4]),
       packetsReceived: Number(raw[5]),
       packetsSent: Number(raw[6]),
+      requestsTimedOut: Number(raw[9]),
+      headersTooLarge: Number(raw[10]),
+      connectionsRefused: Number(raw[11]),
+      connectionsClosedForLoad: Number(raw[12]),
+      connectionsClosedIdle: Number(raw[13]),
     };
   }
 

@@ -7,6 +7,7 @@ import { H3Listener, type H3Handlers, type HtmlRoutes, type QuicStats } from "./
 import { Router, withHeader, type RouteValue } from "./router";
 
 import { nativeServe } from "./native-serve";
+import { validateH3Limits } from "./h3-limits";
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
@@ -50,6 +51,7 @@ function validate(options: any) {
   // Without a handler, Bun's own Bun.serve throws its own message.
   if (typeof options.fetch !== "function" && !options.routes) return false;
   validateWebTransport(options.webtransport);
+  validateH3Limits(options.h3Limits);
   return true;
 }
 
@@ -130,19 +132,20 @@ function handlersOf(options: any, previous?: H3Handlers): H3Handlers {
 export function serve(options: any): any {
   if (!validate(options)) {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
+    if (options?.h3Limits !== undefined) throw new TypeError("h3Limits needs h3: true");
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, ...rest } = options;
   const http1 = http1Option === undefined || !!http1Option;
   const tls = rest.tls;
   let handlers = handlersOf(options);
   let proxy: any;
   let listener: H3Listener;
-  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout });
+  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits });
   if (!http1) {
     try {
       listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);
@@ -180,7 +183,7 @@ export function serve(options: any): any {
   const overrides: Record<PropertyKey, unknown> = {
     stop,
     reload: (next: any) => {
-      const { h3: _a, http3: _b, http1: _c, webtransport, ...nextRest } = next ?? {};
+      const { h3: _a, http3: _b, http1: _c, webtransport, h3Limits: _limits, ...nextRest } = next ?? {};
       validateWebTransport(webtransport);
       handlers = handlersOf(next ?? {}, handlers);
       listener.reload(handlers);

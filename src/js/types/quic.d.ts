@@ -13,7 +13,32 @@ declare module "bun" {
        * fetch handler with `server.upgradeWebTransport(req, { data })`.
        */
       webtransport?: WebTransportHandler;
+      /**
+       * Limits on what one client may cost the HTTP/3 side (needs `h3: true`).
+       * 0 turns a limit off; omitted ones keep their defaults.
+       */
+      h3Limits?: H3Limits;
     }
+  }
+
+  /** `Bun.serve({ h3Limits })`. Timeouts in seconds (fractions allowed), as `idleTimeout`. */
+  interface H3Limits {
+    /** A request's head must be complete this long after its stream opened, else 408. @default 10 */
+    requestHeadTimeout?: number;
+    /** A request body being read must make progress this often, else 408 (or a reset once answered). Time the handler's reader holds the body paused does not count. @default 30 */
+    requestBodyTimeout?: number;
+    /** Requests of one connection that may hit a deadline above before the connection is closed (H3_EXCESSIVE_LOAD). @default 4 */
+    stalledRequestsPerConnection?: number;
+    /** Request streams a client may open per second on one connection, bursts of twice that. @default 0 (off) */
+    streamOpensPerSecond?: number;
+    /** Requests a client may cancel per second on one connection, bursts of twice that ("rapid reset"). @default 200 */
+    streamResetsPerSecond?: number;
+    /** Connections open at once from one client IP address; more are refused. @default 4096 */
+    connectionsPerAddress?: number;
+    /** Connections open at once on the server. @default 65536 */
+    maxConnections?: number;
+    /** Fields in a request head (pseudo-headers included) past which it gets 431. @default 200 */
+    maxHeaderFields?: number;
   }
 
   /** A WebTransport session on the server (the W3C session API plus `data` and `sendDatagram`). */
@@ -52,6 +77,16 @@ declare module "bun" {
     bytesSent: number;
     packetsReceived: number;
     packetsSent: number;
+    /** Requests answered 408: head or body past its `h3Limits` deadline. */
+    requestsTimedOut: number;
+    /** Requests answered 431: head over the size or `maxHeaderFields` limit. */
+    headersTooLarge: number;
+    /** Initial datagrams refused at `connectionsPerAddress` / `maxConnections` (an attempt may send several). */
+    connectionsRefused: number;
+    /** Connections closed with H3_EXCESSIVE_LOAD: stalled requests, open or reset floods. */
+    connectionsClosedForLoad: number;
+    /** Connections closed (GOAWAY) with no request open for the idle timeout, however often the client pinged. */
+    connectionsClosedIdle: number;
   }
 
   interface Server<WebSocketData> {
