@@ -1,6 +1,7 @@
 """Starting and stopping the peers the interop tests talk to (none written here)."""
 import base64
 import hashlib
+import json
 import os
 import re
 import select
@@ -65,10 +66,15 @@ class Server:
             self.proc.wait()
 
 
-def bun_serve_h3(root):
+def bun_serve_h3(root, limits=None, idle_timeout=None):
     """Bun.serve({ h3: true }) on rust-quic (tests/interop/bun_h3_server.ts, with the
-    preload) serving the files of `root`; none of the caller's BUN_* settings."""
+    preload) serving the files of `root`; none of the caller's BUN_* settings.
+    `limits` (a dict) becomes h3Limits, `idle_timeout` (seconds) idleTimeout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
+    if limits is not None:
+        env["H3_LIMITS"] = json.dumps(limits)
+    if idle_timeout is not None:
+        env["IDLE_TIMEOUT"] = str(idle_timeout)
     return Server([str(BUN), "--no-install", "--preload", str(ROOT / "src" / "js" / "preload.ts"),
                    str(HERE / "bun_h3_server.ts"), str(CERTS / "cert.pem"), str(CERTS / "key.pem"), str(root)],
                   env=env, cwd=str(HERE))

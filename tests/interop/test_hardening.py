@@ -1,0 +1,235 @@
+"""Hardening over the wire: aioquic's low-level API (a QUIC stack no one here
+wrote) writes deliberately bad or abusive HTTP/3 at our native h3-server and at
+Bun.serve({ h3: true }), and each gets the answer RFC 9114 / 9204 or our limits
+(QUIC.md, "Limits") name: the connection error code, or the one stream's status.
+"""
+import asyncio
+import ssl
+import time
+
+import pytest
+from aioquic.asyncio import connect
+from aioquic.asyncio.protocol import QuicConnectionProtocol
+from aioquic.buffer import Buffer
+from aioquic.h3.connection import H3_ALPN
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.events import ConnectionTerminated, StreamDataReceived
+from pylsqpack import Decoder, Encoder
+
+from peers import BIN, CERTS, Server, bun_serve_h3
+
+H3_NO_ERROR = 0x100
+H3_FRAME_UNEXPECTED = 0x105
+H3_EXCESSIVE_LOAD = 0x107
+H3_ID_ERROR = 0x108
+H3_REQUEST_CANCELLED = 0x10C
+QPACK_ENCODER_STREAM_ERROR = 0x201
+CONNECTION_REFUSED = 0x2
+
+
+def varint(n):
+    b = Buffer(capacity=8)
+    b.push_uint_var(n)
+    return b.data
+
+
+def frame(ty, payload=b""):
+    return varint(ty) + varint(len(payload)) + payload
+
+
+def request_block(stream_id, path="/echo", method="GET", extra=()):
+    fields = [(b":method", method.encode()), (b":scheme", b"https"), (b":authority", b"localhost"),
+              (b":path", path.encode()), *extra]
+    _, block = Encoder().encode(stream_id, fields)
+    return block
+
+
+class RawH3(QuicConnectionProtocol):
+    """An HTTP/3 client made of raw stream writes: what it sends is up to the test."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.terminated = asyncio.get_running_loop().create_future()
+        self.received = {}
+
+    def quic_event_received(self, event):
+        if isinstance(event, ConnectionTerminated) and not self.terminated.done():
+            self.terminated.set_result(event)
+        elif isinstance(event, StreamDataReceived):
+            self.received.setdefault(event.stream_id, bytearray()).extend(event.data)
+
+    def send(self, stream_id, data, end=False):
+        self._quic.send_stream_data(stream_id, data, end)
+        self.transmit()
+
+    def new_stream(self, uni=False):
+        return self._quic.get_next_available_stream_id(is_unidirectional=uni)
+
+    def open_control(self):
+        """Our control stream with empty SETTINGS; returns its id."""
+        sid = self.new_stream(uni=True)
+        self.send(sid, varint(0x00) + frame(0x04))
+        return sid
+
+    def status(self, stream_id):
+        """The :status of the first HEADERS frame received on `stream_id`, if any."""
+        data = bytes(self.received.get(stream_id, b""))
+        buf = Buffer(data=data)
+        while not buf.eof():
+            try:
+                ty, length = buf.pull_uint_var(), buf.pull_uint_var()
+                payload = buf.pull_bytes(length)
+            except Exception:
+                return None
+            if ty == 0x01:
+                _, headers = Decoder(0, 0).feed_header(stream_id, payload)
+                return int(dict(headers)[b":status"])
+        return None
+
+    async def wait_status(self, stream_id, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (s := self.status(stream_id)) is not None:
+                return s
+            await asyncio.sleep(0.02)
+        return None
+
+    async def wait_close(self, timeout=5.0):
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.terminated), timeout)
+        except asyncio.TimeoutError:
+            return None
+
+
+def run(port, scenario, timeout=20):
+    async def main():
+        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
+                                   server_name="localhost", idle_timeout=10.0)
+        async with connect("127.0.0.1", port, configuration=config, create_protocol=RawH3) as client:
+            await client.wait_connected()
+            return await scenario(client)
+    return asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+LIMITS = {"requestHeadTimeout": 0.4, "stalledRequestsPerConnection": 2, "streamResetsPerSecond": 20,
+          "connectionsPerAddress": 0, "maxConnections": 0}
+
+
+@pytest.fixture(scope="module", params=["h3-server", "Bun.serve"])
+def server(request, tmp_path_factory):
+    if request.param == "h3-server":
+        s = Server([str(BIN / "h3-server"), "--cert", str(CERTS / "cert.pem"), "--key", str(CERTS / "key.pem"),
+                    "--host", "127.0.0.1", "--port", "0", "--root", str(tmp_path_factory.mktemp("root"))])
+    else:
+        s = bun_serve_h3(tmp_path_factory.mktemp("root"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def limited():
+    """Bun.serve with short h3Limits and a 1 s idleTimeout."""
+    import tempfile
+    s = bun_serve_h3(tempfile.mkdtemp(), limits=LIMITS, idle_timeout=1)
+    yield s
+    s.stop()
+
+
+# ---- RFC 9114 / 9204 connection errors, both servers ----
+
+@pytest.mark.parametrize("ty", [0x02, 0x06, 0x08, 0x09])
+def test_reserved_http2_frame_on_the_control_stream_is_frame_unexpected(server, ty):
+    async def scenario(c):
+        c.send(c.open_control(), frame(ty))
+        return (await c.wait_close()).error_code
+    assert run(server.port, scenario) == H3_FRAME_UNEXPECTED
+
+
+def test_cancel_push_is_an_id_error(server):
+    async def scenario(c):
+        c.send(c.open_control(), frame(0x03, varint(1)))
+        return (await c.wait_close()).error_code
+    assert run(server.port, scenario) == H3_ID_ERROR
+
+
+def test_a_growing_client_goaway_is_an_id_error(server):
+    async def scenario(c):
+        control = c.open_control()
+        c.send(control, frame(0x07, varint(4)))
+        await asyncio.sleep(0.2)
+        c.send(control, frame(0x07, varint(8)))
+        return (await c.wait_close()).error_code
+    assert run(server.port, scenario) == H3_ID_ERROR
+
+
+def test_a_qpack_capacity_above_zero_is_an_encoder_stream_error(server):
+    async def scenario(c):
+        c.open_control()
+        encoder = c.new_stream(uni=True)
+        c.send(encoder, varint(0x02) + bytes([0x3F, 0xE1, 0x1F]))  # Set Dynamic Table Capacity 4096
+        return (await c.wait_close()).error_code
+    assert run(server.port, scenario) == QPACK_ENCODER_STREAM_ERROR
+
+
+def test_a_headers_frame_declaring_a_megabyte_gets_431_at_once(server):
+    async def scenario(c):
+        c.open_control()
+        sid = c.new_stream()
+        c.send(sid, varint(0x01) + varint(1_000_000) + b"\x00\x00")
+        status = await c.wait_status(sid, timeout=2)
+        # The connection lives: the next request is served.
+        ok = c.new_stream()
+        c.send(ok, frame(0x01, request_block(ok, "/nope")), end=True)
+        return status, await c.wait_status(ok), c.terminated.done()
+    assert run(server.port, scenario) == (431, 404, False)
+
+
+# ---- limits, on Bun.serve with h3Limits ----
+
+def test_a_trickled_head_gets_408_and_a_second_stall_closes_the_connection(limited):
+    async def scenario(c):
+        c.open_control()
+        block = request_block(0)
+        first = c.new_stream()
+        started = time.monotonic()
+        c.send(first, varint(0x01) + varint(len(block)) + block[:2])
+        status = await c.wait_status(first)
+        waited = time.monotonic() - started
+        assert not c.terminated.done()
+        second = c.new_stream()
+        c.send(second, varint(0x01) + varint(len(block)) + block[:2])
+        return status, waited, (await c.wait_close()).error_code
+    status, waited, code = run(limited.port, scenario)
+    assert (status, code) == (408, H3_EXCESSIVE_LOAD)
+    assert waited >= 0.3
+
+
+def test_a_rapid_reset_flood_closes_the_connection(limited):
+    async def scenario(c):
+        c.open_control()
+        for _ in range(200):
+            sid = c.new_stream()
+            c.send(sid, frame(0x01, request_block(sid, "/echo", "POST")))
+            c._quic.reset_stream(sid, H3_REQUEST_CANCELLED)
+            c.transmit()
+            await asyncio.sleep(0)
+            if c.terminated.done():
+                break
+        return (await c.wait_close()).error_code
+    assert run(limited.port, scenario) == H3_EXCESSIVE_LOAD
+
+
+def test_a_connection_that_only_pings_is_closed_after_the_idle_timeout(limited):
+    async def scenario(c):
+        c.open_control()
+        sid = c.new_stream()
+        c.send(sid, frame(0x01, request_block(sid, "/nope")), end=True)
+        assert await c.wait_status(sid) == 404
+        started = time.monotonic()
+        while not c.terminated.done() and time.monotonic() - started < 6:
+            await c.ping()  # PING every 0.2 s: QUIC's idle timer never runs out
+            await asyncio.sleep(0.2)
+        return (await c.wait_close(0.1)), time.monotonic() - started
+    closed, after = run(limited.port, scenario)
+    assert closed is not None and closed.error_code == H3_NO_ERROR
+    assert 0.8 <= after < 4
