@@ -4,7 +4,9 @@
 # sanitizer flags cargo-fuzz passes. Targets (rust-quic/fuzz/fuzz_targets):
 #   h3_frames         the HTTP/3 frame reader in any split, SETTINGS/GOAWAY payloads
 #   request_head      QPACK decoding of a header block, then the request/response/trailer rules
+#   header_codec      fields encoded as HEADERS, read back and decoded: the same fields
 #   server_datagrams  a server context fed arbitrary datagrams (seeds: a real exchange)
+#   gro_split         the C loop's UDP GRO split of a received buffer into datagrams
 # Each run starts from the committed seeds in a scratch corpus; a crash fails
 # the run and leaves its input in rust-quic/fuzz/artifacts/<target>/.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET | --runs N] [TARGET...]   (CI: 20 s each, all targets)
@@ -20,7 +22,7 @@ case "${1:-}" in
   *) limit=(-max_total_time="$1"); shift ;;
 esac
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(h3_frames request_head server_datagrams)
+[ ${#targets[@]} -gt 0 ] || targets=(h3_frames request_head header_codec server_datagrams gro_split)
 sanitizer=(-s "${FUZZ_SANITIZER:-address}")
 cd rust-quic/fuzz
 export RUSTC_BOOTSTRAP=1

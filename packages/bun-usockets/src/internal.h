@@ -39,6 +39,12 @@ int us_internal_poll_change(struct us_loop_t *loop, struct us_poll_t *p, unsigne
 void us_internal_poll_close(struct us_loop_t *loop, struct us_poll_t *p);
 void us_internal_dispatch_timer(struct us_timer_t *t);
 void us_internal_dispatch_udp(struct us_udp_socket_t *s, unsigned int events);
+/* Splits one received buffer of `total` bytes, coalesced by UDP GRO into
+ * `segment`-byte datagrams (0: not coalesced, one datagram), into views
+ * appended at index `views` (data pointer, length, receive slot); returns the
+ * new view count, never more than `max_views`. */
+int us_internal_split_datagrams(char *data, int total, int segment, int slot, char **view_data, int *view_len,
+                                int *view_slot, int views, int max_views);
 void us_internal_free_closed_udp(struct us_poll_t *p);
 struct us_udp_packet_buffer_t *us_internal_create_packet_buffer(void);
 void us_internal_free_packet_buffer(struct us_udp_packet_buffer_t *buf);

@@ -383,6 +383,18 @@ static int parse_control(struct us_udp_socket_t *s, struct msghdr *h, struct soc
     return gro;
 }
 
+int us_internal_split_datagrams(char *data, int total, int segment, int slot, char **view_data, int *view_len,
+                                int *view_slot, int views, int max_views) {
+    int seg = segment > 0 ? segment : total;
+    for (int off = 0; off < total && views < max_views; off += seg) {
+        view_data[views] = data + off;
+        view_len[views] = total - off < seg ? total - off : seg;
+        view_slot[views] = slot;
+        views++;
+    }
+    return views;
+}
+
 /* v4-mapped IPv6 addresses become plain IPv4, so the layers above see one form. */
 static void unmap_v4(struct sockaddr_storage *a) {
     if (a->ss_family != AF_INET6) return;
@@ -434,13 +446,8 @@ void us_internal_dispatch_udp(struct us_udp_socket_t *s, unsigned int events) {
             int gro = parse_control(s, h, &b->locals[i]);
             unmap_v4(&b->peers[i]);
             unmap_v4(&b->locals[i]);
-            int seg = gro > 0 ? gro : total;
-            for (int off = 0; off < total && views < MAX_VIEWS; off += seg) {
-                b->view_data[views] = (char *)b->iov[i].iov_base + off;
-                b->view_len[views] = total - off < seg ? total - off : seg;
-                b->view_slot[views] = i;
-                views++;
-            }
+            views = us_internal_split_datagrams(b->iov[i].iov_base, total, gro, i, b->view_data, b->view_len,
+                                                b->view_slot, views, MAX_VIEWS);
         }
         if (views > 0) s->data_cb(s, b, views);
         if (n < RECV_SLOTS) return;
