@@ -86,31 +86,47 @@ export function encodeCloseCapsule(code: number, reason: string): Uint8Array {
 
 export type Capsule = { type: number; value: Uint8Array };
 
-/** Capsules from the CONNECT stream's body, in any split (RFC 9297 3.2). */
+/**
+ * Capsules from the CONNECT stream's body, in any split (RFC 9297 3.2). Bytes
+ * of an incomplete capsule are kept as chunks and joined once the capsule is
+ * whole, so a capsule that arrives a byte at a time costs linear time, not
+ * quadratic. Chunks are copied: the caller's buffer may be reused.
+ */
 export class CapsuleParser {
-  private buf = new Uint8Array(0);
+  private chunks: Uint8Array[] = [];
+  private buffered = 0;
+  /** Bytes that must be buffered before another capsule can complete. */
+  private needed = 0;
   /** Returns the complete capsules; throws when a capsule is too large to buffer. */
   push(chunk: Uint8Array): Capsule[] {
-    const joined = new Uint8Array(this.buf.length + chunk.length);
-    joined.set(this.buf);
-    joined.set(chunk, this.buf.length);
+    if (chunk.length === 0) return [];
+    this.chunks.push(chunk.slice());
+    this.buffered += chunk.length;
+    if (this.buffered < this.needed) return [];
+    const joined = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.buffered);
     const out: Capsule[] = [];
     let off = 0;
+    this.needed = 0;
     for (;;) {
       const type = getVarint(joined, off);
       const len = type && getVarint(joined, off + type[1]);
       if (!type || !len) break;
       const start = off + type[1] + len[1];
       if (len[0] > MAX_CAPSULE_BUFFER) throw new WebTransportError("capsule too large", { source: "session" });
-      if (start + len[0] > joined.length) break;
-      out.push({ type: type[0], value: joined.slice(start, start + len[0]) });
+      if (start + len[0] > joined.length) {
+        this.needed = start + len[0] - off;
+        break;
+      }
+      out.push({ type: type[0], value: joined.subarray(start, start + len[0]) });
       off = start + len[0];
     }
-    this.buf = joined.slice(off);
+    const rest = joined.subarray(off);
+    this.chunks = rest.length ? [rest] : [];
+    this.buffered = rest.length;
     return out;
   }
   get pending() {
-    return this.buf.length;
+    return this.buffered;
   }
 }
 

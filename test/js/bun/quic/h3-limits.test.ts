@@ -5,7 +5,7 @@ import { describe, expect, test } from "bun:test";
 import { rawH3, requestFields, tls } from "./harness";
 
 const insecure = { protocol: "http3", tls: { rejectUnauthorized: false } } as RequestInit;
-const h3Only = (options: Record<string, unknown>) => Bun.serve({ port: 0, h3: true, http1: false, tls, ...options } as any);
+const h3Only = (options: Record<string, unknown>): any => Bun.serve({ port: 0, h3: true, http1: false, tls, ...options } as any);
 const urlOf = (server: any, path = "/") => `https://127.0.0.1:${server.port}${path}`;
 
 describe("h3Limits", () => {
