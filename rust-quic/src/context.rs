@@ -61,6 +61,35 @@ pub enum Protocol {
     Raw,
 }
 
+/// The congestion controller of new connections.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CongestionControl {
+    Reno,
+    Cubic,
+    /// BBRv2 (quiche's gcongestion port of Chromium's): keeps its rate through
+    /// random loss and reordering, where loss-based controllers halve theirs.
+    Bbr2,
+}
+
+impl CongestionControl {
+    pub fn from_name(name: &str) -> Option<CongestionControl> {
+        match name {
+            "reno" => Some(CongestionControl::Reno),
+            "cubic" => Some(CongestionControl::Cubic),
+            "bbr2" | "bbr" => Some(CongestionControl::Bbr2),
+            _ => None,
+        }
+    }
+
+    fn algorithm(self) -> quiche::CongestionControlAlgorithm {
+        match self {
+            CongestionControl::Reno => quiche::CongestionControlAlgorithm::Reno,
+            CongestionControl::Cubic => quiche::CongestionControlAlgorithm::CUBIC,
+            CongestionControl::Bbr2 => quiche::CongestionControlAlgorithm::Bbr2Gcongestion,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub idle_timeout_ms: u64,
@@ -81,6 +110,7 @@ pub struct Settings {
     pub initial_max_stream_data: u64,
     /// Servers: deadlines, rates and counts that bound one client's cost.
     pub limits: Limits,
+    pub congestion_control: CongestionControl,
 }
 
 impl Default for Settings {
@@ -88,6 +118,10 @@ impl Default for Settings {
         Settings {
             idle_timeout_ms: 30_000,
             limits: Limits::default(),
+            // Measured (QUIC.md, "Congestion control"): BBRv2 moves a 1 MB download
+            // through 10% loss each way about 10x faster than CUBIC, and a 5 MB one
+            // through reordering 2.4x faster, at the same clean-path throughput.
+            congestion_control: CongestionControl::Bbr2,
             max_header_size: 64 * 1024,
             conn_ext_size: 64,
             stream_ext_size: 0,
@@ -245,6 +279,11 @@ impl Context {
         self.reconfigure()
     }
 
+    pub fn set_congestion_control(&mut self, cc: CongestionControl) -> Result<(), String> {
+        self.settings.congestion_control = cc;
+        self.reconfigure()
+    }
+
     /// Enables QUIC DATAGRAM (RFC 9221) on new connections.
     pub fn set_datagrams(&mut self, enabled: bool) -> Result<(), String> {
         self.settings.datagrams = enabled;
@@ -346,6 +385,7 @@ impl Context {
         c.set_max_stream_window(32 * 1024 * 1024);
         c.set_active_connection_id_limit(4);
         c.enable_pacing(false);
+        c.set_cc_algorithm(s.congestion_control.algorithm());
         c.enable_dgram(s.datagrams, 1024, 1024);
         Ok(())
     }

@@ -39,10 +39,6 @@ pub trait Driver {
 
     fn close(&mut self, socket: SocketHandle);
 
-    /// The context has work for the next `process` (used by drivers that
-    /// need to be woken, e.g. to arm a timer).
-    fn wake(&mut self) {}
-
     /// The loop this driver runs on, for the C ABI (null for the test network).
     fn loop_ptr(&self) -> *mut c_void {
         std::ptr::null_mut()

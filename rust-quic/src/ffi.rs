@@ -786,6 +786,24 @@ pub unsafe extern "C" fn us_quic_stream_stop_sending(s: *mut Stream, code: c_ulo
     with_stream(s, (), |s| stream::stop_sending(s, code))
 }
 
+/// `us_quic_socket_context_set_congestion_control`: "cubic", "reno" or "bbr2"
+/// for new connections. 0 or -1.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_congestion_control(
+    ctx: *mut Context,
+    name: *const c_char,
+    len: c_uint,
+) -> c_int {
+    let cc = std::str::from_utf8(raw_bytes(name, len)).ok().and_then(crate::context::CongestionControl::from_name);
+    match (ctx.as_mut(), cc) {
+        (Some(c), Some(cc)) => match c.set_congestion_control(cc) {
+            Ok(()) => 0,
+            Err(_) => -1,
+        },
+        _ => -1,
+    }
+}
+
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Context, ms: c_uint) -> c_int {
     match ctx.as_mut().map(|c| c.set_idle_timeout(u64::from(ms.max(1)))) {

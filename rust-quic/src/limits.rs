@@ -15,8 +15,8 @@ pub struct Limits {
     /// opened (a client trickling HEADERS gets 408).
     pub request_head_timeout_ms: u32,
     /// A request body the server is reading must make progress (any bytes)
-    /// at least this often; a stall gets 408 (or a reset, once answered).
-    /// Time the application holds the body paused does not count.
+    /// at least this often until a response begins; a stall gets 408. Time
+    /// the application holds the body paused does not count.
     pub request_body_timeout_ms: u32,
     /// Requests on one connection that may hit one of the two deadlines above
     /// before the whole connection is closed (H3_EXCESSIVE_LOAD).

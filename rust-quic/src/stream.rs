@@ -12,7 +12,7 @@
 use std::ffi::{c_char, c_int, c_uint};
 use std::time::{Duration, Instant};
 
-use crate::context::{self, Protocol, Role};
+use crate::context::{self, Role};
 use crate::ext::Ext;
 use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
 use crate::peer_context::{self, PeerContext};
@@ -616,28 +616,26 @@ pub(crate) fn awaits_head(s: &Stream) -> bool {
 }
 
 /// Servers: when the request body this stream awaits last made progress, if
-/// it awaits one and the application is reading it.
+/// it awaits one, the application is reading it, and no response has begun
+/// (once one has, the exchange is moving: a long response to a request whose
+/// client never ends its body, as with event streams, is not cut).
 pub(crate) fn body_awaited_since(s: &Stream) -> Option<Instant> {
-    if s.finished || s.fin_received || s.read_shut || s.read_paused {
+    if s.finished || s.fin_received || s.read_shut || s.read_paused || s.final_headers_sent {
         return None;
     }
     s.body_progress_at
 }
 
 /// Server: a request past a deadline (its head not complete within the
-/// request-head timeout, or its body stalled for the body timeout) gets 408 and
-/// is no longer read; one already answered is reset (H3_REQUEST_INCOMPLETE).
-/// False when it no longer awaited anything.
+/// request-head timeout, or its body stalled for the body timeout before any
+/// response) gets 408 and is no longer read. False when it no longer awaited
+/// anything.
 pub(crate) unsafe fn request_timed_out(s: *mut Stream) -> bool {
     if !awaits_head(&*s) && body_awaited_since(&*s).is_none() {
         return false;
     }
     (*(*(*s).conn).ctx).stats.requests_timed_out += 1;
-    if (*s).final_headers_sent {
-        fail(s, http3::H3_REQUEST_INCOMPLETE);
-    } else {
-        refuse_request(s, b"408", http3::H3_REQUEST_REJECTED);
-    }
+    refuse_request(s, b"408", http3::H3_REQUEST_REJECTED);
     true
 }
 
@@ -975,9 +973,4 @@ pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
 
 pub fn has_unsent(s: &Stream) -> bool {
     !s.pending.is_empty() || (s.fin_requested && !s.fin_sent && !s.reset_sent)
-}
-
-pub fn is_raw(s: &Stream) -> bool {
-    // SAFETY: a stream's connection and context outlive it.
-    unsafe { (*(*s.conn).ctx).settings.protocol == Protocol::Raw }
 }

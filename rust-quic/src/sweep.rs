@@ -39,8 +39,4 @@ impl Sweep {
         }
         (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.streams.is_empty() && self.connections.is_empty() && self.listen_sockets.is_empty()
-    }
 }

@@ -83,6 +83,22 @@ fn a_stalled_request_body_gets_408_and_the_connection_lives() {
 }
 
 #[test]
+fn a_stalled_body_is_not_cut_once_the_response_has_begun() {
+    unsafe {
+        let (p, pc) = established();
+        set_limits(p.server, |l| l.request_body_timeout_ms = 300);
+        // /size/N answers at the head, while the upload is still coming.
+        let mut r = Request::new("POST", "/size/5", vec![7u8; 1000]);
+        r.stall_after = Some(100);
+        p.send(pc, vec![r]);
+        assert!(p.run(5, || world(|w| w.responses.len() == 1 || !server_streams(&p).is_empty())));
+        wait(&p, Duration::from_millis(700));
+        assert_eq!(server_stats(&p).requests_timed_out, 0);
+        p.free();
+    }
+}
+
+#[test]
 fn time_the_application_holds_a_body_paused_does_not_count() {
     unsafe {
         let (p, pc) = established();

@@ -281,19 +281,23 @@ int us_quic_socket_datagram_max_size(us_quic_socket_t *s);
 void us_quic_socket_close_with_error(us_quic_socket_t *s, unsigned long long code, const char *reason, unsigned int reason_len);
 /* STOP_SENDING with an application error code of the caller's choice. */
 void us_quic_stream_stop_sending(us_quic_stream_t *s, unsigned long long code);
+/* Extension. The congestion controller of new connections: "bbr2" (default;
+ * BBRv2, which keeps its rate through random loss and reordering), "cubic" or
+ * "reno". 0, or -1 for another name. */
+int us_quic_socket_context_set_congestion_control(us_quic_socket_context_t *ctx, const char *name, unsigned int len);
 /* Idle timeout of new connections, in milliseconds. 0 or -1. */
 int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
 /* Extension. Limits that bound what one client can cost a server; 0 turns a
- * limit off. A request past a deadline gets 408 (or, once answered, a reset
- * with H3_REQUEST_INCOMPLETE); a connection past a rate or the stall count is
+ * limit off. A request past a deadline gets 408; a connection past a rate or the stall count is
  * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with
  * CONNECTION_REFUSED. Each outcome has a counter in us_quic_context_stats_t. */
 typedef struct us_quic_limits_t {
     /* A request stream's head must be complete this long after the stream
      * opened (a client trickling HEADERS). Default 10000 ms. */
     unsigned int request_head_timeout_ms;
-    /* A request body the server reads must make progress at least this often;
-     * time the application holds the stream paused does not count. Default 30000 ms. */
+    /* A request body the server reads must make progress at least this often
+     * until a response begins (a long response is never cut); time the
+     * application holds the stream paused does not count. Default 30000 ms. */
     unsigned int request_body_timeout_ms;
     /* Requests of one connection that may hit a deadline above before the
      * connection is closed. Default 4. */

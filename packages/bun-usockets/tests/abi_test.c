@@ -329,6 +329,9 @@ int main(int argc, char **argv) {
     CHECK(us_quic_stream_send_datagram(NULL, "x", 1) == -2);
     CHECK(us_quic_stream_datagram_max_size(NULL) == -1);
     CHECK(us_quic_socket_context_set_idle_timeout(raw, 5000) == 0);
+    CHECK(us_quic_socket_context_set_congestion_control(raw, "cubic", 5) == 0);
+    CHECK(us_quic_socket_context_set_congestion_control(raw, "vegas", 5) == -1);
+    CHECK(us_quic_socket_context_set_congestion_control(raw, "bbr2", 4) == 0);
     us_quic_limits_t limits;
     CHECK(us_quic_socket_context_get_limits(server, &limits) == 0);
     CHECK(limits.request_head_timeout_ms == 10000 && limits.max_header_fields == 200);

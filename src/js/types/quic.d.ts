@@ -25,7 +25,7 @@ declare module "bun" {
   interface H3Limits {
     /** A request's head must be complete this long after its stream opened, else 408. @default 10 */
     requestHeadTimeout?: number;
-    /** A request body being read must make progress this often, else 408 (or a reset once answered). Time the handler's reader holds the body paused does not count. @default 30 */
+    /** Until the response begins, a request body being read must make progress this often, else 408. Time the handler's reader holds the body paused does not count. @default 30 */
     requestBodyTimeout?: number;
     /** Requests of one connection that may hit a deadline above before the connection is closed (H3_EXCESSIVE_LOAD). @default 4 */
     stalledRequestsPerConnection?: number;
