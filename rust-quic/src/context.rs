@@ -156,7 +156,8 @@ pub struct Stats {
     pub headers_too_large: u64,
     /// Initial datagrams refused at the connection limits (an attempt may send several).
     pub connections_refused: u64,
-    /// Connections closed for load: stalled requests, open or reset floods.
+    /// Connections closed for load: stalled requests, open or reset floods,
+    /// streams past MAX_STREAMS (quiche's STREAM_LIMIT_ERROR).
     pub connections_closed_for_load: u64,
     /// Connections closed for having no request open for the idle timeout.
     pub connections_closed_idle: u64,

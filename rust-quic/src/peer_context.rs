@@ -954,6 +954,12 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     if let Some(ip) = (*pc).admitted_ip.take() {
         (*ctx).connection_counts.release(ip);
     }
+    // QUIC's own concurrency limit: quiche closed the connection because the
+    // peer opened more streams than MAX_STREAMS allowed.
+    const STREAM_LIMIT_ERROR: u64 = 0x4;
+    if (*pc).conn.local_error().is_some_and(|e| !e.is_app && e.error_code == STREAM_LIMIT_ERROR) {
+        (*ctx).stats.connections_closed_for_load += 1;
+    }
     let code = close_error(&*pc).map(|(c, _)| c);
     for s in (*pc).streams.values().copied().collect::<Vec<_>>() {
         stream::abandon(s, code.unwrap_or(http3::H3_REQUEST_CANCELLED));

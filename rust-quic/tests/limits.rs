@@ -252,3 +252,23 @@ fn a_connection_that_only_pings_is_closed_after_its_idle_time() {
         p.free();
     }
 }
+
+#[test]
+fn a_client_that_never_reads_costs_the_server_one_flow_control_window() {
+    unsafe {
+        let (p, pc) = established();
+        world(|w| w.client_pause_at = Some(64 * 1024));
+        p.send(pc, vec![Request::get("/size/50000000")]);
+        assert!(p.run(5, || world(|w| !w.paused_streams.is_empty())));
+        wait(&p, Duration::from_millis(500));
+        let s = server_streams(&p)[0];
+        let accepted = bytes_accepted(s);
+        wait(&p, Duration::from_millis(500));
+        // The client's window (2 MiB) plus what it read: no more is taken, and
+        // the rest of the 50 MB body stays with the application.
+        assert_eq!(bytes_accepted(s), accepted, "the engine keeps taking bytes nobody reads");
+        assert!(accepted <= 64 * 1024 + 2 * 1024 * 1024 + 64 * 1024, "{accepted} bytes accepted");
+        assert!(world(|w| w.short_writes > 0), "the application was told to wait");
+        p.free();
+    }
+}

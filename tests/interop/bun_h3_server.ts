@@ -12,6 +12,7 @@ const server = Bun.serve({
   async fetch(req) {
     const { pathname } = new URL(req.url);
     if (pathname === "/echo") return new Response(await req.arrayBuffer());
+    if (pathname === "/quic-stats") return Response.json(server.quic!.stats());
     const file = Bun.file(root + (pathname === "/" ? "/index.html" : pathname));
     return (await file.exists()) ? new Response(file) : new Response("not found", { status: 404 });
   },

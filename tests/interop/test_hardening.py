@@ -4,6 +4,7 @@ Bun.serve({ h3: true }), and each gets the answer RFC 9114 / 9204 or our limits
 (QUIC.md, "Limits") name: the connection error code, or the one stream's status.
 """
 import asyncio
+import json
 import ssl
 import time
 
@@ -71,20 +72,28 @@ class RawH3(QuicConnectionProtocol):
         self.send(sid, varint(0x00) + frame(0x04))
         return sid
 
-    def status(self, stream_id):
-        """The :status of the first HEADERS frame received on `stream_id`, if any."""
-        data = bytes(self.received.get(stream_id, b""))
-        buf = Buffer(data=data)
+    def frames(self, stream_id):
+        """The complete HTTP/3 frames received on `stream_id` so far: (type, payload)."""
+        buf = Buffer(data=bytes(self.received.get(stream_id, b"")))
+        out = []
         while not buf.eof():
             try:
                 ty, length = buf.pull_uint_var(), buf.pull_uint_var()
-                payload = buf.pull_bytes(length)
+                out.append((ty, buf.pull_bytes(length)))
             except Exception:
-                return None
+                break
+        return out
+
+    def status(self, stream_id):
+        """The :status of the first HEADERS frame received on `stream_id`, if any."""
+        for ty, payload in self.frames(stream_id):
             if ty == 0x01:
                 _, headers = Decoder(0, 0).feed_header(stream_id, payload)
                 return int(dict(headers)[b":status"])
         return None
+
+    def body(self, stream_id):
+        return b"".join(p for ty, p in self.frames(stream_id) if ty == 0x00)
 
     async def wait_status(self, stream_id, timeout=5.0):
         deadline = time.monotonic() + timeout
@@ -122,6 +131,7 @@ def server(request, tmp_path_factory):
                     "--host", "127.0.0.1", "--port", "0", "--root", str(tmp_path_factory.mktemp("root"))])
     else:
         s = bun_serve_h3(tmp_path_factory.mktemp("root"))
+        s.serves_stats = True
     yield s
     s.stop()
 
@@ -184,6 +194,34 @@ def test_a_headers_frame_declaring_a_megabyte_gets_431_at_once(server):
     assert run(server.port, scenario) == (431, 404, False)
 
 
+def test_streams_past_max_streams_close_the_connection_with_stream_limit_error(server):
+    STREAM_LIMIT_ERROR = 0x4
+
+    async def scenario(c):
+        c.open_control()
+        c._quic._remote_max_streams_bidi = 10_000  # aioquic would otherwise hold them back
+        for _ in range(600):
+            sid = c.new_stream()
+            c._quic.send_stream_data(sid, frame(0x01, request_block(sid, "/nope")), False)  # never ended
+        c.transmit()
+        return (await c.wait_close()).error_code
+    assert run(server.port, scenario) == STREAM_LIMIT_ERROR
+    if server.__dict__.get("serves_stats"):
+        assert quic_stats(server)["connectionsClosedForLoad"] >= 1
+
+
+def quic_stats(server):
+    """Bun.serve's server.quic.stats(), read over HTTP/3 (bun_h3_server.ts /quic-stats)."""
+    async def scenario(c):
+        c.open_control()
+        sid = c.new_stream()
+        c.send(sid, frame(0x01, request_block(sid, "/quic-stats")), end=True)
+        assert await c.wait_status(sid) == 200
+        await asyncio.sleep(0.1)
+        return json.loads(c.body(sid))
+    return run(server.port, scenario)
+
+
 # ---- limits, on Bun.serve with h3Limits ----
 
 def test_a_trickled_head_gets_408_and_a_second_stall_closes_the_connection(limited):
@@ -199,9 +237,13 @@ def test_a_trickled_head_gets_408_and_a_second_stall_closes_the_connection(limit
         second = c.new_stream()
         c.send(second, varint(0x01) + varint(len(block)) + block[:2])
         return status, waited, (await c.wait_close()).error_code
+    before = quic_stats(limited)
     status, waited, code = run(limited.port, scenario)
     assert (status, code) == (408, H3_EXCESSIVE_LOAD)
     assert waited >= 0.3
+    after = quic_stats(limited)
+    assert after["requestsTimedOut"] - before["requestsTimedOut"] == 2
+    assert after["connectionsClosedForLoad"] - before["connectionsClosedForLoad"] == 1
 
 
 def test_a_rapid_reset_flood_closes_the_connection(limited):
@@ -216,7 +258,9 @@ def test_a_rapid_reset_flood_closes_the_connection(limited):
             if c.terminated.done():
                 break
         return (await c.wait_close()).error_code
+    before = quic_stats(limited)["connectionsClosedForLoad"]
     assert run(limited.port, scenario) == H3_EXCESSIVE_LOAD
+    assert quic_stats(limited)["connectionsClosedForLoad"] == before + 1
 
 
 def test_a_connection_that_only_pings_is_closed_after_the_idle_timeout(limited):
@@ -230,6 +274,8 @@ def test_a_connection_that_only_pings_is_closed_after_the_idle_timeout(limited):
             await c.ping()  # PING every 0.2 s: QUIC's idle timer never runs out
             await asyncio.sleep(0.2)
         return (await c.wait_close(0.1)), time.monotonic() - started
+    before = quic_stats(limited)["connectionsClosedIdle"]
     closed, after = run(limited.port, scenario)
     assert closed is not None and closed.error_code == H3_NO_ERROR
     assert 0.8 <= after < 4
+    assert quic_stats(limited)["connectionsClosedIdle"] >= before + 1

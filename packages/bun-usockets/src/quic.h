@@ -390,7 +390,8 @@ struct us_quic_context_stats_t {
     unsigned long long headers_too_large;
     /* Initial datagrams refused at the connection limits (an attempt may send several). */
     unsigned long long connections_refused;
-    /* Connections closed for load: stalled requests, open or reset floods. */
+    /* Connections closed for load: stalled requests, open or reset floods,
+     * streams past MAX_STREAMS (STREAM_LIMIT_ERROR). */
     unsigned long long connections_closed_for_load;
     /* HTTP/3 connections closed (GOAWAY) after no request was open for the idle
      * timeout, however often the client pinged. */

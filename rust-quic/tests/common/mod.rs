@@ -274,6 +274,11 @@ pub unsafe extern "C" fn on_stream_headers(s: *mut Stream) {
 /// Paths answered at the request head; everything else but /echo gets 404 at FIN.
 const ROUTED: [&str; 5] = ["/size/", "/informational", "/trailers", "/reject", "/unended/"];
 
+/// Body bytes the engine has taken from this stream's application so far.
+pub unsafe fn bytes_accepted(s: *mut Stream) -> usize {
+    (*app(s)).out_off
+}
+
 pub fn pattern(n: usize) -> Vec<u8> {
     (0..n).map(|i| (i % 251) as u8).collect()
 }

@@ -83,7 +83,7 @@ declare module "bun" {
     headersTooLarge: number;
     /** Initial datagrams refused at `connectionsPerAddress` / `maxConnections` (an attempt may send several). */
     connectionsRefused: number;
-    /** Connections closed with H3_EXCESSIVE_LOAD: stalled requests, open or reset floods. */
+    /** Connections closed for load: stalled requests, open or reset floods (H3_EXCESSIVE_LOAD), streams past MAX_STREAMS (STREAM_LIMIT_ERROR). */
     connectionsClosedForLoad: number;
     /** Connections closed (GOAWAY) with no request open for the idle timeout, however often the client pinged. */
     connectionsClosedIdle: number;
