@@ -5,7 +5,8 @@
 #   h3_frames         the HTTP/3 frame reader in any split, SETTINGS/GOAWAY payloads
 #   request_head      QPACK decoding of a header block, then the request/response/trailer rules
 #   header_codec      fields encoded as HEADERS, read back and decoded: the same fields
-#   server_datagrams  a server context fed arbitrary datagrams (seeds: a real exchange)
+#   server_datagrams  a server context fed arbitrary datagrams (seeds: our own exchange, and
+#                     aioquic's and ngtcp2's, captured by tests/interop/capture_seeds.py)
 #   gro_split         the C loop's UDP GRO split of a received buffer into datagrams
 # Each run starts from the committed seeds in a scratch corpus; a crash fails
 # the run and leaves its input in rust-quic/fuzz/artifacts/<target>/.
