@@ -26,7 +26,7 @@ asan_abi() {
     && ASAN_OPTIONS=detect_leaks=1 US_DISABLE_GSO=1 build/asan/abi-test build/certs/cert.pem build/certs/key.pem
 }
 stage "AddressSanitizer: the C loop and the ABI test (GSO and sendmmsg paths)" asan_abi
-stage "fuzz: frame reader, request head, server datagrams (20 s each)" scripts/fuzz.sh 20
+stage "fuzz: frame reader, request head, header codec, server datagrams, GRO split (20 s each)" scripts/fuzz.sh 20
 stage "interop (aioquic, ngtcp2, Chromium, Bun lsquic)" python3 -m pytest -q -p no:cacheprovider tests/interop
 stage "bun test: runtime (Bun.serve h3 on rust-quic)" node_modules/.bin/bun test test/js/bun/quic
 

@@ -34,6 +34,7 @@ pub mod peer_context;
 pub mod static_route;
 pub mod stream;
 pub mod sweep;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;
 pub mod usockets_driver;
