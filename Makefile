@@ -21,20 +21,20 @@ build/bin/%: $(US)/examples/%.c $(US)/src/quic.h $(US)/src/libusockets.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) $(INC) $< $(LIB) $(LDLIBS) -o $@
 
-build/bin/abi-test: $(US)/tests/abi_test.c $(US)/src/quic.h $(US)/src/libusockets.h lib
+build/bin/abi-test: $(US)/tests/abi_test.c $(US)/src/quic.h $(US)/src/quic_embed.h $(US)/src/libusockets.h lib
 	@mkdir -p build/bin
 	$(CC) $(CFLAGS) $(INC) $< $(LIB) $(LDLIBS) -o $@
 
 # Valgrind checks a debug build of the library: optimized code branches on bytes
 # it has not initialized yet in ways valgrind cannot follow (false positives).
-memcheck-bin: $(US)/tests/abi_test.c $(US)/src/quic.h
+memcheck-bin: $(US)/tests/abi_test.c $(US)/src/quic.h $(US)/src/quic_embed.h
 	cargo build -p rust-quic
 	@mkdir -p build/memcheck
 	$(CC) -O0 -g -std=gnu11 $(INC) $< target/debug/librust_quic.a $(LDLIBS) -o build/memcheck/abi-test
 
 # The C loop (usockets-sys, USOCKETS_ASAN) and the ABI test both instrumented;
 # a target dir of its own so the release library stays uninstrumented.
-asan: $(US)/tests/abi_test.c $(US)/src/quic.h
+asan: $(US)/tests/abi_test.c $(US)/src/quic.h $(US)/src/quic_embed.h
 	USOCKETS_ASAN=1 cargo build -p rust-quic --target-dir target/asan
 	@mkdir -p build/asan
 	$(CC) -O1 -g -fsanitize=address -fno-omit-frame-pointer -std=gnu11 $(INC) $< target/asan/debug/librust_quic.a $(LDLIBS) -o build/asan/abi-test

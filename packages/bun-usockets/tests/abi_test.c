@@ -1,6 +1,7 @@
 /*
- * Compiles against quic.h and calls every function in it, over a real loopback
- * exchange between a server and a client context on one usockets loop.
+ * Compiles against quic.h and quic_embed.h and calls every function in them,
+ * over real loopback exchanges: a server and a client context on one usockets
+ * loop, then the same on an embedded loop driven as Bun drives it.
  * Closes happen from inside callbacks; run under valgrind or ASan to check
  * that nothing is used after it is freed and nothing leaks.
  *
@@ -16,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+
 #include "quic.h"
+#include "quic_embed.h"
 
 static int passed, failed;
 #define CHECK(cond)                                                                 \
@@ -281,6 +285,126 @@ static void install(us_quic_socket_context_t *c) {
     us_quic_socket_context_on_stream_datagram(c, on_stream_datagram);
 }
 
+/* ---- the embed ABI (quic_embed.h): a static route fetched on an embedded loop ---- */
+
+/* [u32 len][name][u32 len][value]... as us_quic_embed_read_headers writes it. */
+static unsigned put_field(unsigned char *out, unsigned off, const char *name, const char *value) {
+    unsigned n = (unsigned)strlen(name), v = (unsigned)strlen(value);
+    memcpy(out + off, &n, 4);
+    memcpy(out + off + 4, name, n);
+    memcpy(out + off + 4 + n, &v, 4);
+    memcpy(out + off + 8 + n, value, v);
+    return off + 8 + n + v;
+}
+
+static int embed_status, embed_body_len, embed_done;
+static char embed_body[64];
+static us_quic_socket_context_t *embed_client;
+
+static void embed_on_hsk_done(us_quic_socket_t *s, int ok) {
+    if (ok) us_quic_socket_make_stream(s);
+    else embed_done = 1;
+}
+
+static void embed_on_stream_open(us_quic_stream_t *s, int is_client) {
+    if (!is_client) return;
+    unsigned char block[256];
+    unsigned len = put_field(block, 0, ":method", "GET");
+    len = put_field(block, len, ":scheme", "https");
+    len = put_field(block, len, ":authority", "localhost");
+    len = put_field(block, len, ":path", "/static");
+    CHECK(us_quic_embed_send_headers(s, (const unsigned char *)"\x05", 1, 0) == -1); /* malformed block */
+    CHECK(us_quic_embed_send_headers(s, block, len, 1) == 0);
+}
+
+static void embed_on_stream_headers(us_quic_stream_t *s) {
+    unsigned char small[4];
+    unsigned need = us_quic_embed_read_headers(s, small, sizeof small);
+    CHECK(need > sizeof small); /* too small: nothing written, the size needed returned */
+    unsigned char buf[1024];
+    CHECK(us_quic_embed_read_headers(s, buf, sizeof buf) == need);
+    unsigned n, v;
+    memcpy(&n, buf, 4);
+    memcpy(&v, buf + 4 + n, 4);
+    if (n == 7 && !memcmp(buf + 4, ":status", 7)) embed_status = atoi((const char *)(buf + 8 + n));
+    char ip[64];
+    int port = 0;
+    CHECK(us_quic_embed_remote_address(s, ip, sizeof ip, &port) == 9 && !strcmp(ip, "127.0.0.1") && port > 0);
+    CHECK(us_quic_embed_remote_address(s, ip, 4, &port) == -1);
+}
+
+static void embed_on_stream_data(us_quic_stream_t *s, const char *data, unsigned len, int fin) {
+    if (embed_body_len + len <= sizeof embed_body) memcpy(embed_body + embed_body_len, data, len);
+    embed_body_len += (int)len;
+    if (fin) {
+        embed_done = 1;
+        us_quic_socket_close(us_quic_stream_socket(s));
+    }
+}
+
+static void embed_on_stream_noop(us_quic_stream_t *s) { (void)s; }
+
+static void test_embed(const char *cert, unsigned cert_len, const char *key, unsigned key_len) {
+    CHECK(us_quic_embed_loop(NULL) == NULL && us_quic_embed_wake_fd(NULL) == -1 && us_quic_embed_run(NULL) == -1);
+    CHECK(us_quic_embed_read_headers(NULL, NULL, 0) == 0);
+    CHECK(us_quic_embed_send_headers(NULL, NULL, 0, 1) == -1);
+    CHECK(us_quic_embed_respond(NULL, NULL, 0, NULL, 0) == -1);
+    CHECK(us_quic_embed_remote_address(NULL, NULL, 0, NULL) == -1);
+    us_quic_embed_t *e = us_quic_embed_create();
+    CHECK(e != NULL);
+    struct us_loop_t *eloop = us_quic_embed_loop(e);
+    int wake = us_quic_embed_wake_fd(e);
+    CHECK(wake >= 0);
+    char err[256] = "";
+    CHECK(us_quic_embed_server_context(eloop, "garbage", 7, key, key_len, NULL, 0, 5, err, sizeof err) == NULL);
+    CHECK(err[0] != 0);
+    us_quic_socket_context_t *srv =
+        us_quic_embed_server_context(eloop, cert, cert_len, key, key_len, NULL, 0, 5, err, sizeof err);
+    CHECK(srv != NULL);
+    CHECK(us_quic_embed_add_server_name(srv, "other.test", "garbage", 7, key, key_len, NULL, 0, err, sizeof err) == -1);
+    CHECK(us_quic_embed_add_server_name(srv, "*.other.test", cert, cert_len, key, key_len, NULL, 0, err, sizeof err) == 0);
+    unsigned char fields[64];
+    unsigned flen = put_field(fields, 0, ":status", "200");
+    flen = put_field(fields, flen, "content-type", "text/plain");
+    CHECK(us_quic_embed_add_static_route(srv, (const unsigned char *)"nopath", 6, fields, flen, NULL, 0) == -1);
+    CHECK(us_quic_embed_add_static_route(srv, (const unsigned char *)"/gone", 5, fields, flen, NULL, 0) == 0);
+    us_quic_embed_clear_static_routes(srv);
+    CHECK(us_quic_embed_add_static_route(srv, (const unsigned char *)"/static", 7, fields, flen,
+              (const unsigned char *)"embedded", 8) == 0);
+    us_quic_listen_socket_t *ls = us_quic_socket_context_listen(srv, "127.0.0.1", 0, 0, 0);
+    CHECK(ls != NULL);
+
+    embed_client = us_create_quic_client_context(eloop, 0, 0, 0);
+    us_quic_socket_context_on_hsk_done(embed_client, embed_on_hsk_done);
+    us_quic_socket_context_on_stream_open(embed_client, embed_on_stream_open);
+    us_quic_socket_context_on_stream_headers(embed_client, embed_on_stream_headers);
+    us_quic_socket_context_on_stream_data(embed_client, embed_on_stream_data);
+    us_quic_socket_context_on_stream_writable(embed_client, embed_on_stream_noop);
+    us_quic_socket_context_on_stream_close(embed_client, embed_on_stream_noop);
+    us_quic_socket_t *conn = NULL;
+    struct us_quic_pending_connect_s *pending = NULL;
+    CHECK(us_quic_socket_context_connect(embed_client, "127.0.0.1", us_quic_listen_socket_port(ls), "localhost", 0,
+              &conn, &pending, NULL) == 1);
+    us_quic_loop_process(eloop);
+    /* As Bun drives it: wait for a byte on the wake fd, run one iteration, flush. */
+    for (int i = 0; i < 2000 && !embed_done; i++) {
+        struct pollfd pfd = {.fd = wake, .events = POLLIN};
+        if (poll(&pfd, 1, 5) > 0) {
+            char byte;
+            CHECK(read(wake, &byte, 1) == 1);
+            CHECK(us_quic_embed_run(e) >= 0);
+        }
+        us_quic_loop_process(eloop);
+    }
+    CHECK(embed_status == 200);
+    CHECK(embed_body_len == 8 && !memcmp(embed_body, "embedded", 8));
+    us_quic_listen_socket_close(ls);
+    us_quic_socket_context_free(embed_client);
+    us_quic_socket_context_free(srv);
+    us_quic_loop_process(eloop);
+    us_quic_embed_free(e);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: abi-test CERT.pem KEY.pem\n");
@@ -405,6 +529,7 @@ int main(int argc, char **argv) {
     us_quic_socket_context_free(client);
     us_quic_socket_context_free(server);
     us_loop_free(loop);
+    test_embed(pem, (unsigned)pem_len, key_pem, (unsigned)key_len);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 
 const { ptr, i32, u32, void: none, u64 } = FFIType;
 
-const symbols = {
+export const symbols = {
   us_quic_embed_create: { returns: ptr },
   us_quic_embed_loop: { args: [ptr], returns: ptr },
   us_quic_embed_wake_fd: { args: [ptr], returns: i32 },
