@@ -22,9 +22,13 @@ const U32_MAX = 0xffff_ffff;
 export function validateH3Limits(limits: unknown): void {
   if (limits === undefined) return;
   if (limits === null || typeof limits !== "object") throw new TypeError("h3Limits must be an object");
-  const known = new Set<string>(FIELDS.map(([name]) => name));
+  const known = new Set<string>([...FIELDS.map(([name]) => name), "maxConcurrentStreams"]);
   for (const name of Object.keys(limits)) {
     if (!known.has(name)) throw new TypeError(`h3Limits.${name} is not a limit (${[...known].join(", ")})`);
+  }
+  const streams = (limits as H3Limits).maxConcurrentStreams;
+  if (streams !== undefined && (!Number.isInteger(streams) || streams < 1 || streams > U32_MAX)) {
+    throw new TypeError("h3Limits.maxConcurrentStreams must be a positive integer");
   }
   for (const [name, seconds] of FIELDS) {
     const v = (limits as H3Limits)[name];
@@ -41,6 +45,11 @@ export function validateH3Limits(limits: unknown): void {
 export function applyH3Limits(ctx: Pointer, limits: H3Limits | undefined): void {
   if (!limits) return;
   const lib = quic();
+  // QUIC's own limit (MAX_STREAMS); the unidirectional count stays the HTTP/3
+  // default (WebTransport raises it later when enabled).
+  if (limits.maxConcurrentStreams !== undefined && lib.us_quic_socket_context_set_max_streams(ctx, limits.maxConcurrentStreams, 16) !== 0) {
+    throw new Error("h3Limits: the engine refused maxConcurrentStreams");
+  }
   const raw = new Uint32Array(FIELDS.length);
   if (lib.us_quic_socket_context_get_limits(ctx, raw) !== 0) throw new Error("h3Limits: the engine refused to report its limits");
   FIELDS.forEach(([name, seconds], i) => {

@@ -29,6 +29,8 @@ declare module "bun" {
     requestBodyTimeout?: number;
     /** Requests of one connection that may hit a deadline above before the connection is closed (H3_EXCESSIVE_LOAD). @default 4 */
     stalledRequestsPerConnection?: number;
+    /** Requests open at once on one connection (QUIC MAX_STREAMS; a client opening more is closed with STREAM_LIMIT_ERROR). @default 256 */
+    maxConcurrentStreams?: number;
     /** Request streams a client may open per second on one connection, bursts of twice that. @default 0 (off) */
     streamOpensPerSecond?: number;
     /** Requests a client may cancel per second on one connection, bursts of twice that ("rapid reset"). @default 200 */

@@ -18,6 +18,7 @@ describe("h3Limits", () => {
     expect(attempt({ requestBodyTimeout: "30" })).toThrow(new TypeError("h3Limits.requestBodyTimeout must be a non-negative number of seconds"));
     expect(attempt({ maxConnections: 1.5 })).toThrow(new TypeError("h3Limits.maxConnections must be a non-negative integer"));
     expect(attempt({ streamResetsPerSecond: 2 ** 32 })).toThrow(new TypeError("h3Limits.streamResetsPerSecond must be a non-negative integer"));
+    expect(attempt({ maxConcurrentStreams: 0 })).toThrow(new TypeError("h3Limits.maxConcurrentStreams must be a positive integer"));
     expect(attempt({}, { h3: false })).toThrow(new TypeError("h3Limits needs h3: true"));
   });
 
@@ -68,6 +69,22 @@ describe("h3Limits", () => {
     expect(server.quic.stats().connectionsClosedForLoad).toBe(1);
     // A new connection is served.
     expect(await (await fetch(urlOf(server), insecure)).text()).toBe("ok");
+  });
+
+  test("maxConcurrentStreams: a client gets that many requests in flight on a connection, the rest wait", async () => {
+    let inFlight = 0, most = 0;
+    using server = h3Only({
+      h3Limits: { maxConcurrentStreams: 2 },
+      async fetch() {
+        most = Math.max(most, ++inFlight);
+        await Bun.sleep(30);
+        inFlight--;
+        return new Response("done");
+      },
+    });
+    const bodies = await Promise.all(Array.from({ length: 8 }, () => fetch(urlOf(server), insecure).then(r => r.text())));
+    expect(bodies).toEqual(Array(8).fill("done"));
+    expect(most).toBe(2);
   });
 
   test("maxHeaderFields: a head past it gets 431; raising it lets it through", async () => {
