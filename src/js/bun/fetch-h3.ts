@@ -8,14 +8,11 @@ import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { ECONNREFUSED, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, HEADERS_INITIAL } from "../internal/quic/constants";
 import { connectTo, createClientContext, verifiesPeer, type ClientIdentity } from "../internal/quic/connect";
 import { OriginalResponse, isBunFile } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
-const HEADERS_INITIAL = 2;
-const H3_REQUEST_CANCELLED = 0x10cn;
-const H3_REQUEST_REJECTED = 0x10b;
-const H3_EXCESSIVE_LOAD = 0x107n;
 /** Response fields beyond which a response is refused (Bun's limit for every protocol). */
 const MAX_RESPONSE_FIELDS = 1000;
 /** A QUIC handshake that takes longer fails the request (and closes the attempt). */
@@ -24,7 +21,6 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const CLOSE_GRACE_MS = 100;
 /** Content codings fetch decodes (and can compress request bodies with), as DecompressionStream names them. */
 const CODINGS: Record<string, "gzip" | "deflate" | "brotli" | "zstd"> = { gzip: "gzip", "x-gzip": "gzip", deflate: "deflate", br: "brotli", zstd: "zstd" };
-const ECONNREFUSED = 111;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 const FORBIDDEN = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host"]);
 
@@ -308,7 +304,7 @@ class ClientContext {
           ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
           : fetchError("The HTTP/3 stream ended without a response", "HTTP3StreamReset");
     if (!st.gotHead) {
-      if (code === H3_REQUEST_REJECTED) {
+      if (code === Number(H3_REQUEST_REJECTED)) {
         // Not processed (RFC 9114 8.1): safe to send again.
         st.reject(fetchError("The server rejected the request before processing it", "HTTP3RequestRejected"));
       } else if (session.closed) {

@@ -7,6 +7,7 @@ import { isIP } from "node:net";
 import { pemText, type TlsInput } from "./serve-h3";
 import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { ECONNREFUSED } from "../internal/quic/constants";
 import { callbackInstaller } from "../internal/quic/streams";
 import { verifiesPeer } from "../internal/quic/connect";
 
@@ -440,7 +441,7 @@ export class QuicClient extends Endpoint {
     }
     const errno = quic().us_quic_socket_errno(c);
     const err =
-      errno === 111
+      errno === ECONNREFUSED
         ? quicError(`connection refused by ${this.options.hostname}:${this.options.port} (no QUIC server on that UDP port)`, "ECONNREFUSED")
         : quicError("QUIC handshake failed (certificate rejected, no common ALPN, or no answer before the handshake timeout)", "ERR_QUIC_HANDSHAKE_FAILED");
     this.options.error?.(conn, err);

@@ -3,6 +3,7 @@
 import { readFileSync } from "node:fs";
 import type { Pointer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { H3_INTERNAL_ERROR, H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
 import type { Router, RouteTarget } from "./router";
@@ -15,13 +16,9 @@ import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/qu
 import { bodyInfo, isBunFile, responseOf, type BodyInfo } from "../internal/quic/response-body";
 
 const { ptr, i32, u32 } = FFIType;
-const HEADERS_INITIAL = 2;
-const HEADERS_WEBTRANSPORT = 4;
 /** The extended CONNECT upgrade tokens of WebTransport over HTTP/3 (drafts up to 12, and later). */
 const WEBTRANSPORT_TOKENS = new Set(["webtransport", "webtransport-h3"]);
-const H3_REQUEST_CANCELLED = 0x10cn;
 const CONTINUE = Buffer.from("100\0");
-const H3_INTERNAL_ERROR = 0x102n;
 /** Known bodies up to this size go out in one engine call (queued whole); larger ones stream. */
 const ONE_CALL_BODY_LIMIT = 64 * 1024;
 /** A valid :authority (RFC 3986 host[:port], no userinfo); another one leaves request.url as the bare :path, as upstream. */
@@ -258,8 +255,7 @@ export class H3Listener {
     }
     // No hostname: every address, IPv4 and IPv6 (a dual-stack "::" socket), as Bun's server binds.
     const host = options.hostname ? Buffer.from(options.hostname + "\0") : null;
-    const REUSE_PORT = 4;
-    this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? REUSE_PORT : 0, 0));
+    this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? LISTEN_REUSE_PORT : 0, 0));
     if (!this.listen) {
       this.free();
       const err = new Error(`Failed to start server. Is port ${options.port} in use?`) as Error & { code: string; syscall: string };

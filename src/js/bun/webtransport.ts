@@ -9,16 +9,19 @@ import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { callbackInstaller } from "../internal/quic/streams";
 import { connectTo, createClientContext, verifiesPeer } from "../internal/quic/connect";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import {
+  ECONNREFUSED,
+  H3_REQUEST_CANCELLED,
+  HEADERS_INITIAL,
+  HEADERS_WEBTRANSPORT,
+  SETTINGS_ENABLE_CONNECT_PROTOCOL,
+  SETTINGS_ENABLE_WEBTRANSPORT,
+  SETTINGS_H3_DATAGRAM,
+  SETTINGS_WT_MAX_SESSIONS,
+} from "../internal/quic/constants";
 import { WTRouter, WTSession, WebTransportError, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
 
 const { ptr, i32, u32 } = FFIType;
-const HEADERS_INITIAL = 2;
-const HEADERS_WEBTRANSPORT = 4;
-const H3_REQUEST_CANCELLED = 0x10cn;
-const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8n;
-const SETTINGS_H3_DATAGRAM = 0x33n;
-const SETTINGS_ENABLE_WEBTRANSPORT = 0x2b603742n;
-const SETTINGS_WT_MAX_SESSIONS = 0xc671706an;
 
 export interface WebTransportHash {
   algorithm: string;
@@ -162,7 +165,7 @@ class ClientContext {
     const conn = this.conns.get(c);
     if (!conn) return;
     if (!ok) {
-      const refused = quic().us_quic_socket_errno(c) === 111;
+      const refused = quic().us_quic_socket_errno(c) === ECONNREFUSED;
       return this.failConnection(conn, refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)");
     }
     if (conn.hashes) {

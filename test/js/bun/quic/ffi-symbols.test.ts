@@ -68,3 +68,30 @@ test("every bound symbol is declared in quic.h or quic_embed.h with the same sig
   }
   expect(mismatches).toEqual([]);
 });
+
+test("the runtime's shared constants are the headers' and the engine's numbers", async () => {
+  const c = await import("../../../../src/js/internal/quic/constants");
+  const src = (...p: string[]) => readFileSync(join(ROOT, ...p), "utf8");
+  const defines = new Map<string, number>();
+  for (const file of ["quic.h", "libusockets.h"]) {
+    for (const m of src("packages", "bun-usockets", "src", file).matchAll(/^#define (\w+) (0x[0-9a-fA-F]+|\d+)\b/gm)) defines.set(m[1], Number(m[2]));
+  }
+  const codes = new Map<string, bigint>();
+  for (const m of src("rust-quic", "src", "http3", "codes.rs").matchAll(/^pub const (\w+): u64 = (0x[0-9a-fA-F_]+|\d+);/gm)) {
+    codes.set(m[1], BigInt(m[2].replace(/_/g, "")));
+  }
+  const expected: Record<string, number | bigint | undefined> = {
+    HEADERS_INFORMATIONAL: defines.get("US_QUIC_HEADERS_INFORMATIONAL"),
+    HEADERS_INITIAL: defines.get("US_QUIC_HEADERS_INITIAL"),
+    HEADERS_TRAILERS: defines.get("US_QUIC_HEADERS_TRAILERS"),
+    HEADERS_WEBTRANSPORT: defines.get("US_QUIC_HEADERS_WEBTRANSPORT"),
+    LISTEN_REUSE_PORT: defines.get("LIBUS_LISTEN_REUSE_PORT"),
+    ECONNREFUSED: 111, // Linux
+  };
+  for (const name of Object.keys(c)) {
+    if (name.startsWith("H3_") || name.startsWith("SETTINGS_")) expected[name] = codes.get(name);
+  }
+  const actual = Object.fromEntries(Object.keys(expected).map(k => [k, (c as Record<string, unknown>)[k]]));
+  expect(Object.values(expected).every(v => v !== undefined)).toBe(true);
+  expect(actual).toEqual(expected);
+});

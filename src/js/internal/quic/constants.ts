@@ -1,0 +1,28 @@
+// Numbers the runtime shares with the engine, in one place: quic.h's header
+// kinds, libusockets.h's listen flags, HTTP/3's registry (rust-quic/src/http3/
+// codes.rs). test/js/bun/quic/ffi-symbols.test.ts checks each against its source.
+import { constants as os } from "node:os";
+
+/** quic.h US_QUIC_HEADERS_*: what us_quic_stream_headers_kind reports. */
+export const HEADERS_INFORMATIONAL = 1;
+export const HEADERS_INITIAL = 2;
+export const HEADERS_TRAILERS = 3;
+export const HEADERS_WEBTRANSPORT = 4;
+
+/** libusockets.h LIBUS_LISTEN_REUSE_PORT. */
+export const LISTEN_REUSE_PORT = 4;
+
+/** HTTP/3 error codes (RFC 9114 8.1), as the engine's u64 arguments take them. */
+export const H3_INTERNAL_ERROR = 0x102n;
+export const H3_EXCESSIVE_LOAD = 0x107n;
+export const H3_REQUEST_REJECTED = 0x10bn;
+export const H3_REQUEST_CANCELLED = 0x10cn;
+
+/** HTTP/3 SETTINGS identifiers, as us_quic_socket_peer_setting takes them. */
+export const SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8n;
+export const SETTINGS_H3_DATAGRAM = 0x33n;
+export const SETTINGS_ENABLE_WEBTRANSPORT = 0x2b603742n;
+export const SETTINGS_WT_MAX_SESSIONS = 0xc671706an;
+
+/** us_quic_socket_errno after an ICMP port unreachable (the platform's value). */
+export const ECONNREFUSED = os.errno.ECONNREFUSED;
