@@ -2,7 +2,7 @@
 // origin and TLS settings, multiplexed; bodies streamed both ways with
 // backpressure; an abort resets the stream, not the connection.
 import type { Pointer } from "bun:ffi";
-import { pemText, type TlsInput } from "./serve-h3";
+import { pemText, type TlsInput } from "../internal/quic/tls";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { writeAll } from "../internal/quic/write";

@@ -4,10 +4,11 @@ import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { pemText, type TlsInput } from "./serve-h3";
+import { pemText, type TlsInput } from "../internal/quic/tls";
 import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { ECONNREFUSED } from "../internal/quic/constants";
+import { bytesOf } from "../internal/quic/bytes";
 import { callbackInstaller } from "../internal/quic/streams";
 import { verifiesPeer } from "../internal/quic/connect";
 
@@ -43,13 +44,6 @@ function quicError(message: string, code: string): Error & { code: string } {
   const err = new Error(message) as Error & { code: string };
   err.code = code;
   return err;
-}
-
-function bytesOf(data: string | ArrayBufferView | ArrayBuffer, option: string): Uint8Array {
-  if (typeof data === "string") return Buffer.from(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError(`${option} must be a string, ArrayBuffer or TypedArray`);
 }
 
 function copy(data: Pointer, len: number): Buffer {

@@ -1,6 +1,5 @@
 // The HTTP/3 side of Bun.serve({ h3: true }): a rust-quic server context on the
 // same port number as the TCP listener, calling the same handlers.
-import { readFileSync } from "node:fs";
 import type { Pointer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { H3_INTERNAL_ERROR, H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
@@ -12,6 +11,7 @@ import { errorPage } from "./error-page";
 import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
+import { pemText, type TlsInput } from "../internal/quic/tls";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
 import { bodyInfo, isBunFile, responseOf, type BodyInfo } from "../internal/quic/response-body";
 
@@ -26,7 +26,6 @@ const VALID_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?
 /** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
 const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
-export type TlsInput = string | ArrayBufferView | ArrayBuffer | Blob | Array<string | ArrayBufferView | Blob>;
 
 /** Bun.serve's `webtransport` option: like `websocket`, for WebTransport sessions. */
 export interface WebTransportHandlers {
@@ -89,16 +88,6 @@ export interface H3Options {
 
 export type QuicStats = import("bun").QuicServerStats;
 
-/** PEM text from what Bun.serve's tls accepts: string, Buffer/TypedArray, BunFile, or arrays of them. */
-export function pemText(value: TlsInput | undefined, option: string): string {
-  if (value === undefined || value === null) throw new TypeError(`${option} is required for HTTP/3`);
-  if (Array.isArray(value)) return value.map((v, i) => pemText(v, `${option}[${i}]`)).join("\n");
-  if (typeof value === "string") return value;
-  if (value instanceof ArrayBuffer) return Buffer.from(value).toString("latin1");
-  if (ArrayBuffer.isView(value)) return Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString("latin1");
-  if (value instanceof Blob && typeof (value as any).name === "string") return readFileSync((value as any).name, "latin1");
-  throw new TypeError(`${option} must be a string, Buffer, TypedArray or BunFile`);
-}
 
 type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array | string };
 type BodyReader = { read(): Promise<ReadResult>; cancel(): Promise<void>; closed: Promise<void> };

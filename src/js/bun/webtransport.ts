@@ -3,7 +3,7 @@
 // :protocol webtransport, then streams and datagrams through the shared session code.
 import type { Pointer } from "bun:ffi";
 import { createHash } from "node:crypto";
-import { pemText, type TlsInput } from "./serve-h3";
+import { pemText, type TlsInput } from "../internal/quic/tls";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { ref, scheduleFlush, unref } from "../internal/quic/loop";
 import { callbackInstaller } from "../internal/quic/streams";

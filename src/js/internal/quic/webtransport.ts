@@ -9,6 +9,7 @@ import { scheduleFlush } from "./loop";
 import { handle, quic } from "./native";
 import { deliverBody, incomingBody, wakeWriter, type IncomingState } from "./streams";
 import { writeAll } from "./write";
+import { bytesOf } from "./bytes";
 
 export const WT_SESSION_GONE = 0x170d7b68n;
 export const WT_BUFFERED_STREAM_REJECTED = 0x3994bd84n;
@@ -130,14 +131,6 @@ export class CapsuleParser {
   }
 }
 
-function toBytes(data: unknown, what: string): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (typeof data === "string") return Buffer.from(data);
-  if (data instanceof ArrayBuffer) return new Uint8Array(data);
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError(`${what} must be a string, ArrayBuffer or ArrayBufferView`);
-}
-
 /** One engine stream of a session: Web Streams over it. */
 export class WTStream implements IncomingState {
   body?: ReadableStreamDefaultController<Uint8Array>;
@@ -165,7 +158,7 @@ export class WTStream implements IncomingState {
       this.writableStream = new WritableStream<Uint8Array>(
         {
           write: async chunk => {
-            if (!(await writeAll(s, this, toBytes(chunk, "chunk")))) throw this.failure();
+            if (!(await writeAll(s, this, bytesOf(chunk, "chunk")))) throw this.failure();
           },
           close: () => {
             if (!this.closed) lib.us_quic_stream_shutdown(s);
@@ -328,7 +321,7 @@ export class WTSession {
   /** Queues an HTTP datagram: true when queued, false when the queue is full. */
   sendDatagram(data: unknown): boolean {
     if (this.isClosed || !this.connect) throw new DOMException(`the WebTransport session is ${this.isClosed ? "closed" : "not ready"}`, "InvalidStateError");
-    const bytes = toBytes(data, "datagram");
+    const bytes = bytesOf(data, "datagram");
     const r = quic().us_quic_stream_send_datagram(this.connect, bytes, bytes.byteLength);
     if (r === -1) throw new RangeError(`datagram of ${bytes.byteLength} bytes is larger than maxDatagramSize (${this.maxDatagramSize()})`);
     if (r === -2) throw new DOMException("datagrams are not available on this session", "InvalidStateError");
