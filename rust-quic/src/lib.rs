@@ -5,9 +5,11 @@
 //! - the protocol core, which does no I/O: [`context`] (one per server or
 //!   client), [`listen_socket`] (one bound UDP socket, routing by connection ID),
 //!   [`peer_context`] (one connection), [`stream`], [`http3`] (framing and message
-//!   rules), [`sweep`] (deferred frees), [`client`] (outbound connects), [`tls`];
+//!   rules), [`limits`] (per-client policy), [`sweep`] (deferred frees),
+//!   [`client`] (outbound connects), [`tls`];
 //! - the [`driver`] seam the core talks through, with two implementations: the
-//!   usockets C loop ([`usockets_driver`]) and an in-memory network ([`testing`]);
+//!   usockets C loop ([`usockets_driver`]) and an in-memory network (`testing`,
+//!   behind the `testing` feature: for the engine tests and fuzz targets only);
 //! - the C ABI ([`ffi`]), and [`embed`]: the bridge that runs the loop inside
 //!   another event loop (Bun's) with FFI-friendly helpers.
 //!
