@@ -19,9 +19,8 @@ use std::thread::JoinHandle;
 use usockets_sys as us;
 
 use crate::context::{Context, Settings};
-use crate::ffi::{raw_bytes, with_stream};
+use crate::ffi::{raw_bytes, tls_from_buffers, with_stream};
 use crate::stream::{self, Stream};
-use crate::tls::TlsOptions;
 use crate::usockets_driver::{self, UsocketsDriver};
 
 pub struct Embed {
@@ -154,24 +153,6 @@ pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     // Run once more so closed handles are released, then free.
     us::us_loop_run_once(e.loop_, 0);
     us::us_loop_free(e.loop_);
-}
-
-/// TLS material from PEM buffers (certificate chain, key, optional passphrase).
-pub(crate) unsafe fn tls_from_buffers(
-    cert: *const c_char,
-    cert_len: c_uint,
-    key: *const c_char,
-    key_len: c_uint,
-    passphrase: *const c_char,
-    passphrase_len: c_uint,
-) -> TlsOptions {
-    TlsOptions {
-        cert_pem: raw_bytes(cert, cert_len).to_vec(),
-        key_pem: raw_bytes(key, key_len).to_vec(),
-        passphrase: (!passphrase.is_null() && passphrase_len > 0)
-            .then(|| raw_bytes(passphrase, passphrase_len).to_vec()),
-        ..TlsOptions::default()
-    }
 }
 
 /// A server context from PEM buffers (cert chain, key, optional passphrase).

@@ -390,6 +390,24 @@ pub(crate) unsafe fn raw_bytes<'a, T>(p: *const T, len: c_uint) -> &'a [u8] {
     }
 }
 
+/// TLS material from PEM buffers (certificate chain, key, optional passphrase).
+pub(crate) unsafe fn tls_from_buffers(
+    cert: *const c_char,
+    cert_len: c_uint,
+    key: *const c_char,
+    key_len: c_uint,
+    passphrase: *const c_char,
+    passphrase_len: c_uint,
+) -> TlsOptions {
+    TlsOptions {
+        cert_pem: raw_bytes(cert, cert_len).to_vec(),
+        key_pem: raw_bytes(key, key_len).to_vec(),
+        passphrase: (!passphrase.is_null() && passphrase_len > 0)
+            .then(|| raw_bytes(passphrase, passphrase_len).to_vec()),
+        ..TlsOptions::default()
+    }
+}
+
 pub(crate) unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*mut Stream) -> R) -> R {
     if s.is_null() {
         return default;
@@ -949,7 +967,7 @@ pub unsafe extern "C" fn us_quic_socket_context_set_client_certificate(
     if cert_len == 0 || cert.is_null() {
         return ctx.set_client_identity(None).map_or(-1, |()| 0);
     }
-    let options = crate::embed::tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
+    let options = tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
     match ctx.set_client_identity(Some(&options)) {
         Ok(()) => 0,
         Err(e) => {
