@@ -246,6 +246,41 @@ def test_a_trickled_head_gets_408_and_a_second_stall_closes_the_connection(limit
     assert after["connectionsClosedForLoad"] - before["connectionsClosedForLoad"] == 1
 
 
+def test_thirty_slow_loris_connections_are_all_closed(limited):
+    """The issue's scenario: 30 connections trickling request heads a few bytes at a
+    time, which once were never timed out (the trickle kept QUIC's idle timer fresh)."""
+    async def loris(c):
+        c.open_control()
+        block = request_block(0)
+        while not c.terminated.done():
+            sid = c.new_stream()
+            c.send(sid, varint(0x01) + varint(len(block)))
+            for byte in block[:-1]:  # never the last byte
+                if c.terminated.done():
+                    break
+                try:
+                    c.send(sid, bytes([byte]))
+                except ValueError:  # the server answered 408 and stopped this stream
+                    break
+                await asyncio.sleep(0.05)
+        return c.terminated.result().error_code
+
+    async def main():
+        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
+                                   server_name="localhost", idle_timeout=30.0)
+
+        async def one():
+            async with connect("127.0.0.1", limited.port, configuration=config, create_protocol=RawH3) as c:
+                await c.wait_connected()
+                return await loris(c)
+        return await asyncio.gather(*(one() for _ in range(30)))
+
+    started = time.monotonic()
+    codes = asyncio.run(asyncio.wait_for(main(), 20))
+    assert codes == [H3_EXCESSIVE_LOAD] * 30
+    assert time.monotonic() - started < 10
+
+
 def test_a_rapid_reset_flood_closes_the_connection(limited):
     async def scenario(c):
         c.open_control()
