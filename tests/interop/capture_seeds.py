@@ -8,6 +8,7 @@ any fresh server; the rest exercises the paths for packets that do not.
     python3 tests/interop/capture_seeds.py [OUT_DIR]   (default rust-quic/fuzz/corpus/server_datagrams)
 """
 import asyncio
+import random
 import struct
 import subprocess
 import sys
@@ -16,31 +17,13 @@ import threading
 from pathlib import Path
 
 from peers import AIOQUIC, BIN, CERTS, ROOT, Server, free_udp_port, run
-
-
-class Capture(asyncio.DatagramProtocol):
-    def __init__(self, server_port, log):
-        self.server = ("127.0.0.1", server_port)
-        self.client = None
-        self.log = log
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def datagram_received(self, data, addr):
-        if addr == self.server:
-            if self.client:
-                self.transport.sendto(data, self.client)
-            return
-        self.client = addr
-        self.log.append(data)
-        self.transport.sendto(data, self.server)
+from relay import Reorder
 
 
 def relay(listen_port, server_port, log, stop):
     async def main():
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: Capture(server_port, log),
+        transport, _ = await loop.create_datagram_endpoint(lambda: Reorder(server_port, random.Random(0), 0.0, log),
                                                            local_addr=("127.0.0.1", listen_port))
         while not stop.is_set():
             await asyncio.sleep(0.05)

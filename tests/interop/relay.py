@@ -9,11 +9,15 @@ import sys
 
 
 class Reorder(asyncio.DatagramProtocol):
-    def __init__(self, server_port, rng, fraction):
+    """Relays between one client and the server; `log`, when given, collects every
+    client-to-server datagram (tests/interop/capture_seeds.py)."""
+
+    def __init__(self, server_port, rng, fraction, log=None):
         self.server = ("127.0.0.1", server_port)
         self.client = None
         self.rng = rng
         self.fraction = fraction
+        self.log = log
 
     def connection_made(self, transport):
         self.transport = transport
@@ -23,6 +27,8 @@ class Reorder(asyncio.DatagramProtocol):
             dest = self.client
         else:
             self.client, dest = addr, self.server
+            if self.log is not None:
+                self.log.append(data)
         if dest is None:
             return
         if self.rng.random() < self.fraction:

@@ -92,6 +92,12 @@ class RawH3(QuicConnectionProtocol):
                 return int(dict(headers)[b":status"])
         return None
 
+    async def get(self, path):
+        """A whole GET on a new stream: (stream id, status)."""
+        sid = self.new_stream()
+        self.send(sid, frame(0x01, request_block(sid, path)), end=True)
+        return sid, await self.wait_status(sid)
+
     def body(self, stream_id):
         return b"".join(p for ty, p in self.frames(stream_id) if ty == 0x00)
 
@@ -110,11 +116,14 @@ class RawH3(QuicConnectionProtocol):
             return None
 
 
+def client_config(idle_timeout=10.0):
+    return QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
+                             server_name="localhost", idle_timeout=idle_timeout)
+
+
 def run(port, scenario, timeout=20):
     async def main():
-        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
-                                   server_name="localhost", idle_timeout=10.0)
-        async with connect("127.0.0.1", port, configuration=config, create_protocol=RawH3) as client:
+        async with connect("127.0.0.1", port, configuration=client_config(), create_protocol=RawH3) as client:
             await client.wait_connected()
             return await scenario(client)
     return asyncio.run(asyncio.wait_for(main(), timeout))
@@ -188,9 +197,8 @@ def test_a_headers_frame_declaring_a_megabyte_gets_431_at_once(server):
         c.send(sid, varint(0x01) + varint(1_000_000) + b"\x00\x00")
         status = await c.wait_status(sid, timeout=2)
         # The connection lives: the next request is served.
-        ok = c.new_stream()
-        c.send(ok, frame(0x01, request_block(ok, "/nope")), end=True)
-        return status, await c.wait_status(ok), c.terminated.done()
+        _, next_status = await c.get("/nope")
+        return status, next_status, c.terminated.done()
     assert run(server.port, scenario) == (431, 404, False)
 
 
@@ -214,9 +222,8 @@ def quic_stats(server):
     """Bun.serve's server.quic.stats(), read over HTTP/3 (bun_h3_server.ts /quic-stats)."""
     async def scenario(c):
         c.open_control()
-        sid = c.new_stream()
-        c.send(sid, frame(0x01, request_block(sid, "/quic-stats")), end=True)
-        assert await c.wait_status(sid) == 200
+        sid, status = await c.get("/quic-stats")
+        assert status == 200
         await asyncio.sleep(0.1)
         return json.loads(c.body(sid))
     return run(server.port, scenario)
@@ -266,11 +273,9 @@ def test_thirty_slow_loris_connections_are_all_closed(limited):
         return c.terminated.result().error_code
 
     async def main():
-        config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, verify_mode=ssl.CERT_NONE,
-                                   server_name="localhost", idle_timeout=30.0)
-
         async def one():
-            async with connect("127.0.0.1", limited.port, configuration=config, create_protocol=RawH3) as c:
+            async with connect("127.0.0.1", limited.port, configuration=client_config(30.0),
+                               create_protocol=RawH3) as c:
                 await c.wait_connected()
                 return await loris(c)
         return await asyncio.gather(*(one() for _ in range(30)))
@@ -301,9 +306,7 @@ def test_a_rapid_reset_flood_closes_the_connection(limited):
 def test_a_connection_that_only_pings_is_closed_after_the_idle_timeout(limited):
     async def scenario(c):
         c.open_control()
-        sid = c.new_stream()
-        c.send(sid, frame(0x01, request_block(sid, "/nope")), end=True)
-        assert await c.wait_status(sid) == 404
+        assert (await c.get("/nope"))[1] == 404
         started = time.monotonic()
         while not c.terminated.done() and time.monotonic() - started < 6:
             await c.ping()  # PING every 0.2 s: QUIC's idle timer never runs out
