@@ -6,6 +6,7 @@ use std::ffi::{c_void, CString};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::context::{self, Context};
+use crate::events::Event;
 use crate::listen_socket;
 use crate::peer_context::{self, PeerContext};
 
@@ -98,13 +99,8 @@ unsafe fn start(
         // The caller's pointer is the first word of the connection's ext.
         (*pc).ext.ptr().cast::<*mut c_void>().write(user);
     }
-    context::enter(ctx);
     (*pc).open_fired = true;
-    if let Some(cb) = (*ctx).callbacks.on_open {
-        cb(pc);
-    }
+    (*ctx).events.push(Event::ConnectionOpened(pc));
     context::mark_dirty(pc);
-    context::run_dirty(ctx);
-    context::leave(ctx);
     Ok(pc)
 }

@@ -3,50 +3,23 @@
 //! sockets and connections, and its driver. There is no global state: any number
 //! of contexts live side by side on one loop.
 //!
-//! Reentrancy rule: every engine entry point that may run callbacks brackets
-//! itself with `enter`/`leave`; objects closed meanwhile go to the sweep, which
-//! frees them only when the depth is back to zero.
+//! The context holds state; it runs nothing. What happens to it is reported
+//! as events on `events` (events.rs), and the edge (edge.rs) runs the entry
+//! points, calls the application back and frees what closed.
 
 use std::collections::HashMap;
-use std::ffi::{c_char, c_int, c_uint, c_void};
-use std::net::SocketAddr;
+use std::ffi::c_void;
 use std::time::Instant;
 
 use crate::driver::Driver;
+use crate::events::{Callbacks, EventQueue};
 use crate::ext::Ext;
 use crate::http3;
 use crate::limits::{ConnectionCounts, Limits};
 use crate::listen_socket::ListenSocket;
 use crate::peer_context::PeerContext;
-use crate::stream::Stream;
 use crate::sweep::Sweep;
 use crate::tls::{self, SharedSni, TlsOptions};
-
-pub type ConnCb = unsafe extern "C" fn(*mut PeerContext);
-pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
-pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
-pub type StreamCb = unsafe extern "C" fn(*mut Stream);
-pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
-pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
-pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint);
-
-#[derive(Default, Clone, Copy)]
-pub struct Callbacks {
-    pub on_open: Option<ConnCb>,
-    pub on_hsk_done: Option<ConnOkCb>,
-    pub on_goaway: Option<ConnCb>,
-    pub on_close: Option<ConnCb>,
-    pub on_stream_open: Option<StreamOpenCb>,
-    pub on_stream_headers: Option<StreamCb>,
-    pub on_stream_data: Option<StreamDataCb>,
-    pub on_stream_writable: Option<StreamCb>,
-    pub on_stream_close: Option<StreamCb>,
-    pub on_datagram: Option<DatagramCb>,
-    /// HTTP/3 only: the peer's SETTINGS arrived.
-    pub on_settings: Option<ConnCb>,
-    /// HTTP/3 only: an HTTP datagram (RFC 9297) for a request stream.
-    pub on_stream_datagram: Option<StreamDatagramCb>,
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Role {
@@ -179,7 +152,10 @@ pub struct Context {
     pub listen_sockets: Vec<*mut ListenSocket>,
     pub connections: Vec<*mut PeerContext>,
     pub(crate) dirty: Vec<*mut PeerContext>,
-    pub(crate) closing_streams: Vec<*mut Stream>,
+    /// What the application has yet to hear of, in order (drained by the edge).
+    pub(crate) events: EventQueue,
+    /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
+    pub(crate) dispatching: bool,
     pub(crate) sweep: Sweep,
     pub(crate) depth: u32,
     pub shutting_down: bool,
@@ -188,6 +164,8 @@ pub struct Context {
     /// Servers: connections admitted and not yet ended, for the limits.
     pub(crate) connection_counts: ConnectionCounts,
     pub(crate) recv_buf: Vec<u8>,
+    /// Spare stream read buffers (see `take_read_buffer`).
+    read_buffers: Vec<Vec<u8>>,
     pub(crate) send_buf: Vec<u8>,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
@@ -202,6 +180,7 @@ pub struct Context {
 }
 
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Context {
     fn new(role: Role, settings: Settings, ext_size: usize, driver: Box<dyn Driver>) -> Context {
@@ -220,7 +199,9 @@ impl Context {
             listen_sockets: Vec::new(),
             connections: Vec::new(),
             dirty: Vec::new(),
-            closing_streams: Vec::new(),
+            events: EventQueue::default(),
+            dispatching: false,
+            read_buffers: Vec::new(),
             sweep: Sweep::default(),
             depth: 0,
             shutting_down: false,
@@ -408,34 +389,24 @@ impl Context {
         self.depth > 0
     }
 
+    /// A buffer for one `stream_recv`: a stream holds it only while it has
+    /// bytes read from QUIC and not yet delivered, then gives it back.
+    pub(crate) fn take_read_buffer(&mut self) -> Vec<u8> {
+        self.read_buffers.pop().unwrap_or_else(|| vec![0; READ_BUFFER_BYTES])
+    }
+
+    pub(crate) fn give_read_buffer(&mut self, buf: Vec<u8>) {
+        if buf.len() == READ_BUFFER_BYTES && self.read_buffers.len() < 64 {
+            self.read_buffers.push(buf);
+        }
+    }
+
     pub fn ext_ptr(&self) -> *mut c_void {
         self.ext.ptr()
     }
 
     pub fn loop_ptr(&self) -> *mut c_void {
         self.driver.loop_ptr()
-    }
-}
-
-pub(crate) unsafe fn enter(ctx: *mut Context) {
-    (*ctx).depth += 1;
-}
-
-/// Leaves an engine frame; leaving the outermost one fires the deferred stream
-/// closes. Nothing is freed here: an API call's caller may still hold pointers
-/// to what its callbacks closed, so memory goes only in `sweep_if_idle`, from
-/// the loop's own steps.
-pub(crate) unsafe fn leave(ctx: *mut Context) {
-    if (*ctx).depth == 1 {
-        fire_stream_closes(ctx);
-    }
-    (*ctx).depth -= 1;
-}
-
-/// The sweep, for the driver's entry points (loop post, end of an I/O batch).
-pub(crate) unsafe fn sweep_if_idle(ctx: *mut Context) {
-    if (*ctx).depth == 0 {
-        Sweep::run(ctx);
     }
 }
 
@@ -447,124 +418,8 @@ pub unsafe fn mark_dirty(pc: *mut PeerContext) {
     (*(*pc).ctx).flush_pending = true;
 }
 
-/// Fires on_stream_close for streams whose close was decided inside other
-/// callbacks or API calls; they are freed by the sweep after this returns.
-pub(crate) unsafe fn fire_stream_closes(ctx: *mut Context) {
-    while !(*ctx).closing_streams.is_empty() {
-        let batch = std::mem::take(&mut (*ctx).closing_streams);
-        for s in batch {
-            if (*s).close_fired {
-                continue;
-            }
-            (*s).close_fired = true;
-            if (*s).announced {
-                if let Some(cb) = (*ctx).callbacks.on_stream_close {
-                    cb(s);
-                }
-            }
-            (*ctx).sweep.streams.push(s);
-        }
-    }
-}
-
-/// Feeds one received datagram to the core. `data` is decrypted in place.
-pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
-    let ctx = (*ls).ctx;
-    enter(ctx);
-    crate::listen_socket::route_datagram(ls, data, from, to);
-    leave(ctx);
-}
-
-/// After a batch of datagrams: run what they made ready and send the answers.
-pub unsafe fn after_io(ctx: *mut Context) {
-    enter(ctx);
-    run_dirty(ctx);
-    leave(ctx);
-    sweep_if_idle(ctx);
-}
-
-/// Services and flushes every connection marked dirty. Bounded passes, so a
-/// callback that keeps re-dirtying its own connection cannot spin the loop.
-pub(crate) unsafe fn run_dirty(ctx: *mut Context) {
-    for _ in 0..8 {
-        if (*ctx).dirty.is_empty() {
-            break;
-        }
-        let batch = std::mem::take(&mut (*ctx).dirty);
-        for pc in batch {
-            (*pc).in_dirty = false;
-            if (*pc).finalized {
-                continue;
-            }
-            crate::peer_context::service(pc);
-            if (*ctx).defer_answers && (*pc).awaiting_answers {
-                if !(*pc).in_deferred {
-                    (*pc).in_deferred = true;
-                    (*ctx).deferred.push(pc);
-                }
-                continue;
-            }
-            crate::peer_context::flush(pc);
-            crate::peer_context::finalize_if_closed(pc);
-        }
-        fire_stream_closes(ctx);
-    }
-    if (*ctx).dirty.is_empty() {
-        (*ctx).flush_pending = false;
-    }
-}
-
-/// Deferred connections go back to the dirty list, to be flushed now.
-unsafe fn take_deferred(ctx: *mut Context) {
-    if (*ctx).defer_answers {
-        return;
-    }
-    for pc in std::mem::take(&mut (*ctx).deferred) {
-        (*pc).in_deferred = false;
-        (*pc).awaiting_answers = false;
-        mark_dirty(pc);
-    }
-}
-
-/// Expires timers, services and flushes, sweeps. The driver calls it once per
-/// loop iteration and when the timer from `next_timeout` fires.
-pub unsafe fn process(ctx: *mut Context, now: Instant) {
-    enter(ctx);
-    take_deferred(ctx);
-    let conns = (*ctx).connections.clone();
-    for pc in conns {
-        if (*pc).finalized {
-            continue;
-        }
-        if let Some(t) = (*pc).conn.timeout_instant() {
-            if t <= now {
-                (*pc).conn.on_timeout();
-                mark_dirty(pc);
-            }
-        }
-        crate::peer_context::enforce_limits(pc, now);
-        if (*pc).close_at.is_some_and(|t| t <= now) {
-            (*pc).close_at = None;
-            let _ = (*pc).conn.close(true, crate::http3::H3_NO_ERROR, b"");
-            mark_dirty(pc);
-        }
-    }
-    run_dirty(ctx);
-    leave(ctx);
-    sweep_if_idle(ctx);
-}
-
-/// Sends only, when something was written since the last flush. (No sweep:
-/// the embedder may call this from inside its own callbacks.)
-pub unsafe fn flush_if_pending(ctx: *mut Context) {
-    take_deferred(ctx);
-    if (*ctx).flush_pending {
-        enter(ctx);
-        run_dirty(ctx);
-        leave(ctx);
-    }
-}
-
+/// The earliest deadline of any connection: quiche's timers, graceful-close
+/// grace periods, the limits' deadlines.
 pub fn next_timeout(ctx: &Context) -> Option<Instant> {
     // SAFETY: connections are live until swept, and the sweep removes them from this list.
     ctx.connections
@@ -578,75 +433,4 @@ pub fn next_timeout(ctx: &Context) -> Option<Instant> {
             }
         })
         .min()
-}
-
-/// GOAWAY everywhere, accept nothing new; connections close once drained.
-pub unsafe fn shutdown(ctx: *mut Context) {
-    enter(ctx);
-    (*ctx).shutting_down = true;
-    for pc in (*ctx).connections.clone() {
-        crate::peer_context::begin_goaway(pc);
-    }
-    run_dirty(ctx);
-    leave(ctx);
-}
-
-/// Closes everything now. The memory goes when the driver calls `destroy`
-/// (immediately when no callback of this context is running).
-pub unsafe fn request_free(ctx: *mut Context) {
-    if (*ctx).free_requested {
-        return;
-    }
-    enter(ctx);
-    (*ctx).free_requested = true;
-    (*ctx).shutting_down = true;
-    for pc in (*ctx).connections.clone() {
-        crate::peer_context::close_now(pc, true, crate::http3::H3_NO_ERROR);
-    }
-    for ls in (*ctx).listen_sockets.clone() {
-        crate::listen_socket::close(ls);
-    }
-    leave(ctx);
-}
-
-/// Frees a context whose free was requested. The caller guarantees no engine
-/// frame of it is on the stack.
-pub unsafe fn destroy(ctx: *mut Context) {
-    debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
-    Sweep::run(ctx);
-    for ls in std::mem::take(&mut (*ctx).listen_sockets) {
-        crate::listen_socket::release_now(ctx, ls);
-    }
-    drop(Box::from_raw(ctx));
-}
-
-/// The driver reports a socket error (ICMP port or host unreachable on a
-/// client's connected socket): the connection fails now instead of waiting for
-/// the handshake or idle timeout.
-pub unsafe fn socket_error(ls: *mut ListenSocket, errno: i32) {
-    let ctx = (*ls).ctx;
-    let Some(pc) = (*ls).client_conn else { return };
-    enter(ctx);
-    if !(*pc).finalized {
-        (*pc).socket_error = Some(errno);
-        let _ = (*pc).conn.close(false, 0, b"");
-        crate::peer_context::finalize(pc);
-    }
-    leave(ctx);
-    sweep_if_idle(ctx);
-}
-
-pub unsafe fn socket_writable(ls: *mut ListenSocket) {
-    let ctx = (*ls).ctx;
-    enter(ctx);
-    if crate::listen_socket::resend_blocked(ls) {
-        for pc in (*ctx).connections.clone() {
-            if (*pc).socket == ls {
-                mark_dirty(pc);
-            }
-        }
-        run_dirty(ctx);
-    }
-    leave(ctx);
-    sweep_if_idle(ctx);
 }

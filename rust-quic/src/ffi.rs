@@ -9,11 +9,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use usockets_sys as us;
 
-use crate::client::{self, Connect, PendingConnect};
-use crate::context::{
-    self, ConnCb, ConnOkCb, Context, DatagramCb, Settings, Stats, StreamCb, StreamDataCb, StreamDatagramCb,
-    StreamOpenCb,
-};
+use crate::client::{Connect, PendingConnect};
+use crate::context::{Context, Settings, Stats};
+use crate::edge;
+use crate::events::{ConnCb, ConnOkCb, DatagramCb, StreamCb, StreamDataCb, StreamDatagramCb, StreamOpenCb};
 use crate::http3::{self, FieldRef};
 use crate::limits::Limits;
 use crate::listen_socket::{self, ListenSocket};
@@ -131,7 +130,7 @@ pub unsafe extern "C" fn us_create_quic_client_context(
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_shutdown(ctx: *mut Context) {
     if !ctx.is_null() {
-        context::shutdown(ctx);
+        edge::shutdown(ctx);
     }
 }
 
@@ -140,7 +139,7 @@ pub unsafe extern "C" fn us_quic_socket_context_free(ctx: *mut Context) {
     if ctx.is_null() {
         return;
     }
-    context::request_free(ctx);
+    edge::request_free(ctx);
     usockets_driver::free_or_defer(ctx);
 }
 
@@ -253,7 +252,7 @@ pub unsafe extern "C" fn us_quic_socket_context_connect(
         return -1;
     }
     let sni = cstr(sni).filter(|s| !s.is_empty());
-    match client::connect(ctx, host, port as u16, sni, reject_unauthorized != 0, user) {
+    match edge::connect(ctx, host, port as u16, sni, reject_unauthorized != 0, user) {
         Ok(Connect::Now(pc)) => {
             if !out_qs.is_null() {
                 *out_qs = pc;
@@ -291,7 +290,7 @@ pub unsafe extern "C" fn us_quic_pending_connect_resolved(pc: *mut PendingConnec
         return std::ptr::null_mut();
     }
     let pending = Box::from_raw(pc);
-    match client::resolved(&pending) {
+    match edge::connect_resolved(&pending) {
         Ok(c) => c,
         Err(e) => {
             report("pending connect", &e);
@@ -327,7 +326,7 @@ pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingCon
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized {
-        peer_context::request_stream(s, false);
+        edge::call((*s).ctx, || peer_context::request_stream(s, false));
     }
 }
 
@@ -412,11 +411,7 @@ pub(crate) unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*
     if s.is_null() {
         return default;
     }
-    let ctx = (*(*s).conn).ctx;
-    context::enter(ctx);
-    let r = f(s);
-    context::leave(ctx);
-    r
+    edge::call((*(*s).conn).ctx, || f(s))
 }
 
 #[no_mangle]
@@ -610,10 +605,7 @@ pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
     if s.is_null() || (*s).finalized {
         return;
     }
-    let ctx = (*s).ctx;
-    context::enter(ctx);
-    peer_context::close_from_app(s, http3::H3_NO_ERROR, b"");
-    context::leave(ctx);
+    edge::call((*s).ctx, || peer_context::close_from_app(s, http3::H3_NO_ERROR, b""));
 }
 
 #[no_mangle]
@@ -627,10 +619,7 @@ pub unsafe extern "C" fn us_quic_socket_close_with_error(
         return;
     }
     let reason = raw_bytes(reason, reason_len);
-    let ctx = (*s).ctx;
-    context::enter(ctx);
-    peer_context::close_from_app(s, code, reason);
-    context::leave(ctx);
+    edge::call((*s).ctx, || peer_context::close_from_app(s, code, reason));
 }
 
 #[no_mangle]
@@ -657,7 +646,7 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_uni_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized {
-        peer_context::request_stream(s, true);
+        edge::call((*s).ctx, || peer_context::request_stream(s, true));
     }
 }
 
@@ -709,11 +698,7 @@ pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data:
         return -2;
     }
     let bytes = raw_bytes(data, len);
-    let ctx = (*s).ctx;
-    context::enter(ctx);
-    let r = peer_context::send_datagram(s, bytes);
-    context::leave(ctx);
-    datagram_result(r)
+    datagram_result(edge::call((*s).ctx, || peer_context::send_datagram(s, bytes)))
 }
 
 fn datagram_result(r: Result<(), peer_context::DatagramError>) -> c_int {
@@ -763,7 +748,7 @@ pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
     uni: c_int,
 ) {
     if !s.is_null() && !(*s).finalized && peer_context::is_h3(&*s) {
-        peer_context::request_webtransport_stream(s, session, uni != 0);
+        edge::call((*s).ctx, || peer_context::request_webtransport_stream(s, session, uni != 0));
     }
 }
 

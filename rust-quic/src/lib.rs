@@ -26,7 +26,9 @@
 pub mod client;
 pub mod context;
 pub mod driver;
+pub mod edge;
 pub mod embed;
+pub mod events;
 pub mod ext;
 pub mod ffi;
 pub mod http3;

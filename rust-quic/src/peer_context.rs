@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::context::{self, Context, Protocol, Role};
+use crate::events::Event;
 use crate::ext::Ext;
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
 use crate::limits::{ConnectionGuard, Verdict};
@@ -70,6 +71,11 @@ pub struct PeerContext {
     max_peer_bidi: Option<u64>,
     max_peer_uni: Option<u64>,
     pub(crate) pending_uni_requests: u32,
+    /// Streams whose reading the application resumed: their inbox may hold
+    /// bytes QUIC no longer lists as readable (ids: a stream may be gone by then).
+    pub(crate) resumed_reads: Vec<u64>,
+    /// A DatagramsReadable event is queued and not yet pulled.
+    datagrams_queued: bool,
     /// WebTransport streams asked for: (session id, unidirectional), in order.
     pending_webtransport: std::collections::VecDeque<(u64, bool)>,
     /// Streams the application is done with whose bytes QUIC may still be
@@ -124,6 +130,8 @@ pub(crate) unsafe fn create(
         max_peer_bidi: None,
         max_peer_uni: None,
         pending_uni_requests: 0,
+        resumed_reads: Vec::new(),
+        datagrams_queued: false,
         pending_webtransport: Default::default(),
         lingering: Vec::new(),
         verify_ip: None,
@@ -157,7 +165,9 @@ fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
 /// Handshake progress, stream reads, writable notifications, stream grants.
 pub(crate) unsafe fn service(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
+    let mut just_established = false;
     if !(*pc).established && (*pc).conn.is_established() {
+        just_established = true;
         (*pc).established = true;
         if !check_ip_identity(pc) {
             return;
@@ -168,19 +178,12 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         match (*ctx).role {
             Role::Server => {
                 (*pc).open_fired = true;
-                if let Some(cb) = (*ctx).callbacks.on_open {
-                    cb(pc);
-                }
+                (*ctx).events.push(Event::ConnectionOpened(pc));
             }
             Role::Client => {
                 (*pc).hsk_reported = true;
-                if let Some(cb) = (*ctx).callbacks.on_hsk_done {
-                    cb(pc, 1);
-                }
+                (*ctx).events.push(Event::HandshakeDone(pc, true));
             }
-        }
-        if (*pc).finalized {
-            return;
         }
         if (*ctx).shutting_down && (*ctx).role == Role::Server {
             begin_goaway(pc);
@@ -194,31 +197,33 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         all_streams_retired(pc); // prunes what QUIC has collected
     }
     flush_uni_out(pc);
+    for id in std::mem::take(&mut (*pc).resumed_reads) {
+        if let Some(&s) = (*pc).streams.get(&id) {
+            stream::queue_read(s);
+        }
+    }
     for id in (*pc).conn.readable() {
         handle_readable(pc, id);
-        if (*pc).finalized {
-            return;
-        }
     }
     for id in (*pc).conn.writable() {
         if let Some(&s) = (*pc).streams.get(&id) {
             stream::on_writable(s);
-            if (*pc).finalized {
-                return;
-            }
         }
     }
     let blocked: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| stream::is_send_blocked(&*s)).collect();
     for s in blocked {
         stream::check_stopped(s);
-        if (*pc).finalized {
-            return;
-        }
     }
-    grant_streams(pc);
-    deliver_datagrams(pc);
-    if (*pc).finalized {
-        return;
+    if just_established {
+        // Streams asked for before the handshake are granted once the
+        // application has heard of it (and maybe closed the connection): next pass.
+        context::mark_dirty(pc);
+    } else {
+        grant_streams(pc);
+    }
+    if !(*pc).datagrams_queued && (*pc).conn.dgram_recv_queue_len() > 0 {
+        (*pc).datagrams_queued = true;
+        (*ctx).events.push(Event::DatagramsReadable(pc));
     }
     if (*pc).closing_gracefully && (*pc).close_at.is_none() && (*pc).streams.is_empty() && all_streams_retired(pc) {
         finish_graceful_close(pc);
@@ -279,7 +284,7 @@ unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
 unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     let ctx = (*pc).ctx;
     if let Some(&s) = (*pc).streams.get(&id) {
-        stream::on_readable(s);
+        stream::queue_read(s);
         return;
     }
     let h3 = is_h3(&*pc);
@@ -317,13 +322,36 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     if !(h3 && (*ctx).role == Role::Server) {
         stream::announce(s, false);
     }
-    if !(*s).finished {
-        stream::on_readable(s);
+    stream::queue_read(s);
+}
+
+/// Timers due at `now`: quiche's (loss recovery, idle), the limits', a
+/// graceful close's grace period.
+pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
+    if (*pc).conn.timeout_instant().is_some_and(|t| t <= now) {
+        (*pc).conn.on_timeout();
+        context::mark_dirty(pc);
+    }
+    enforce_limits(pc, now);
+    if (*pc).close_at.is_some_and(|t| t <= now) {
+        (*pc).close_at = None;
+        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+        context::mark_dirty(pc);
     }
 }
 
+/// A client's socket reported `errno` (ICMP unreachable): the connection is over now.
+pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
+    if (*pc).finalized {
+        return;
+    }
+    (*pc).socket_error = Some(errno);
+    let _ = (*pc).conn.close(false, 0, b"");
+    finalize(pc);
+}
+
 /// Servers: the limits' deadlines that are due (limits.rs).
-pub(crate) unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
+unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
     expire_request_heads(pc, now);
     check_request_bodies(pc, now);
     if !(*pc).finalized && !(*pc).closing_gracefully && (*pc).guard.quiet_too_long(now) {
@@ -463,14 +491,9 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
                     connection_error(pc, code, "HTTP/3 control stream error");
                     break;
                 }
-                if fin || (*pc).finalized {
+                if fin || (*pc).finalized || (*pc).streams.contains_key(&id) {
+                    // (In the last case it became a WebTransport stream, which reads the rest.)
                     break;
-                }
-                if let Some(&s) = (*pc).streams.get(&id) {
-                    // It became a WebTransport stream: the stream reads the rest.
-                    (*ctx).recv_buf = buf;
-                    stream::on_readable(s);
-                    return;
                 }
             }
             Err(quiche::Error::StreamReset(_)) => {
@@ -527,13 +550,7 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
         if let Some(session) = u.varint.feed(&mut input) {
             let ext_size = (*(*pc).socket).stream_ext_size.max((*(*pc).ctx).settings.stream_ext_size);
             let s = stream::create(pc, id, ext_size, false);
-            stream::announce(s, false);
-            if !(*s).finished && !(*pc).finalized {
-                stream::become_webtransport(s, session);
-            }
-            if !(*s).finished && !(*pc).finalized {
-                stream::deliver_unframed(s, input, fin);
-            }
+            stream::adopt_webtransport(s, session, input, fin);
         }
         return Ok(());
     }
@@ -594,9 +611,7 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
             http3::FRAME_SETTINGS => {
                 (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
                 u.settings_seen = true;
-                if let Some(cb) = (*(*pc).ctx).callbacks.on_settings {
-                    cb(pc);
-                }
+                (*(*pc).ctx).events.push(Event::Settings(pc));
             }
             http3::FRAME_GOAWAY => {
                 let (gid, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
@@ -644,9 +659,7 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
         stream::fail(s, http3::H3_REQUEST_REJECTED);
     }
     if first {
-        if let Some(cb) = (*ctx).callbacks.on_goaway {
-            cb(pc);
-        }
+        (*ctx).events.push(Event::Goaway(pc));
     }
     Ok(())
 }
@@ -677,26 +690,20 @@ pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
 /// us_quic_socket_make_stream (bidi) / make_uni_stream: ask for one more
 /// locally opened stream; on_stream_open fires once MAX_STREAMS allows it.
 pub unsafe fn request_stream(pc: *mut PeerContext, unidirectional: bool) {
-    let ctx = (*pc).ctx;
-    context::enter(ctx);
     if unidirectional {
         (*pc).pending_uni_requests += 1;
     } else {
         (*pc).pending_stream_requests += 1;
     }
     grant_streams(pc);
-    context::leave(ctx);
 }
 
 /// A WebTransport stream for `session` (a CONNECT stream id); on_stream_open
 /// fires when stream credit allows, with us_quic_stream_webtransport_session
 /// naming the session.
 pub unsafe fn request_webtransport_stream(pc: *mut PeerContext, session: u64, unidirectional: bool) {
-    let ctx = (*pc).ctx;
-    context::enter(ctx);
     (*pc).pending_webtransport.push_back((session, unidirectional));
     grant_streams(pc);
-    context::leave(ctx);
 }
 
 fn webtransport_streams_available(pc: &PeerContext, uni: bool) -> bool {
@@ -769,34 +776,35 @@ pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
     context::mark_dirty(pc);
 }
 
-/// QUIC DATAGRAM frames received (RFC 9221) go to on_datagram; on HTTP/3
-/// connections they are HTTP datagrams (RFC 9297) and go to on_stream_datagram
-/// of the request stream their quarter stream id names.
-unsafe fn deliver_datagrams(pc: *mut PeerContext) {
-    let ctx = (*pc).ctx;
-    let h3 = is_h3(&*pc);
-    let mut buf = std::mem::take(&mut (*ctx).recv_buf);
-    while let Ok(n) = (*pc).conn.dgram_recv(&mut buf) {
-        let payload = &buf[..n];
-        if h3 {
-            let Some((quarter, used)) = http3::get_varint(payload) else {
-                connection_error(pc, http3::H3_DATAGRAM_ERROR, "HTTP datagram without a quarter stream id");
-                break;
-            };
-            // A datagram for a stream that is gone (or not yet here) is dropped (RFC 9297 2.1).
-            let target = quarter.checked_mul(4).and_then(|id| (*pc).streams.get(&id).copied());
-            if let (Some(s), Some(cb)) = (target, (*ctx).callbacks.on_stream_datagram) {
-                let data = &payload[used..];
-                cb(s, data.as_ptr().cast(), data.len() as std::ffi::c_uint);
-            }
-        } else if let Some(cb) = (*ctx).callbacks.on_datagram {
-            cb(pc, payload.as_ptr().cast(), n as std::ffi::c_uint);
+/// A received DATAGRAM, as `poll_datagram` read it into the caller's buffer.
+pub(crate) enum DatagramOutput {
+    /// Raw QUIC: `buf[..len]` is the connection's (on_datagram).
+    Connection { len: usize },
+    /// HTTP/3: an HTTP datagram (RFC 9297), `buf[start..start + len]`, for the
+    /// request stream its quarter stream id names (on_stream_datagram).
+    Stream { stream: *mut Stream, start: usize, len: usize },
+}
+
+/// The next received DATAGRAM frame (RFC 9221), or None when none is left. On
+/// HTTP/3 connections one for a stream that is gone (or not yet here) is
+/// dropped (RFC 9297 2.1), and one without a quarter stream id closes the
+/// connection.
+pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Option<DatagramOutput> {
+    (*pc).datagrams_queued = false;
+    while !(*pc).finalized {
+        let len = (*pc).conn.dgram_recv(buf).ok()?;
+        if !is_h3(&*pc) {
+            return Some(DatagramOutput::Connection { len });
         }
-        if (*pc).finalized {
-            break;
+        let Some((quarter, used)) = http3::get_varint(&buf[..len]) else {
+            connection_error(pc, http3::H3_DATAGRAM_ERROR, "HTTP datagram without a quarter stream id");
+            return None;
+        };
+        if let Some(&stream) = quarter.checked_mul(4).and_then(|id| (*pc).streams.get(&id)) {
+            return Some(DatagramOutput::Stream { stream, start: used, len: len - used });
         }
     }
-    (*ctx).recv_buf = buf;
+    None
 }
 
 /// An HTTP datagram (RFC 9297) tied to request stream `s`.
@@ -884,7 +892,18 @@ unsafe fn send_packets(pc: *mut PeerContext) {
     let mss = (*pc).conn.max_send_udp_payload_size().min(buf.len());
     // (offset, len, destination) of a packet already written that opens the next batch.
     let mut carry: Option<(usize, usize, SocketAddr)> = None;
+    // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
+    // cannot (an application close while the peer still awaits handshake packets,
+    // which carry no application close) it may produce packets without end; the
+    // close is bounded here and the draining or idle timer ends the connection.
+    let mut batches_left_after_close = 4u32;
     'batches: loop {
+        if (*pc).conn.local_error().is_some() {
+            if batches_left_after_close == 0 {
+                break;
+            }
+            batches_left_after_close -= 1;
+        }
         let (mut len, mut segment, mut to) = match carry.take() {
             Some((off, n, dst)) => {
                 buf.copy_within(off..off + n, 0);
@@ -964,17 +983,12 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     for s in (*pc).streams.values().copied().collect::<Vec<_>>() {
         stream::abandon(s, code.unwrap_or(http3::H3_REQUEST_CANCELLED));
     }
-    context::fire_stream_closes(ctx);
     if (*ctx).role == Role::Client && !(*pc).hsk_reported {
         (*pc).hsk_reported = true;
-        if let Some(cb) = (*ctx).callbacks.on_hsk_done {
-            cb(pc, 0);
-        }
+        (*ctx).events.push(Event::HandshakeDone(pc, false));
     }
     if (*pc).open_fired {
-        if let Some(cb) = (*ctx).callbacks.on_close {
-            cb(pc);
-        }
+        (*ctx).events.push(Event::ConnectionClosed(pc));
     }
     listen_socket::detach((*pc).socket, pc);
     (*ctx).sweep.connections.push(pc);

@@ -1,9 +1,12 @@
 //! `us_quic_stream_t`: one request/response (HTTP/3) or one raw byte stream.
 //!
-//! Receive side: frames are parsed as they arrive; DATA payload goes to
-//! on_stream_data straight from the read buffer; a header block is decoded,
-//! validated and kept until the stream closes. Every message rule that fails is a
-//! stream error (RESET_STREAM + STOP_SENDING) and the connection lives on.
+//! Receive side: the edge pulls (`poll_read`) when the stream is readable.
+//! Bytes are read from QUIC into a buffer the stream holds until they are all
+//! delivered, frames are parsed as they are pulled, and each pull returns one
+//! output: a header block (decoded, validated, kept until the next one) or DATA
+//! payload straight from the read buffer. A paused stream is not pulled, so it
+//! takes no more bytes from QUIC. Every message rule that fails is a stream
+//! error (RESET_STREAM + STOP_SENDING) and the connection lives on.
 //!
 //! Send side: header blocks are queued whole in `pending` (they cannot be split by
 //! flow control); body bytes are framed to fit the stream's capacity, so
@@ -13,6 +16,7 @@ use std::ffi::{c_char, c_int, c_uint};
 use std::time::{Duration, Instant};
 
 use crate::context::{self, Role};
+use crate::events::Event;
 use crate::ext::Ext;
 use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
 use crate::peer_context::{self, PeerContext};
@@ -45,6 +49,26 @@ pub enum HeadersKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendRefused;
 
+/// What one pull of a readable stream yields (see `poll_read`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ReadOutput {
+    /// A header block is ready (`headers`, `headers_kind`). With `announce`
+    /// the application first hears of the stream itself (on_stream_open).
+    Headers { announce: bool },
+    /// Body bytes (or raw bytes), with the stream's end when `fin`. The bytes
+    /// live in the stream's read buffer until the next pull.
+    Data { ptr: *const u8, len: usize, fin: bool },
+}
+
+/// One parsing step over the stream's read buffer.
+enum Step {
+    Output(ReadOutput),
+    /// Nothing to deliver from what was read; read more.
+    NeedInput,
+    /// The stream (or the connection) failed: the rest of what was read is dropped.
+    Stop,
+}
+
 pub struct Stream {
     pub id: u64,
     pub conn: *mut PeerContext,
@@ -53,8 +77,20 @@ pub struct Stream {
     pub(crate) announced: bool,
     /// Close decided: no callback but on_stream_close will fire.
     pub finished: bool,
-    pub(crate) close_fired: bool,
     pub error_code: Option<u64>,
+
+    /// Bytes read from QUIC and not yet delivered: `inbox[in_start..in_end]`,
+    /// with QUIC's FIN after them when `in_fin`. Empty (no buffer held) between reads.
+    inbox: Vec<u8>,
+    in_start: usize,
+    in_end: usize,
+    in_fin: bool,
+    /// A StreamReadable event is queued and not yet pulled.
+    read_queued: bool,
+    /// The FIN was delivered: the next pull completes the receive side.
+    fin_delivered: bool,
+    /// A peer's WebTransport unidirectional stream, announced with its first pull.
+    pending_webtransport: Option<u64>,
 
     reader: FrameReader,
     header_block: Vec<u8>,
@@ -92,8 +128,14 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
         local,
         announced: false,
         finished: false,
-        close_fired: false,
         error_code: None,
+        inbox: Vec::new(),
+        in_start: 0,
+        in_end: 0,
+        in_fin: false,
+        read_queued: false,
+        fin_delivered: false,
+        pending_webtransport: None,
         reader: FrameReader::default(),
         header_block: Vec::new(),
         header_discard: false,
@@ -130,11 +172,17 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
     s
 }
 
-pub(crate) unsafe fn announce(s: *mut Stream, is_client: bool) {
+/// The application hears of the stream (on_stream_open); `local` when this side opened it.
+pub(crate) unsafe fn announce(s: *mut Stream, local: bool) {
     (*s).announced = true;
-    let ctx = (*(*s).conn).ctx;
-    if let Some(cb) = (*ctx).callbacks.on_stream_open {
-        cb(s, c_int::from(is_client));
+    (*(*(*s).conn).ctx).events.push(Event::StreamOpened { stream: s, local });
+}
+
+/// The stream has something to read: the edge will pull it.
+pub(crate) unsafe fn queue_read(s: *mut Stream) {
+    if !(*s).read_queued && !(*s).finished {
+        (*s).read_queued = true;
+        (*(*(*s).conn).ctx).events.push(Event::StreamReadable(s));
     }
 }
 
@@ -158,17 +206,27 @@ fn webtransport_enabled(s: &Stream) -> bool {
 
 /// Hands the stream to WebTransport session `session`: announced through
 /// on_stream_headers with HeadersKind::WebTransport; bytes flow unframed from now on.
-pub(crate) unsafe fn become_webtransport(s: *mut Stream, session: u64) {
-    if !announce_late(s) {
-        return;
-    }
+unsafe fn become_webtransport(s: *mut Stream, session: u64) -> Step {
     // From here `wt_session` alone makes the stream unframed (see is_h3).
     (*s).wt_session = Some(session);
     (*s).headers_kind = HeadersKind::WebTransport;
-    let ctx = (*(*s).conn).ctx;
-    if let Some(cb) = (*ctx).callbacks.on_stream_headers {
-        cb(s);
+    Step::Output(ReadOutput::Headers { announce: announce_late(s) })
+}
+
+/// A peer's unidirectional WebTransport stream for `session`, whose first
+/// bytes after its header were `rest` (and QUIC's FIN when `fin`): the stream
+/// takes them over and is announced on its first pull.
+pub(crate) unsafe fn adopt_webtransport(s: *mut Stream, session: u64, rest: &[u8], fin: bool) {
+    (*s).pending_webtransport = Some(session);
+    if !rest.is_empty() || fin {
+        let mut buf = (*(*(*s).conn).ctx).take_read_buffer();
+        buf[..rest.len()].copy_from_slice(rest);
+        (*s).inbox = buf;
+        (*s).in_start = 0;
+        (*s).in_end = rest.len();
+        (*s).in_fin = fin;
     }
+    queue_read(s);
 }
 
 /// A locally opened WebTransport stream: its first bytes name the session
@@ -183,26 +241,11 @@ pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     context::mark_dirty((*s).conn);
 }
 
-/// Bytes of a stream without HTTP/3 framing (raw QUIC or WebTransport).
-pub(crate) unsafe fn deliver_unframed(s: *mut Stream, data: &[u8], fin: bool) {
-    if data.is_empty() && !fin {
-        return;
-    }
-    if fin {
-        (*s).fin_received = true;
-    }
-    deliver_data(s, data, fin);
-    if fin && !(*s).finished {
-        check_stopped(s);
-        maybe_complete(s);
-    }
-}
-
 pub fn headers(s: &Stream) -> &[QuicHeader] {
     &s.header_view
 }
 
-/// Decide the close; on_stream_close fires when the current engine frame unwinds.
+/// Decide the close; on_stream_close fires after every event queued before it.
 pub(crate) unsafe fn close_stream(s: *mut Stream) {
     if (*s).finished {
         return;
@@ -215,7 +258,7 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     }
     (*pc).streams.remove(&(*s).id);
     (*pc).lingering.push((*s).id);
-    (*(*pc).ctx).closing_streams.push(s);
+    (*(*pc).ctx).events.push(Event::StreamClosed(s));
     context::mark_dirty(pc);
 }
 
@@ -252,39 +295,99 @@ pub(crate) unsafe fn abandon(s: *mut Stream, code: u64) {
     close_stream(s);
 }
 
-unsafe fn deliver_data(s: *mut Stream, data: &[u8], fin: bool) {
-    let ctx = (*(*s).conn).ctx;
-    if let Some(cb) = (*ctx).callbacks.on_stream_data {
-        cb(s, data.as_ptr().cast(), data.len() as c_uint, c_int::from(fin));
+/// The next thing the application gets from this stream, or None when there is
+/// nothing (more) to deliver now: nothing readable, paused, or closed. The edge
+/// calls it until None, calling back after each output; an output's bytes stay
+/// valid until the next call.
+pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
+    let pc = (*s).conn;
+    (*s).read_queued = false;
+    if std::mem::take(&mut (*s).fin_delivered) && !(*s).finished {
+        check_stopped(s);
+        maybe_complete(s);
+    }
+    loop {
+        if (*s).finished || (*pc).finalized {
+            release_inbox(s);
+            return None;
+        }
+        if let Some(session) = (*s).pending_webtransport.take() {
+            if let Step::Output(out) = become_webtransport(s, session) {
+                return Some(out);
+            }
+            continue;
+        }
+        if (*s).read_paused {
+            return None; // what was read stays in the inbox until the application resumes
+        }
+        let inbox_empty = (*s).in_start == (*s).in_end && !(*s).in_fin;
+        if inbox_empty && ((*s).read_shut || (*s).fin_received || !fill_inbox(s)) {
+            release_inbox(s);
+            return None;
+        }
+        let step = if is_h3(&*s) { step_h3(s) } else { step_unframed(s) };
+        match step {
+            Step::Output(out) => return Some(out),
+            Step::NeedInput => {}
+            Step::Stop => {
+                (*s).in_start = (*s).in_end;
+                (*s).in_fin = false;
+                release_inbox(s);
+                return None;
+            }
+        }
     }
 }
 
-pub(crate) unsafe fn on_readable(s: *mut Stream) {
+/// One `stream_recv` into the inbox; false when nothing was read (nothing
+/// readable, or the peer reset the stream).
+unsafe fn fill_inbox(s: *mut Stream) -> bool {
     let pc = (*s).conn;
-    let ctx = (*pc).ctx;
-    while !(*s).finished && !(*s).read_paused && !(*s).read_shut && !(*s).fin_received && !(*pc).finalized {
-        let mut buf = std::mem::take(&mut (*ctx).recv_buf);
-        let result = (*pc).conn.stream_recv((*s).id, &mut buf);
-        let more = match result {
-            Ok((n, fin)) => {
-                if is_h3(&*s) {
-                    feed_h3(s, &buf[..n], fin);
-                } else {
-                    deliver_unframed(s, &buf[..n], fin);
-                }
-                !fin
-            }
-            Err(quiche::Error::StreamReset(code)) => {
-                peer_reset(s, code);
-                false
-            }
-            Err(_) => false,
-        };
-        (*ctx).recv_buf = buf;
-        if !more {
-            break;
-        }
+    if (*s).inbox.is_empty() {
+        (*s).inbox = (*(*pc).ctx).take_read_buffer();
     }
+    match (*pc).conn.stream_recv((*s).id, &mut (*s).inbox) {
+        Ok((n, fin)) => {
+            (*s).in_start = 0;
+            (*s).in_end = n;
+            (*s).in_fin = fin;
+            true
+        }
+        Err(quiche::Error::StreamReset(code)) => {
+            peer_reset(s, code);
+            false
+        }
+        Err(_) => false,
+    }
+}
+
+/// Gives the read buffer back to the context once nothing in it is undelivered.
+unsafe fn release_inbox(s: *mut Stream) {
+    if (*s).finished {
+        (*s).in_start = 0;
+        (*s).in_end = 0;
+        (*s).in_fin = false;
+    }
+    if (*s).in_start == (*s).in_end && !(*s).in_fin && !(*s).inbox.is_empty() {
+        let buf = std::mem::take(&mut (*s).inbox);
+        (*(*(*s).conn).ctx).give_read_buffer(buf);
+    }
+}
+
+/// Raw QUIC and WebTransport: everything read goes out as it is.
+unsafe fn step_unframed(s: *mut Stream) -> Step {
+    let inbox = &(*s).inbox;
+    let data = &inbox[(*s).in_start..(*s).in_end];
+    let fin = std::mem::take(&mut (*s).in_fin);
+    (*s).in_start = (*s).in_end;
+    if data.is_empty() && !fin {
+        return Step::NeedInput;
+    }
+    if fin {
+        (*s).fin_received = true;
+        (*s).fin_delivered = true;
+    }
+    Step::Output(ReadOutput::Data { ptr: data.as_ptr(), len: data.len(), fin })
 }
 
 /// The peer reset its sending side: the exchange is over for us too.
@@ -323,56 +426,69 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
     close_stream(s);
 }
 
-unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
+/// A connection error found on this stream: the connection closes, the rest
+/// of what this stream read is dropped.
+unsafe fn connection_error(s: *mut Stream, code: u64, reason: &str) -> Step {
+    peer_context::connection_error((*s).conn, code, reason);
+    Step::Stop
+}
+
+/// Parses HTTP/3 frames from the inbox up to the next output.
+unsafe fn step_h3(s: *mut Stream) -> Step {
+    let buf = std::mem::take(&mut (*s).inbox);
+    let mut input = &buf[(*s).in_start..(*s).in_end];
+    let step = parse_h3(s, &mut input);
+    (*s).in_start = (*s).in_end - input.len();
+    (*s).inbox = buf;
+    match step {
+        Step::NeedInput if (*s).in_fin && !(*s).finished => {
+            (*s).in_fin = false;
+            on_fin(s)
+        }
+        step => step,
+    }
+}
+
+unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
     let max_header = (*ctx).settings.max_header_size;
-    let mut input = data;
-    while let Some(ev) = (*s).reader.next(&mut input) {
+    while let Some(ev) = (*s).reader.next(input) {
         match ev {
             FrameEvent::Start { ty: http3::FRAME_WT_STREAM, len: session } if opens_as_webtransport(s) => {
-                become_webtransport(s, session);
-                if !(*s).finished && !(*pc).finalized {
-                    deliver_unframed(s, input, fin);
-                }
-                return;
+                return become_webtransport(s, session);
             }
             FrameEvent::Start { .. } if !(*s).local && (*ctx).role == Role::Client => {
                 // Servers open bidirectional streams for WebTransport only.
-                peer_context::connection_error(pc, http3::H3_STREAM_CREATION_ERROR, "server-initiated request stream");
-                return;
+                return connection_error(s, http3::H3_STREAM_CREATION_ERROR, "server-initiated request stream");
             }
             FrameEvent::Start { ty, len } => match ty {
                 http3::FRAME_WT_STREAM if webtransport_enabled(&*s) => {
-                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "WT_STREAM inside a message");
-                    return;
+                    return connection_error(s, http3::H3_FRAME_UNEXPECTED, "WT_STREAM inside a message");
                 }
                 http3::FRAME_HEADERS if len > max_header => {
                     // Encoded size beyond the limit means a decoded size beyond it too
                     // (QPACK literals only grow when decoded): refused at once (431 on
                     // a server), not read on.
                     header_too_large(s);
-                    return;
+                    return Step::Stop;
                 }
                 http3::FRAME_HEADERS => {
                     (*s).header_block.clear();
                     (*s).header_discard = false;
                 }
                 ty if http3::is_reserved_http2_frame(ty) => {
-                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "reserved HTTP/2 frame type");
-                    return;
+                    return connection_error(s, http3::H3_FRAME_UNEXPECTED, "reserved HTTP/2 frame type");
                 }
                 http3::FRAME_DATA if !(*s).head_done || (*s).trailers_done => {
-                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
-                    return;
+                    return connection_error(s, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
                 }
                 http3::FRAME_SETTINGS
                 | http3::FRAME_GOAWAY
                 | http3::FRAME_MAX_PUSH_ID
                 | http3::FRAME_CANCEL_PUSH
                 | http3::FRAME_PUSH_PROMISE => {
-                    peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "control frame on a request stream");
-                    return;
+                    return connection_error(s, http3::H3_FRAME_UNEXPECTED, "control frame on a request stream");
                 }
                 _ => {}
             },
@@ -386,41 +502,32 @@ unsafe fn feed_h3(s: *mut Stream, data: &[u8], fin: bool) {
                 }
                 if (*s).content_length.is_some_and(|cl| (*s).body_received > cl) {
                     fail(s, http3::H3_MESSAGE_ERROR);
-                    return;
+                    return Step::Stop;
                 }
                 if !data.is_empty() {
                     // Deliver FIN with the last bytes when they end the stream exactly.
-                    let last = fin && input.is_empty() && (*s).reader.payload_complete();
+                    let last = (*s).in_fin && input.is_empty() && (*s).reader.payload_complete();
                     if last && !body_length_matches(s) {
                         fail(s, http3::H3_MESSAGE_ERROR);
-                        return;
+                        return Step::Stop;
                     }
                     if last {
+                        (*s).in_fin = false;
                         (*s).fin_received = true;
+                        (*s).fin_delivered = true;
                     }
-                    deliver_data(s, data, last);
-                    if (*s).finished || (*pc).finalized {
-                        return;
-                    }
-                    if last {
-                        check_stopped(s);
-                        maybe_complete(s);
-                        return;
-                    }
+                    return Step::Output(ReadOutput::Data { ptr: data.as_ptr(), len: data.len(), fin: last });
                 }
             }
-            FrameEvent::End { ty: http3::FRAME_HEADERS } => {
-                on_header_block(s);
-                if (*s).finished || (*pc).finalized {
-                    return;
-                }
-            }
+            FrameEvent::End { ty: http3::FRAME_HEADERS } => match on_header_block(s) {
+                Step::NeedInput if (*s).finished => return Step::Stop,
+                Step::NeedInput => {}
+                step => return step,
+            },
             _ => {}
         }
     }
-    if fin && !(*s).finished {
-        on_fin(s);
-    }
+    Step::NeedInput
 }
 
 /// A peer's bidirectional stream whose first frame type is the WebTransport signal.
@@ -432,45 +539,45 @@ unsafe fn body_length_matches(s: *mut Stream) -> bool {
     (*s).content_length.is_none_or(|cl| cl == (*s).body_received)
 }
 
-unsafe fn on_fin(s: *mut Stream) {
+/// QUIC's FIN after the last frame read.
+unsafe fn on_fin(s: *mut Stream) -> Step {
     let pc = (*s).conn;
     if !(*s).reader.at_frame_boundary() {
-        peer_context::connection_error(pc, http3::H3_FRAME_ERROR, "stream ended inside a frame");
-        return;
+        return connection_error(s, http3::H3_FRAME_ERROR, "stream ended inside a frame");
     }
     if !(*s).head_done {
         let code =
             if (*(*pc).ctx).role == Role::Server { http3::H3_REQUEST_INCOMPLETE } else { http3::H3_MESSAGE_ERROR };
         fail(s, code);
-        return;
+        return Step::Stop;
     }
     if !body_length_matches(s) {
         fail(s, http3::H3_MESSAGE_ERROR);
-        return;
+        return Step::Stop;
     }
     (*s).fin_received = true;
-    deliver_data(s, &[], true);
-    check_stopped(s);
-    maybe_complete(s);
+    (*s).fin_delivered = true;
+    Step::Output(ReadOutput::Data { ptr: [].as_ptr(), len: 0, fin: true })
 }
 
-unsafe fn on_header_block(s: *mut Stream) {
+/// A complete header block: decoded and checked, answered by the engine
+/// (static route, 431, stream error), or an output for the application.
+unsafe fn on_header_block(s: *mut Stream) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
     let block = std::mem::take(&mut (*s).header_block);
     if (*s).header_discard {
         header_too_large(s);
-        return;
+        return Step::Stop;
     }
     let fields = match http3::decode_header_block(&block, (*ctx).settings.max_header_size) {
         Ok(f) => f,
         Err(http3::DecodeError::TooLarge) => {
             header_too_large(s);
-            return;
+            return Step::Stop;
         }
         Err(http3::DecodeError::Malformed) => {
-            peer_context::connection_error(pc, http3::QPACK_DECOMPRESSION_FAILED, "bad QPACK header block");
-            return;
+            return connection_error(s, http3::QPACK_DECOMPRESSION_FAILED, "bad QPACK header block");
         }
     };
     let kind = if !(*s).head_done {
@@ -478,11 +585,11 @@ unsafe fn on_header_block(s: *mut Stream) {
             let max_fields = (*ctx).settings.limits.max_header_fields as usize;
             if max_fields > 0 && fields.len() > max_fields {
                 header_too_large(s);
-                return;
+                return Step::Stop;
             }
             let Ok(head) = http3::validate_request(&fields, webtransport_enabled(&*s)) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
-                return;
+                return Step::Stop;
             };
             (*s).content_length = head.content_length;
             (*s).is_head_request = head.is_head_request;
@@ -495,17 +602,17 @@ unsafe fn on_header_block(s: *mut Stream) {
             }
             (*ctx).stats.requests += 1;
             if !(*ctx).static_routes.is_empty() && serve_static(s, &fields) {
-                return;
+                return Step::NeedInput;
             }
             HeadersKind::Initial
         } else {
             let Ok(head) = http3::validate_response(&fields) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
-                return;
+                return Step::Stop;
             };
             if head.status == 101 {
                 fail(s, http3::H3_MESSAGE_ERROR);
-                return;
+                return Step::Stop;
             }
             if head.status < 200 {
                 HeadersKind::Informational
@@ -519,13 +626,12 @@ unsafe fn on_header_block(s: *mut Stream) {
     } else if !(*s).trailers_done {
         if http3::validate_trailers(&fields).is_err() {
             fail(s, http3::H3_MESSAGE_ERROR);
-            return;
+            return Step::Stop;
         }
         (*s).trailers_done = true;
         HeadersKind::Trailers
     } else {
-        peer_context::connection_error(pc, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
-        return;
+        return connection_error(s, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
     };
     (*s).headers = fields;
     (*s).header_view = (*s)
@@ -543,26 +649,18 @@ unsafe fn on_header_block(s: *mut Stream) {
         })
         .collect();
     (*s).headers_kind = kind;
-    if !announce_late(s) {
-        return;
-    }
     if kind == HeadersKind::Initial && (*ctx).defer_answers {
         (*pc).awaiting_answers = true;
     }
-    if let Some(cb) = (*ctx).callbacks.on_stream_headers {
-        cb(s);
-    }
+    Step::Output(ReadOutput::Headers { announce: announce_late(s) })
 }
 
 /// A server's request streams are announced (on_stream_open) with their head,
 /// not when their first bytes arrive: a stream that is answered by the engine
 /// (static route, 431) or fails before a head never costs the application a
-/// callback. False when the application closed the stream in on_stream_open.
+/// callback. True when this output is the stream's announcement.
 unsafe fn announce_late(s: *mut Stream) -> bool {
-    if !(*s).announced {
-        announce(s, false);
-    }
-    !(*s).finished && !(*(*s).conn).finalized
+    !std::mem::replace(&mut (*s).announced, true)
 }
 
 /// Answers a GET/HEAD of a static route; false when no route matches.
@@ -693,10 +791,7 @@ pub(crate) unsafe fn on_writable(s: *mut Stream) {
     }
     if (*s).want_write {
         (*s).want_write = false;
-        let ctx = (*pc).ctx;
-        if let Some(cb) = (*ctx).callbacks.on_stream_writable {
-            cb(s);
-        }
+        (*(*pc).ctx).events.push(Event::StreamWritable(s));
     }
 }
 
@@ -957,7 +1052,10 @@ pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
             let pc = (*s).conn;
             (*pc).guard.watch_body(&(*(*pc).ctx).settings.limits, now);
         }
-        context::mark_dirty((*s).conn);
+        // Bytes may wait in the inbox that QUIC no longer lists as readable.
+        let pc = (*s).conn;
+        (*pc).resumed_reads.push((*s).id);
+        context::mark_dirty(pc);
     }
 }
 

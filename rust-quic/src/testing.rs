@@ -20,6 +20,7 @@ use boring::x509::{X509Builder, X509NameBuilder};
 
 use crate::context::{self, Context};
 use crate::driver::{Driver, SendOutcome, SocketHandle};
+use crate::edge;
 use crate::listen_socket::ListenSocket;
 
 /// A self-signed P-256 certificate for `names` (DNS names or IP literals): (cert PEM, key PEM).
@@ -167,10 +168,10 @@ pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
         match (target, sender) {
             (Some(ls), _) => {
                 let ctx = (*ls).ctx;
-                context::recv_datagram(ls, &mut d.data, d.from, d.to);
-                context::after_io(ctx);
+                edge::recv_datagram(ls, &mut d.data, d.from, d.to);
+                edge::after_io(ctx);
             }
-            (None, Some(from_ls)) if connected => context::socket_error(from_ls, libc::ECONNREFUSED),
+            (None, Some(from_ls)) if connected => edge::socket_error(from_ls, libc::ECONNREFUSED),
             _ => {}
         }
     }
@@ -189,7 +190,7 @@ pub unsafe fn run_until(
     loop {
         pump(net, 100_000);
         for &c in ctxs {
-            context::process(c, Instant::now());
+            edge::process(c, Instant::now());
         }
         if done() {
             return true;

@@ -11,6 +11,7 @@ use usockets_sys as us;
 
 use crate::context::{self, Context};
 use crate::driver::{Driver, SendOutcome, SocketHandle};
+use crate::edge;
 use crate::listen_socket::ListenSocket;
 
 pub struct UsocketsDriver {
@@ -146,7 +147,7 @@ impl Driver for UsocketsDriver {
 unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_packet_buffer_t, count: c_int) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
     let ctx = (*ls).ctx;
-    context::enter(ctx);
+    edge::enter(ctx);
     for i in 0..count {
         let ptr = us::us_udp_packet_buffer_payload(buf, i);
         let len = us::us_udp_packet_buffer_payload_length(buf, i);
@@ -154,22 +155,22 @@ unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_p
         let to = sockaddr_to_std(us::us_udp_packet_buffer_local(buf, i) as *const libc::sockaddr_storage);
         if let (Some(from), Some(to)) = (from, to) {
             let data = std::slice::from_raw_parts_mut(ptr.cast::<u8>(), len as usize);
-            context::recv_datagram(ls, data, from, to);
+            edge::recv_datagram(ls, data, from, to);
         }
     }
-    context::run_dirty(ctx);
-    context::leave(ctx);
-    context::sweep_if_idle(ctx);
+    edge::run_dirty(ctx);
+    edge::leave(ctx);
+    edge::sweep_if_idle(ctx);
 }
 
 unsafe extern "C" fn on_error(s: *mut us::us_udp_socket_t, err: c_int) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
-    context::socket_error(ls, err);
+    edge::socket_error(ls, err);
 }
 
 unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
-    context::socket_writable(ls);
+    edge::socket_writable(ls);
 }
 
 /// The QUIC state of one loop (upstream keeps `quic_head` in the loop).
@@ -214,7 +215,7 @@ pub unsafe fn free_or_defer(ctx: *mut Context) {
     if !lq.is_null() {
         (*lq).contexts.retain(|&c| c != ctx);
     }
-    context::destroy(ctx);
+    edge::destroy(ctx);
     release_if_empty(loop_);
 }
 
@@ -250,14 +251,14 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
         // A context inside one of its own callbacks is processed when it returns
         // (an embedder may call this from JS at any time).
         if !(*ctx).free_requested && !(*ctx).in_callback() {
-            context::process(ctx, now);
+            edge::process(ctx, now);
         }
     }
     let freed: Vec<*mut Context> =
         (*lq).contexts.iter().copied().filter(|&c| (*c).free_requested && (*c).depth == 0).collect();
     for ctx in freed {
         (*lq).contexts.retain(|&c| c != ctx);
-        context::destroy(ctx);
+        edge::destroy(ctx);
     }
     (*lq).processing = false;
     let next = (*lq).contexts.iter().filter_map(|&c| context::next_timeout(&*c)).min();
@@ -278,7 +279,7 @@ pub unsafe fn flush_loop(loop_: *mut us::us_loop_t) {
     }
     for ctx in (*lq).contexts.clone() {
         if !(*ctx).in_callback() {
-            context::flush_if_pending(ctx);
+            edge::flush_if_pending(ctx);
         }
     }
 }

@@ -327,8 +327,8 @@ fn answers_deferred_in_an_embedder_iteration_leave_at_the_next_flush() {
         let steps = |n: usize| {
             for _ in 0..n {
                 rust_quic::testing::pump(&p.net, 100_000);
-                rust_quic::context::process(p.client, std::time::Instant::now());
-                rust_quic::context::process(p.server, std::time::Instant::now());
+                rust_quic::edge::process(p.client, std::time::Instant::now());
+                rust_quic::edge::process(p.server, std::time::Instant::now());
             }
         };
         // Control: without deferral the answer arrives within a few steps.

@@ -4,7 +4,8 @@ mod common;
 
 use common::*;
 use rust_quic::client;
-use rust_quic::context::{self, Context, Settings};
+use rust_quic::context::{Context, Settings};
+use rust_quic::edge;
 use rust_quic::ffi::*;
 use rust_quic::testing::{self, MemoryDriver};
 use rust_quic::tls::{ClientVerification, TlsOptions};
@@ -70,7 +71,7 @@ fn close_inside_handshake_callbacks_is_prompt() {
 fn context_freed_from_inside_a_callback_is_released_after_it() {
     unsafe extern "C" fn free_ctx_on_headers(s: *mut rust_quic::stream::Stream) {
         let ctx = us_quic_stream_context(s);
-        context::request_free(ctx);
+        edge::request_free(ctx);
         // The stream and its connection must still be readable here.
         assert!(us_quic_stream_header_count(s) > 0);
         assert!(!us_quic_stream_socket(s).is_null());
@@ -114,7 +115,8 @@ fn garbage_truncated_and_unknown_version_datagrams() {
         // A real client Initial, truncated at several points.
         let net2 = testing::network();
         let c2 = Box::into_raw(Context::new_client(Settings::default(), 0, MemoryDriver::new(&net2, "127.0.0.3")));
-        let _ = client::connect(c2, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap();
+        let _ =
+            rust_quic::edge::connect(c2, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap();
         let initial = net2.borrow_mut().queue.pop_front().unwrap().data;
         for cut in [1, 5, 20, 100, 600, initial.len() - 1] {
             cases.push(initial[..cut].to_vec());
@@ -125,9 +127,9 @@ fn garbage_truncated_and_unknown_version_datagrams() {
         flipped[80] ^= 0xff;
         cases.push(flipped);
         for mut d in cases {
-            context::recv_datagram(p.listen, &mut d, from, server_addr);
+            edge::recv_datagram(p.listen, &mut d, from, server_addr);
         }
-        context::after_io(p.server);
+        edge::after_io(p.server);
         // Exactly one Version Negotiation answer went out, nothing else crashed.
         let answers: Vec<_> = p.net.borrow_mut().queue.drain(..).collect();
         assert_eq!(answers.len(), 1, "only the unknown-version datagram is answered");
@@ -139,8 +141,8 @@ fn garbage_truncated_and_unknown_version_datagrams() {
         let pc = p.connect();
         let r = p.fetch_all(pc, vec![Request::get("/size/1")], 5);
         assert_eq!(r[0].status(), 200);
-        context::request_free(c2);
-        context::destroy(c2);
+        edge::request_free(c2);
+        edge::destroy(c2);
         p.free();
     }
 }
@@ -171,7 +173,7 @@ unsafe fn verified_client(p: &Pair, ca: Option<Vec<u8>>, host: &str, sni: Option
     ));
     install_callbacks(client);
     (*client).set_client_ca(ca);
-    match client::connect(client, host, 4433, sni, true, std::ptr::null_mut()).unwrap() {
+    match rust_quic::edge::connect(client, host, 4433, sni, true, std::ptr::null_mut()).unwrap() {
         client::Connect::Now(_) => {}
         client::Connect::Pending(_) => unreachable!(),
     }
@@ -190,23 +192,23 @@ fn certificate_verification() {
         let c = verified_client(&p, None, "127.0.0.1", Some("localhost"));
         assert!(run3(&p, c, || world(|w| w.hsk_failed == 1)), "untrusted certificate must fail");
         assert_eq!(world(|w| w.hsk_ok), 0);
-        context::request_free(c);
-        context::destroy(c);
+        edge::request_free(c);
+        edge::destroy(c);
         // Trusted CA, matching DNS name: accepted.
         let c = verified_client(&p, Some(p.cert.clone()), "127.0.0.1", Some("localhost"));
         assert!(run3(&p, c, || world(|w| w.hsk_ok == 1)), "trusted certificate");
-        context::request_free(c);
-        context::destroy(c);
+        edge::request_free(c);
+        edge::destroy(c);
         // Trusted CA, wrong name: refused.
         let c = verified_client(&p, Some(p.cert.clone()), "127.0.0.1", Some("other.example"));
         assert!(run3(&p, c, || world(|w| w.hsk_failed == 2)), "name mismatch must fail");
-        context::request_free(c);
-        context::destroy(c);
+        edge::request_free(c);
+        edge::destroy(c);
         // IP literal: checked against the IP SAN (the certificate lists 127.0.0.1).
         let c = verified_client(&p, Some(p.cert.clone()), "127.0.0.1", None);
         assert!(run3(&p, c, || world(|w| w.hsk_ok == 2)), "IP SAN must match");
-        context::request_free(c);
-        context::destroy(c);
+        edge::request_free(c);
+        edge::destroy(c);
         p.free();
     }
 }
@@ -296,8 +298,8 @@ fn sni_selects_the_certificate() {
         let c = verified_client(&p, Some(cert), "127.0.0.1", Some("api.example.test"));
         assert!(run3(&p, c, || world(|w| w.hsk_ok + w.hsk_failed == 1)));
         assert_eq!(world(|w| w.hsk_ok), 1, "SNI certificate served");
-        context::request_free(c);
-        context::destroy(c);
+        edge::request_free(c);
+        edge::destroy(c);
         p.free();
     }
 }
@@ -306,7 +308,7 @@ fn sni_selects_the_certificate() {
 fn dead_port_fails_the_handshake_at_once() {
     unsafe {
         let p = pair();
-        let pc = match client::connect(p.client, "127.0.0.1", 9, None, false, std::ptr::null_mut()).unwrap() {
+        let pc = match rust_quic::edge::connect(p.client, "127.0.0.1", 9, None, false, std::ptr::null_mut()).unwrap() {
             client::Connect::Now(pc) => pc,
             client::Connect::Pending(_) => unreachable!(),
         };

@@ -4,7 +4,8 @@
 //! rust-quic/tests/fuzz_seeds.rs, are real exchanges in that form). Nothing may panic.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use rust_quic::context::{self, Context, Settings};
+use rust_quic::context::{Context, Settings};
+use rust_quic::edge;
 use rust_quic::listen_socket;
 use rust_quic::testing::{self, Datagram, MemoryDriver};
 use rust_quic::tls::TlsOptions;
@@ -31,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             rest = &rest[2 + len..];
         }
         testing::run_until(&net, &[server], Duration::from_millis(1), || net.borrow().queue.is_empty());
-        context::request_free(server);
-        context::destroy(server);
+        edge::request_free(server);
+        edge::destroy(server);
     }
 });

@@ -436,7 +436,9 @@ pub unsafe fn pair() -> Pair {
 
 impl Pair {
     pub unsafe fn connect(&self) -> *mut PeerContext {
-        match client::connect(self.client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap() {
+        match rust_quic::edge::connect(self.client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut())
+            .unwrap()
+        {
             client::Connect::Now(pc) => pc,
             client::Connect::Pending(_) => unreachable!("IP literal"),
         }
@@ -473,10 +475,10 @@ impl Pair {
     }
 
     pub unsafe fn free(self) {
-        rust_quic::context::request_free(self.client);
-        rust_quic::context::request_free(self.server);
-        rust_quic::context::destroy(self.client);
-        rust_quic::context::destroy(self.server);
+        rust_quic::edge::request_free(self.client);
+        rust_quic::edge::request_free(self.server);
+        rust_quic::edge::destroy(self.client);
+        rust_quic::edge::destroy(self.server);
     }
 }
 
@@ -500,7 +502,9 @@ impl BarePair {
         configure(server);
         configure(client);
         listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
-        match client::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut()).unwrap() {
+        match rust_quic::edge::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut())
+            .unwrap()
+        {
             client::Connect::Now(_) => {}
             client::Connect::Pending(_) => unreachable!("IP literal"),
         }
@@ -513,8 +517,8 @@ impl BarePair {
 
     pub unsafe fn free(self) {
         for ctx in [self.client, self.server] {
-            rust_quic::context::request_free(ctx);
-            rust_quic::context::destroy(ctx);
+            rust_quic::edge::request_free(ctx);
+            rust_quic::edge::destroy(ctx);
         }
     }
 }

@@ -1,0 +1,94 @@
+//! What the protocol core reports to the application, in the order it happened.
+//!
+//! The core never calls the application: where something happens that the
+//! application must hear of, it pushes an [`Event`] onto its context's queue and
+//! goes on. The edge (`edge.rs`) pops the queue and turns each event into the
+//! quic.h callback the application registered ([`Callbacks`]). Bytes are not
+//! copied into events: a readable stream or a connection with DATAGRAMs waiting
+//! is one event, and the edge pulls what it carries (`stream::poll_read`,
+//! `peer_context::poll_datagram`) while it calls back, so a stream paused in the
+//! middle of a read stops taking bytes from QUIC, and flow control holds.
+
+use std::collections::VecDeque;
+use std::ffi::{c_char, c_int, c_uint};
+
+use crate::peer_context::PeerContext;
+use crate::stream::Stream;
+
+pub type ConnCb = unsafe extern "C" fn(*mut PeerContext);
+pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
+pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
+pub type StreamCb = unsafe extern "C" fn(*mut Stream);
+pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
+pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
+pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint);
+
+/// The application's callbacks (quic.h `us_quic_socket_context_on_*`). Only the
+/// edge calls them.
+#[derive(Default, Clone, Copy)]
+pub struct Callbacks {
+    pub on_open: Option<ConnCb>,
+    pub on_hsk_done: Option<ConnOkCb>,
+    pub on_goaway: Option<ConnCb>,
+    pub on_close: Option<ConnCb>,
+    pub on_stream_open: Option<StreamOpenCb>,
+    pub on_stream_headers: Option<StreamCb>,
+    pub on_stream_data: Option<StreamDataCb>,
+    pub on_stream_writable: Option<StreamCb>,
+    pub on_stream_close: Option<StreamCb>,
+    pub on_datagram: Option<DatagramCb>,
+    /// HTTP/3 only: the peer's SETTINGS arrived.
+    pub on_settings: Option<ConnCb>,
+    /// HTTP/3 only: an HTTP datagram (RFC 9297) for a request stream.
+    pub on_stream_datagram: Option<StreamDatagramCb>,
+}
+
+/// One thing the application hears of. Objects named here stay allocated until
+/// the queue is empty: the sweep frees only between edge frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A server connection finished its handshake; a client connection was created.
+    ConnectionOpened(*mut PeerContext),
+    /// Clients: the handshake succeeded (true), or the connection ended before it did.
+    HandshakeDone(*mut PeerContext, bool),
+    /// HTTP/3: the peer's SETTINGS arrived.
+    Settings(*mut PeerContext),
+    /// HTTP/3 clients: the server's first GOAWAY.
+    Goaway(*mut PeerContext),
+    /// The connection is over; its streams' closes came first.
+    ConnectionClosed(*mut PeerContext),
+    /// A stream the application is told of; `local` when this side opened it.
+    /// Every announced stream gets a `StreamClosed` later.
+    StreamOpened { stream: *mut Stream, local: bool },
+    /// A stream has bytes, a header block or its end to read (pulled by the edge).
+    StreamReadable(*mut Stream),
+    /// A stream that was blocked can take more bytes.
+    StreamWritable(*mut Stream),
+    /// The stream is done; after this the application never sees it again.
+    StreamClosed(*mut Stream),
+    /// DATAGRAM frames are waiting (pulled by the edge).
+    DatagramsReadable(*mut PeerContext),
+}
+
+#[derive(Default)]
+pub struct EventQueue {
+    queue: VecDeque<Event>,
+}
+
+impl EventQueue {
+    pub fn push(&mut self, event: Event) {
+        self.queue.push_back(event);
+    }
+
+    pub fn pop(&mut self) -> Option<Event> {
+        self.queue.pop_front()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
