@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use crate::context::{self, Context};
 use crate::events::Event;
-use crate::listen_socket;
+use crate::listen_socket::{self, ListenSocket};
 use crate::peer_context::{self, PeerContext};
 
 pub struct PendingConnect {
@@ -25,20 +25,27 @@ pub enum Connect {
     Pending(Box<PendingConnect>),
 }
 
-pub unsafe fn connect(
+/// Where a connect goes: an address now (and the name its certificate must
+/// carry), or a host name the caller resolves first.
+pub enum Target {
+    Address(SocketAddr, String),
+    Resolve(Box<PendingConnect>),
+}
+
+pub fn target(
     ctx: *mut Context,
     host: &str,
     port: u16,
     sni: Option<&str>,
     verify: bool,
     user: *mut c_void,
-) -> Result<Connect, String> {
+) -> Result<Target, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if let Ok(ip) = host.parse::<IpAddr>() {
         let name = sni.unwrap_or(host).to_string();
-        return start(ctx, SocketAddr::new(ip, port), &name, verify, user).map(Connect::Now);
+        return Ok(Target::Address(SocketAddr::new(ip, port), name));
     }
-    Ok(Connect::Pending(Box::new(PendingConnect {
+    Ok(Target::Resolve(Box::new(PendingConnect {
         ctx,
         host: CString::new(host).map_err(|_| "host contains NUL")?,
         port,
@@ -49,25 +56,23 @@ pub unsafe fn connect(
     })))
 }
 
-/// Starts the connection of a pending connect whose address was set.
-pub unsafe fn resolved(pc: &PendingConnect) -> Result<*mut PeerContext, String> {
+/// The address of a pending connect whose address was set, and the name to verify.
+pub fn resolved_target(pc: &PendingConnect) -> Result<(SocketAddr, String), String> {
     let ip = pc.address.ok_or("no address was resolved")?;
     let host = pc.host.to_str().map_err(|_| "host is not UTF-8")?;
-    let name = pc.sni.as_deref().unwrap_or(host).to_string();
-    start(pc.ctx, SocketAddr::new(ip, pc.port), &name, pc.verify, pc.user)
+    Ok((SocketAddr::new(ip, pc.port), pc.sni.as_deref().unwrap_or(host).to_string()))
 }
 
-unsafe fn start(
+/// Starts a client connection to `peer` on `ls`, a socket bound for it alone
+/// (it closes with the connection, or now if the connection cannot start).
+pub unsafe fn start(
     ctx: *mut Context,
+    ls: *mut ListenSocket,
     peer: SocketAddr,
     server_name: &str,
     verify: bool,
     user: *mut c_void,
 ) -> Result<*mut PeerContext, String> {
-    let bind = if peer.is_ipv4() { "0.0.0.0" } else { "::" };
-    let ext_size = (*ctx).settings.stream_ext_size;
-    let ls = listen_socket::listen(ctx, Some(bind), 0, 0, ext_size, Some(peer))
-        .map_err(|e| format!("bind failed: {}", std::io::Error::from_raw_os_error(e)))?;
     let name_is_ip = server_name.parse::<IpAddr>().is_ok();
     // SNI never carries an IP literal (RFC 6066).
     let sni = (!name_is_ip).then_some(server_name);

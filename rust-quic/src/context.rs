@@ -17,6 +17,7 @@ use crate::ext::Ext;
 use crate::http3;
 use crate::limits::{ConnectionCounts, Limits};
 use crate::listen_socket::ListenSocket;
+use crate::outbox::Outbox;
 use crate::peer_context::PeerContext;
 use crate::sweep::Sweep;
 use crate::tls::{self, SharedSni, TlsOptions};
@@ -166,7 +167,8 @@ pub struct Context {
     pub(crate) recv_buf: Vec<u8>,
     /// Spare stream read buffers (see `take_read_buffer`).
     read_buffers: Vec<Vec<u8>>,
-    pub(crate) send_buf: Vec<u8>,
+    /// Where a connection's flush writes its packets for the edge to send.
+    pub(crate) outbox: Outbox,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
     /// Inside an embedder's iteration (Bun): a connection whose request heads were
@@ -209,7 +211,7 @@ impl Context {
             stats: Stats::default(),
             connection_counts: ConnectionCounts::default(),
             recv_buf: vec![0; 64 * 1024],
-            send_buf: vec![0; SEND_BATCH_BYTES],
+            outbox: Outbox::new(SEND_BATCH_BYTES),
             flush_pending: false,
             static_routes: Default::default(),
             defer_answers: false,

@@ -1,5 +1,6 @@
-//! The edge between the protocol core and the application: the only place
-//! that calls the application back, and the only place that frees.
+//! The edge between the protocol core and the world: the only place that
+//! calls the application back, the only place that talks to the driver (bind,
+//! send, close), and the only place that frees.
 //!
 //! Every entry point into the engine (the driver's I/O and timer steps, the
 //! C ABI's calls) runs inside an engine frame: `enter` ... `leave`. The core
@@ -14,10 +15,12 @@ use std::ffi::{c_int, c_uint, c_void};
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use crate::client::{self, Connect, PendingConnect};
+use crate::client::{self, Connect, PendingConnect, Target};
 use crate::context::{self, Context};
+use crate::driver::SendOutcome;
 use crate::events::Event;
-use crate::listen_socket::{self, ListenSocket};
+use crate::listen_socket::{self, ListenSocket, Route};
+use crate::outbox::Outbox;
 use crate::peer_context::{self, DatagramOutput, PeerContext};
 use crate::stream::{self, ReadOutput, Stream};
 use crate::sweep::Sweep;
@@ -32,8 +35,25 @@ pub unsafe fn enter(ctx: *mut Context) {
 pub unsafe fn leave(ctx: *mut Context) {
     if (*ctx).depth == 1 {
         dispatch(ctx);
+        close_released_sockets(ctx);
     }
     (*ctx).depth -= 1;
+}
+
+/// UDP sockets of listen sockets the core is done with close when the
+/// outermost frame unwinds, so a port is free again when the call that freed it
+/// returns; the objects themselves go with the sweep.
+unsafe fn close_released_sockets(ctx: *mut Context) {
+    for &ls in &(*ctx).sweep.listen_sockets {
+        close_socket(ctx, ls);
+    }
+}
+
+unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
+    if !(*ls).handle_closed {
+        (*ls).handle_closed = true;
+        (*ctx).driver.close((*ls).handle);
+    }
 }
 
 /// Runs `f` in an engine frame of `ctx`.
@@ -48,8 +68,149 @@ pub unsafe fn call<R>(ctx: *mut Context, f: impl FnOnce() -> R) -> R {
 pub unsafe fn sweep_if_idle(ctx: *mut Context) {
     if (*ctx).depth == 0 {
         debug_assert!((*ctx).events.is_empty(), "events left undelivered");
+        close_released_sockets(ctx);
         Sweep::run(ctx);
     }
+}
+
+/// Binds a UDP socket for `ctx` (`connect_to`: a client's own socket,
+/// connected to its server). Returns the errno of a failed bind.
+pub unsafe fn listen(
+    ctx: *mut Context,
+    host: Option<&str>,
+    port: u16,
+    flags: i32,
+    stream_ext_size: usize,
+    connect_to: Option<SocketAddr>,
+) -> Result<*mut ListenSocket, i32> {
+    let ls = listen_socket::new(ctx, stream_ext_size);
+    match (*ctx).driver.bind(ls, host, port, flags, connect_to) {
+        Ok((handle, local)) => {
+            listen_socket::bound(ls, handle, local);
+            Ok(ls)
+        }
+        Err(e) => {
+            drop(Box::from_raw(ls));
+            Err(e)
+        }
+    }
+}
+
+/// Sends what the connection has to send: its packets go out in GSO batches
+/// through the driver; then an application close waiting for this flush.
+pub unsafe fn flush(pc: *mut PeerContext) {
+    transmit(pc);
+    if peer_context::apply_deferred_close(pc) {
+        transmit(pc);
+    }
+}
+
+unsafe fn transmit(pc: *mut PeerContext) {
+    let ls = (*pc).socket;
+    if (*pc).finalized || listen_socket::is_blocked(ls) {
+        return;
+    }
+    let ctx = (*pc).ctx;
+    let mut out = std::mem::take(&mut (*ctx).outbox);
+    // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
+    // cannot (an application close while the peer still awaits handshake packets,
+    // which carry no application close) it may produce packets without end; the
+    // close is bounded here and the draining or idle timer ends the connection.
+    let mut rounds_after_close = 4u32;
+    loop {
+        let more = peer_context::poll_transmits(pc, &mut out);
+        let sent = send_outbox(ls, &out);
+        out.clear();
+        if !more || !sent {
+            break;
+        }
+        if (*pc).conn.local_error().is_some() {
+            rounds_after_close -= 1;
+            if rounds_after_close == 0 {
+                break;
+            }
+        }
+    }
+    (*ctx).outbox = out;
+}
+
+/// Sends every batch of `out`; false when the socket blocked (what it did
+/// not take is queued for `socket_writable`).
+unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
+    let mut batches = out.batches().iter();
+    for b in batches.by_ref() {
+        if !send_to(ls, b.to, out.bytes(b), b.segment) {
+            for rest in batches {
+                listen_socket::queue_blocked(ls, rest.to, out.bytes(rest), rest.segment);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+/// One GSO batch to the driver; false when the socket is blocked (the rest
+/// is queued and goes out from `resend_blocked`).
+unsafe fn send_to(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) -> bool {
+    let ctx = (*ls).ctx;
+    if (*ls).handle_closed {
+        return true;
+    }
+    if listen_socket::is_blocked(ls) {
+        listen_socket::queue_blocked(ls, to, data, segment);
+        return false;
+    }
+    match (*ctx).driver.send((*ls).handle, to, data, segment) {
+        SendOutcome::Sent => {
+            count_sent(ctx, data.len(), segment);
+            true
+        }
+        SendOutcome::Blocked { sent } => {
+            count_sent(ctx, sent, segment);
+            listen_socket::queue_blocked(ls, to, &data[sent..], segment);
+            false
+        }
+        SendOutcome::Failed => {
+            (*ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
+            true
+        }
+    }
+}
+
+unsafe fn count_sent(ctx: *mut Context, bytes: usize, segment: usize) {
+    (*ctx).stats.bytes_sent += bytes as u64;
+    (*ctx).stats.packets_sent += bytes.div_ceil(segment.max(1)) as u64;
+}
+
+/// Retries the sends the kernel refused; true once none is left.
+unsafe fn resend_blocked(ls: *mut ListenSocket) -> bool {
+    let ctx = (*ls).ctx;
+    while let Some(mut b) = listen_socket::take_blocked(ls) {
+        if (*ls).handle_closed {
+            continue;
+        }
+        match (*ctx).driver.send((*ls).handle, b.to, &b.data, b.segment) {
+            SendOutcome::Sent => count_sent(ctx, b.data.len(), b.segment),
+            SendOutcome::Blocked { sent } => {
+                count_sent(ctx, sent, b.segment);
+                b.data.drain(..sent);
+                listen_socket::requeue_blocked(ls, b);
+                return false;
+            }
+            SendOutcome::Failed => {}
+        }
+    }
+    true
+}
+
+/// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
+unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
+    if (*pc).finalized {
+        return;
+    }
+    let _ = (*pc).conn.close(app, code, b"");
+    flush(pc);
+    peer_context::finalize(pc);
 }
 
 /// Delivers every queued event, including those its callbacks queue. Inside a
@@ -174,17 +335,36 @@ pub unsafe fn connect(
     user: *mut c_void,
 ) -> Result<Connect, String> {
     call(ctx, || {
-        let r = client::connect(ctx, host, port, sni, verify, user);
+        let r = match client::target(ctx, host, port, sni, verify, user) {
+            Ok(Target::Address(peer, name)) => start_client(ctx, peer, &name, verify, user).map(Connect::Now),
+            Ok(Target::Resolve(pending)) => Ok(Connect::Pending(pending)),
+            Err(e) => Err(e),
+        };
         run_dirty(ctx);
         r
     })
+}
+
+/// A client connection on a socket of its own.
+unsafe fn start_client(
+    ctx: *mut Context,
+    peer: SocketAddr,
+    name: &str,
+    verify: bool,
+    user: *mut c_void,
+) -> Result<*mut PeerContext, String> {
+    let bind = if peer.is_ipv4() { "0.0.0.0" } else { "::" };
+    let ls = listen(ctx, Some(bind), 0, 0, (*ctx).settings.stream_ext_size, Some(peer))
+        .map_err(|e| format!("bind failed: {}", std::io::Error::from_raw_os_error(e)))?;
+    client::start(ctx, ls, peer, name, verify, user)
 }
 
 /// Starts the connection of a pending connect whose address was set.
 pub unsafe fn connect_resolved(pending: &PendingConnect) -> Result<*mut PeerContext, String> {
     let ctx = pending.ctx;
     call(ctx, || {
-        let r = client::resolved(pending);
+        let r = client::resolved_target(pending)
+            .and_then(|(peer, name)| start_client(ctx, peer, &name, pending.verify, pending.user));
         run_dirty(ctx);
         r
     })
@@ -192,7 +372,12 @@ pub unsafe fn connect_resolved(pending: &PendingConnect) -> Result<*mut PeerCont
 
 /// Feeds one received datagram to the core. `data` is decrypted in place.
 pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
-    call((*ls).ctx, || listen_socket::route_datagram(ls, data, from, to));
+    let route = call((*ls).ctx, || listen_socket::route_datagram(ls, data, from, to));
+    if let Route::Reply { to: peer, packets } = route {
+        for p in packets {
+            send_to(ls, peer, &p, p.len());
+        }
+    }
 }
 
 /// After a batch of datagrams: run what they made ready and send the answers.
@@ -229,7 +414,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
                 }
                 continue;
             }
-            peer_context::flush(pc);
+            flush(pc);
             peer_context::finalize_if_closed(pc);
         }
     }
@@ -296,7 +481,7 @@ pub unsafe fn request_free(ctx: *mut Context) {
         (*ctx).free_requested = true;
         (*ctx).shutting_down = true;
         for pc in (*ctx).connections.clone() {
-            peer_context::close_now(pc, true, crate::http3::H3_NO_ERROR);
+            close_now(pc, true, crate::http3::H3_NO_ERROR);
         }
         for ls in (*ctx).listen_sockets.clone() {
             listen_socket::close(ls);
@@ -308,9 +493,11 @@ pub unsafe fn request_free(ctx: *mut Context) {
 /// frame of it is on the stack.
 pub unsafe fn destroy(ctx: *mut Context) {
     debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
+    close_released_sockets(ctx);
     Sweep::run(ctx);
     for ls in std::mem::take(&mut (*ctx).listen_sockets) {
-        listen_socket::release_now(ctx, ls);
+        close_socket(ctx, ls);
+        drop(Box::from_raw(ls));
     }
     drop(Box::from_raw(ctx));
 }
@@ -328,7 +515,7 @@ pub unsafe fn socket_error(ls: *mut ListenSocket, errno: i32) {
 pub unsafe fn socket_writable(ls: *mut ListenSocket) {
     let ctx = (*ls).ctx;
     call(ctx, || {
-        if listen_socket::resend_blocked(ls) {
+        if resend_blocked(ls) {
             for pc in (*ctx).connections.clone() {
                 if (*pc).socket == ls {
                     context::mark_dirty(pc);

@@ -182,7 +182,7 @@ pub unsafe extern "C" fn us_quic_socket_context_listen(
         return std::ptr::null_mut();
     }
     let host = cstr(host).filter(|h| !h.is_empty());
-    match listen_socket::listen(ctx, host, port as u16, flags, stream_ext_size as usize, None) {
+    match edge::listen(ctx, host, port as u16, flags, stream_ext_size as usize, None) {
         Ok(ls) => ls,
         Err(e) => {
             report("listen", &std::io::Error::from_raw_os_error(e).to_string());
@@ -483,7 +483,7 @@ pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
     with_stream(s, (), |s| {
         let pc = (*s).conn;
         if !(*pc).finalized {
-            peer_context::flush(pc);
+            edge::flush(pc);
         }
     })
 }

@@ -34,6 +34,7 @@ pub mod ffi;
 pub mod http3;
 pub mod limits;
 pub mod listen_socket;
+pub mod outbox;
 pub mod peer_context;
 pub mod static_route;
 pub mod stream;

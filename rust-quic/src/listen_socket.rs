@@ -1,7 +1,8 @@
 //! `us_quic_listen_socket_t`: one bound UDP socket. It routes each datagram to
 //! its connection by destination connection ID, accepts new connections from
-//! Initial packets, answers unknown versions with Version Negotiation, and queues
-//! what the kernel refused to send. Every connection points at the socket it
+//! Initial packets, answers unknown versions with Version Negotiation, and holds
+//! what the kernel refused to send. It does no I/O itself: the edge binds,
+//! sends and closes through the driver. Every connection points at the socket it
 //! arrived on. A client connection gets a socket of its own (one connection on
 //! it, so routing needs no connection ID).
 
@@ -9,7 +10,7 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use crate::context::{self, Context, Role};
-use crate::driver::{SendOutcome, SocketHandle};
+use crate::driver::SocketHandle;
 use crate::peer_context::{self, PeerContext};
 
 /// Length of the connection IDs this engine issues.
@@ -19,10 +20,24 @@ const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// Refused sends kept for retry, in bytes; beyond this QUIC loss recovery resends.
 const MAX_BLOCKED_BYTES: usize = 4 * 1024 * 1024;
 
-struct BlockedSend {
-    to: SocketAddr,
-    data: Vec<u8>,
-    segment: usize,
+/// A send the kernel refused (EAGAIN), to retry when the socket is writable.
+pub(crate) struct BlockedSend {
+    pub to: SocketAddr,
+    pub data: Vec<u8>,
+    pub segment: usize,
+}
+
+/// What became of one received datagram.
+pub(crate) enum Route {
+    /// Fed to its connection (an existing one, or one it just created).
+    Connection,
+    /// Answered without connection state (Version Negotiation, a refused
+    /// Initial): these packets go back to the sender.
+    Reply { to: SocketAddr, packets: Vec<Vec<u8>> },
+    /// For a socket or connection that is already closing.
+    Ignored,
+    /// Not for us, malformed, or refused without an answer (counted).
+    Dropped,
 }
 
 pub struct ListenSocket {
@@ -34,22 +49,17 @@ pub struct ListenSocket {
     /// Set on a client connection's own socket.
     pub(crate) client_conn: Option<*mut PeerContext>,
     pub closing: bool,
-    handle_closed: bool,
+    /// Done: parked for the sweep; the edge closes its UDP socket.
+    pub(crate) released: bool,
+    pub(crate) handle_closed: bool,
     pub(crate) conn_count: usize,
     blocked: VecDeque<BlockedSend>,
     blocked_bytes: usize,
 }
 
-/// Binds a socket for `ctx`. Returns the errno of a failed bind.
-pub unsafe fn listen(
-    ctx: *mut Context,
-    host: Option<&str>,
-    port: u16,
-    flags: i32,
-    stream_ext_size: usize,
-    connect_to: Option<SocketAddr>,
-) -> Result<*mut ListenSocket, i32> {
-    let ls = Box::into_raw(Box::new(ListenSocket {
+/// A socket of `ctx`, not bound yet (the edge binds it, then calls `bound`).
+pub(crate) fn new(ctx: *mut Context, stream_ext_size: usize) -> *mut ListenSocket {
+    Box::into_raw(Box::new(ListenSocket {
         ctx,
         handle: std::ptr::null_mut(),
         local: SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -57,23 +67,19 @@ pub unsafe fn listen(
         cids: HashMap::new(),
         client_conn: None,
         closing: false,
+        released: false,
         handle_closed: false,
         conn_count: 0,
         blocked: VecDeque::new(),
         blocked_bytes: 0,
-    }));
-    match (*ctx).driver.bind(ls, host, port, flags, connect_to) {
-        Ok((handle, local)) => {
-            (*ls).handle = handle;
-            (*ls).local = local;
-            (*ctx).listen_sockets.push(ls);
-            Ok(ls)
-        }
-        Err(e) => {
-            drop(Box::from_raw(ls));
-            Err(e)
-        }
-    }
+    }))
+}
+
+/// The driver bound it: it joins its context.
+pub(crate) unsafe fn bound(ls: *mut ListenSocket, handle: SocketHandle, local: SocketAddr) {
+    (*ls).handle = handle;
+    (*ls).local = local;
+    (*(*ls).ctx).listen_sockets.push(ls);
 }
 
 pub(crate) fn random_cid() -> [u8; CID_LEN] {
@@ -82,73 +88,65 @@ pub(crate) fn random_cid() -> [u8; CID_LEN] {
     cid
 }
 
-pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
+pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     let ctx = (*ls).ctx;
     (*ctx).stats.packets_received += 1;
     (*ctx).stats.bytes_received += data.len() as u64;
-    if (*ls).handle_closed {
-        return;
+    let route = route(ls, data, from, to);
+    if matches!(route, Route::Dropped) {
+        (*ctx).stats.packets_dropped += 1;
+    }
+    route
+}
+
+unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
+    let ctx = (*ls).ctx;
+    if (*ls).released {
+        return Route::Ignored;
     }
     if let Some(pc) = (*ls).client_conn {
         // The client's path was created with the wildcard bind address.
-        let _ = to;
-        deliver(pc, data, from, (*ls).local);
-        return;
+        return deliver(pc, data, from, (*ls).local);
     }
-    let (dcid, scid, ty, version) = match quiche::Header::from_slice(data, CID_LEN) {
-        Ok(h) => (h.dcid.to_vec(), h.scid.to_vec(), h.ty, h.version),
-        Err(_) => {
-            (*ctx).stats.packets_dropped += 1;
-            return;
-        }
-    };
+    let Ok(header) = quiche::Header::from_slice(data, CID_LEN) else { return Route::Dropped };
+    let (dcid, scid, ty, version) = (header.dcid.to_vec(), header.scid.to_vec(), header.ty, header.version);
     if let Some(&pc) = (*ls).cids.get(&dcid) {
-        deliver(pc, data, from, to);
-        return;
+        return deliver(pc, data, from, to);
     }
     if (*ctx).role != Role::Server || ty != quiche::Type::Initial && ty != quiche::Type::VersionNegotiation {
-        (*ctx).stats.packets_dropped += 1;
-        return;
+        return Route::Dropped;
     }
     if !quiche::version_is_supported(version) {
         // Only answer datagrams that could carry an Initial, so we cannot be
         // used to amplify small spoofed packets.
-        if data.len() >= MIN_INITIAL_DATAGRAM && ty != quiche::Type::VersionNegotiation {
-            let mut out = [0u8; 256];
-            let scid = quiche::ConnectionId::from_ref(&scid);
-            let dcid = quiche::ConnectionId::from_ref(&dcid);
-            if let Ok(n) = quiche::negotiate_version(&scid, &dcid, &mut out) {
-                send(ls, from, &out[..n], n);
-            }
-        } else {
-            (*ctx).stats.packets_dropped += 1;
+        if data.len() < MIN_INITIAL_DATAGRAM || ty == quiche::Type::VersionNegotiation {
+            return Route::Dropped;
         }
-        return;
+        let mut out = [0u8; 256];
+        let scid = quiche::ConnectionId::from_ref(&scid);
+        let dcid = quiche::ConnectionId::from_ref(&dcid);
+        return match quiche::negotiate_version(&scid, &dcid, &mut out) {
+            Ok(n) => Route::Reply { to: from, packets: vec![out[..n].to_vec()] },
+            Err(_) => Route::Dropped,
+        };
     }
     if (*ctx).shutting_down || (*ls).closing || data.len() < MIN_INITIAL_DATAGRAM || ty != quiche::Type::Initial {
-        (*ctx).stats.packets_dropped += 1;
-        return;
+        return Route::Dropped;
     }
     let our_cid = random_cid();
-    let Some(config) = (*ctx).server_config.as_mut() else { return };
-    let mut conn = match quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) {
-        Ok(c) => c,
-        Err(_) => {
-            (*ctx).stats.packets_dropped += 1;
-            return;
-        }
+    let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
+    let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
+        return Route::Dropped;
     };
     // A first datagram that does not authenticate creates nothing: forged or
     // corrupted Initials must not hold connection state or draw an answer.
     // (quiche's recv drops undecryptable packets without an error: count them.)
     if conn.recv(data, quiche::RecvInfo { from, to }).is_err() || conn.stats().recv == 0 || conn.is_closed() {
-        (*ctx).stats.packets_dropped += 1;
-        return;
+        return Route::Dropped;
     }
     if !(*ctx).connection_counts.admit(&(*ctx).settings.limits, from.ip()) {
         (*ctx).stats.connections_refused += 1;
-        refuse(ls, conn, from);
-        return;
+        return refuse(conn, from);
     }
     let pc = peer_context::create(ctx, ls, conn, from, to, (*ctx).settings.conn_ext_size);
     (*pc).admitted_ip = Some(from.ip());
@@ -157,22 +155,25 @@ pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from
     register_cid(ls, pc, dcid);
     (*ctx).stats.connections_accepted += 1;
     context::mark_dirty(pc);
+    Route::Connection
 }
 
 /// A client past the connection limits: CONNECTION_REFUSED in an Initial
 /// packet (RFC 9000 10.2.3), and no connection state kept.
-unsafe fn refuse(ls: *mut ListenSocket, mut conn: quiche::Connection, from: SocketAddr) {
+fn refuse(mut conn: quiche::Connection, from: SocketAddr) -> Route {
     const CONNECTION_REFUSED: u64 = 0x2;
     let _ = conn.close(false, CONNECTION_REFUSED, b"server at its connection limit");
+    let mut packets = Vec::new();
     let mut out = [0u8; 1500];
     while let Ok((n, _)) = conn.send(&mut out) {
-        send(ls, from, &out[..n], n);
+        packets.push(out[..n].to_vec());
     }
+    Route::Reply { to: from, packets }
 }
 
-unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
+unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     if (*pc).finalized {
-        return;
+        return Route::Ignored;
     }
     match (*pc).conn.recv(data, quiche::RecvInfo { from, to }) {
         Ok(_) => {
@@ -182,6 +183,7 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
         Err(_) => (*(*pc).ctx).stats.packets_dropped += 1,
     }
     context::mark_dirty(pc);
+    Route::Connection
 }
 
 pub(crate) unsafe fn register_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: Vec<u8>) {
@@ -215,72 +217,25 @@ pub(crate) unsafe fn detach(ls: *mut ListenSocket, pc: *mut PeerContext) {
 
 /// Stop accepting; the UDP socket closes once its last connection is gone.
 pub unsafe fn close(ls: *mut ListenSocket) {
-    if (*ls).closing && (*ls).handle_closed {
-        return;
-    }
     (*ls).closing = true;
     if (*ls).conn_count == 0 {
         release(ls);
     }
 }
 
-unsafe fn close_handle(ls: *mut ListenSocket) {
-    if !(*ls).handle_closed {
-        (*ls).handle_closed = true;
-        (*(*ls).ctx).driver.close((*ls).handle);
-    }
-}
-
+/// Done with: parked for the sweep. The edge closes its UDP socket when the
+/// current engine frame unwinds (so its port is free when the call returns).
 unsafe fn release(ls: *mut ListenSocket) {
-    if (*ls).handle_closed {
-        return;
-    }
-    close_handle(ls);
-    (*(*ls).ctx).sweep.listen_sockets.push(ls);
-}
-
-/// For context destruction: close and free a socket that is not in the sweep.
-pub(crate) unsafe fn release_now(_ctx: *mut Context, ls: *mut ListenSocket) {
-    close_handle(ls);
-    drop(Box::from_raw(ls));
-}
-
-/// Sends a batch of equal-sized datagrams; false when the socket is blocked
-/// (the rest is queued and goes out from `resend_blocked`).
-pub(crate) unsafe fn send(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) -> bool {
-    let ctx = (*ls).ctx;
-    if (*ls).handle_closed {
-        return true;
-    }
-    if !(*ls).blocked.is_empty() {
-        queue_blocked(ls, to, data, segment);
-        return false;
-    }
-    match (*ctx).driver.send((*ls).handle, to, data, segment) {
-        SendOutcome::Sent => {
-            count_sent(ctx, data.len(), segment);
-            true
-        }
-        SendOutcome::Blocked { sent } => {
-            count_sent(ctx, sent, segment);
-            queue_blocked(ls, to, &data[sent..], segment);
-            false
-        }
-        SendOutcome::Failed => {
-            (*ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
-            true
-        }
+    if !(*ls).released {
+        (*ls).released = true;
+        (*(*ls).ctx).sweep.listen_sockets.push(ls);
     }
 }
 
-unsafe fn count_sent(ctx: *mut Context, bytes: usize, segment: usize) {
-    (*ctx).stats.bytes_sent += bytes as u64;
-    (*ctx).stats.packets_sent += bytes.div_ceil(segment.max(1)) as u64;
-}
-
-unsafe fn queue_blocked(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) {
+/// Queues a send the kernel refused, within the bound; beyond it the packets
+/// are dropped (QUIC retransmits what is declared lost).
+pub(crate) unsafe fn queue_blocked(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) {
     if (*ls).blocked_bytes + data.len() > MAX_BLOCKED_BYTES {
-        // Dropping is safe: QUIC retransmits what is declared lost.
         (*(*ls).ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
         return;
     }
@@ -292,25 +247,15 @@ pub(crate) unsafe fn is_blocked(ls: *mut ListenSocket) -> bool {
     !(*ls).blocked.is_empty()
 }
 
-/// Retries queued sends; true once the queue is empty.
-pub(crate) unsafe fn resend_blocked(ls: *mut ListenSocket) -> bool {
-    let ctx = (*ls).ctx;
-    while let Some(b) = (*ls).blocked.pop_front() {
-        (*ls).blocked_bytes -= b.data.len();
-        if (*ls).handle_closed {
-            continue;
-        }
-        match (*ctx).driver.send((*ls).handle, b.to, &b.data, b.segment) {
-            SendOutcome::Sent => count_sent(ctx, b.data.len(), b.segment),
-            SendOutcome::Blocked { sent } => {
-                count_sent(ctx, sent, b.segment);
-                let rest = b.data[sent..].to_vec();
-                (*ls).blocked_bytes += rest.len();
-                (*ls).blocked.push_front(BlockedSend { to: b.to, data: rest, segment: b.segment });
-                return false;
-            }
-            SendOutcome::Failed => {}
-        }
-    }
-    true
+/// The oldest refused send, to retry.
+pub(crate) unsafe fn take_blocked(ls: *mut ListenSocket) -> Option<BlockedSend> {
+    let b = (*ls).blocked.pop_front()?;
+    (*ls).blocked_bytes -= b.data.len();
+    Some(b)
+}
+
+/// A retried send the kernel refused again: first in line for the next retry.
+pub(crate) unsafe fn requeue_blocked(ls: *mut ListenSocket, b: BlockedSend) {
+    (*ls).blocked_bytes += b.data.len();
+    (*ls).blocked.push_front(b);
 }

@@ -13,6 +13,7 @@ use crate::ext::Ext;
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
 use crate::limits::{ConnectionGuard, Verdict};
 use crate::listen_socket::{self, ListenSocket};
+use crate::outbox::Outbox;
 use crate::stream::{self, Stream};
 
 /// A peer unidirectional stream being read (control, QPACK, or ignored).
@@ -870,87 +871,26 @@ pub fn streams_available(pc: &PeerContext) -> u64 {
     pc.conn.peer_streams_left_bidi()
 }
 
-/// Builds GSO batches: consecutive packets of one size to one destination go out
-/// in one send; a shorter packet ends a batch, a larger one or a new
-/// destination starts the next.
-pub(crate) unsafe fn flush(pc: *mut PeerContext) {
-    send_packets(pc);
-    if let Some((code, reason)) = (*pc).deferred_close.take() {
-        let _ = (*pc).conn.close(true, code, &reason);
-        send_packets(pc);
+/// Writes this connection's next packets into `out`, batched for GSO (see
+/// outbox.rs). True when `out` filled up with more to send.
+pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> bool {
+    flush_uni_out(pc);
+    let mss = (*pc).conn.max_send_udp_payload_size();
+    loop {
+        let Some(room) = out.room(mss) else { return true };
+        match (*pc).conn.send(room) {
+            Ok((n, info)) => out.commit(info.to, n),
+            Err(_) => return false,
+        }
     }
 }
 
-unsafe fn send_packets(pc: *mut PeerContext) {
-    let ls = (*pc).socket;
-    if (*pc).finalized || listen_socket::is_blocked(ls) {
-        return;
-    }
-    let ctx = (*pc).ctx;
-    flush_uni_out(pc);
-    let mut buf = std::mem::take(&mut (*ctx).send_buf);
-    let mss = (*pc).conn.max_send_udp_payload_size().min(buf.len());
-    // (offset, len, destination) of a packet already written that opens the next batch.
-    let mut carry: Option<(usize, usize, SocketAddr)> = None;
-    // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
-    // cannot (an application close while the peer still awaits handshake packets,
-    // which carry no application close) it may produce packets without end; the
-    // close is bounded here and the draining or idle timer ends the connection.
-    let mut batches_left_after_close = 4u32;
-    'batches: loop {
-        if (*pc).conn.local_error().is_some() {
-            if batches_left_after_close == 0 {
-                break;
-            }
-            batches_left_after_close -= 1;
-        }
-        let (mut len, mut segment, mut to) = match carry.take() {
-            Some((off, n, dst)) => {
-                buf.copy_within(off..off + n, 0);
-                (n, n, Some(dst))
-            }
-            None => (0, 0, None),
-        };
-        let mut done = false;
-        while len + mss <= buf.len() {
-            match (*pc).conn.send(&mut buf[len..len + mss]) {
-                Ok((n, info)) => match to {
-                    None => {
-                        to = Some(info.to);
-                        segment = n;
-                        len = n;
-                    }
-                    Some(dst) if dst != info.to || n > segment => {
-                        carry = Some((len, n, info.to));
-                        break;
-                    }
-                    Some(_) => {
-                        len += n;
-                        if n < segment {
-                            break;
-                        }
-                    }
-                },
-                Err(_) => {
-                    done = true;
-                    break;
-                }
-            }
-        }
-        if let Some(dst) = to {
-            if !listen_socket::send(ls, dst, &buf[..len], segment) {
-                // Blocked: what quiche produced is queued; stop producing more.
-                if let Some((off, n, d)) = carry.take() {
-                    listen_socket::send(ls, d, &buf[off..off + n], n);
-                }
-                break 'batches;
-            }
-        }
-        if done && carry.is_none() || to.is_none() {
-            break;
-        }
-    }
-    (*ctx).send_buf = buf;
+/// Applies an application close that waited for the first flush after it
+/// (see `deferred_close`). True when there was one: its CONNECTION_CLOSE is to send.
+pub(crate) unsafe fn apply_deferred_close(pc: *mut PeerContext) -> bool {
+    let Some((code, reason)) = (*pc).deferred_close.take() else { return false };
+    let _ = (*pc).conn.close(true, code, &reason);
+    true
 }
 
 pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
@@ -992,16 +932,6 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     }
     listen_socket::detach((*pc).socket, pc);
     (*ctx).sweep.connections.push(pc);
-}
-
-/// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
-pub(crate) unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
-    if (*pc).finalized {
-        return;
-    }
-    let _ = (*pc).conn.close(app, code, b"");
-    flush(pc);
-    finalize(pc);
 }
 
 /// The error of the CONNECTION_CLOSE either side sent: (code, is_app).

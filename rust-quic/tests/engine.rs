@@ -96,6 +96,36 @@ fn paused_reader_applies_backpressure_then_resumes() {
     }
 }
 
+/// A pause takes effect at once: no data callback until the application
+/// resumes, even when bytes already read from QUIC (more DATA frames of the
+/// same read) are waiting; after the resume they all come, in order.
+#[test]
+fn a_paused_stream_hears_nothing_until_resumed() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        // An upload in 100-byte DATA frames: one read from QUIC holds hundreds.
+        world(|w| {
+            w.server_pause_at = Some(1);
+            w.write_chunk = Some(100);
+        });
+        p.send(pc, vec![Request::new("POST", "/echo", pattern(200_000))]);
+        assert!(p.run(5, || world(|w| !w.paused_streams.is_empty())));
+        p.run(1, || false);
+        assert_eq!(world(|w| w.data_while_paused), 0, "data delivered to a paused stream");
+        world(|w| {
+            w.server_pause_at = None;
+            w.write_chunk = None;
+        });
+        for s in world(|w| std::mem::take(&mut w.paused_streams)) {
+            us_quic_stream_want_read(s as *mut _, 1);
+        }
+        assert!(p.run(10, || world(|w| w.responses.len() == 1)));
+        assert_eq!(world(|w| w.responses[0].body.clone()), pattern(200_000));
+        p.free();
+    }
+}
+
 #[test]
 fn informational_and_trailers() {
     unsafe {

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
         let server = Box::into_raw(
             Context::new_server(&tls, Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.1")).unwrap(),
         );
-        listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
+        rust_quic::edge::listen(server, None, 4433, 0, 0, None).unwrap();
         let to = "127.0.0.1:4433".parse().unwrap();
         let from = "127.0.0.9:5555".parse().unwrap();
         let mut rest = data;

@@ -95,7 +95,14 @@ pub struct World {
     pub writable_events: u32,
     /// Client streams stop reading after this many body bytes, until resumed.
     pub client_pause_at: Option<usize>,
+    /// Server streams likewise (request bodies).
+    pub server_pause_at: Option<usize>,
+    /// Body writes (both sides) take at most this many bytes each: one small
+    /// DATA frame per write.
+    pub write_chunk: Option<usize>,
     pub paused_streams: Vec<usize>,
+    /// Data callbacks a client stream got while it was paused (must stay 0).
+    pub data_while_paused: u32,
     /// Close-from-callback experiments: the callback name that closes.
     pub close_in: Option<&'static str>,
     pub close_log: Vec<&'static str>,
@@ -311,7 +318,8 @@ unsafe fn pump_out(s: *mut Stream) {
             break;
         }
         let out = &(*st).out;
-        let chunk = &out[(*st).out_off..limit];
+        let chunk_max = world(|w| w.write_chunk).unwrap_or(usize::MAX);
+        let chunk = &out[(*st).out_off..limit.min((*st).out_off.saturating_add(chunk_max))];
         let n = us_quic_stream_write(s, chunk.as_ptr().cast::<c_char>(), chunk.len() as c_uint);
         if n < 0 {
             return;
@@ -340,6 +348,9 @@ unsafe fn pump_out(s: *mut Stream) {
 
 pub unsafe extern "C" fn on_stream_data(s: *mut Stream, data: *const c_char, len: c_uint, fin: c_int) {
     let st = app(s);
+    if world(|w| w.paused_streams.contains(&(s as usize))) {
+        world(|w| w.data_while_paused += 1);
+    }
     if len > 0 {
         (*st).msg.body.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), len as usize));
     }
@@ -347,8 +358,8 @@ pub unsafe extern "C" fn on_stream_data(s: *mut Stream, data: *const c_char, len
         us_quic_stream_close(s);
         return;
     }
-    if !is_server(s) {
-        let pause = world(|w| w.client_pause_at);
+    {
+        let pause = world(|w| if is_server(s) { w.server_pause_at } else { w.client_pause_at });
         if pause.is_some_and(|p| (*st).msg.body.len() >= p) && fin == 0 {
             us_quic_stream_want_read(s, 0);
             world(|w| w.paused_streams.push(s as usize));
@@ -425,7 +436,7 @@ pub unsafe fn pair_with(server_settings: Settings, client_settings: Settings) ->
     let client = Box::into_raw(Context::new_client(client_settings, 16, MemoryDriver::new(&net, "127.0.0.2")));
     install_callbacks(server);
     install_callbacks(client);
-    let listen = listen_socket::listen(server, None, 4433, 0, 16, None).unwrap();
+    let listen = rust_quic::edge::listen(server, None, 4433, 0, 16, None).unwrap();
     Pair { net, server, client, listen, cert }
 }
 
@@ -501,7 +512,7 @@ impl BarePair {
         let client = Box::into_raw(Context::new_client(Settings::default(), 0, MemoryDriver::new(&net, "127.0.0.2")));
         configure(server);
         configure(client);
-        listen_socket::listen(server, None, 4433, 0, 0, None).unwrap();
+        rust_quic::edge::listen(server, None, 4433, 0, 0, None).unwrap();
         match rust_quic::edge::connect(client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut())
             .unwrap()
         {
