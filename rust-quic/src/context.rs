@@ -19,7 +19,7 @@ use crate::limits::{ConnectionCounts, Limits};
 use crate::listen_socket::ListenSocket;
 use crate::outbox::Outbox;
 use crate::peer_context::PeerContext;
-use crate::sweep::Sweep;
+use crate::stream::Stream;
 use crate::tls::{self, SharedSni, TlsOptions};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -157,7 +157,8 @@ pub struct Context {
     pub(crate) events: EventQueue,
     /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
     pub(crate) dispatching: bool,
-    pub(crate) sweep: Sweep,
+    /// Closed objects waiting to be freed by the edge's sweep.
+    pub(crate) sweep: Parked,
     pub(crate) depth: u32,
     pub shutting_down: bool,
     pub free_requested: bool,
@@ -179,6 +180,16 @@ pub struct Context {
     pub(crate) deferred: Vec<*mut PeerContext>,
     /// Responses the engine answers by itself (see static_route).
     pub static_routes: crate::static_route::StaticRoutes,
+}
+
+/// Objects closed while an engine frame may still hold them (possibly from
+/// inside one of their own callbacks): the edge frees them only when no frame
+/// is on the stack and every event naming them was delivered.
+#[derive(Default)]
+pub struct Parked {
+    pub streams: Vec<*mut Stream>,
+    pub connections: Vec<*mut PeerContext>,
+    pub listen_sockets: Vec<*mut ListenSocket>,
 }
 
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;
@@ -204,7 +215,7 @@ impl Context {
             events: EventQueue::default(),
             dispatching: false,
             read_buffers: Vec::new(),
-            sweep: Sweep::default(),
+            sweep: Parked::default(),
             depth: 0,
             shutting_down: false,
             free_requested: false,

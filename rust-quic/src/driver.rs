@@ -11,6 +11,11 @@ use std::net::SocketAddr;
 /// The driver's handle for one bound UDP socket.
 pub type SocketHandle = *mut c_void;
 
+/// Whose datagrams a bound socket carries: the listen socket the driver hands
+/// them back with (`edge::recv_datagram`). Opaque here, so the seam names no
+/// core type.
+pub type SocketOwner = *mut c_void;
+
 pub enum SendOutcome {
     Sent,
     /// The socket buffer is full after `sent` bytes; the driver calls
@@ -27,7 +32,7 @@ pub trait Driver {
     /// so ICMP errors come back through `context::socket_error`.
     fn bind(
         &mut self,
-        owner: *mut crate::listen_socket::ListenSocket,
+        owner: SocketOwner,
         host: Option<&str>,
         port: u16,
         flags: i32,

@@ -23,7 +23,6 @@ use crate::listen_socket::{self, ListenSocket, Route};
 use crate::outbox::Outbox;
 use crate::peer_context::{self, DatagramOutput, PeerContext};
 use crate::stream::{self, ReadOutput, Stream};
-use crate::sweep::Sweep;
 
 pub unsafe fn enter(ctx: *mut Context) {
     (*ctx).depth += 1;
@@ -69,8 +68,29 @@ pub unsafe fn sweep_if_idle(ctx: *mut Context) {
     if (*ctx).depth == 0 {
         debug_assert!((*ctx).events.is_empty(), "events left undelivered");
         close_released_sockets(ctx);
-        Sweep::run(ctx);
+        free_parked(ctx);
     }
+}
+
+/// Frees every parked object (see `context::Parked`). Streams first: they
+/// point at their connection. Only at depth zero, with the event queue empty.
+unsafe fn free_parked(ctx: *mut Context) {
+    let parked = &mut (*ctx).sweep;
+    if parked.streams.is_empty() && parked.connections.is_empty() && parked.listen_sockets.is_empty() {
+        return;
+    }
+    for s in std::mem::take(&mut parked.streams) {
+        drop(Box::from_raw(s));
+    }
+    for pc in std::mem::take(&mut (*ctx).sweep.connections) {
+        (*ctx).connections.retain(|&c| c != pc);
+        drop(Box::from_raw(pc));
+    }
+    for ls in std::mem::take(&mut (*ctx).sweep.listen_sockets) {
+        (*ctx).listen_sockets.retain(|&l| l != ls);
+        drop(Box::from_raw(ls));
+    }
+    (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
 }
 
 /// Binds a UDP socket for `ctx` (`connect_to`: a client's own socket,
@@ -84,7 +104,7 @@ pub unsafe fn listen(
     connect_to: Option<SocketAddr>,
 ) -> Result<*mut ListenSocket, i32> {
     let ls = listen_socket::new(ctx, stream_ext_size);
-    match (*ctx).driver.bind(ls, host, port, flags, connect_to) {
+    match (*ctx).driver.bind(ls.cast(), host, port, flags, connect_to) {
         Ok((handle, local)) => {
             listen_socket::bound(ls, handle, local);
             Ok(ls)
@@ -494,7 +514,7 @@ pub unsafe fn request_free(ctx: *mut Context) {
 pub unsafe fn destroy(ctx: *mut Context) {
     debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
     close_released_sockets(ctx);
-    Sweep::run(ctx);
+    free_parked(ctx);
     for ls in std::mem::take(&mut (*ctx).listen_sockets) {
         close_socket(ctx, ls);
         drop(Box::from_raw(ls));

@@ -2,14 +2,18 @@
 //! upstream Bun's `quic.h` (see `packages/bun-usockets/src/quic.h`).
 //!
 //! Layers, inside out:
-//! - the protocol core, which does no I/O: [`context`] (one per server or
-//!   client), [`listen_socket`] (one bound UDP socket, routing by connection ID),
-//!   [`peer_context`] (one connection), [`stream`], [`http3`] (framing and message
-//!   rules), [`limits`] (per-client policy), [`sweep`] (deferred frees),
-//!   [`client`] (outbound connects), [`tls`];
-//! - the [`driver`] seam the core talks through, with two implementations: the
-//!   usockets C loop ([`usockets_driver`]) and an in-memory network (`testing`,
-//!   behind the `testing` feature: for the engine tests and fuzz targets only);
+//! - the protocol core, which does no I/O and never calls out: [`context`] (one
+//!   per server or client), [`listen_socket`] (one bound UDP socket, routing by
+//!   connection ID), [`peer_context`] (one connection), [`stream`], [`http3`]
+//!   (framing and message rules), [`limits`] (per-client policy), [`client`]
+//!   (outbound connects), [`tls`]; it reports through [`events`] and writes its
+//!   packets into an [`outbox`];
+//! - the [`edge`]: the engine's entry points, run in engine frames; the only
+//!   code that calls the application back (draining the events), talks to the
+//!   driver and frees;
+//! - the [`driver`] seam, with two implementations: the usockets C loop
+//!   ([`usockets_driver`]) and an in-memory network (`testing`, behind the
+//!   `testing` feature: for the engine tests and fuzz targets only);
 //! - the C ABI ([`ffi`]), and [`embed`]: the bridge that runs the loop inside
 //!   another event loop (Bun's) with FFI-friendly helpers.
 //!
@@ -20,7 +24,7 @@
 //! every pointer argument is a live object of this engine (not yet freed by the
 //! sweep), and the call is made on the thread that runs the object's context.
 //! Callbacks may re-enter the engine through the C ABI; nothing is freed while
-//! an engine frame is on the stack (see [`sweep`]).
+//! an engine frame is on the stack (see [`edge`]).
 #![allow(clippy::missing_safety_doc)]
 
 pub mod client;
@@ -38,7 +42,6 @@ pub mod outbox;
 pub mod peer_context;
 pub mod static_route;
 pub mod stream;
-pub mod sweep;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

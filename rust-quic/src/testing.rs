@@ -19,7 +19,7 @@ use boring::x509::extension::SubjectAlternativeName;
 use boring::x509::{X509Builder, X509NameBuilder};
 
 use crate::context::{self, Context};
-use crate::driver::{Driver, SendOutcome, SocketHandle};
+use crate::driver::{Driver, SendOutcome, SocketHandle, SocketOwner};
 use crate::edge;
 use crate::listen_socket::ListenSocket;
 
@@ -99,7 +99,7 @@ impl MemoryDriver {
 impl Driver for MemoryDriver {
     fn bind(
         &mut self,
-        owner: *mut ListenSocket,
+        owner: SocketOwner,
         _host: Option<&str>,
         port: u16,
         _flags: i32,
@@ -116,7 +116,7 @@ impl Driver for MemoryDriver {
         if net.sockets.contains_key(&addr) {
             return Err(libc::EADDRINUSE);
         }
-        net.sockets.insert(addr, owner);
+        net.sockets.insert(addr, owner.cast::<ListenSocket>());
         net.handles.push(addr);
         if connect_to.is_some() {
             net.connected.push(addr);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use usockets_sys as us;
 
 use crate::context::{self, Context};
-use crate::driver::{Driver, SendOutcome, SocketHandle};
+use crate::driver::{Driver, SendOutcome, SocketHandle, SocketOwner};
 use crate::edge;
 use crate::listen_socket::ListenSocket;
 
@@ -68,7 +68,7 @@ pub(crate) fn std_to_sockaddr(a: &SocketAddr) -> libc::sockaddr_storage {
 impl Driver for UsocketsDriver {
     fn bind(
         &mut self,
-        owner: *mut ListenSocket,
+        owner: SocketOwner,
         host: Option<&str>,
         port: u16,
         flags: i32,
