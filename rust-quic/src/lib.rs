@@ -42,6 +42,7 @@ pub mod outbox;
 pub mod peer_context;
 pub mod static_route;
 pub mod stream;
+pub mod stream_state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod tls;

@@ -20,6 +20,7 @@ use crate::events::Event;
 use crate::ext::Ext;
 use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
 use crate::peer_context::{self, PeerContext};
+use crate::stream_state::{self, HeaderBlock, RecvState, SendState};
 
 /// `struct us_quic_header_t`.
 #[repr(C)]
@@ -98,21 +99,17 @@ pub struct Stream {
     headers: Vec<quiche::h3::Header>,
     header_view: Vec<QuicHeader>,
     pub headers_kind: HeadersKind,
-    head_done: bool,
-    trailers_done: bool,
+    /// What the peer sends us: head, body, trailers, end (stream_state.rs).
+    pub(crate) recv: RecvState,
     content_length: Option<u64>,
     body_received: u64,
     /// Servers: the request body is awaited, and made progress last then.
     body_progress_at: Option<Instant>,
-    fin_received: bool,
     pub(crate) read_paused: bool,
-    read_shut: bool,
 
+    /// What we send: head, body, FIN or reset (stream_state.rs).
+    pub(crate) send: SendState,
     pending: Vec<u8>,
-    final_headers_sent: bool,
-    fin_requested: bool,
-    fin_sent: bool,
-    reset_sent: bool,
     pub want_write: bool,
     is_head_request: bool,
     /// A WebTransport stream of this session (its CONNECT stream id): carries
@@ -121,6 +118,8 @@ pub struct Stream {
 }
 
 pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, local: bool) -> *mut Stream {
+    // HTTP/3 streams carry messages (head first); raw QUIC streams carry bytes.
+    let framed = peer_context::is_h3(&*pc);
     let s = Box::into_raw(Box::new(Stream {
         id,
         conn: pc,
@@ -142,19 +141,13 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
         headers: Vec::new(),
         header_view: Vec::new(),
         headers_kind: HeadersKind::None,
-        head_done: false,
-        trailers_done: false,
+        recv: if framed { RecvState::Head } else { RecvState::Body },
         content_length: None,
         body_received: 0,
         body_progress_at: None,
-        fin_received: false,
         read_paused: false,
-        read_shut: false,
+        send: if framed { SendState::Head } else { SendState::Body },
         pending: Vec::new(),
-        final_headers_sent: false,
-        fin_requested: false,
-        fin_sent: false,
-        reset_sent: false,
         want_write: false,
         is_head_request: false,
         wt_session: None,
@@ -162,10 +155,9 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
     if id & 0x2 != 0 {
         // A unidirectional stream has one side: ours (write-only) or theirs (read-only).
         if local {
-            (*s).read_shut = true;
+            (*s).recv = RecvState::Stopped;
         } else {
-            (*s).fin_requested = true;
-            (*s).fin_sent = true;
+            (*s).send = SendState::Finished;
         }
     }
     (*pc).streams.insert(id, s);
@@ -207,9 +199,12 @@ fn webtransport_enabled(s: &Stream) -> bool {
 /// Hands the stream to WebTransport session `session`: announced through
 /// on_stream_headers with HeadersKind::WebTransport; bytes flow unframed from now on.
 unsafe fn become_webtransport(s: *mut Stream, session: u64) -> Step {
-    // From here `wt_session` alone makes the stream unframed (see is_h3).
+    // From here `wt_session` alone makes the stream unframed (see is_h3); the
+    // session signal stands for a head both ways: bytes flow at once.
     (*s).wt_session = Some(session);
     (*s).headers_kind = HeadersKind::WebTransport;
+    (*s).recv.head_received();
+    (*s).send.head_sent(false);
     Step::Output(ReadOutput::Headers { announce: announce_late(s) })
 }
 
@@ -233,6 +228,8 @@ pub(crate) unsafe fn adopt_webtransport(s: *mut Stream, session: u64, rest: &[u8
 /// (RFC-draft signal 0x41 on a bidirectional stream, type 0x54 on a unidirectional one).
 pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     (*s).wt_session = Some(session);
+    (*s).recv.head_received();
+    (*s).send.head_sent(false);
     let mut prefix = Vec::with_capacity(16);
     let signal = if (*s).id & 0x2 != 0 { http3::STREAM_TYPE_WEBTRANSPORT } else { http3::FRAME_WT_STREAM };
     http3::put_varint(&mut prefix, signal);
@@ -263,7 +260,7 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
 }
 
 unsafe fn maybe_complete(s: *mut Stream) {
-    if ((*s).fin_received || (*s).read_shut) && ((*s).fin_sent || (*s).reset_sent) {
+    if stream_state::is_over((*s).recv, (*s).send) {
         close_stream(s);
     }
 }
@@ -276,20 +273,20 @@ pub(crate) unsafe fn fail(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     (*s).error_code = Some(code);
     (*(*pc).ctx).stats.stream_errors += 1;
-    if !(*s).fin_sent {
+    if !(*s).send.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, code);
     }
-    if !(*s).fin_received {
+    if !(*s).recv.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
     }
-    (*s).reset_sent = true;
-    (*s).read_shut = true;
+    (*s).send.reset();
+    (*s).recv.stop();
     close_stream(s);
 }
 
 /// The connection is gone: close without touching QUIC.
 pub(crate) unsafe fn abandon(s: *mut Stream, code: u64) {
-    if !((*s).fin_received && (*s).fin_sent) && (*s).error_code.is_none() {
+    if !((*s).recv.fin_received() && (*s).send.fin_was_sent()) && (*s).error_code.is_none() {
         (*s).error_code = Some(code);
     }
     close_stream(s);
@@ -321,7 +318,7 @@ pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
             return None; // what was read stays in the inbox until the application resumes
         }
         let inbox_empty = (*s).in_start == (*s).in_end && !(*s).in_fin;
-        if inbox_empty && ((*s).read_shut || (*s).fin_received || !fill_inbox(s)) {
+        if inbox_empty && ((*s).recv.is_over() || !fill_inbox(s)) {
             release_inbox(s);
             return None;
         }
@@ -384,7 +381,7 @@ unsafe fn step_unframed(s: *mut Stream) -> Step {
         return Step::NeedInput;
     }
     if fin {
-        (*s).fin_received = true;
+        (*s).recv.finish();
         (*s).fin_delivered = true;
     }
     Step::Output(ReadOutput::Data { ptr: data.as_ptr(), len: data.len(), fin })
@@ -393,14 +390,14 @@ unsafe fn step_unframed(s: *mut Stream) -> Step {
 /// The peer reset its sending side: the exchange is over for us too.
 unsafe fn peer_reset(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
-    if is_peer_request(&*s) && !(*s).fin_sent {
+    if is_peer_request(&*s) && !(*s).send.fin_was_sent() {
         peer_context::request_cancelled(pc);
     }
     (*s).error_code = Some(code);
-    (*s).read_shut = true;
-    if !(*s).fin_sent && !(*s).reset_sent {
+    (*s).recv.stop();
+    if !(*s).send.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, http3::H3_REQUEST_CANCELLED);
-        (*s).reset_sent = true;
+        (*s).send.reset();
     }
     close_stream(s);
 }
@@ -408,7 +405,7 @@ unsafe fn peer_reset(s: *mut Stream, code: u64) {
 /// The peer sent STOP_SENDING (quiche already answered with RESET_STREAM).
 unsafe fn peer_stopped(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
-    (*s).reset_sent = true;
+    (*s).send.reset();
     (*s).pending.clear();
     if (*(*pc).ctx).role == Role::Client && is_h3(&*s) && code == http3::H3_NO_ERROR {
         // The server answered without needing the rest of the request: keep reading.
@@ -419,9 +416,9 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
         peer_context::request_cancelled(pc);
     }
     (*s).error_code = Some(code);
-    if !(*s).fin_received && !(*s).read_shut {
+    if !(*s).recv.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_REQUEST_CANCELLED);
-        (*s).read_shut = true;
+        (*s).recv.stop();
     }
     close_stream(s);
 }
@@ -480,7 +477,7 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                 ty if http3::is_reserved_http2_frame(ty) => {
                     return connection_error(s, http3::H3_FRAME_UNEXPECTED, "reserved HTTP/2 frame type");
                 }
-                http3::FRAME_DATA if !(*s).head_done || (*s).trailers_done => {
+                http3::FRAME_DATA if !(*s).recv.accepts_data() => {
                     return connection_error(s, http3::H3_FRAME_UNEXPECTED, "DATA outside a message body");
                 }
                 http3::FRAME_SETTINGS
@@ -513,7 +510,7 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                     }
                     if last {
                         (*s).in_fin = false;
-                        (*s).fin_received = true;
+                        (*s).recv.finish();
                         (*s).fin_delivered = true;
                     }
                     return Step::Output(ReadOutput::Data { ptr: data.as_ptr(), len: data.len(), fin: last });
@@ -532,7 +529,7 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
 
 /// A peer's bidirectional stream whose first frame type is the WebTransport signal.
 unsafe fn opens_as_webtransport(s: *mut Stream) -> bool {
-    !(*s).local && !(*s).head_done && (*s).headers_kind == HeadersKind::None && webtransport_enabled(&*s)
+    !(*s).local && (*s).recv.awaits_head() && (*s).headers_kind == HeadersKind::None && webtransport_enabled(&*s)
 }
 
 unsafe fn body_length_matches(s: *mut Stream) -> bool {
@@ -545,7 +542,7 @@ unsafe fn on_fin(s: *mut Stream) -> Step {
     if !(*s).reader.at_frame_boundary() {
         return connection_error(s, http3::H3_FRAME_ERROR, "stream ended inside a frame");
     }
-    if !(*s).head_done {
+    if (*s).recv.awaits_head() {
         let code =
             if (*(*pc).ctx).role == Role::Server { http3::H3_REQUEST_INCOMPLETE } else { http3::H3_MESSAGE_ERROR };
         fail(s, code);
@@ -555,7 +552,7 @@ unsafe fn on_fin(s: *mut Stream) -> Step {
         fail(s, http3::H3_MESSAGE_ERROR);
         return Step::Stop;
     }
-    (*s).fin_received = true;
+    (*s).recv.finish();
     (*s).fin_delivered = true;
     Step::Output(ReadOutput::Data { ptr: [].as_ptr(), len: 0, fin: true })
 }
@@ -580,8 +577,8 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
             return connection_error(s, http3::QPACK_DECOMPRESSION_FAILED, "bad QPACK header block");
         }
     };
-    let kind = if !(*s).head_done {
-        if (*ctx).role == Role::Server {
+    let kind = match (*s).recv.header_block() {
+        HeaderBlock::Head if (*ctx).role == Role::Server => {
             let max_fields = (*ctx).settings.limits.max_header_fields as usize;
             if max_fields > 0 && fields.len() > max_fields {
                 header_too_large(s);
@@ -593,9 +590,9 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
             };
             (*s).content_length = head.content_length;
             (*s).is_head_request = head.is_head_request;
-            (*s).head_done = true;
+            (*s).recv.head_received();
             // An extended CONNECT's stream carries a session, not a body.
-            if !head.is_connect && !(*s).fin_received && head.content_length != Some(0) {
+            if !head.is_connect && head.content_length != Some(0) {
                 let now = Instant::now();
                 (*s).body_progress_at = Some(now);
                 (*pc).guard.watch_body(&(*ctx).settings.limits, now);
@@ -605,7 +602,8 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
                 return Step::NeedInput;
             }
             HeadersKind::Initial
-        } else {
+        }
+        HeaderBlock::Head => {
             let Ok(head) = http3::validate_response(&fields) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return Step::Stop;
@@ -617,21 +615,23 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
             if head.status < 200 {
                 HeadersKind::Informational
             } else {
-                (*s).head_done = true;
+                (*s).recv.head_received();
                 let bodyless = (*s).is_head_request || head.status == 204 || head.status == 304;
                 (*s).content_length = if bodyless { None } else { head.content_length };
                 HeadersKind::Initial
             }
         }
-    } else if !(*s).trailers_done {
-        if http3::validate_trailers(&fields).is_err() {
-            fail(s, http3::H3_MESSAGE_ERROR);
-            return Step::Stop;
+        HeaderBlock::Trailers => {
+            if http3::validate_trailers(&fields).is_err() {
+                fail(s, http3::H3_MESSAGE_ERROR);
+                return Step::Stop;
+            }
+            (*s).recv.trailers_received();
+            HeadersKind::Trailers
         }
-        (*s).trailers_done = true;
-        HeadersKind::Trailers
-    } else {
-        return connection_error(s, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
+        HeaderBlock::Unexpected => {
+            return connection_error(s, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
+        }
     };
     (*s).headers = fields;
     (*s).header_view = (*s)
@@ -672,7 +672,7 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let (Some(method), Some(path)) = (field(b":method"), field(b":path")) else { return false };
     let Some((head, body)) = (*ctx).static_routes.answer(method, path, field(b"if-none-match")) else { return false };
     let body = if (*s).is_head_request { &[][..] } else { body };
-    if respond_whole(s, &head, body).is_ok() && !(*s).fin_received {
+    if respond_whole(s, &head, body).is_ok() && !(*s).recv.fin_received() {
         // A GET has nothing more to say; don't wait for it.
         stop_sending(s, http3::H3_NO_ERROR);
     }
@@ -690,7 +690,7 @@ pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]
         http3::put_frame_header(&mut frame, http3::FRAME_DATA, body.len() as u64);
         frame.extend_from_slice(body);
         send_all_or_queue(s, &frame);
-        (*s).fin_requested = true;
+        (*s).send.request_fin();
         flush_pending(s);
     }
     Ok(())
@@ -700,7 +700,7 @@ pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]
 /// connection and its other streams are untouched.
 unsafe fn header_too_large(s: *mut Stream) {
     let ctx = (*(*s).conn).ctx;
-    if (*ctx).role == Role::Client || (*s).head_done {
+    if (*ctx).role == Role::Client || !(*s).recv.awaits_head() {
         fail(s, http3::H3_EXCESSIVE_LOAD);
         return;
     }
@@ -710,7 +710,7 @@ unsafe fn header_too_large(s: *mut Stream) {
 
 /// A server request stream still waiting for its head.
 pub(crate) fn awaits_head(s: &Stream) -> bool {
-    !s.finished && !s.head_done
+    !s.finished && s.recv.awaits_head()
 }
 
 /// Servers: when the request body this stream awaits last made progress, if
@@ -718,7 +718,7 @@ pub(crate) fn awaits_head(s: &Stream) -> bool {
 /// (once one has, the exchange is moving: a long response to a request whose
 /// client never ends its body, as with event streams, is not cut).
 pub(crate) fn body_awaited_since(s: &Stream) -> Option<Instant> {
-    if s.finished || s.fin_received || s.read_shut || s.read_paused || s.final_headers_sent {
+    if s.finished || s.recv.is_over() || s.read_paused || s.send.head_is_out() {
         return None;
     }
     s.body_progress_at
@@ -744,7 +744,7 @@ unsafe fn refuse_request(s: *mut Stream, status: &[u8], code: u64) {
     (*(*pc).ctx).stats.stream_errors += 1;
     (*s).error_code = Some(code);
     let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, http3::H3_NO_ERROR);
-    (*s).read_shut = true;
+    (*s).recv.stop();
     let fields = [FieldRef { name: b":status", value: status }, FieldRef { name: b"content-length", value: b"0" }];
     if send_headers_inner(s, &fields, true, false).is_err() {
         fail(s, code);
@@ -757,7 +757,7 @@ unsafe fn refuse_request(s: *mut Stream, status: &[u8], code: u64) {
 /// through `writable()` only while the connection has send capacity, so a
 /// writer blocked on flow control (or a client whose response just ended) asks.
 pub(crate) unsafe fn check_stopped(s: *mut Stream) {
-    if (*s).finished || (*s).fin_sent || (*s).reset_sent {
+    if (*s).finished || (*s).send.is_over() {
         return;
     }
     match (*(*s).conn).conn.stream_capacity((*s).id) {
@@ -765,7 +765,7 @@ pub(crate) unsafe fn check_stopped(s: *mut Stream) {
         // quiche already collected the stream: its send side was reset on the
         // peer's STOP_SENDING and the receive side was read to the end.
         Err(quiche::Error::InvalidStreamState(_)) => {
-            let code = if (*s).fin_received { http3::H3_NO_ERROR } else { http3::H3_REQUEST_CANCELLED };
+            let code = if (*s).recv.fin_received() { http3::H3_NO_ERROR } else { http3::H3_REQUEST_CANCELLED };
             peer_stopped(s, code);
         }
         _ => {}
@@ -799,7 +799,7 @@ pub(crate) unsafe fn on_writable(s: *mut Stream) {
 unsafe fn flush_pending(s: *mut Stream) -> bool {
     let pc = (*s).conn;
     let id = (*s).id;
-    if (*s).fin_requested && !(*s).fin_sent && !(*s).reset_sent && (*s).pending.is_empty() && is_h3(&*s) {
+    if (*s).send.fin_pending() && (*s).pending.is_empty() && is_h3(&*s) {
         // A FIN must not travel alone. quiche 0.30 deems a stream's sending side
         // complete once its data is acknowledged, whether or not a zero-length
         // FIN written after that data was ever sent, and then forgets the stream
@@ -813,12 +813,12 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
     }
     while !(*s).pending.is_empty() {
         // The FIN goes with the last queued bytes (quiche keeps it only when they all fit).
-        let fin = (*s).fin_requested && !(*s).reset_sent;
+        let fin = (*s).send.fin_pending();
         match (*pc).conn.stream_send(id, &(*s).pending, fin) {
             Ok(n) if n == (*s).pending.len() => {
                 (*s).pending.clear();
                 if fin {
-                    (*s).fin_sent = true;
+                    (*s).send.fin_sent();
                     maybe_complete(s);
                 }
             }
@@ -835,13 +835,13 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
     if !(*s).pending.is_empty() {
         return false;
     }
-    if (*s).fin_requested && !(*s).fin_sent && !(*s).reset_sent {
+    if (*s).send.fin_pending() {
         // Raw QUIC and WebTransport streams carry bytes of the application's
         // only: their FIN goes alone (still exposed to quiche#2525 until quiche
         // ships the fix).
         match (*pc).conn.stream_send(id, &[], true) {
             Ok(_) => {
-                (*s).fin_sent = true;
+                (*s).send.fin_sent();
                 maybe_complete(s);
             }
             Err(quiche::Error::StreamStopped(code)) => {
@@ -862,13 +862,10 @@ const BLOCKED_PROBE_LEN: usize = 1024;
 /// carry a body (finished, reset, FIN already requested, no head sent yet).
 pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     let pc = (*s).conn;
-    if (*s).finished || (*s).fin_requested || (*s).reset_sent || (*pc).finalized {
+    if (*s).finished || !(*s).send.accepts_body() || (*pc).finalized {
         return -1;
     }
     let h3 = is_h3(&*s);
-    if h3 && !(*s).final_headers_sent {
-        return -1;
-    }
     if !flush_pending(s) {
         (*s).want_write = !(*s).finished;
         return if (*s).finished { -1 } else { 0 };
@@ -954,13 +951,13 @@ unsafe fn send_headers_inner(
     informational: bool,
 ) -> Result<(), SendRefused> {
     let pc = (*s).conn;
-    if (*s).finished || (*s).fin_requested || (*s).reset_sent || (*pc).finalized || !is_h3(&*s) {
+    if (*s).finished || !(*s).send.accepts_headers() || (*pc).finalized || !is_h3(&*s) {
         return Err(SendRefused);
     }
-    if informational && (*s).final_headers_sent {
+    let trailers = (*s).send.head_is_out();
+    if informational && trailers {
         return Err(SendRefused);
     }
-    let trailers = (*s).final_headers_sent;
     if trailers && fields.iter().any(|f| f.name.first() == Some(&b':')) {
         return Err(SendRefused);
     }
@@ -971,10 +968,10 @@ unsafe fn send_headers_inner(
     http3::encode_headers_frame(fields, &mut frame).map_err(|_| SendRefused)?;
     (*s).pending.extend_from_slice(&frame);
     if !informational {
-        (*s).final_headers_sent = true;
+        (*s).send.head_sent(false);
     }
     if end_stream {
-        (*s).fin_requested = true;
+        (*s).send.request_fin();
     }
     flush_pending(s);
     context::mark_dirty(pc);
@@ -983,10 +980,10 @@ unsafe fn send_headers_inner(
 
 /// FIN after what was written.
 pub unsafe fn shutdown(s: *mut Stream) {
-    if (*s).finished || (*s).fin_requested || (*s).reset_sent {
+    if (*s).finished || (*s).send.closed_for_writes() {
         return;
     }
-    (*s).fin_requested = true;
+    (*s).send.request_fin();
     flush_pending(s);
 }
 
@@ -997,11 +994,11 @@ pub unsafe fn shutdown_read(s: *mut Stream) {
 /// STOP_SENDING with `code`: the peer should stop writing.
 pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
-    if (*s).finished || (*s).fin_received || (*s).read_shut {
+    if (*s).finished || (*s).recv.is_over() {
         return;
     }
     let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
-    (*s).read_shut = true;
+    (*s).recv.stop();
     context::mark_dirty(pc);
     maybe_complete(s);
 }
@@ -1012,9 +1009,7 @@ pub unsafe fn close(s: *mut Stream) {
         return;
     }
     shutdown_read(s);
-    if !(*s).fin_requested && !(*s).reset_sent {
-        (*s).fin_requested = true;
-    }
+    (*s).send.request_fin();
     flush_pending(s);
     maybe_complete(s);
 }
@@ -1026,15 +1021,15 @@ pub unsafe fn reset(s: *mut Stream, code: u64) {
     }
     let pc = (*s).conn;
     (*s).error_code = Some(code);
-    if !(*s).fin_sent {
+    if !(*s).send.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Write, code);
     }
-    if !(*s).fin_received && !(*s).read_shut {
+    if !(*s).recv.is_over() {
         let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
     }
     (*s).pending.clear();
-    (*s).reset_sent = true;
-    (*s).read_shut = true;
+    (*s).send.reset();
+    (*s).recv.stop();
     close_stream(s);
 }
 
@@ -1070,5 +1065,5 @@ pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
 }
 
 pub fn has_unsent(s: &Stream) -> bool {
-    !s.pending.is_empty() || (s.fin_requested && !s.fin_sent && !s.reset_sent)
+    !s.pending.is_empty() || s.send.fin_pending()
 }
