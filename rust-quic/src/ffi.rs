@@ -70,6 +70,17 @@ fn report(what: &str, err: &str) {
     eprintln!("rust-quic: {what}: {err}");
 }
 
+/// The C ABI's status: 0, or -1 after saying why on stderr.
+fn status(what: &str, result: Result<(), String>) -> c_int {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            report(what, &e);
+            -1
+        }
+    }
+}
+
 #[no_mangle]
 pub extern "C" fn us_quic_global_init() {}
 
@@ -151,13 +162,7 @@ pub unsafe extern "C" fn us_quic_socket_context_add_server_name(
 ) -> c_int {
     let (Some(ctx), Some(host)) = (ctx.as_mut(), cstr(hostname)) else { return -1 };
     let result = tls_options(&options).and_then(|tls| ctx.add_server_name(host, &tls));
-    match result {
-        Ok(()) => 0,
-        Err(e) => {
-            report("add_server_name", &e);
-            -1
-        }
-    }
+    status("add_server_name", result)
 }
 
 #[no_mangle]
@@ -667,29 +672,19 @@ fn parse_alpn_wire(mut wire: &[u8]) -> Option<Vec<Vec<u8>>> {
 pub unsafe extern "C" fn us_quic_socket_context_set_raw_alpn(ctx: *mut Context, wire: *const u8, len: c_uint) -> c_int {
     let (Some(ctx), false) = (ctx.as_mut(), wire.is_null()) else { return -1 };
     let Some(alpn) = parse_alpn_wire(raw_bytes(wire, len)) else { return -1 };
-    match ctx.set_raw_protocol(alpn) {
-        Ok(()) => 0,
-        Err(e) => {
-            report("set_raw_alpn", &e);
-            -1
-        }
-    }
+    status("set_raw_alpn", ctx.set_raw_protocol(alpn))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_datagrams(ctx: *mut Context, enabled: c_int) -> c_int {
-    match ctx.as_mut().map(|c| c.set_datagrams(enabled != 0)) {
-        Some(Ok(())) => 0,
-        _ => -1,
-    }
+    let Some(c) = ctx.as_mut() else { return -1 };
+    status("set_datagrams", c.set_datagrams(enabled != 0))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_max_streams(ctx: *mut Context, bidi: c_uint, uni: c_uint) -> c_int {
-    match ctx.as_mut().map(|c| c.set_max_streams(u64::from(bidi), u64::from(uni))) {
-        Some(Ok(())) => 0,
-        _ => -1,
-    }
+    let Some(c) = ctx.as_mut() else { return -1 };
+    status("set_max_streams", c.set_max_streams(u64::from(bidi), u64::from(uni)))
 }
 
 #[no_mangle]
@@ -712,14 +707,8 @@ fn datagram_result(r: Result<(), peer_context::DatagramError>) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_webtransport(ctx: *mut Context, sessions: c_uint) -> c_int {
-    match ctx.as_mut().map(|c| c.set_webtransport(u64::from(sessions))) {
-        Some(Ok(())) => 0,
-        Some(Err(e)) => {
-            report("set_webtransport", &e);
-            -1
-        }
-        None => -1,
-    }
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    status("set_webtransport", ctx.set_webtransport(u64::from(sessions)))
 }
 
 #[no_mangle]
@@ -927,13 +916,7 @@ pub unsafe extern "C" fn us_quic_socket_context_set_client_verification(
     let Some(ctx) = ctx.as_mut() else { return -1 };
     let ca = (ca_len > 0 && !ca.is_null()).then(|| raw_bytes(ca, ca_len).to_vec());
     let verification = ClientVerification::from_flags(request_cert != 0, reject_unauthorized != 0);
-    match ctx.set_client_verification(verification, ca) {
-        Ok(()) => 0,
-        Err(e) => {
-            report("set_client_verification", &e);
-            -1
-        }
-    }
+    status("set_client_verification", ctx.set_client_verification(verification, ca))
 }
 
 /// Client contexts: the certificate (PEM chain) and key shown to servers that
@@ -953,13 +936,7 @@ pub unsafe extern "C" fn us_quic_socket_context_set_client_certificate(
         return ctx.set_client_identity(None).map_or(-1, |()| 0);
     }
     let options = tls_from_buffers(cert, cert_len, key, key_len, passphrase, passphrase_len);
-    match ctx.set_client_identity(Some(&options)) {
-        Ok(()) => 0,
-        Err(e) => {
-            report("set_client_certificate", &e);
-            -1
-        }
-    }
+    status("set_client_certificate", ctx.set_client_identity(Some(&options)))
 }
 
 #[no_mangle]
