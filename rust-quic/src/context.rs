@@ -165,8 +165,7 @@ pub struct Context {
     pub stats: Stats,
     /// Servers: connections admitted and not yet ended, for the limits.
     pub(crate) connection_counts: ConnectionCounts,
-    pub(crate) recv_buf: Vec<u8>,
-    /// Spare stream read buffers (see `take_read_buffer`).
+    /// Spare read buffers (see `take_read_buffer`).
     read_buffers: Vec<Vec<u8>>,
     /// Where a connection's flush writes its packets for the edge to send.
     pub(crate) outbox: Outbox,
@@ -221,7 +220,6 @@ impl Context {
             free_requested: false,
             stats: Stats::default(),
             connection_counts: ConnectionCounts::default(),
-            recv_buf: vec![0; 64 * 1024],
             outbox: Outbox::new(SEND_BATCH_BYTES),
             flush_pending: false,
             static_routes: Default::default(),
@@ -402,8 +400,8 @@ impl Context {
         self.depth > 0
     }
 
-    /// A buffer for one `stream_recv`: a stream holds it only while it has
-    /// bytes read from QUIC and not yet delivered, then gives it back.
+    /// A buffer for one `stream_recv` or `dgram_recv`: a stream holds it only
+    /// while it has bytes read from QUIC and not yet delivered, then gives it back.
     pub(crate) fn take_read_buffer(&mut self) -> Vec<u8> {
         self.read_buffers.pop().unwrap_or_else(|| vec![0; READ_BUFFER_BYTES])
     }

@@ -1,8 +1,9 @@
 //! The seam between the protocol core and I/O.
 //!
-//! The core never touches a socket: it asks its driver to bind, to send a batch of
-//! equal-sized datagrams (a GSO batch) and to close; the driver feeds received
-//! datagrams back through `context::recv_datagram`. The usockets loop is one
+//! The core never touches a socket, and never calls the driver: the edge asks
+//! the driver to bind, to send a batch of equal-sized datagrams (a GSO batch
+//! from the core's outbox) and to close; the driver feeds received datagrams
+//! back through `edge::recv_datagram`. The usockets loop is one
 //! driver (`usockets_driver`), the in-memory network of the tests is another.
 
 use std::ffi::c_void;

@@ -484,7 +484,7 @@ fn is_critical(h3: &H3Session, id: u64) -> bool {
 
 unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
     let ctx = (*pc).ctx;
-    let mut buf = std::mem::take(&mut (*ctx).recv_buf);
+    let mut buf = (*ctx).take_read_buffer();
     loop {
         match (*pc).conn.stream_recv(id, &mut buf) {
             Ok((n, fin)) => {
@@ -506,7 +506,7 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
             Err(_) => break,
         }
     }
-    (*ctx).recv_buf = buf;
+    (*ctx).give_read_buffer(buf);
 }
 
 unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Result<(), u64> {
