@@ -4,7 +4,7 @@
 //! of contexts live side by side on one loop.
 //!
 //! The context holds state; it runs nothing. What happens to it is reported
-//! as events on `events` (events.rs), and the edge (edge.rs) runs the entry
+//! as events on `events` (events.rs), and the edge (edge/) runs the entry
 //! points, calls the application back and frees what closed.
 
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //!
 //! The core never calls the application: where something happens that the
 //! application must hear of, it pushes an [`Event`] onto its context's queue and
-//! goes on. The edge (`edge.rs`) pops the queue and turns each event into the
+//! goes on. The edge (`edge/dispatch.rs`) pops the queue and turns each event into the
 //! quic.h callback the application registered ([`Callbacks`]). Bytes are not
 //! copied into events: a readable stream or a connection with DATAGRAMs waiting
 //! is one event, and the edge pulls what it carries (`stream::poll_read`,

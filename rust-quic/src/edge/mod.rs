@@ -9,20 +9,23 @@
 //! call the engine again: that nested frame only queues, and the outer drain
 //! delivers what it queued, in order. Objects closed meanwhile are parked in the
 //! sweep and freed only by `sweep_if_idle`, from the driver's own steps, when no
-//! frame is on the stack.
+//! frame is on the stack. `dispatch.rs`: events into callbacks; `io.rs`: the driver.
 
-use std::ffi::{c_int, c_uint, c_void};
+mod dispatch;
+mod io;
+
+use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::client::{self, Connect, PendingConnect, Target};
 use crate::context::{self, Context};
-use crate::driver::SendOutcome;
-use crate::events::Event;
 use crate::listen_socket::{self, ListenSocket, Route};
-use crate::outbox::Outbox;
-use crate::peer_context::{self, DatagramOutput, PeerContext};
-use crate::stream::{self, ReadOutput, Stream};
+use crate::peer_context::{self, PeerContext};
+
+use dispatch::dispatch;
+use io::{close_released_sockets, close_socket, resend_blocked, send_to};
+pub use io::{flush, listen};
 
 pub unsafe fn enter(ctx: *mut Context) {
     (*ctx).depth += 1;
@@ -37,22 +40,6 @@ pub unsafe fn leave(ctx: *mut Context) {
         close_released_sockets(ctx);
     }
     (*ctx).depth -= 1;
-}
-
-/// UDP sockets of listen sockets the core is done with close when the
-/// outermost frame unwinds, so a port is free again when the call that freed it
-/// returns; the objects themselves go with the sweep.
-unsafe fn close_released_sockets(ctx: *mut Context) {
-    for &ls in &(*ctx).sweep.listen_sockets {
-        close_socket(ctx, ls);
-    }
-}
-
-unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
-    if !(*ls).handle_closed {
-        (*ls).handle_closed = true;
-        (*ctx).driver.close((*ls).handle);
-    }
 }
 
 /// Runs `f` in an engine frame of `ctx`.
@@ -93,136 +80,6 @@ unsafe fn free_parked(ctx: *mut Context) {
     (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
 }
 
-/// Binds a UDP socket for `ctx` (`connect_to`: a client's own socket,
-/// connected to its server). Returns the errno of a failed bind.
-pub unsafe fn listen(
-    ctx: *mut Context,
-    host: Option<&str>,
-    port: u16,
-    flags: i32,
-    stream_ext_size: usize,
-    connect_to: Option<SocketAddr>,
-) -> Result<*mut ListenSocket, i32> {
-    let ls = listen_socket::new(ctx, stream_ext_size);
-    match (*ctx).driver.bind(ls.cast(), host, port, flags, connect_to) {
-        Ok((handle, local)) => {
-            listen_socket::bound(ls, handle, local);
-            Ok(ls)
-        }
-        Err(e) => {
-            drop(Box::from_raw(ls));
-            Err(e)
-        }
-    }
-}
-
-/// Sends what the connection has to send: its packets go out in GSO batches
-/// through the driver; then an application close waiting for this flush.
-pub unsafe fn flush(pc: *mut PeerContext) {
-    transmit(pc);
-    if peer_context::apply_deferred_close(pc) {
-        transmit(pc);
-    }
-}
-
-unsafe fn transmit(pc: *mut PeerContext) {
-    let ls = (*pc).socket;
-    if (*pc).finalized || listen_socket::is_blocked(ls) {
-        return;
-    }
-    let ctx = (*pc).ctx;
-    let mut out = std::mem::take(&mut (*ctx).outbox);
-    // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
-    // cannot (an application close while the peer still awaits handshake packets,
-    // which carry no application close) it may produce packets without end; the
-    // close is bounded here and the draining or idle timer ends the connection.
-    let mut rounds_after_close = 4u32;
-    loop {
-        let more = peer_context::poll_transmits(pc, &mut out);
-        let sent = send_outbox(ls, &out);
-        out.clear();
-        if !more || !sent {
-            break;
-        }
-        if (*pc).conn.local_error().is_some() {
-            rounds_after_close -= 1;
-            if rounds_after_close == 0 {
-                break;
-            }
-        }
-    }
-    (*ctx).outbox = out;
-}
-
-/// Sends every batch of `out`; false when the socket blocked (what it did
-/// not take is queued for `socket_writable`).
-unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
-    let mut batches = out.batches().iter();
-    for b in batches.by_ref() {
-        if !send_to(ls, b.to, out.bytes(b), b.segment) {
-            for rest in batches {
-                listen_socket::queue_blocked(ls, rest.to, out.bytes(rest), rest.segment);
-            }
-            return false;
-        }
-    }
-    true
-}
-
-/// One GSO batch to the driver; false when the socket is blocked (the rest
-/// is queued and goes out from `resend_blocked`).
-unsafe fn send_to(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) -> bool {
-    let ctx = (*ls).ctx;
-    if (*ls).handle_closed {
-        return true;
-    }
-    if listen_socket::is_blocked(ls) {
-        listen_socket::queue_blocked(ls, to, data, segment);
-        return false;
-    }
-    match (*ctx).driver.send((*ls).handle, to, data, segment) {
-        SendOutcome::Sent => {
-            count_sent(ctx, data.len(), segment);
-            true
-        }
-        SendOutcome::Blocked { sent } => {
-            count_sent(ctx, sent, segment);
-            listen_socket::queue_blocked(ls, to, &data[sent..], segment);
-            false
-        }
-        SendOutcome::Failed => {
-            (*ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
-            true
-        }
-    }
-}
-
-unsafe fn count_sent(ctx: *mut Context, bytes: usize, segment: usize) {
-    (*ctx).stats.bytes_sent += bytes as u64;
-    (*ctx).stats.packets_sent += bytes.div_ceil(segment.max(1)) as u64;
-}
-
-/// Retries the sends the kernel refused; true once none is left.
-unsafe fn resend_blocked(ls: *mut ListenSocket) -> bool {
-    let ctx = (*ls).ctx;
-    while let Some(mut b) = listen_socket::take_blocked(ls) {
-        if (*ls).handle_closed {
-            continue;
-        }
-        match (*ctx).driver.send((*ls).handle, b.to, &b.data, b.segment) {
-            SendOutcome::Sent => count_sent(ctx, b.data.len(), b.segment),
-            SendOutcome::Blocked { sent } => {
-                count_sent(ctx, sent, b.segment);
-                b.data.drain(..sent);
-                listen_socket::requeue_blocked(ls, b);
-                return false;
-            }
-            SendOutcome::Failed => {}
-        }
-    }
-    true
-}
-
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
 unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
     if (*pc).finalized {
@@ -231,117 +88,6 @@ unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
     let _ = (*pc).conn.close(app, code, b"");
     flush(pc);
     peer_context::finalize(pc);
-}
-
-/// Delivers every queued event, including those its callbacks queue. Inside a
-/// callback (a nested frame) it returns at once: the running drain goes on.
-unsafe fn dispatch(ctx: *mut Context) {
-    if (*ctx).dispatching {
-        return;
-    }
-    (*ctx).dispatching = true;
-    while let Some(event) = (*ctx).events.pop() {
-        deliver(ctx, event);
-    }
-    (*ctx).dispatching = false;
-}
-
-unsafe fn deliver(ctx: *mut Context, event: Event) {
-    let cb = (*ctx).callbacks;
-    match event {
-        Event::ConnectionOpened(pc) => {
-            if let Some(f) = cb.on_open {
-                f(pc);
-            }
-        }
-        Event::HandshakeDone(pc, ok) => {
-            if let Some(f) = cb.on_hsk_done {
-                f(pc, c_int::from(ok));
-            }
-        }
-        Event::Settings(pc) => {
-            if let Some(f) = cb.on_settings {
-                f(pc);
-            }
-        }
-        Event::Goaway(pc) => {
-            if let Some(f) = cb.on_goaway {
-                f(pc);
-            }
-        }
-        Event::ConnectionClosed(pc) => {
-            if let Some(f) = cb.on_close {
-                f(pc);
-            }
-        }
-        Event::StreamOpened { stream, local } => {
-            if let Some(f) = cb.on_stream_open {
-                f(stream, c_int::from(local));
-            }
-        }
-        Event::StreamReadable(s) => deliver_reads(ctx, s),
-        Event::StreamWritable(s) => {
-            if let (false, Some(f)) = ((*s).finished, cb.on_stream_writable) {
-                f(s);
-            }
-        }
-        Event::StreamClosed(s) => {
-            if let (true, Some(f)) = ((*s).announced, cb.on_stream_close) {
-                f(s);
-            }
-            (*ctx).sweep.streams.push(s);
-        }
-        Event::DatagramsReadable(pc) => deliver_datagrams(ctx, pc),
-    }
-}
-
-/// Pulls a readable stream until it has nothing more for the application now
-/// (or the application paused or closed it in a callback).
-unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
-    while let Some(output) = stream::poll_read(s) {
-        let cb = (*ctx).callbacks;
-        match output {
-            ReadOutput::Headers { announce } => {
-                if announce {
-                    if let Some(f) = cb.on_stream_open {
-                        f(s, 0);
-                    }
-                    // Closed in on_stream_open: it hears nothing more but its close.
-                    if (*s).finished || (*(*s).conn).finalized {
-                        continue;
-                    }
-                }
-                if let Some(f) = cb.on_stream_headers {
-                    f(s);
-                }
-            }
-            ReadOutput::Data { ptr, len, fin } => {
-                if let Some(f) = cb.on_stream_data {
-                    f(s, ptr.cast(), len as c_uint, c_int::from(fin));
-                }
-            }
-        }
-    }
-}
-
-unsafe fn deliver_datagrams(ctx: *mut Context, pc: *mut PeerContext) {
-    let mut buf = (*ctx).take_read_buffer();
-    while let Some(datagram) = peer_context::poll_datagram(pc, &mut buf) {
-        let cb = (*ctx).callbacks;
-        match datagram {
-            DatagramOutput::Connection { len } => {
-                if let Some(f) = cb.on_datagram {
-                    f(pc, buf.as_ptr().cast(), len as c_uint);
-                }
-            }
-            DatagramOutput::Stream { stream, start, len } => {
-                if let Some(f) = cb.on_stream_datagram {
-                    f(stream, buf[start..].as_ptr().cast(), len as c_uint);
-                }
-            }
-        }
-    }
-    (*ctx).give_read_buffer(buf);
 }
 
 /// us_quic_socket_context_connect: a connection now (an IP literal; its

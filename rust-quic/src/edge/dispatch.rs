@@ -1,0 +1,120 @@
+//! The event drain: queued events become quic.h callbacks, in order; readable
+//! streams and DATAGRAMs are pulled while their callbacks run.
+
+use std::ffi::{c_int, c_uint};
+
+use crate::context::Context;
+use crate::events::Event;
+use crate::peer_context::{self, DatagramOutput, PeerContext};
+use crate::stream::{self, ReadOutput, Stream};
+
+/// Delivers every queued event, including those its callbacks queue. Inside a
+/// callback (a nested frame) it returns at once: the running drain goes on.
+pub(super) unsafe fn dispatch(ctx: *mut Context) {
+    if (*ctx).dispatching {
+        return;
+    }
+    (*ctx).dispatching = true;
+    while let Some(event) = (*ctx).events.pop() {
+        deliver(ctx, event);
+    }
+    (*ctx).dispatching = false;
+}
+
+unsafe fn deliver(ctx: *mut Context, event: Event) {
+    let cb = (*ctx).callbacks;
+    match event {
+        Event::ConnectionOpened(pc) => {
+            if let Some(f) = cb.on_open {
+                f(pc);
+            }
+        }
+        Event::HandshakeDone(pc, ok) => {
+            if let Some(f) = cb.on_hsk_done {
+                f(pc, c_int::from(ok));
+            }
+        }
+        Event::Settings(pc) => {
+            if let Some(f) = cb.on_settings {
+                f(pc);
+            }
+        }
+        Event::Goaway(pc) => {
+            if let Some(f) = cb.on_goaway {
+                f(pc);
+            }
+        }
+        Event::ConnectionClosed(pc) => {
+            if let Some(f) = cb.on_close {
+                f(pc);
+            }
+        }
+        Event::StreamOpened { stream, local } => {
+            if let Some(f) = cb.on_stream_open {
+                f(stream, c_int::from(local));
+            }
+        }
+        Event::StreamReadable(s) => deliver_reads(ctx, s),
+        Event::StreamWritable(s) => {
+            if let (false, Some(f)) = ((*s).finished, cb.on_stream_writable) {
+                f(s);
+            }
+        }
+        Event::StreamClosed(s) => {
+            if let (true, Some(f)) = ((*s).announced, cb.on_stream_close) {
+                f(s);
+            }
+            (*ctx).sweep.streams.push(s);
+        }
+        Event::DatagramsReadable(pc) => deliver_datagrams(ctx, pc),
+    }
+}
+
+/// Pulls a readable stream until it has nothing more for the application now
+/// (or the application paused or closed it in a callback).
+unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
+    while let Some(output) = stream::poll_read(s) {
+        let cb = (*ctx).callbacks;
+        match output {
+            ReadOutput::Headers { announce } => {
+                if announce {
+                    if let Some(f) = cb.on_stream_open {
+                        f(s, 0);
+                    }
+                    // Closed in on_stream_open: it hears nothing more but its close.
+                    if (*s).finished || (*(*s).conn).finalized {
+                        continue;
+                    }
+                }
+                if let Some(f) = cb.on_stream_headers {
+                    f(s);
+                }
+            }
+            ReadOutput::Data { ptr, len, fin } => {
+                if let Some(f) = cb.on_stream_data {
+                    f(s, ptr.cast(), len as c_uint, c_int::from(fin));
+                }
+            }
+        }
+    }
+}
+
+unsafe fn deliver_datagrams(ctx: *mut Context, pc: *mut PeerContext) {
+    let mut buf = (*ctx).take_read_buffer();
+    while let Some(datagram) = peer_context::poll_datagram(pc, &mut buf) {
+        let cb = (*ctx).callbacks;
+        match datagram {
+            DatagramOutput::Connection { len } => {
+                if let Some(f) = cb.on_datagram {
+                    f(pc, buf.as_ptr().cast(), len as c_uint);
+                }
+            }
+            DatagramOutput::Stream { stream, start, len } => {
+                if let Some(f) = cb.on_stream_datagram {
+                    f(stream, buf[start..].as_ptr().cast(), len as c_uint);
+                }
+            }
+        }
+    }
+    (*ctx).give_read_buffer(buf);
+}

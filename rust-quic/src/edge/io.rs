@@ -1,0 +1,156 @@
+//! The edge's side of the driver: binding, sending a connection's outbox as
+//! GSO batches, retrying what the kernel refused, closing released sockets.
+
+use std::net::SocketAddr;
+
+use crate::context::Context;
+use crate::driver::SendOutcome;
+use crate::listen_socket::{self, ListenSocket};
+use crate::outbox::Outbox;
+use crate::peer_context::{self, PeerContext};
+
+/// UDP sockets of listen sockets the core is done with close when the
+/// outermost frame unwinds, so a port is free again when the call that freed it
+/// returns; the objects themselves go with the sweep.
+pub(super) unsafe fn close_released_sockets(ctx: *mut Context) {
+    for &ls in &(*ctx).sweep.listen_sockets {
+        close_socket(ctx, ls);
+    }
+}
+
+pub(super) unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
+    if !(*ls).handle_closed {
+        (*ls).handle_closed = true;
+        (*ctx).driver.close((*ls).handle);
+    }
+}
+
+/// Binds a UDP socket for `ctx` (`connect_to`: a client's own socket,
+/// connected to its server). Returns the errno of a failed bind.
+pub unsafe fn listen(
+    ctx: *mut Context,
+    host: Option<&str>,
+    port: u16,
+    flags: i32,
+    stream_ext_size: usize,
+    connect_to: Option<SocketAddr>,
+) -> Result<*mut ListenSocket, i32> {
+    let ls = listen_socket::new(ctx, stream_ext_size);
+    match (*ctx).driver.bind(ls.cast(), host, port, flags, connect_to) {
+        Ok((handle, local)) => {
+            listen_socket::bound(ls, handle, local);
+            Ok(ls)
+        }
+        Err(e) => {
+            drop(Box::from_raw(ls));
+            Err(e)
+        }
+    }
+}
+
+/// Sends what the connection has to send: its packets go out in GSO batches
+/// through the driver; then an application close waiting for this flush.
+pub unsafe fn flush(pc: *mut PeerContext) {
+    transmit(pc);
+    if peer_context::apply_deferred_close(pc) {
+        transmit(pc);
+    }
+}
+
+unsafe fn transmit(pc: *mut PeerContext) {
+    let ls = (*pc).socket;
+    if (*pc).finalized || listen_socket::is_blocked(ls) {
+        return;
+    }
+    let ctx = (*pc).ctx;
+    let mut out = std::mem::take(&mut (*ctx).outbox);
+    // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
+    // cannot (an application close while the peer still awaits handshake packets,
+    // which carry no application close) it may produce packets without end; the
+    // close is bounded here and the draining or idle timer ends the connection.
+    let mut rounds_after_close = 4u32;
+    loop {
+        let more = peer_context::poll_transmits(pc, &mut out);
+        let sent = send_outbox(ls, &out);
+        out.clear();
+        if !more || !sent {
+            break;
+        }
+        if (*pc).conn.local_error().is_some() {
+            rounds_after_close -= 1;
+            if rounds_after_close == 0 {
+                break;
+            }
+        }
+    }
+    (*ctx).outbox = out;
+}
+
+/// Sends every batch of `out`; false when the socket blocked (what it did
+/// not take is queued for `socket_writable`).
+unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
+    let mut batches = out.batches().iter();
+    for b in batches.by_ref() {
+        if !send_to(ls, b.to, out.bytes(b), b.segment) {
+            for rest in batches {
+                listen_socket::queue_blocked(ls, rest.to, out.bytes(rest), rest.segment);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+/// One GSO batch to the driver; false when the socket is blocked (the rest
+/// is queued and goes out from `resend_blocked`).
+pub(super) unsafe fn send_to(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) -> bool {
+    let ctx = (*ls).ctx;
+    if (*ls).handle_closed {
+        return true;
+    }
+    if listen_socket::is_blocked(ls) {
+        listen_socket::queue_blocked(ls, to, data, segment);
+        return false;
+    }
+    match (*ctx).driver.send((*ls).handle, to, data, segment) {
+        SendOutcome::Sent => {
+            count_sent(ctx, data.len(), segment);
+            true
+        }
+        SendOutcome::Blocked { sent } => {
+            count_sent(ctx, sent, segment);
+            listen_socket::queue_blocked(ls, to, &data[sent..], segment);
+            false
+        }
+        SendOutcome::Failed => {
+            (*ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
+            true
+        }
+    }
+}
+
+unsafe fn count_sent(ctx: *mut Context, bytes: usize, segment: usize) {
+    (*ctx).stats.bytes_sent += bytes as u64;
+    (*ctx).stats.packets_sent += bytes.div_ceil(segment.max(1)) as u64;
+}
+
+/// Retries the sends the kernel refused; true once none is left.
+pub(super) unsafe fn resend_blocked(ls: *mut ListenSocket) -> bool {
+    let ctx = (*ls).ctx;
+    while let Some(mut b) = listen_socket::take_blocked(ls) {
+        if (*ls).handle_closed {
+            continue;
+        }
+        match (*ctx).driver.send((*ls).handle, b.to, &b.data, b.segment) {
+            SendOutcome::Sent => count_sent(ctx, b.data.len(), b.segment),
+            SendOutcome::Blocked { sent } => {
+                count_sent(ctx, sent, b.segment);
+                b.data.drain(..sent);
+                listen_socket::requeue_blocked(ls, b);
+                return false;
+            }
+            SendOutcome::Failed => {}
+        }
+    }
+    true
+}
