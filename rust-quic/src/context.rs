@@ -422,7 +422,7 @@ impl Context {
 }
 
 pub unsafe fn mark_dirty(pc: *mut PeerContext) {
-    if !(*pc).in_dirty && !(*pc).finalized {
+    if !(*pc).in_dirty && !(*pc).finalized() {
         (*pc).in_dirty = true;
         (*(*pc).ctx).dirty.push(pc);
     }
@@ -436,7 +436,7 @@ pub fn next_timeout(ctx: &Context) -> Option<Instant> {
     ctx.connections
         .iter()
         .filter_map(|&pc| unsafe {
-            if (*pc).finalized {
+            if (*pc).finalized() {
                 None
             } else {
                 let guard = (*pc).guard.next_deadline();

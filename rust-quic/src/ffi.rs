@@ -330,7 +330,7 @@ pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingCon
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
-    if !s.is_null() && !(*s).finalized {
+    if !s.is_null() && !(*s).finalized() {
         edge::call((*s).ctx, || peer_context::request_stream(s, false));
     }
 }
@@ -487,7 +487,7 @@ pub unsafe extern "C" fn us_quic_stream_shutdown(s: *mut Stream) {
 pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
     with_stream(s, (), |s| {
         let pc = (*s).conn;
-        if !(*pc).finalized {
+        if !(*pc).finalized() {
             edge::flush(pc);
         }
     })
@@ -607,7 +607,7 @@ pub unsafe extern "C" fn us_quic_socket_remote_address(
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
-    if s.is_null() || (*s).finalized {
+    if s.is_null() || (*s).finalized() {
         return;
     }
     edge::call((*s).ctx, || peer_context::close_from_app(s, http3::H3_NO_ERROR, b""));
@@ -620,7 +620,7 @@ pub unsafe extern "C" fn us_quic_socket_close_with_error(
     reason: *const c_char,
     reason_len: c_uint,
 ) {
-    if s.is_null() || (*s).finalized {
+    if s.is_null() || (*s).finalized() {
         return;
     }
     let reason = raw_bytes(reason, reason_len);
@@ -650,7 +650,7 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_uni_stream(s: *mut PeerContext) {
-    if !s.is_null() && !(*s).finalized {
+    if !s.is_null() && !(*s).finalized() {
         edge::call((*s).ctx, || peer_context::request_stream(s, true));
     }
 }
@@ -736,7 +736,7 @@ pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
     session: c_ulonglong,
     uni: c_int,
 ) {
-    if !s.is_null() && !(*s).finalized && peer_context::is_h3(&*s) {
+    if !s.is_null() && !(*s).finalized() && peer_context::is_h3(&*s) {
         edge::call((*s).ctx, || peer_context::request_webtransport_stream(s, session, uni != 0));
     }
 }
@@ -857,7 +857,7 @@ pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut Sock
         bytes_sent: st.sent_bytes,
         bytes_received: st.recv_bytes,
         streams: pc.streams.len() as u64,
-        established: u64::from(pc.established && !pc.finalized),
+        established: u64::from(pc.is_established()),
         resumed: u64::from(pc.conn.is_resumed()),
     };
     0
@@ -959,7 +959,7 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *
 pub unsafe extern "C" fn us_quic_socket_context_stats(ctx: *mut Context, out: *mut Stats) {
     if let (Some(ctx), false) = (ctx.as_ref(), out.is_null()) {
         let mut stats = ctx.stats;
-        stats.connections_active = ctx.connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
+        stats.connections_active = ctx.connections.iter().filter(|&&c| !(*c).finalized()).count() as u64;
         *out = stats;
     }
 }

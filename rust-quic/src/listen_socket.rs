@@ -172,7 +172,7 @@ fn refuse(mut conn: quiche::Connection, from: SocketAddr) -> Route {
 }
 
 unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
-    if (*pc).finalized {
+    if (*pc).finalized() {
         return Route::Ignored;
     }
     match (*pc).conn.recv(data, quiche::RecvInfo { from, to }) {

@@ -43,6 +43,27 @@ pub struct H3Session {
     pub client_goaway: Option<u64>,
 }
 
+/// NO_ERROR, the transport error code of a clean close (RFC 9000 20.1).
+const TRANSPORT_NO_ERROR: u64 = 0x0;
+
+/// A connection's life, in order. (0-RTT will add an early-data phase between
+/// `Handshake` and `Open`: streams flowing before the handshake completes.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The handshake is under way.
+    Handshake,
+    /// Established, and the application told: streams open and flow.
+    Open,
+    /// GOAWAY sent or received (or shutdown): no new streams; it closes with
+    /// H3_NO_ERROR once its last stream is done.
+    GoingAway,
+    /// Closed by us before it was established (shutdown during the handshake, a
+    /// server identity that does not match): CONNECTION_CLOSE is on its way.
+    Closing,
+    /// Finalized: its streams and on_close are queued; only the sweep touches it now.
+    Closed,
+}
+
 pub struct PeerContext {
     pub ctx: *mut Context,
     pub socket: *mut ListenSocket,
@@ -61,9 +82,8 @@ pub struct PeerContext {
     pub(crate) guard: ConnectionGuard,
     /// Servers: the client address counted against the connection limits.
     pub(crate) admitted_ip: Option<IpAddr>,
-    /// on_close fired (or is firing); only the sweep touches it afterwards.
-    pub finalized: bool,
-    pub(crate) established: bool,
+    /// Where the connection is in its life.
+    pub(crate) phase: Phase,
     pub(crate) open_fired: bool,
     pub(crate) hsk_reported: bool,
     pub(crate) pending_stream_requests: u32,
@@ -83,8 +103,6 @@ pub struct PeerContext {
     /// delivering; a graceful close waits for them.
     pub(crate) lingering: Vec<u64>,
     pub(crate) verify_ip: Option<IpAddr>,
-    /// Close with H3_NO_ERROR once the last stream is done (after GOAWAY).
-    pub(crate) closing_gracefully: bool,
     /// Server side of a graceful close: when to give up waiting for the client
     /// to close first.
     pub(crate) close_at: Option<Instant>,
@@ -95,6 +113,19 @@ pub struct PeerContext {
     /// on_hsk_done) goes out first: quiche sends nothing at all for an
     /// application close issued before that.
     deferred_close: Option<(u64, Vec<u8>)>,
+}
+
+impl PeerContext {
+    /// Finalized: the application has been told (or will be, by the queue) that
+    /// it is over; only the sweep touches it now.
+    pub fn finalized(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Established and not over: streams and DATAGRAMs may flow.
+    pub fn is_established(&self) -> bool {
+        matches!(self.phase, Phase::Open | Phase::GoingAway)
+    }
 }
 
 pub(crate) unsafe fn create(
@@ -121,8 +152,7 @@ pub(crate) unsafe fn create(
         awaiting_answers: false,
         guard: ConnectionGuard::new(),
         admitted_ip: None,
-        finalized: false,
-        established: false,
+        phase: Phase::Handshake,
         open_fired: false,
         hsk_reported: false,
         pending_stream_requests: 0,
@@ -136,7 +166,6 @@ pub(crate) unsafe fn create(
         pending_webtransport: Default::default(),
         lingering: Vec::new(),
         verify_ip: None,
-        closing_gracefully: false,
         close_at: None,
         socket_error: None,
         deferred_close: None,
@@ -167,12 +196,13 @@ fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
 pub(crate) unsafe fn service(pc: *mut PeerContext) {
     let ctx = (*pc).ctx;
     let mut just_established = false;
-    if !(*pc).established && (*pc).conn.is_established() {
+    if (*pc).phase == Phase::Handshake && (*pc).conn.is_established() {
         just_established = true;
-        (*pc).established = true;
         if !check_ip_identity(pc) {
+            (*pc).phase = Phase::Closing;
             return;
         }
+        (*pc).phase = Phase::Open;
         if is_h3(&*pc) {
             open_control_streams(pc);
         }
@@ -190,8 +220,10 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
             begin_goaway(pc);
         }
     }
-    if !(*pc).established && !(*pc).conn.is_in_early_data() {
-        return;
+    match (*pc).phase {
+        Phase::Handshake if !(*pc).conn.is_in_early_data() => return,
+        Phase::Closing | Phase::Closed => return,
+        _ => {}
     }
     refresh_connection_ids(pc);
     if (*pc).lingering.len() > 64 {
@@ -226,7 +258,11 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         (*pc).datagrams_queued = true;
         (*ctx).events.push(Event::DatagramsReadable(pc));
     }
-    if (*pc).closing_gracefully && (*pc).close_at.is_none() && (*pc).streams.is_empty() && all_streams_retired(pc) {
+    if (*pc).phase == Phase::GoingAway
+        && (*pc).close_at.is_none()
+        && (*pc).streams.is_empty()
+        && all_streams_retired(pc)
+    {
         finish_graceful_close(pc);
     }
 }
@@ -235,7 +271,7 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
 /// has read everything); the server lets the client close first, so the GOAWAY
 /// and the last bytes are not cut off, and closes itself after a grace period.
 unsafe fn finish_graceful_close(pc: *mut PeerContext) {
-    if !(*pc).conn.is_server() || !(*pc).established {
+    if !(*pc).conn.is_server() {
         let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
         return;
     }
@@ -277,7 +313,6 @@ unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
     if !ok {
         // TLS alert bad_certificate (42) as a crypto error.
         let _ = (*pc).conn.close(false, 0x100 + 42, b"certificate does not match the IP address");
-        (*pc).established = false;
     }
     ok
 }
@@ -343,7 +378,7 @@ pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
 
 /// A client's socket reported `errno` (ICMP unreachable): the connection is over now.
 pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
-    if (*pc).finalized {
+    if (*pc).finalized() {
         return;
     }
     (*pc).socket_error = Some(errno);
@@ -355,7 +390,7 @@ pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
 unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
     expire_request_heads(pc, now);
     check_request_bodies(pc, now);
-    if !(*pc).finalized && !(*pc).closing_gracefully && (*pc).guard.quiet_too_long(now) {
+    if matches!((*pc).phase, Phase::Handshake | Phase::Open) && (*pc).guard.quiet_too_long(now) {
         (*(*pc).ctx).stats.connections_closed_idle += 1;
         begin_goaway(pc);
     }
@@ -366,7 +401,7 @@ unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
 /// reach the front, so the queue stays as short as the heads still awaited.
 unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
     while let Some(&(at, id)) = (*pc).guard.head_deadlines.front() {
-        if (*pc).finalized {
+        if (*pc).finalized() {
             break;
         }
         let awaited = (*pc).streams.get(&id).copied().filter(|&s| stream::awaits_head(&*s));
@@ -389,7 +424,7 @@ unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
 /// 408 (or a reset, once answered); the next check is set for the earliest
 /// deadline left.
 unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
-    if (*pc).finalized || (*pc).guard.body_check_at.is_none_or(|t| t > now) {
+    if (*pc).finalized() || (*pc).guard.body_check_at.is_none_or(|t| t > now) {
         return;
     }
     let timeout = Duration::from_millis(u64::from((*(*pc).ctx).settings.limits.request_body_timeout_ms));
@@ -405,7 +440,7 @@ unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
     }
     (*pc).guard.body_check_at = next;
     for s in stalled {
-        if (*pc).finalized {
+        if (*pc).finalized() {
             return;
         }
         if stream::request_timed_out(s) {
@@ -432,7 +467,7 @@ pub(crate) unsafe fn request_cancelled(pc: *mut PeerContext) {
 
 /// A limit says this client costs too much: H3_EXCESSIVE_LOAD for the connection.
 unsafe fn close_for_load(pc: *mut PeerContext, reason: &str) {
-    if (*pc).finalized || (*pc).conn.local_error().is_some() || (*pc).conn.is_closed() || (*pc).conn.is_draining() {
+    if (*pc).finalized() || (*pc).conn.local_error().is_some() || (*pc).conn.is_closed() || (*pc).conn.is_draining() {
         return;
     }
     (*(*pc).ctx).stats.connections_closed_for_load += 1;
@@ -492,7 +527,7 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
                     connection_error(pc, code, "HTTP/3 control stream error");
                     break;
                 }
-                if fin || (*pc).finalized || (*pc).streams.contains_key(&id) {
+                if fin || (*pc).finalized() || (*pc).streams.contains_key(&id) {
                     // (In the last case it became a WebTransport stream, which reads the rest.)
                     break;
                 }
@@ -558,7 +593,7 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
     if ty == http3::STREAM_TYPE_CONTROL {
         while let Some(ev) = u.reader.next(&mut input) {
             control_frame_event(pc, u, ev)?;
-            if (*pc).finalized {
+            if (*pc).finalized() {
                 return Ok(());
             }
         }
@@ -653,7 +688,9 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     }
     let first = (*pc).h3.goaway_received.is_none();
     (*pc).h3.goaway_received = Some(gid);
-    (*pc).closing_gracefully = true;
+    if (*pc).phase == Phase::Open {
+        (*pc).phase = Phase::GoingAway;
+    }
     // Requests at or above the id were not processed: fail them so they can be retried.
     let rejected: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| (*s).id >= gid).collect();
     for s in rejected {
@@ -667,25 +704,37 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
 
 /// Server shutdown: GOAWAY naming the first request we will not process.
 pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
-    if (*pc).finalized || (*pc).closing_gracefully {
-        return;
-    }
-    (*pc).closing_gracefully = true;
-    if !(*pc).established {
-        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
-    } else if is_h3(&*pc) && (*pc).conn.is_server() {
-        let gid = (*pc).max_peer_bidi.map_or(0, |m| m + 4);
-        (*pc).h3.goaway_sent = Some(gid);
-        if let Some(control) = (*pc).h3.local_control {
-            let mut frame = Vec::with_capacity(16);
-            let mut payload = Vec::with_capacity(8);
-            http3::put_varint(&mut payload, gid);
-            http3::put_frame_header(&mut frame, http3::FRAME_GOAWAY, payload.len() as u64);
-            frame.extend_from_slice(&payload);
-            (*pc).h3.uni_out.push((control, frame));
+    match (*pc).phase {
+        Phase::Handshake => {
+            // A transport close (NO_ERROR): quiche sends an application close only
+            // in 1-RTT packets, which a handshake that has not finished cannot carry,
+            // so the peer would wait for its idle timeout instead.
+            (*pc).phase = Phase::Closing;
+            let _ = (*pc).conn.close(false, TRANSPORT_NO_ERROR, b"");
         }
+        Phase::Open => {
+            (*pc).phase = Phase::GoingAway;
+            if is_h3(&*pc) && (*pc).conn.is_server() {
+                send_goaway(pc);
+            }
+        }
+        _ => return,
     }
     context::mark_dirty(pc);
+}
+
+/// A server's GOAWAY naming the first request stream it will not process.
+unsafe fn send_goaway(pc: *mut PeerContext) {
+    let gid = (*pc).max_peer_bidi.map_or(0, |m| m + 4);
+    (*pc).h3.goaway_sent = Some(gid);
+    if let Some(control) = (*pc).h3.local_control {
+        let mut frame = Vec::with_capacity(16);
+        let mut payload = Vec::with_capacity(8);
+        http3::put_varint(&mut payload, gid);
+        http3::put_frame_header(&mut frame, http3::FRAME_GOAWAY, payload.len() as u64);
+        frame.extend_from_slice(&payload);
+        (*pc).h3.uni_out.push((control, frame));
+    }
 }
 
 /// us_quic_socket_make_stream (bidi) / make_uni_stream: ask for one more
@@ -743,7 +792,7 @@ unsafe fn grant_streams(pc: *mut PeerContext) {
             stream::open_webtransport(s, session);
         }
         stream::announce(s, true);
-        if (*pc).finalized {
+        if (*pc).finalized() {
             return;
         }
     }
@@ -759,18 +808,13 @@ pub fn uni_streams_available(pc: &PeerContext) -> u64 {
 }
 
 fn streams_available_base(pc: &PeerContext) -> bool {
-    pc.finalized
-        || pc.closing_gracefully
-        || pc.deferred_close.is_some()
-        || !pc.established
-        || pc.conn.is_closed()
-        || pc.conn.is_draining()
+    pc.phase != Phase::Open || pc.deferred_close.is_some() || pc.conn.is_closed() || pc.conn.is_draining()
 }
 
 /// CONNECTION_CLOSE with an application error, as the application asked:
 /// applied at the connection's next flush (see `deferred_close`).
 pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
-    if (*pc).finalized {
+    if (*pc).finalized() {
         return;
     }
     (*pc).deferred_close.get_or_insert((code, reason.to_vec()));
@@ -792,7 +836,7 @@ pub(crate) enum DatagramOutput {
 /// connection.
 pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Option<DatagramOutput> {
     (*pc).datagrams_queued = false;
-    while !(*pc).finalized {
+    while !(*pc).finalized() {
         let len = (*pc).conn.dgram_recv(buf).ok()?;
         if !is_h3(&*pc) {
             return Some(DatagramOutput::Connection { len });
@@ -845,7 +889,7 @@ pub enum DatagramError {
 }
 
 pub unsafe fn send_datagram(pc: *mut PeerContext, data: &[u8]) -> Result<(), DatagramError> {
-    if (*pc).finalized || !(*pc).established {
+    if !(*pc).is_established() {
         return Err(DatagramError::Unavailable);
     }
     match (*pc).conn.dgram_max_writable_len() {
@@ -898,17 +942,17 @@ pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
     // draining period (RFC 9000 10.2.2) only absorbs stray packets, and an
     // application told late would put new requests on a dead connection.
     let closed_by_peer = (*pc).conn.is_draining() && (*pc).conn.peer_error().is_some();
-    if !(*pc).finalized && ((*pc).conn.is_closed() || closed_by_peer) {
+    if !(*pc).finalized() && ((*pc).conn.is_closed() || closed_by_peer) {
         finalize(pc);
     }
 }
 
 /// Close every stream, report the end of the connection, park it for the sweep.
 pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
-    if (*pc).finalized {
+    if (*pc).finalized() {
         return;
     }
-    (*pc).finalized = true;
+    (*pc).phase = Phase::Closed;
     let ctx = (*pc).ctx;
     if let Some(ip) = (*pc).admitted_ip.take() {
         (*ctx).connection_counts.release(ip);
@@ -946,7 +990,7 @@ pub fn close_error(pc: &PeerContext) -> Option<(u64, bool)> {
 pub fn status_line(pc: &PeerContext) -> String {
     let st = pc.conn.stats();
     let path = pc.conn.path_stats().next();
-    let state = if pc.finalized {
+    let state = if pc.finalized() {
         "closed"
     } else if pc.conn.is_draining() {
         "draining"

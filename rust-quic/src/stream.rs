@@ -304,7 +304,7 @@ pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
         maybe_complete(s);
     }
     loop {
-        if (*s).finished || (*pc).finalized {
+        if (*s).finished || (*pc).finalized() {
             release_inbox(s);
             return None;
         }
@@ -862,7 +862,7 @@ const BLOCKED_PROBE_LEN: usize = 1024;
 /// carry a body (finished, reset, FIN already requested, no head sent yet).
 pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     let pc = (*s).conn;
-    if (*s).finished || !(*s).send.accepts_body() || (*pc).finalized {
+    if (*s).finished || !(*s).send.accepts_body() || (*pc).finalized() {
         return -1;
     }
     let h3 = is_h3(&*s);
@@ -951,7 +951,7 @@ unsafe fn send_headers_inner(
     informational: bool,
 ) -> Result<(), SendRefused> {
     let pc = (*s).conn;
-    if (*s).finished || !(*s).send.accepts_headers() || (*pc).finalized || !is_h3(&*s) {
+    if (*s).finished || !(*s).send.accepts_headers() || (*pc).finalized() || !is_h3(&*s) {
         return Err(SendRefused);
     }
     let trailers = (*s).send.head_is_out();

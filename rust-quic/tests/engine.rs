@@ -126,6 +126,48 @@ fn a_paused_stream_hears_nothing_until_resumed() {
     }
 }
 
+/// A server shut down while a client's handshake is under way closes that
+/// connection at once (it has no streams to wait for) and never reports it open.
+#[test]
+fn shutdown_during_a_handshake_closes_it_without_reporting_it_open() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        // The client's Initial reaches the server; the server answers and waits.
+        assert_eq!(rust_quic::testing::pump(&p.net, 1), 1);
+        let server_conn = *(*p.server).connections.first().expect("a server connection");
+        assert!(!(*server_conn).is_established());
+        us_quic_socket_context_shutdown(p.server);
+        // (The server's first flight may already complete the client's handshake:
+        // either way the client's connection ends, promptly.)
+        let t = std::time::Instant::now();
+        assert!(p.run(5, || is_closed(pc) || world(|w| w.hsk_failed == 1)), "the client's connection ends");
+        assert!(t.elapsed() < std::time::Duration::from_secs(2), "ended by the close, not a timeout");
+        assert!(p.run(5, || (*server_conn).finalized()), "the server's connection ends");
+        assert_eq!(world(|w| w.opened), 1, "only the client's own on_open (at connect)");
+        p.free();
+    }
+}
+
+/// The same on a client shut down before its handshake ended: it cannot send an
+/// application close yet (no 1-RTT keys), so it closes with a transport
+/// NO_ERROR and is over long before the idle timeout. (The server may not hear
+/// it: a client Initial in a datagram under 1200 bytes is discarded, RFC 9000
+/// 14.1, so that side ends at its own timeout.)
+#[test]
+fn a_client_shut_down_during_its_handshake_closes_promptly() {
+    unsafe {
+        let p = pair();
+        let pc = p.connect();
+        us_quic_socket_context_shutdown(p.client);
+        let t = std::time::Instant::now();
+        assert!(p.run(10, || world(|w| w.hsk_failed == 1)), "the client's handshake ends");
+        assert!(t.elapsed() < std::time::Duration::from_secs(5), "took {:?}", t.elapsed());
+        let _ = pc;
+        p.free();
+    }
+}
+
 #[test]
 fn informational_and_trailers() {
     unsafe {

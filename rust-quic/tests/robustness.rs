@@ -83,7 +83,7 @@ fn context_freed_from_inside_a_callback_is_released_after_it() {
         p.send(pc, vec![Request::get("/size/10")]);
         assert!(p.run(5, || (*p.server).free_requested));
         assert!(!(*p.server).in_callback());
-        assert!((*p.server).connections.iter().all(|&c| (*c).finalized));
+        assert!((*p.server).connections.iter().all(|&c| (*c).finalized()));
         // The client learns the connection is gone.
         assert!(p.run(5, || world(|w| w.responses.len() == 1)));
         p.free();

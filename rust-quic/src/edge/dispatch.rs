@@ -82,7 +82,7 @@ unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
                         f(s, 0);
                     }
                     // Closed in on_stream_open: it hears nothing more but its close.
-                    if (*s).finished || (*(*s).conn).finalized {
+                    if (*s).finished || (*(*s).conn).finalized() {
                         continue;
                     }
                 }

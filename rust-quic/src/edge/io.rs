@@ -59,7 +59,7 @@ pub unsafe fn flush(pc: *mut PeerContext) {
 
 unsafe fn transmit(pc: *mut PeerContext) {
     let ls = (*pc).socket;
-    if (*pc).finalized || listen_socket::is_blocked(ls) {
+    if (*pc).finalized() || listen_socket::is_blocked(ls) {
         return;
     }
     let ctx = (*pc).ctx;

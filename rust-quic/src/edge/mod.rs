@@ -77,12 +77,12 @@ unsafe fn free_parked(ctx: *mut Context) {
         (*ctx).listen_sockets.retain(|&l| l != ls);
         drop(Box::from_raw(ls));
     }
-    (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized).count() as u64;
+    (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized()).count() as u64;
 }
 
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
 unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
-    if (*pc).finalized {
+    if (*pc).finalized() {
         return;
     }
     let _ = (*pc).conn.close(app, code, b"");
@@ -164,13 +164,13 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
         let batch = std::mem::take(&mut (*ctx).dirty);
         for &pc in &batch {
             (*pc).in_dirty = false;
-            if !(*pc).finalized {
+            if !(*pc).finalized() {
                 peer_context::service(pc);
             }
         }
         dispatch(ctx);
         for pc in batch {
-            if (*pc).finalized {
+            if (*pc).finalized() {
                 continue;
             }
             if (*ctx).defer_answers && (*pc).awaiting_answers {
@@ -208,7 +208,7 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
     take_deferred(ctx);
     for pc in (*ctx).connections.clone() {
-        if !(*pc).finalized {
+        if !(*pc).finalized() {
             peer_context::on_tick(pc, now);
         }
     }
