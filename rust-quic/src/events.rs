@@ -87,8 +87,4 @@ impl EventQueue {
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
-
-    pub fn len(&self) -> usize {
-        self.queue.len()
-    }
 }

@@ -58,10 +58,6 @@ impl Outbox {
         &self.buf[b.start..b.start + b.len]
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.batches.is_empty()
-    }
-
     pub fn clear(&mut self) {
         self.used = 0;
         self.batches.clear();
@@ -120,6 +116,6 @@ mod tests {
         assert!(out.room(1200).is_none(), "600 bytes left");
         assert_eq!(shape(&out), [(1, 0, 1200, 1200), (2, 1200, 1200, 1200)]);
         out.clear();
-        assert!(out.is_empty() && out.room(3000).is_some());
+        assert!(out.batches().is_empty() && out.room(3000).is_some());
     }
 }
