@@ -5,7 +5,7 @@
 use std::ffi::{c_void, CString};
 use std::net::{IpAddr, SocketAddr};
 
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::events::Event;
 use crate::listen_socket::{self, ListenSocket};
 use crate::peer_context::{self, PeerContext};
@@ -105,7 +105,7 @@ pub unsafe fn start(
         (*pc).ext.ptr().cast::<*mut c_void>().write(user);
     }
     (*pc).open_fired = true;
-    (*ctx).events.push(Event::ConnectionOpened(pc));
-    context::mark_dirty(pc);
+    (*ctx).events.push(Event::ConnectionOpened(PeerContext::handle(pc)));
+    peer_context::mark_dirty(pc);
     Ok(pc)
 }

@@ -9,17 +9,14 @@
 
 use std::collections::HashMap;
 use std::ffi::c_void;
-use std::time::Instant;
 
 use crate::driver::Driver;
 use crate::events::{Callbacks, EventQueue};
 use crate::ext::Ext;
+use crate::handles::{ConnectionHandle, ListenSocketHandle, StreamHandle};
 use crate::http3;
 use crate::limits::{ConnectionCounts, Limits};
-use crate::listen_socket::ListenSocket;
 use crate::outbox::Outbox;
-use crate::peer_context::PeerContext;
-use crate::stream::Stream;
 use crate::tls::{self, SharedSni, TlsOptions};
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -150,9 +147,10 @@ pub struct Context {
     /// Client contexts: the certificate shown to servers that request one.
     pub(crate) client_identity: Option<tls::Identity>,
     pub sni: SharedSni,
-    pub listen_sockets: Vec<*mut ListenSocket>,
-    pub connections: Vec<*mut PeerContext>,
-    pub(crate) dirty: Vec<*mut PeerContext>,
+    pub listen_sockets: Vec<ListenSocketHandle>,
+    pub connections: Vec<ConnectionHandle>,
+    /// Connections with work since they were last serviced (`peer_context::mark_dirty`).
+    pub(crate) dirty: Vec<ConnectionHandle>,
     /// What the application has yet to hear of, in order (drained by the edge).
     pub(crate) events: EventQueue,
     /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
@@ -176,7 +174,7 @@ pub struct Context {
     /// right after the iteration, so its ACKs leave in the same packets as the
     /// answers (async handlers answer in the microtasks that follow).
     pub(crate) defer_answers: bool,
-    pub(crate) deferred: Vec<*mut PeerContext>,
+    pub(crate) deferred: Vec<ConnectionHandle>,
     /// Responses the engine answers by itself (see static_route).
     pub static_routes: crate::static_route::StaticRoutes,
 }
@@ -186,9 +184,9 @@ pub struct Context {
 /// is on the stack and every event naming them was delivered.
 #[derive(Default)]
 pub struct Parked {
-    pub streams: Vec<*mut Stream>,
-    pub connections: Vec<*mut PeerContext>,
-    pub listen_sockets: Vec<*mut ListenSocket>,
+    pub streams: Vec<StreamHandle>,
+    pub connections: Vec<ConnectionHandle>,
+    pub listen_sockets: Vec<ListenSocketHandle>,
 }
 
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;
@@ -419,29 +417,4 @@ impl Context {
     pub fn loop_ptr(&self) -> *mut c_void {
         self.driver.loop_ptr()
     }
-}
-
-pub unsafe fn mark_dirty(pc: *mut PeerContext) {
-    if !(*pc).in_dirty && !(*pc).finalized() {
-        (*pc).in_dirty = true;
-        (*(*pc).ctx).dirty.push(pc);
-    }
-    (*(*pc).ctx).flush_pending = true;
-}
-
-/// The earliest deadline of any connection: quiche's timers, graceful-close
-/// grace periods, the limits' deadlines.
-pub fn next_timeout(ctx: &Context) -> Option<Instant> {
-    // SAFETY: connections are live until swept, and the sweep removes them from this list.
-    ctx.connections
-        .iter()
-        .filter_map(|&pc| unsafe {
-            if (*pc).finalized() {
-                None
-            } else {
-                let guard = (*pc).guard.next_deadline();
-                [(*pc).conn.timeout_instant(), (*pc).close_at, guard].into_iter().flatten().min()
-            }
-        })
-        .min()
 }

@@ -12,16 +12,18 @@
 use std::collections::VecDeque;
 use std::ffi::{c_char, c_int, c_uint};
 
-use crate::peer_context::PeerContext;
-use crate::stream::Stream;
+use crate::handles::{ConnectionHandle, StreamHandle};
 
-pub type ConnCb = unsafe extern "C" fn(*mut PeerContext);
-pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
-pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
-pub type StreamCb = unsafe extern "C" fn(*mut Stream);
-pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
-pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
-pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint);
+// The callbacks take handles where quic.h's take `us_quic_socket_t *` and
+// `us_quic_stream_t *`: the same pointers (handles.rs), so the core below the
+// C ABI never names the objects' types.
+pub type ConnCb = unsafe extern "C" fn(ConnectionHandle);
+pub type ConnOkCb = unsafe extern "C" fn(ConnectionHandle, c_int);
+pub type StreamOpenCb = unsafe extern "C" fn(StreamHandle, c_int);
+pub type StreamCb = unsafe extern "C" fn(StreamHandle);
+pub type StreamDataCb = unsafe extern "C" fn(StreamHandle, *const c_char, c_uint, c_int);
+pub type DatagramCb = unsafe extern "C" fn(ConnectionHandle, *const c_char, c_uint);
+pub type StreamDatagramCb = unsafe extern "C" fn(StreamHandle, *const c_char, c_uint);
 
 /// The application's callbacks (quic.h `us_quic_socket_context_on_*`). Only the
 /// edge calls them.
@@ -48,26 +50,26 @@ pub struct Callbacks {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {
     /// A server connection finished its handshake; a client connection was created.
-    ConnectionOpened(*mut PeerContext),
+    ConnectionOpened(ConnectionHandle),
     /// Clients: the handshake succeeded (true), or the connection ended before it did.
-    HandshakeDone(*mut PeerContext, bool),
+    HandshakeDone(ConnectionHandle, bool),
     /// HTTP/3: the peer's SETTINGS arrived.
-    Settings(*mut PeerContext),
+    Settings(ConnectionHandle),
     /// HTTP/3 clients: the server's first GOAWAY.
-    Goaway(*mut PeerContext),
+    Goaway(ConnectionHandle),
     /// The connection is over; its streams' closes came first.
-    ConnectionClosed(*mut PeerContext),
+    ConnectionClosed(ConnectionHandle),
     /// A stream the application is told of; `local` when this side opened it.
     /// Every announced stream gets a `StreamClosed` later.
-    StreamOpened { stream: *mut Stream, local: bool },
+    StreamOpened { stream: StreamHandle, local: bool },
     /// A stream has bytes, a header block or its end to read (pulled by the edge).
-    StreamReadable(*mut Stream),
+    StreamReadable(StreamHandle),
     /// A stream that was blocked can take more bytes.
-    StreamWritable(*mut Stream),
+    StreamWritable(StreamHandle),
     /// The stream is done; after this the application never sees it again.
-    StreamClosed(*mut Stream),
+    StreamClosed(StreamHandle),
     /// DATAGRAM frames are waiting (pulled by the edge).
-    DatagramsReadable(*mut PeerContext),
+    DatagramsReadable(ConnectionHandle),
 }
 
 #[derive(Default)]

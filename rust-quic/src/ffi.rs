@@ -12,7 +12,7 @@ use usockets_sys as us;
 use crate::client::{Connect, PendingConnect};
 use crate::context::{Context, Settings, Stats};
 use crate::edge;
-use crate::events::{ConnCb, ConnOkCb, DatagramCb, StreamCb, StreamDataCb, StreamDatagramCb, StreamOpenCb};
+use crate::events;
 use crate::http3::{self, FieldRef};
 use crate::limits::Limits;
 use crate::listen_socket::{self, ListenSocket};
@@ -358,29 +358,47 @@ pub unsafe extern "C" fn us_quic_socket_status(s: *mut PeerContext, buf: *mut c_
     }
 }
 
+// quic.h's callback types: the objects as C sees them.
+pub type ConnCb = unsafe extern "C" fn(*mut PeerContext);
+pub type ConnOkCb = unsafe extern "C" fn(*mut PeerContext, c_int);
+pub type StreamOpenCb = unsafe extern "C" fn(*mut Stream, c_int);
+pub type StreamCb = unsafe extern "C" fn(*mut Stream);
+pub type StreamDataCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint, c_int);
+pub type DatagramCb = unsafe extern "C" fn(*mut PeerContext, *const c_char, c_uint);
+pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_uint);
+
 macro_rules! callback_setter {
-    ($name:ident, $field:ident, $ty:ty) => {
+    ($name:ident, $field:ident, $ty:ty, $core_ty:ty) => {
         #[no_mangle]
         pub unsafe extern "C" fn $name(ctx: *mut Context, cb: Option<$ty>) {
             if let Some(ctx) = ctx.as_mut() {
-                ctx.callbacks.$field = cb;
+                // SAFETY: the core's callback type differs only in taking handles
+                // where this one takes object pointers, and a handle is
+                // `repr(transparent)` over the object's (never null) address
+                // (handles.rs): the same ABI, called with the same values.
+                ctx.callbacks.$field = std::mem::transmute::<Option<$ty>, Option<$core_ty>>(cb);
             }
         }
     };
 }
 
-callback_setter!(us_quic_socket_context_on_open, on_open, ConnCb);
-callback_setter!(us_quic_socket_context_on_hsk_done, on_hsk_done, ConnOkCb);
-callback_setter!(us_quic_socket_context_on_goaway, on_goaway, ConnCb);
-callback_setter!(us_quic_socket_context_on_close, on_close, ConnCb);
-callback_setter!(us_quic_socket_context_on_stream_open, on_stream_open, StreamOpenCb);
-callback_setter!(us_quic_socket_context_on_stream_headers, on_stream_headers, StreamCb);
-callback_setter!(us_quic_socket_context_on_stream_data, on_stream_data, StreamDataCb);
-callback_setter!(us_quic_socket_context_on_stream_writable, on_stream_writable, StreamCb);
-callback_setter!(us_quic_socket_context_on_stream_close, on_stream_close, StreamCb);
-callback_setter!(us_quic_socket_context_on_datagram, on_datagram, DatagramCb);
-callback_setter!(us_quic_socket_context_on_settings, on_settings, ConnCb);
-callback_setter!(us_quic_socket_context_on_stream_datagram, on_stream_datagram, StreamDatagramCb);
+callback_setter!(us_quic_socket_context_on_open, on_open, ConnCb, events::ConnCb);
+callback_setter!(us_quic_socket_context_on_hsk_done, on_hsk_done, ConnOkCb, events::ConnOkCb);
+callback_setter!(us_quic_socket_context_on_goaway, on_goaway, ConnCb, events::ConnCb);
+callback_setter!(us_quic_socket_context_on_close, on_close, ConnCb, events::ConnCb);
+callback_setter!(us_quic_socket_context_on_stream_open, on_stream_open, StreamOpenCb, events::StreamOpenCb);
+callback_setter!(us_quic_socket_context_on_stream_headers, on_stream_headers, StreamCb, events::StreamCb);
+callback_setter!(us_quic_socket_context_on_stream_data, on_stream_data, StreamDataCb, events::StreamDataCb);
+callback_setter!(us_quic_socket_context_on_stream_writable, on_stream_writable, StreamCb, events::StreamCb);
+callback_setter!(us_quic_socket_context_on_stream_close, on_stream_close, StreamCb, events::StreamCb);
+callback_setter!(us_quic_socket_context_on_datagram, on_datagram, DatagramCb, events::DatagramCb);
+callback_setter!(us_quic_socket_context_on_settings, on_settings, ConnCb, events::ConnCb);
+callback_setter!(
+    us_quic_socket_context_on_stream_datagram,
+    on_stream_datagram,
+    StreamDatagramCb,
+    events::StreamDatagramCb
+);
 
 /// Runs a stream operation inside an engine frame, so that anything it closes
 /// is swept only after the caller's callback (if any) has returned.
@@ -959,7 +977,8 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *
 pub unsafe extern "C" fn us_quic_socket_context_stats(ctx: *mut Context, out: *mut Stats) {
     if let (Some(ctx), false) = (ctx.as_ref(), out.is_null()) {
         let mut stats = ctx.stats;
-        stats.connections_active = ctx.connections.iter().filter(|&&c| !(*c).finalized()).count() as u64;
+        stats.connections_active =
+            ctx.connections.iter().filter(|&&c| !(*PeerContext::from_handle(c)).finalized()).count() as u64;
         *out = stats;
     }
 }

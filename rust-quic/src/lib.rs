@@ -35,6 +35,7 @@ pub mod embed;
 pub mod events;
 pub mod ext;
 pub mod ffi;
+pub mod handles;
 pub mod http3;
 pub mod limits;
 pub mod listen_socket;

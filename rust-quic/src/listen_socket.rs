@@ -8,9 +8,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::ptr::NonNull;
 
-use crate::context::{self, Context, Role};
+use crate::context::{Context, Role};
 use crate::driver::SocketHandle;
+use crate::handles::ListenSocketHandle;
 use crate::peer_context::{self, PeerContext};
 
 /// Length of the connection IDs this engine issues.
@@ -57,6 +59,18 @@ pub struct ListenSocket {
     blocked_bytes: usize,
 }
 
+impl ListenSocket {
+    /// How lower layers name it (handles.rs).
+    pub fn handle(ls: *mut ListenSocket) -> ListenSocketHandle {
+        ListenSocketHandle::from_address(NonNull::new(ls.cast()).expect("a live socket"))
+    }
+
+    /// The socket a handle names (made by `handle`).
+    pub fn from_handle(handle: ListenSocketHandle) -> *mut ListenSocket {
+        handle.address().as_ptr().cast()
+    }
+}
+
 /// A socket of `ctx`, not bound yet (the edge binds it, then calls `bound`).
 pub(crate) fn new(ctx: *mut Context, stream_ext_size: usize) -> *mut ListenSocket {
     Box::into_raw(Box::new(ListenSocket {
@@ -79,7 +93,7 @@ pub(crate) fn new(ctx: *mut Context, stream_ext_size: usize) -> *mut ListenSocke
 pub(crate) unsafe fn bound(ls: *mut ListenSocket, handle: SocketHandle, local: SocketAddr) {
     (*ls).handle = handle;
     (*ls).local = local;
-    (*(*ls).ctx).listen_sockets.push(ls);
+    (*(*ls).ctx).listen_sockets.push(ListenSocket::handle(ls));
 }
 
 pub(crate) fn random_cid() -> [u8; CID_LEN] {
@@ -154,7 +168,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     // The client keeps using its chosen DCID until it sees ours.
     register_cid(ls, pc, dcid);
     (*ctx).stats.connections_accepted += 1;
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     Route::Connection
 }
 
@@ -182,7 +196,7 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
         Err(quiche::Error::Done) => {}
         Err(_) => (*(*pc).ctx).stats.packets_dropped += 1,
     }
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     Route::Connection
 }
 
@@ -228,7 +242,7 @@ pub unsafe fn close(ls: *mut ListenSocket) {
 unsafe fn release(ls: *mut ListenSocket) {
     if !(*ls).released {
         (*ls).released = true;
-        (*(*ls).ctx).sweep.listen_sockets.push(ls);
+        (*(*ls).ctx).sweep.listen_sockets.push(ListenSocket::handle(ls));
     }
 }
 

@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::context::{self, Context, Protocol, Role};
+use crate::context::{Context, Protocol, Role};
 use crate::events::Event;
 use crate::ext::Ext;
+use crate::handles::ConnectionHandle;
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
 use crate::limits::{ConnectionGuard, Verdict};
 use crate::listen_socket::{self, ListenSocket};
@@ -116,6 +118,16 @@ pub struct PeerContext {
 }
 
 impl PeerContext {
+    /// How lower layers name it (handles.rs).
+    pub fn handle(pc: *mut PeerContext) -> ConnectionHandle {
+        ConnectionHandle::from_address(NonNull::new(pc.cast()).expect("a live connection"))
+    }
+
+    /// The connection a handle names (made by `handle`).
+    pub fn from_handle(handle: ConnectionHandle) -> *mut PeerContext {
+        handle.address().as_ptr().cast()
+    }
+
     /// Finalized: the application has been told (or will be, by the queue) that
     /// it is over; only the sweep touches it now.
     pub fn finalized(&self) -> bool {
@@ -173,10 +185,28 @@ pub(crate) unsafe fn create(
     if is_server && is_h3(&*pc) {
         (*pc).guard.request_closed(Duration::from_millis((*ctx).settings.idle_timeout_ms), Instant::now());
     }
-    (*ctx).connections.push(pc);
+    (*ctx).connections.push(PeerContext::handle(pc));
     (*ctx).stats.connections_active += 1;
     (*ls).conn_count += 1;
     pc
+}
+
+/// The connection has work for the edge's next pass (service, then flush).
+pub unsafe fn mark_dirty(pc: *mut PeerContext) {
+    if !(*pc).in_dirty && !(*pc).finalized() {
+        (*pc).in_dirty = true;
+        (*(*pc).ctx).dirty.push(PeerContext::handle(pc));
+    }
+    (*(*pc).ctx).flush_pending = true;
+}
+
+/// Its earliest deadline: quiche's timers, a graceful close's grace period,
+/// the limits' deadlines.
+pub fn next_deadline(pc: &PeerContext) -> Option<Instant> {
+    if pc.finalized() {
+        return None;
+    }
+    [pc.conn.timeout_instant(), pc.close_at, pc.guard.next_deadline()].into_iter().flatten().min()
 }
 
 pub fn is_h3(pc: &PeerContext) -> bool {
@@ -209,11 +239,11 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
         match (*ctx).role {
             Role::Server => {
                 (*pc).open_fired = true;
-                (*ctx).events.push(Event::ConnectionOpened(pc));
+                (*ctx).events.push(Event::ConnectionOpened(PeerContext::handle(pc)));
             }
             Role::Client => {
                 (*pc).hsk_reported = true;
-                (*ctx).events.push(Event::HandshakeDone(pc, true));
+                (*ctx).events.push(Event::HandshakeDone(PeerContext::handle(pc), true));
             }
         }
         if (*ctx).shutting_down && (*ctx).role == Role::Server {
@@ -250,13 +280,13 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     if just_established {
         // Streams asked for before the handshake are granted once the
         // application has heard of it (and maybe closed the connection): next pass.
-        context::mark_dirty(pc);
+        mark_dirty(pc);
     } else {
         grant_streams(pc);
     }
     if !(*pc).datagrams_queued && (*pc).conn.dgram_recv_queue_len() > 0 {
         (*pc).datagrams_queued = true;
-        (*ctx).events.push(Event::DatagramsReadable(pc));
+        (*ctx).events.push(Event::DatagramsReadable(PeerContext::handle(pc)));
     }
     if (*pc).phase == Phase::GoingAway
         && (*pc).close_at.is_none()
@@ -366,13 +396,13 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
 pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
     if (*pc).conn.timeout_instant().is_some_and(|t| t <= now) {
         (*pc).conn.on_timeout();
-        context::mark_dirty(pc);
+        mark_dirty(pc);
     }
     enforce_limits(pc, now);
     if (*pc).close_at.is_some_and(|t| t <= now) {
         (*pc).close_at = None;
         let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
-        context::mark_dirty(pc);
+        mark_dirty(pc);
     }
 }
 
@@ -452,7 +482,7 @@ unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
 /// A request of this connection hit a deadline: counted, and past the limit
 /// the connection goes.
 unsafe fn request_stalled(pc: *mut PeerContext) {
-    context::mark_dirty(pc);
+    mark_dirty(pc);
     if let Verdict::Close(reason) = (*pc).guard.request_stalled(&(*(*pc).ctx).settings.limits) {
         close_for_load(pc, reason);
     }
@@ -476,7 +506,7 @@ unsafe fn close_for_load(pc: *mut PeerContext, reason: &str) {
 
 pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &str) {
     let _ = (*pc).conn.close(true, code, reason.as_bytes());
-    context::mark_dirty(pc);
+    mark_dirty(pc);
 }
 
 unsafe fn open_control_streams(pc: *mut PeerContext) {
@@ -647,7 +677,7 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
             http3::FRAME_SETTINGS => {
                 (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
                 u.settings_seen = true;
-                (*(*pc).ctx).events.push(Event::Settings(pc));
+                (*(*pc).ctx).events.push(Event::Settings(PeerContext::handle(pc)));
             }
             http3::FRAME_GOAWAY => {
                 let (gid, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
@@ -697,7 +727,7 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
         stream::fail(s, http3::H3_REQUEST_REJECTED);
     }
     if first {
-        (*ctx).events.push(Event::Goaway(pc));
+        (*ctx).events.push(Event::Goaway(PeerContext::handle(pc)));
     }
     Ok(())
 }
@@ -720,7 +750,7 @@ pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
         }
         _ => return,
     }
-    context::mark_dirty(pc);
+    mark_dirty(pc);
 }
 
 /// A server's GOAWAY naming the first request stream it will not process.
@@ -818,7 +848,7 @@ pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
         return;
     }
     (*pc).deferred_close.get_or_insert((code, reason.to_vec()));
-    context::mark_dirty(pc);
+    mark_dirty(pc);
 }
 
 /// A received DATAGRAM, as `poll_datagram` read it into the caller's buffer.
@@ -899,7 +929,7 @@ pub unsafe fn send_datagram(pc: *mut PeerContext, data: &[u8]) -> Result<(), Dat
     }
     match (*pc).conn.dgram_send(data) {
         Ok(()) => {
-            context::mark_dirty(pc);
+            mark_dirty(pc);
             Ok(())
         }
         Err(quiche::Error::BufferTooShort) => Err(DatagramError::TooLarge),
@@ -969,13 +999,13 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     }
     if (*ctx).role == Role::Client && !(*pc).hsk_reported {
         (*pc).hsk_reported = true;
-        (*ctx).events.push(Event::HandshakeDone(pc, false));
+        (*ctx).events.push(Event::HandshakeDone(PeerContext::handle(pc), false));
     }
     if (*pc).open_fired {
-        (*ctx).events.push(Event::ConnectionClosed(pc));
+        (*ctx).events.push(Event::ConnectionClosed(PeerContext::handle(pc)));
     }
     listen_socket::detach((*pc).socket, pc);
-    (*ctx).sweep.connections.push(pc);
+    (*ctx).sweep.connections.push(PeerContext::handle(pc));
 }
 
 /// The error of the CONNECTION_CLOSE either side sent: (code, is_app).

@@ -13,11 +13,13 @@
 //! `write` returns exactly what QUIC accepted and never buffers body bytes.
 
 use std::ffi::{c_char, c_int, c_uint};
+use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::context::{self, Role};
+use crate::context::Role;
 use crate::events::Event;
 use crate::ext::Ext;
+use crate::handles::StreamHandle;
 use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
 use crate::peer_context::{self, PeerContext};
 use crate::stream_state::{self, HeaderBlock, RecvState, SendState};
@@ -117,6 +119,18 @@ pub struct Stream {
     pub wt_session: Option<u64>,
 }
 
+impl Stream {
+    /// How lower layers name it (handles.rs).
+    pub fn handle(s: *mut Stream) -> StreamHandle {
+        StreamHandle::from_address(NonNull::new(s.cast()).expect("a live stream"))
+    }
+
+    /// The stream a handle names (made by `handle`).
+    pub fn from_handle(handle: StreamHandle) -> *mut Stream {
+        handle.address().as_ptr().cast()
+    }
+}
+
 pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, local: bool) -> *mut Stream {
     // HTTP/3 streams carry messages (head first); raw QUIC streams carry bytes.
     let framed = peer_context::is_h3(&*pc);
@@ -167,14 +181,14 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
 /// The application hears of the stream (on_stream_open); `local` when this side opened it.
 pub(crate) unsafe fn announce(s: *mut Stream, local: bool) {
     (*s).announced = true;
-    (*(*(*s).conn).ctx).events.push(Event::StreamOpened { stream: s, local });
+    (*(*(*s).conn).ctx).events.push(Event::StreamOpened { stream: Stream::handle(s), local });
 }
 
 /// The stream has something to read: the edge will pull it.
 pub(crate) unsafe fn queue_read(s: *mut Stream) {
     if !(*s).read_queued && !(*s).finished {
         (*s).read_queued = true;
-        (*(*(*s).conn).ctx).events.push(Event::StreamReadable(s));
+        (*(*(*s).conn).ctx).events.push(Event::StreamReadable(Stream::handle(s)));
     }
 }
 
@@ -235,7 +249,7 @@ pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     http3::put_varint(&mut prefix, signal);
     http3::put_varint(&mut prefix, session);
     send_all_or_queue(s, &prefix);
-    context::mark_dirty((*s).conn);
+    peer_context::mark_dirty((*s).conn);
 }
 
 pub fn headers(s: &Stream) -> &[QuicHeader] {
@@ -255,8 +269,8 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     }
     (*pc).streams.remove(&(*s).id);
     (*pc).lingering.push((*s).id);
-    (*(*pc).ctx).events.push(Event::StreamClosed(s));
-    context::mark_dirty(pc);
+    (*(*pc).ctx).events.push(Event::StreamClosed(Stream::handle(s)));
+    peer_context::mark_dirty(pc);
 }
 
 unsafe fn maybe_complete(s: *mut Stream) {
@@ -677,7 +691,7 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
         stop_sending(s, http3::H3_NO_ERROR);
     }
     maybe_complete(s);
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     true
 }
 
@@ -791,7 +805,7 @@ pub(crate) unsafe fn on_writable(s: *mut Stream) {
     }
     if (*s).want_write {
         (*s).want_write = false;
-        (*(*pc).ctx).events.push(Event::StreamWritable(s));
+        (*(*pc).ctx).events.push(Event::StreamWritable(Stream::handle(s)));
     }
 }
 
@@ -851,7 +865,7 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
             Err(_) => return false,
         }
     }
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     true
 }
 
@@ -917,7 +931,7 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     if accepted < data.len() {
         (*s).want_write = true;
     }
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     accepted as isize
 }
 
@@ -974,7 +988,7 @@ unsafe fn send_headers_inner(
         (*s).send.request_fin();
     }
     flush_pending(s);
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     Ok(())
 }
 
@@ -999,7 +1013,7 @@ pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
     }
     let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
     (*s).recv.stop();
-    context::mark_dirty(pc);
+    peer_context::mark_dirty(pc);
     maybe_complete(s);
 }
 
@@ -1050,7 +1064,7 @@ pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
         // Bytes may wait in the inbox that QUIC no longer lists as readable.
         let pc = (*s).conn;
         (*pc).resumed_reads.push((*s).id);
-        context::mark_dirty(pc);
+        peer_context::mark_dirty(pc);
     }
 }
 
@@ -1060,7 +1074,7 @@ pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
     }
     (*s).want_write = want;
     if want {
-        context::mark_dirty((*s).conn);
+        peer_context::mark_dirty((*s).conn);
     }
 }
 

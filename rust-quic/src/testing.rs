@@ -18,7 +18,7 @@ use boring::pkey::PKey;
 use boring::x509::extension::SubjectAlternativeName;
 use boring::x509::{X509Builder, X509NameBuilder};
 
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::driver::{Driver, SendOutcome, SocketHandle, SocketOwner};
 use crate::edge;
 use crate::listen_socket::ListenSocket;
@@ -199,7 +199,7 @@ pub unsafe fn run_until(
             return false;
         }
         if net.borrow().queue.is_empty() {
-            let next = ctxs.iter().filter_map(|&c| context::next_timeout(&*c)).min();
+            let next = ctxs.iter().filter_map(|&c| crate::edge::next_timeout(c)).min();
             let wait = next.map_or(Duration::from_millis(1), |t| t.saturating_duration_since(Instant::now()));
             std::thread::sleep(
                 wait.min(Duration::from_millis(20)).min(deadline.saturating_duration_since(Instant::now())),

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use usockets_sys as us;
 
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::driver::{Driver, SendOutcome, SocketHandle, SocketOwner};
 use crate::edge;
 use crate::listen_socket::ListenSocket;
@@ -261,7 +261,7 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
         edge::destroy(ctx);
     }
     (*lq).processing = false;
-    let next = (*lq).contexts.iter().filter_map(|&c| context::next_timeout(&*c)).min();
+    let next = (*lq).contexts.iter().filter_map(|&c| crate::edge::next_timeout(c)).min();
     match next {
         Some(at) => {
             let us_left = at.saturating_duration_since(Instant::now()).as_micros() as i64;

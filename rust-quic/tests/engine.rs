@@ -6,6 +6,7 @@ use common::*;
 use rust_quic::context::Settings;
 use rust_quic::ffi::*;
 use rust_quic::http3;
+use rust_quic::peer_context::PeerContext;
 
 fn random_bytes(n: usize) -> Vec<u8> {
     let mut v = vec![0u8; n];
@@ -135,7 +136,7 @@ fn shutdown_during_a_handshake_closes_it_without_reporting_it_open() {
         let pc = p.connect();
         // The client's Initial reaches the server; the server answers and waits.
         assert_eq!(rust_quic::testing::pump(&p.net, 1), 1);
-        let server_conn = *(*p.server).connections.first().expect("a server connection");
+        let server_conn = PeerContext::from_handle(*(*p.server).connections.first().expect("a server connection"));
         assert!(!(*server_conn).is_established());
         us_quic_socket_context_shutdown(p.server);
         // (The server's first flight may already complete the client's handshake:

@@ -118,7 +118,7 @@ fn closing_a_critical_stream_is_closed_critical_stream() {
         unsafe {
             let (p, pc) = established();
             (*pc).conn.stream_send(id, &[], true).expect("FIN");
-            rust_quic::context::mark_dirty(pc);
+            rust_quic::peer_context::mark_dirty(pc);
             assert_eq!(close_code(&p), Some(http3::H3_CLOSED_CRITICAL_STREAM), "stream {id}");
             p.free();
         }

@@ -7,6 +7,7 @@ use rust_quic::client;
 use rust_quic::context::{Context, Settings};
 use rust_quic::edge;
 use rust_quic::ffi::*;
+use rust_quic::peer_context::PeerContext;
 use rust_quic::testing::{self, MemoryDriver};
 use rust_quic::tls::{ClientVerification, TlsOptions};
 
@@ -83,7 +84,7 @@ fn context_freed_from_inside_a_callback_is_released_after_it() {
         p.send(pc, vec![Request::get("/size/10")]);
         assert!(p.run(5, || (*p.server).free_requested));
         assert!(!(*p.server).in_callback());
-        assert!((*p.server).connections.iter().all(|&c| (*c).finalized()));
+        assert!((*p.server).connections.iter().all(|&c| (*PeerContext::from_handle(c)).finalized()));
         // The client learns the connection is gone.
         assert!(p.run(5, || world(|w| w.responses.len() == 1)));
         p.free();
@@ -344,7 +345,7 @@ fn nat_rebinding_keeps_the_connection() {
         }));
         let r = p.fetch_all(pc, vec![Request::new("POST", "/echo", vec![5u8; 300_000])], 10);
         assert_eq!(r[0].body.len(), 300_000);
-        let server_conn = (&(*p.server).connections)[0];
+        let server_conn = PeerContext::from_handle((&(*p.server).connections)[0]);
         assert_eq!((*server_conn).peer_addr, rebound, "server follows the new path");
         assert_eq!(world(|w| w.closed), 0);
         p.free();

@@ -354,7 +354,7 @@ fn a_server_bidi_stream_without_the_signal_is_a_connection_error() {
         let server_conn = log(|l| l.server_conn) as *mut PeerContext;
         let sc = &mut *server_conn;
         sc.conn.stream_send(5, &[0x01, 0x00], false).unwrap();
-        rust_quic::context::mark_dirty(server_conn);
+        rust_quic::peer_context::mark_dirty(server_conn);
         assert!(p.run(|| log(|l| l.conn_closes.iter().any(|&(server, _)| !server))));
         assert!(log(|l| l.conn_closes.contains(&(false, http3::H3_STREAM_CREATION_ERROR))));
         p.free();

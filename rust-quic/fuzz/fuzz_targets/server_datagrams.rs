@@ -6,7 +6,6 @@
 use libfuzzer_sys::fuzz_target;
 use rust_quic::context::{Context, Settings};
 use rust_quic::edge;
-use rust_quic::listen_socket;
 use rust_quic::testing::{self, Datagram, MemoryDriver};
 use rust_quic::tls::TlsOptions;
 use std::sync::OnceLock;

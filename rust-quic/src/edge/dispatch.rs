@@ -54,19 +54,19 @@ unsafe fn deliver(ctx: *mut Context, event: Event) {
                 f(stream, c_int::from(local));
             }
         }
-        Event::StreamReadable(s) => deliver_reads(ctx, s),
+        Event::StreamReadable(s) => deliver_reads(ctx, Stream::from_handle(s)),
         Event::StreamWritable(s) => {
-            if let (false, Some(f)) = ((*s).finished, cb.on_stream_writable) {
+            if let (false, Some(f)) = ((*Stream::from_handle(s)).finished, cb.on_stream_writable) {
                 f(s);
             }
         }
         Event::StreamClosed(s) => {
-            if let (true, Some(f)) = ((*s).announced, cb.on_stream_close) {
+            if let (true, Some(f)) = ((*Stream::from_handle(s)).announced, cb.on_stream_close) {
                 f(s);
             }
             (*ctx).sweep.streams.push(s);
         }
-        Event::DatagramsReadable(pc) => deliver_datagrams(ctx, pc),
+        Event::DatagramsReadable(pc) => deliver_datagrams(ctx, PeerContext::from_handle(pc)),
     }
 }
 
@@ -79,7 +79,7 @@ unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
             ReadOutput::Headers { announce } => {
                 if announce {
                     if let Some(f) = cb.on_stream_open {
-                        f(s, 0);
+                        f(Stream::handle(s), 0);
                     }
                     // Closed in on_stream_open: it hears nothing more but its close.
                     if (*s).finished || (*(*s).conn).finalized() {
@@ -87,12 +87,12 @@ unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
                     }
                 }
                 if let Some(f) = cb.on_stream_headers {
-                    f(s);
+                    f(Stream::handle(s));
                 }
             }
             ReadOutput::Data { ptr, len, fin } => {
                 if let Some(f) = cb.on_stream_data {
-                    f(s, ptr.cast(), len as c_uint, c_int::from(fin));
+                    f(Stream::handle(s), ptr.cast(), len as c_uint, c_int::from(fin));
                 }
             }
         }
@@ -106,12 +106,12 @@ unsafe fn deliver_datagrams(ctx: *mut Context, pc: *mut PeerContext) {
         match datagram {
             DatagramOutput::Connection { len } => {
                 if let Some(f) = cb.on_datagram {
-                    f(pc, buf.as_ptr().cast(), len as c_uint);
+                    f(PeerContext::handle(pc), buf.as_ptr().cast(), len as c_uint);
                 }
             }
             DatagramOutput::Stream { stream, start, len } => {
                 if let Some(f) = cb.on_stream_datagram {
-                    f(stream, buf[start..].as_ptr().cast(), len as c_uint);
+                    f(Stream::handle(stream), buf[start..].as_ptr().cast(), len as c_uint);
                 }
             }
         }

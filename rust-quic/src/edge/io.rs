@@ -14,7 +14,7 @@ use crate::peer_context::{self, PeerContext};
 /// returns; the objects themselves go with the sweep.
 pub(super) unsafe fn close_released_sockets(ctx: *mut Context) {
     for &ls in &(*ctx).sweep.listen_sockets {
-        close_socket(ctx, ls);
+        close_socket(ctx, ListenSocket::from_handle(ls));
     }
 }
 

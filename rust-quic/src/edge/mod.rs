@@ -19,9 +19,10 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::client::{self, Connect, PendingConnect, Target};
-use crate::context::{self, Context};
+use crate::context::Context;
 use crate::listen_socket::{self, ListenSocket, Route};
 use crate::peer_context::{self, PeerContext};
+use crate::stream::Stream;
 
 use dispatch::dispatch;
 use io::{close_released_sockets, close_socket, resend_blocked, send_to};
@@ -67,17 +68,17 @@ unsafe fn free_parked(ctx: *mut Context) {
         return;
     }
     for s in std::mem::take(&mut parked.streams) {
-        drop(Box::from_raw(s));
+        drop(Box::from_raw(Stream::from_handle(s)));
     }
     for pc in std::mem::take(&mut (*ctx).sweep.connections) {
         (*ctx).connections.retain(|&c| c != pc);
-        drop(Box::from_raw(pc));
+        drop(Box::from_raw(PeerContext::from_handle(pc)));
     }
     for ls in std::mem::take(&mut (*ctx).sweep.listen_sockets) {
         (*ctx).listen_sockets.retain(|&l| l != ls);
-        drop(Box::from_raw(ls));
+        drop(Box::from_raw(ListenSocket::from_handle(ls)));
     }
-    (*ctx).stats.connections_active = (*ctx).connections.iter().filter(|&&c| !(*c).finalized()).count() as u64;
+    (*ctx).stats.connections_active = connections(ctx).into_iter().filter(|&c| !(*c).finalized()).count() as u64;
 }
 
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
@@ -147,6 +148,20 @@ pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: Socket
 }
 
 /// After a batch of datagrams: run what they made ready and send the answers.
+/// The context's connections, live or parked (a copy: callbacks may add and close).
+unsafe fn connections(ctx: *mut Context) -> Vec<*mut PeerContext> {
+    (*ctx).connections.iter().map(|&h| PeerContext::from_handle(h)).collect()
+}
+
+unsafe fn listen_sockets(ctx: *mut Context) -> Vec<*mut ListenSocket> {
+    (*ctx).listen_sockets.iter().map(|&h| ListenSocket::from_handle(h)).collect()
+}
+
+/// The earliest deadline of any of the context's connections (the driver arms its timer for it).
+pub unsafe fn next_timeout(ctx: *mut Context) -> Option<Instant> {
+    connections(ctx).into_iter().filter_map(|pc| peer_context::next_deadline(&*pc)).min()
+}
+
 pub unsafe fn after_io(ctx: *mut Context) {
     call(ctx, || run_dirty(ctx));
     sweep_if_idle(ctx);
@@ -161,7 +176,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
         if (*ctx).dirty.is_empty() {
             break;
         }
-        let batch = std::mem::take(&mut (*ctx).dirty);
+        let batch: Vec<_> = std::mem::take(&mut (*ctx).dirty).into_iter().map(PeerContext::from_handle).collect();
         for &pc in &batch {
             (*pc).in_dirty = false;
             if !(*pc).finalized() {
@@ -176,7 +191,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             if (*ctx).defer_answers && (*pc).awaiting_answers {
                 if !(*pc).in_deferred {
                     (*pc).in_deferred = true;
-                    (*ctx).deferred.push(pc);
+                    (*ctx).deferred.push(PeerContext::handle(pc));
                 }
                 continue;
             }
@@ -195,19 +210,19 @@ unsafe fn take_deferred(ctx: *mut Context) {
     if (*ctx).defer_answers {
         return;
     }
-    for pc in std::mem::take(&mut (*ctx).deferred) {
+    for pc in std::mem::take(&mut (*ctx).deferred).into_iter().map(PeerContext::from_handle) {
         (*pc).in_deferred = false;
         (*pc).awaiting_answers = false;
-        context::mark_dirty(pc);
+        peer_context::mark_dirty(pc);
     }
 }
 
 /// Expires timers, services and flushes, sweeps. The driver calls it once per
-/// loop iteration and when the timer from `context::next_timeout` fires.
+/// loop iteration and when the timer from `next_timeout` fires.
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
     take_deferred(ctx);
-    for pc in (*ctx).connections.clone() {
+    for pc in connections(ctx) {
         if !(*pc).finalized() {
             peer_context::on_tick(pc, now);
         }
@@ -230,7 +245,7 @@ pub unsafe fn flush_if_pending(ctx: *mut Context) {
 pub unsafe fn shutdown(ctx: *mut Context) {
     call(ctx, || {
         (*ctx).shutting_down = true;
-        for pc in (*ctx).connections.clone() {
+        for pc in connections(ctx) {
             peer_context::begin_goaway(pc);
         }
         run_dirty(ctx);
@@ -246,10 +261,10 @@ pub unsafe fn request_free(ctx: *mut Context) {
     call(ctx, || {
         (*ctx).free_requested = true;
         (*ctx).shutting_down = true;
-        for pc in (*ctx).connections.clone() {
+        for pc in connections(ctx) {
             close_now(pc, true, crate::http3::H3_NO_ERROR);
         }
-        for ls in (*ctx).listen_sockets.clone() {
+        for ls in listen_sockets(ctx) {
             listen_socket::close(ls);
         }
     });
@@ -261,7 +276,7 @@ pub unsafe fn destroy(ctx: *mut Context) {
     debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
     close_released_sockets(ctx);
     free_parked(ctx);
-    for ls in std::mem::take(&mut (*ctx).listen_sockets) {
+    for ls in std::mem::take(&mut (*ctx).listen_sockets).into_iter().map(ListenSocket::from_handle) {
         close_socket(ctx, ls);
         drop(Box::from_raw(ls));
     }
@@ -282,9 +297,9 @@ pub unsafe fn socket_writable(ls: *mut ListenSocket) {
     let ctx = (*ls).ctx;
     call(ctx, || {
         if resend_blocked(ls) {
-            for pc in (*ctx).connections.clone() {
+            for pc in connections(ctx) {
                 if (*pc).socket == ls {
-                    context::mark_dirty(pc);
+                    peer_context::mark_dirty(pc);
                 }
             }
             run_dirty(ctx);
