@@ -76,7 +76,7 @@ pub unsafe fn start(
     let name_is_ip = server_name.parse::<IpAddr>().is_ok();
     // SNI never carries an IP literal (RFC 6066).
     let sni = (!name_is_ip).then_some(server_name);
-    let cid = listen_socket::random_cid();
+    let cid = peer_context::random_cid();
     let local = (*ls).local;
     let conn = {
         let config = match (*ctx).client_config(verify) {
@@ -94,7 +94,7 @@ pub unsafe fn start(
             }
         }
     };
-    let pc = peer_context::create(ctx, ls, conn, peer, local, (*ctx).settings.conn_ext_size);
+    let pc = listen_socket::adopt(ls, conn, peer, local);
     (*ls).client_conn = Some(pc);
     (*ls).closing = true; // the socket goes with its connection
     if verify && name_is_ip {

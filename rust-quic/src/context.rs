@@ -155,6 +155,9 @@ pub struct Context {
     pub(crate) events: EventQueue,
     /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
     pub(crate) dispatching: bool,
+    /// Connections finalized since the edge last unwound a frame: their socket
+    /// still routes to them until the edge detaches them (`listen_socket::detach`).
+    pub(crate) finished: Vec<ConnectionHandle>,
     /// Closed objects waiting to be freed by the edge's sweep.
     pub(crate) sweep: Parked,
     pub(crate) depth: u32,
@@ -209,6 +212,7 @@ impl Context {
             listen_sockets: Vec::new(),
             connections: Vec::new(),
             dirty: Vec::new(),
+            finished: Vec::new(),
             events: EventQueue::default(),
             dispatching: false,
             read_buffers: Vec::new(),

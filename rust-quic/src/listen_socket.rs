@@ -13,10 +13,9 @@ use std::ptr::NonNull;
 use crate::context::{Context, Role};
 use crate::driver::SocketHandle;
 use crate::handles::ListenSocketHandle;
-use crate::peer_context::{self, PeerContext};
+use crate::peer_context::{self, PeerContext, RouteUpdate};
 
-/// Length of the connection IDs this engine issues.
-pub const CID_LEN: usize = 16;
+pub use crate::peer_context::CID_LEN;
 /// A datagram carrying a client Initial must be at least this large (RFC 9000 14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// Refused sends kept for retry, in bytes; beyond this QUIC loss recovery resends.
@@ -96,12 +95,6 @@ pub(crate) unsafe fn bound(ls: *mut ListenSocket, handle: SocketHandle, local: S
     (*(*ls).ctx).listen_sockets.push(ListenSocket::handle(ls));
 }
 
-pub(crate) fn random_cid() -> [u8; CID_LEN] {
-    let mut cid = [0u8; CID_LEN];
-    boring::rand::rand_bytes(&mut cid).expect("BoringSSL RNG");
-    cid
-}
-
 pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     let ctx = (*ls).ctx;
     (*ctx).stats.packets_received += 1;
@@ -147,7 +140,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     if (*ctx).shutting_down || (*ls).closing || data.len() < MIN_INITIAL_DATAGRAM || ty != quiche::Type::Initial {
         return Route::Dropped;
     }
-    let our_cid = random_cid();
+    let our_cid = peer_context::random_cid();
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
     let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
         return Route::Dropped;
@@ -162,7 +155,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
         (*ctx).stats.connections_refused += 1;
         return refuse(conn, from);
     }
-    let pc = peer_context::create(ctx, ls, conn, from, to, (*ctx).settings.conn_ext_size);
+    let pc = adopt(ls, conn, from, to);
     (*pc).admitted_ip = Some(from.ip());
     register_cid(ls, pc, our_cid.to_vec());
     // The client keeps using its chosen DCID until it sees ours.
@@ -170,6 +163,20 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     (*ctx).stats.connections_accepted += 1;
     peer_context::mark_dirty(pc);
     Route::Connection
+}
+
+/// A new connection on `ls` (a server's accepted one, a client's own).
+pub(crate) unsafe fn adopt(
+    ls: *mut ListenSocket,
+    conn: quiche::Connection,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> *mut PeerContext {
+    let ctx = (*ls).ctx;
+    let handle = ListenSocket::handle(ls);
+    let pc = peer_context::create(ctx, handle, (*ls).stream_ext_size, conn, peer, local, (*ctx).settings.conn_ext_size);
+    (*ls).conn_count += 1;
+    pc
 }
 
 /// A client past the connection limits: CONNECTION_REFUSED in an Initial
@@ -212,8 +219,20 @@ pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext,
     }
 }
 
+/// The socket catches up with the IDs the connection issued and retired.
+pub(crate) unsafe fn sync_routes(pc: *mut PeerContext) {
+    let ls = ListenSocket::from_handle((*pc).socket);
+    for update in std::mem::take(&mut (*pc).route_updates) {
+        match update {
+            RouteUpdate::Issued(cid) => register_cid(ls, pc, cid),
+            RouteUpdate::Retired(cid) => unregister_cid(ls, pc, &cid),
+        }
+    }
+}
+
 /// A connection finished: forget its IDs; a closing socket goes once unused.
-pub(crate) unsafe fn detach(ls: *mut ListenSocket, pc: *mut PeerContext) {
+pub(crate) unsafe fn detach(pc: *mut PeerContext) {
+    let ls = ListenSocket::from_handle((*pc).socket);
     for cid in &(*pc).cids {
         if (*ls).cids.get(cid) == Some(&pc) {
             (*ls).cids.remove(cid);

@@ -11,10 +11,9 @@ use std::time::{Duration, Instant};
 use crate::context::{Context, Protocol, Role};
 use crate::events::Event;
 use crate::ext::Ext;
-use crate::handles::ConnectionHandle;
+use crate::handles::{ConnectionHandle, ListenSocketHandle};
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
 use crate::limits::{ConnectionGuard, Verdict};
-use crate::listen_socket::{self, ListenSocket};
 use crate::outbox::Outbox;
 use crate::stream::{self, Stream};
 
@@ -48,6 +47,23 @@ pub struct H3Session {
 /// NO_ERROR, the transport error code of a clean close (RFC 9000 20.1).
 const TRANSPORT_NO_ERROR: u64 = 0x0;
 
+/// Length of the connection IDs this engine issues.
+pub const CID_LEN: usize = 16;
+
+pub(crate) fn random_cid() -> [u8; CID_LEN] {
+    let mut cid = [0u8; CID_LEN];
+    boring::rand::rand_bytes(&mut cid).expect("BoringSSL RNG");
+    cid
+}
+
+/// A change to the connection IDs that route to a connection, for its socket
+/// to apply (the connection issues and retires them; the socket routes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouteUpdate {
+    Issued(Vec<u8>),
+    Retired(Vec<u8>),
+}
+
 /// A connection's life, in order. (0-RTT will add an early-data phase between
 /// `Handshake` and `Open`: streams flowing before the handshake completes.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,14 +84,20 @@ pub enum Phase {
 
 pub struct PeerContext {
     pub ctx: *mut Context,
-    pub socket: *mut ListenSocket,
+    /// The socket its datagrams arrive on (the listen socket layer routes to it).
+    pub socket: ListenSocketHandle,
+    /// Ext size of the streams its peer opens (the socket's).
+    pub(crate) stream_ext_size: usize,
     pub conn: quiche::Connection,
     pub h3: H3Session,
     pub streams: HashMap<u64, *mut Stream>,
     pub peer_addr: SocketAddr,
     pub local_addr: SocketAddr,
     pub ext: Ext,
+    /// The connection IDs the socket routes to it.
     pub(crate) cids: Vec<Vec<u8>>,
+    /// IDs issued and retired since the socket last caught up (`listen_socket::sync_routes`).
+    pub(crate) route_updates: Vec<RouteUpdate>,
     pub(crate) in_dirty: bool,
     pub(crate) in_deferred: bool,
     /// Request heads went to the application in this embedder iteration.
@@ -142,7 +164,8 @@ impl PeerContext {
 
 pub(crate) unsafe fn create(
     ctx: *mut Context,
-    ls: *mut ListenSocket,
+    socket: ListenSocketHandle,
+    stream_ext_size: usize,
     conn: quiche::Connection,
     peer: SocketAddr,
     local: SocketAddr,
@@ -151,7 +174,8 @@ pub(crate) unsafe fn create(
     let is_server = conn.is_server();
     let pc = Box::into_raw(Box::new(PeerContext {
         ctx,
-        socket: ls,
+        socket,
+        stream_ext_size,
         conn,
         h3: H3Session::default(),
         streams: HashMap::new(),
@@ -159,6 +183,7 @@ pub(crate) unsafe fn create(
         local_addr: local,
         ext: Ext::new(ext_size),
         cids: Vec::new(),
+        route_updates: Vec::new(),
         in_dirty: false,
         in_deferred: false,
         awaiting_answers: false,
@@ -187,7 +212,6 @@ pub(crate) unsafe fn create(
     }
     (*ctx).connections.push(PeerContext::handle(pc));
     (*ctx).stats.connections_active += 1;
-    (*ls).conn_count += 1;
     pc
 }
 
@@ -312,18 +336,17 @@ unsafe fn finish_graceful_close(pc: *mut PeerContext) {
 /// Keeps the peer supplied with spare connection IDs (so it can migrate or
 /// survive a NAT rebinding with a fresh one) and forgets the ones it retired.
 unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
-    let ls = (*pc).socket;
     while let Some(old) = (*pc).conn.retired_scid_next() {
-        listen_socket::unregister_cid(ls, pc, old.as_ref());
+        (*pc).route_updates.push(RouteUpdate::Retired(old.to_vec()));
     }
     while (*pc).conn.scids_left() > 0 {
-        let cid = listen_socket::random_cid();
+        let cid = random_cid();
         let mut token = [0u8; 16];
         boring::rand::rand_bytes(&mut token).expect("BoringSSL RNG");
         if (*pc).conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
             break;
         }
-        listen_socket::register_cid(ls, pc, cid.to_vec());
+        (*pc).route_updates.push(RouteUpdate::Issued(cid.to_vec()));
     }
 }
 
@@ -382,7 +405,7 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
             return;
         }
     }
-    let ext_size = (*(*pc).socket).stream_ext_size.max((*ctx).settings.stream_ext_size);
+    let ext_size = (*pc).stream_ext_size.max((*ctx).settings.stream_ext_size);
     let s = stream::create(pc, id, ext_size, false);
     // An HTTP/3 server announces a request stream with its head (see announce_late).
     if !(h3 && (*ctx).role == Role::Server) {
@@ -614,7 +637,7 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
     let ty = u.ty.unwrap_or(u64::MAX);
     if ty == http3::STREAM_TYPE_WEBTRANSPORT && (*(*pc).ctx).settings.webtransport_sessions > 0 {
         if let Some(session) = u.varint.feed(&mut input) {
-            let ext_size = (*(*pc).socket).stream_ext_size.max((*(*pc).ctx).settings.stream_ext_size);
+            let ext_size = (*pc).stream_ext_size.max((*(*pc).ctx).settings.stream_ext_size);
             let s = stream::create(pc, id, ext_size, false);
             stream::adopt_webtransport(s, session, input, fin);
         }
@@ -1004,7 +1027,7 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     if (*pc).open_fired {
         (*ctx).events.push(Event::ConnectionClosed(PeerContext::handle(pc)));
     }
-    listen_socket::detach((*pc).socket, pc);
+    (*ctx).finished.push(PeerContext::handle(pc));
     (*ctx).sweep.connections.push(PeerContext::handle(pc));
 }
 

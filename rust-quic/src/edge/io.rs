@@ -58,7 +58,7 @@ pub unsafe fn flush(pc: *mut PeerContext) {
 }
 
 unsafe fn transmit(pc: *mut PeerContext) {
-    let ls = (*pc).socket;
+    let ls = ListenSocket::from_handle((*pc).socket);
     if (*pc).finalized() || listen_socket::is_blocked(ls) {
         return;
     }

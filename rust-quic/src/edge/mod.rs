@@ -38,6 +38,7 @@ pub unsafe fn enter(ctx: *mut Context) {
 pub unsafe fn leave(ctx: *mut Context) {
     if (*ctx).depth == 1 {
         dispatch(ctx);
+        detach_finished(ctx);
         close_released_sockets(ctx);
     }
     (*ctx).depth -= 1;
@@ -60,9 +61,20 @@ pub unsafe fn sweep_if_idle(ctx: *mut Context) {
     }
 }
 
+/// Sockets let go of the connections that finished (a socket closing with its
+/// last connection is released, so its port is free when this frame returns).
+unsafe fn detach_finished(ctx: *mut Context) {
+    for pc in std::mem::take(&mut (*ctx).finished) {
+        listen_socket::detach(PeerContext::from_handle(pc));
+    }
+}
+
 /// Frees every parked object (see `context::Parked`). Streams first: they
 /// point at their connection. Only at depth zero, with the event queue empty.
 unsafe fn free_parked(ctx: *mut Context) {
+    // Frames leave nothing to detach; a finalize outside any frame may.
+    detach_finished(ctx);
+    close_released_sockets(ctx);
     let parked = &mut (*ctx).sweep;
     if parked.streams.is_empty() && parked.connections.is_empty() && parked.listen_sockets.is_empty() {
         return;
@@ -181,6 +193,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             (*pc).in_dirty = false;
             if !(*pc).finalized() {
                 peer_context::service(pc);
+                listen_socket::sync_routes(pc);
             }
         }
         dispatch(ctx);
@@ -298,7 +311,7 @@ pub unsafe fn socket_writable(ls: *mut ListenSocket) {
     call(ctx, || {
         if resend_blocked(ls) {
             for pc in connections(ctx) {
-                if (*pc).socket == ls {
+                if ListenSocket::from_handle((*pc).socket) == ls {
                     peer_context::mark_dirty(pc);
                 }
             }
