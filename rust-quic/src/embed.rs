@@ -273,7 +273,7 @@ pub unsafe extern "C" fn us_quic_embed_remote_address(
     port: *mut c_int,
 ) -> c_int {
     let Some(s) = s.as_ref() else { return -1 };
-    let addr = (*s.conn).peer_addr;
+    let addr = (*crate::peer_context::of_stream(s)).peer_addr;
     if !port.is_null() {
         *port = c_int::from(addr.port());
     }

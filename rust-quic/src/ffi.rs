@@ -331,7 +331,7 @@ pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingCon
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized() {
-        edge::call((*s).ctx, || peer_context::request_stream(s, false));
+        edge::call((*s).core.ctx, || peer_context::request_stream(s, false));
     }
 }
 
@@ -504,7 +504,7 @@ pub unsafe extern "C" fn us_quic_stream_shutdown(s: *mut Stream) {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
     with_stream(s, (), |s| {
-        let pc = (*s).conn;
+        let pc = peer_context::of_stream(&*s);
         if !(*pc).finalized() {
             edge::flush(pc);
         }
@@ -543,7 +543,7 @@ pub unsafe extern "C" fn us_quic_stream_ext(s: *mut Stream) -> *mut c_void {
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_socket(s: *mut Stream) -> *mut PeerContext {
-    s.as_ref().map_or(std::ptr::null_mut(), |s| s.conn)
+    s.as_ref().map_or(std::ptr::null_mut(), peer_context::of_stream)
 }
 
 #[no_mangle]
@@ -597,7 +597,7 @@ pub unsafe extern "C" fn us_quic_socket_ext(s: *mut PeerContext) -> *mut c_void 
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context(s: *mut PeerContext) -> *mut Context {
-    s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.ctx)
+    s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.core.ctx)
 }
 
 #[no_mangle]
@@ -628,7 +628,7 @@ pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
     if s.is_null() || (*s).finalized() {
         return;
     }
-    edge::call((*s).ctx, || peer_context::close_from_app(s, http3::H3_NO_ERROR, b""));
+    edge::call((*s).core.ctx, || peer_context::close_from_app(s, http3::H3_NO_ERROR, b""));
 }
 
 #[no_mangle]
@@ -642,7 +642,7 @@ pub unsafe extern "C" fn us_quic_socket_close_with_error(
         return;
     }
     let reason = raw_bytes(reason, reason_len);
-    edge::call((*s).ctx, || peer_context::close_from_app(s, code, reason));
+    edge::call((*s).core.ctx, || peer_context::close_from_app(s, code, reason));
 }
 
 #[no_mangle]
@@ -669,7 +669,7 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_uni_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized() {
-        edge::call((*s).ctx, || peer_context::request_stream(s, true));
+        edge::call((*s).core.ctx, || peer_context::request_stream(s, true));
     }
 }
 
@@ -711,7 +711,7 @@ pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data:
         return -2;
     }
     let bytes = raw_bytes(data, len);
-    datagram_result(edge::call((*s).ctx, || peer_context::send_datagram(s, bytes)))
+    datagram_result(edge::call((*s).core.ctx, || peer_context::send_datagram(s, bytes)))
 }
 
 fn datagram_result(r: Result<(), peer_context::DatagramError>) -> c_int {
@@ -755,13 +755,13 @@ pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
     uni: c_int,
 ) {
     if !s.is_null() && !(*s).finalized() && peer_context::is_h3(&*s) {
-        edge::call((*s).ctx, || peer_context::request_webtransport_stream(s, session, uni != 0));
+        edge::call((*s).core.ctx, || peer_context::request_webtransport_stream(s, session, uni != 0));
     }
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_peer_certificate(s: *mut PeerContext, buf: *mut u8, len: c_uint) -> c_int {
-    let Some(der) = s.as_ref().and_then(|pc| pc.conn.peer_cert()) else { return -1 };
+    let Some(der) = s.as_ref().and_then(|pc| pc.core.conn.peer_cert()) else { return -1 };
     if !buf.is_null() && der.len() <= len as usize {
         std::ptr::copy_nonoverlapping(der.as_ptr(), buf, der.len());
     }
@@ -788,7 +788,7 @@ pub unsafe extern "C" fn us_quic_stream_datagram_max_size(s: *mut Stream) -> c_i
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_datagram_max_size(s: *mut PeerContext) -> c_int {
-    s.as_ref().and_then(|pc| pc.conn.dgram_max_writable_len()).map_or(-1, |n| n as c_int)
+    s.as_ref().and_then(|pc| pc.core.conn.dgram_max_writable_len()).map_or(-1, |n| n as c_int)
 }
 
 #[no_mangle]
@@ -865,8 +865,8 @@ pub struct SocketInfo {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut SocketInfo) -> c_int {
     let (Some(pc), false) = (s.as_ref(), out.is_null()) else { return -1 };
-    let st = pc.conn.stats();
-    let rtt = pc.conn.path_stats().next().map_or(0, |p| p.rtt.as_micros() as u64);
+    let st = pc.core.conn.stats();
+    let rtt = pc.core.conn.path_stats().next().map_or(0, |p| p.rtt.as_micros() as u64);
     *out = SocketInfo {
         rtt_us: rtt,
         packets_sent: st.sent as u64,
@@ -874,9 +874,9 @@ pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut Sock
         packets_lost: st.lost as u64,
         bytes_sent: st.sent_bytes,
         bytes_received: st.recv_bytes,
-        streams: pc.streams.len() as u64,
+        streams: pc.core.streams.len() as u64,
         established: u64::from(pc.is_established()),
-        resumed: u64::from(pc.conn.is_resumed()),
+        resumed: u64::from(pc.core.conn.is_resumed()),
     };
     0
 }
@@ -893,12 +893,12 @@ unsafe fn copy_out(bytes: &[u8], buf: *mut c_char, len: c_uint) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_alpn(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
-    s.as_ref().map_or(-1, |pc| copy_out(pc.conn.application_proto(), buf, len))
+    s.as_ref().map_or(-1, |pc| copy_out(pc.core.conn.application_proto(), buf, len))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_server_name(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
-    s.as_ref().map_or(-1, |pc| copy_out(pc.conn.server_name().unwrap_or("").as_bytes(), buf, len))
+    s.as_ref().map_or(-1, |pc| copy_out(pc.core.conn.server_name().unwrap_or("").as_bytes(), buf, len))
 }
 
 #[no_mangle]

@@ -28,6 +28,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod client;
+pub mod connection;
 pub mod context;
 pub mod driver;
 pub mod edge;

@@ -196,12 +196,12 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
     if (*pc).finalized() {
         return Route::Ignored;
     }
-    match (*pc).conn.recv(data, quiche::RecvInfo { from, to }) {
+    match (*pc).core.conn.recv(data, quiche::RecvInfo { from, to }) {
         Ok(_) => {
             (*pc).peer_addr = from;
         }
         Err(quiche::Error::Done) => {}
-        Err(_) => (*(*pc).ctx).stats.packets_dropped += 1,
+        Err(_) => (*(*pc).core.ctx).stats.packets_dropped += 1,
     }
     peer_context::mark_dirty(pc);
     Route::Connection

@@ -8,12 +8,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
-use crate::context::{Context, Protocol, Role};
+pub use crate::connection::Phase;
+use crate::connection::{self, ConnectionCore};
+use crate::context::{Context, Role};
 use crate::events::Event;
 use crate::ext::Ext;
 use crate::handles::{ConnectionHandle, ListenSocketHandle};
 use crate::http3::{self, FrameEvent, FrameReader, PeerSettings, VarintAccumulator};
-use crate::limits::{ConnectionGuard, Verdict};
+use crate::limits::Verdict;
 use crate::outbox::Outbox;
 use crate::stream::{self, Stream};
 
@@ -64,33 +66,14 @@ pub(crate) enum RouteUpdate {
     Retired(Vec<u8>),
 }
 
-/// A connection's life, in order. (0-RTT will add an early-data phase between
-/// `Handshake` and `Open`: streams flowing before the handshake completes.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// The handshake is under way.
-    Handshake,
-    /// Established, and the application told: streams open and flow.
-    Open,
-    /// GOAWAY sent or received (or shutdown): no new streams; it closes with
-    /// H3_NO_ERROR once its last stream is done.
-    GoingAway,
-    /// Closed by us before it was established (shutdown during the handshake, a
-    /// server identity that does not match): CONNECTION_CLOSE is on its way.
-    Closing,
-    /// Finalized: its streams and on_close are queued; only the sweep touches it now.
-    Closed,
-}
-
 pub struct PeerContext {
-    pub ctx: *mut Context,
+    /// What it shares with its streams: the QUIC connection, phase, stream table, guard.
+    pub core: ConnectionCore,
     /// The socket its datagrams arrive on (the listen socket layer routes to it).
     pub socket: ListenSocketHandle,
     /// Ext size of the streams its peer opens (the socket's).
     pub(crate) stream_ext_size: usize,
-    pub conn: quiche::Connection,
     pub h3: H3Session,
-    pub streams: HashMap<u64, *mut Stream>,
     pub peer_addr: SocketAddr,
     pub local_addr: SocketAddr,
     pub ext: Ext,
@@ -98,16 +81,9 @@ pub struct PeerContext {
     pub(crate) cids: Vec<Vec<u8>>,
     /// IDs issued and retired since the socket last caught up (`listen_socket::sync_routes`).
     pub(crate) route_updates: Vec<RouteUpdate>,
-    pub(crate) in_dirty: bool,
     pub(crate) in_deferred: bool,
-    /// Request heads went to the application in this embedder iteration.
-    pub(crate) awaiting_answers: bool,
-    /// Servers: this connection's deadlines and allowances (limits.rs).
-    pub(crate) guard: ConnectionGuard,
     /// Servers: the client address counted against the connection limits.
     pub(crate) admitted_ip: Option<IpAddr>,
-    /// Where the connection is in its life.
-    pub(crate) phase: Phase,
     pub(crate) open_fired: bool,
     pub(crate) hsk_reported: bool,
     pub(crate) pending_stream_requests: u32,
@@ -116,16 +92,10 @@ pub struct PeerContext {
     max_peer_bidi: Option<u64>,
     max_peer_uni: Option<u64>,
     pub(crate) pending_uni_requests: u32,
-    /// Streams whose reading the application resumed: their inbox may hold
-    /// bytes QUIC no longer lists as readable (ids: a stream may be gone by then).
-    pub(crate) resumed_reads: Vec<u64>,
     /// A DatagramsReadable event is queued and not yet pulled.
     datagrams_queued: bool,
     /// WebTransport streams asked for: (session id, unidirectional), in order.
     pending_webtransport: std::collections::VecDeque<(u64, bool)>,
-    /// Streams the application is done with whose bytes QUIC may still be
-    /// delivering; a graceful close waits for them.
-    pub(crate) lingering: Vec<u64>,
     pub(crate) verify_ip: Option<IpAddr>,
     /// Server side of a graceful close: when to give up waiting for the client
     /// to close first.
@@ -153,12 +123,12 @@ impl PeerContext {
     /// Finalized: the application has been told (or will be, by the queue) that
     /// it is over; only the sweep touches it now.
     pub fn finalized(&self) -> bool {
-        self.phase == Phase::Closed
+        self.core.finalized()
     }
 
     /// Established and not over: streams and DATAGRAMs may flow.
     pub fn is_established(&self) -> bool {
-        matches!(self.phase, Phase::Open | Phase::GoingAway)
+        self.core.is_established()
     }
 }
 
@@ -172,24 +142,20 @@ pub(crate) unsafe fn create(
     ext_size: usize,
 ) -> *mut PeerContext {
     let is_server = conn.is_server();
+    // The core names its connection by handle: known once it is allocated.
+    let placeholder = ConnectionHandle::from_address(NonNull::dangling());
     let pc = Box::into_raw(Box::new(PeerContext {
-        ctx,
+        core: ConnectionCore::new(ctx, placeholder, conn),
         socket,
         stream_ext_size,
-        conn,
         h3: H3Session::default(),
-        streams: HashMap::new(),
         peer_addr: peer,
         local_addr: local,
         ext: Ext::new(ext_size),
         cids: Vec::new(),
         route_updates: Vec::new(),
-        in_dirty: false,
         in_deferred: false,
-        awaiting_answers: false,
-        guard: ConnectionGuard::new(),
         admitted_ip: None,
-        phase: Phase::Handshake,
         open_fired: false,
         hsk_reported: false,
         pending_stream_requests: 0,
@@ -198,30 +164,41 @@ pub(crate) unsafe fn create(
         max_peer_bidi: None,
         max_peer_uni: None,
         pending_uni_requests: 0,
-        resumed_reads: Vec::new(),
         datagrams_queued: false,
         pending_webtransport: Default::default(),
-        lingering: Vec::new(),
         verify_ip: None,
         close_at: None,
         socket_error: None,
         deferred_close: None,
     }));
+    (*pc).core.handle = PeerContext::handle(pc);
     if is_server && is_h3(&*pc) {
-        (*pc).guard.request_closed(Duration::from_millis((*ctx).settings.idle_timeout_ms), Instant::now());
+        (*pc).core.guard.request_closed(Duration::from_millis((*ctx).settings.idle_timeout_ms), Instant::now());
     }
     (*ctx).connections.push(PeerContext::handle(pc));
     (*ctx).stats.connections_active += 1;
     pc
 }
 
+/// The connection stream `s` belongs to.
+pub fn of_stream(s: &Stream) -> *mut PeerContext {
+    // SAFETY: a stream's connection outlives it.
+    PeerContext::from_handle(unsafe { (*s.conn).handle })
+}
+
+/// Its open stream `id`.
+unsafe fn stream_at(pc: *mut PeerContext, id: u64) -> Option<*mut Stream> {
+    (*pc).core.streams.get(&id).map(|&h| Stream::from_handle(h))
+}
+
+/// Its open streams (a copy: what is done to them may close them).
+unsafe fn open_streams(pc: *mut PeerContext) -> Vec<*mut Stream> {
+    (*pc).core.streams.values().map(|&h| Stream::from_handle(h)).collect()
+}
+
 /// The connection has work for the edge's next pass (service, then flush).
 pub unsafe fn mark_dirty(pc: *mut PeerContext) {
-    if !(*pc).in_dirty && !(*pc).finalized() {
-        (*pc).in_dirty = true;
-        (*(*pc).ctx).dirty.push(PeerContext::handle(pc));
-    }
-    (*(*pc).ctx).flush_pending = true;
+    connection::mark_dirty(&mut (*pc).core);
 }
 
 /// Its earliest deadline: quiche's timers, a graceful close's grace period,
@@ -230,12 +207,11 @@ pub fn next_deadline(pc: &PeerContext) -> Option<Instant> {
     if pc.finalized() {
         return None;
     }
-    [pc.conn.timeout_instant(), pc.close_at, pc.guard.next_deadline()].into_iter().flatten().min()
+    [pc.core.conn.timeout_instant(), pc.close_at, pc.core.guard.next_deadline()].into_iter().flatten().min()
 }
 
 pub fn is_h3(pc: &PeerContext) -> bool {
-    // SAFETY: a connection's context outlives it.
-    unsafe { (*pc.ctx).settings.protocol == Protocol::Http3 }
+    pc.core.is_h3()
 }
 
 fn is_uni(id: u64) -> bool {
@@ -243,20 +219,20 @@ fn is_uni(id: u64) -> bool {
 }
 
 fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
-    (id & 0x1 == 1) == pc.conn.is_server()
+    (id & 0x1 == 1) == pc.core.conn.is_server()
 }
 
 /// Handshake progress, stream reads, writable notifications, stream grants.
 pub(crate) unsafe fn service(pc: *mut PeerContext) {
-    let ctx = (*pc).ctx;
+    let ctx = (*pc).core.ctx;
     let mut just_established = false;
-    if (*pc).phase == Phase::Handshake && (*pc).conn.is_established() {
+    if (*pc).core.phase == Phase::Handshake && (*pc).core.conn.is_established() {
         just_established = true;
         if !check_ip_identity(pc) {
-            (*pc).phase = Phase::Closing;
+            (*pc).core.phase = Phase::Closing;
             return;
         }
-        (*pc).phase = Phase::Open;
+        (*pc).core.phase = Phase::Open;
         if is_h3(&*pc) {
             open_control_streams(pc);
         }
@@ -274,30 +250,30 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
             begin_goaway(pc);
         }
     }
-    match (*pc).phase {
-        Phase::Handshake if !(*pc).conn.is_in_early_data() => return,
+    match (*pc).core.phase {
+        Phase::Handshake if !(*pc).core.conn.is_in_early_data() => return,
         Phase::Closing | Phase::Closed => return,
         _ => {}
     }
     refresh_connection_ids(pc);
-    if (*pc).lingering.len() > 64 {
+    if (*pc).core.lingering.len() > 64 {
         all_streams_retired(pc); // prunes what QUIC has collected
     }
     flush_uni_out(pc);
-    for id in std::mem::take(&mut (*pc).resumed_reads) {
-        if let Some(&s) = (*pc).streams.get(&id) {
+    for id in std::mem::take(&mut (*pc).core.resumed_reads) {
+        if let Some(s) = stream_at(pc, id) {
             stream::queue_read(s);
         }
     }
-    for id in (*pc).conn.readable() {
+    for id in (*pc).core.conn.readable() {
         handle_readable(pc, id);
     }
-    for id in (*pc).conn.writable() {
-        if let Some(&s) = (*pc).streams.get(&id) {
+    for id in (*pc).core.conn.writable() {
+        if let Some(s) = stream_at(pc, id) {
             stream::on_writable(s);
         }
     }
-    let blocked: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| stream::is_send_blocked(&*s)).collect();
+    let blocked: Vec<*mut Stream> = open_streams(pc).into_iter().filter(|&s| stream::is_send_blocked(&*s)).collect();
     for s in blocked {
         stream::check_stopped(s);
     }
@@ -308,13 +284,13 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     } else {
         grant_streams(pc);
     }
-    if !(*pc).datagrams_queued && (*pc).conn.dgram_recv_queue_len() > 0 {
+    if !(*pc).datagrams_queued && (*pc).core.conn.dgram_recv_queue_len() > 0 {
         (*pc).datagrams_queued = true;
         (*ctx).events.push(Event::DatagramsReadable(PeerContext::handle(pc)));
     }
-    if (*pc).phase == Phase::GoingAway
+    if (*pc).core.phase == Phase::GoingAway
         && (*pc).close_at.is_none()
-        && (*pc).streams.is_empty()
+        && (*pc).core.streams.is_empty()
         && all_streams_retired(pc)
     {
         finish_graceful_close(pc);
@@ -325,25 +301,25 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
 /// has read everything); the server lets the client close first, so the GOAWAY
 /// and the last bytes are not cut off, and closes itself after a grace period.
 unsafe fn finish_graceful_close(pc: *mut PeerContext) {
-    if !(*pc).conn.is_server() {
-        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+    if !(*pc).core.conn.is_server() {
+        let _ = (*pc).core.conn.close(true, http3::H3_NO_ERROR, b"");
         return;
     }
-    let srtt = (*pc).conn.path_stats().next().map_or(Duration::from_millis(100), |p| p.rtt);
+    let srtt = (*pc).core.conn.path_stats().next().map_or(Duration::from_millis(100), |p| p.rtt);
     (*pc).close_at = Some(Instant::now() + (srtt * 4).max(Duration::from_millis(250)));
 }
 
 /// Keeps the peer supplied with spare connection IDs (so it can migrate or
 /// survive a NAT rebinding with a fresh one) and forgets the ones it retired.
 unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
-    while let Some(old) = (*pc).conn.retired_scid_next() {
+    while let Some(old) = (*pc).core.conn.retired_scid_next() {
         (*pc).route_updates.push(RouteUpdate::Retired(old.to_vec()));
     }
-    while (*pc).conn.scids_left() > 0 {
+    while (*pc).core.conn.scids_left() > 0 {
         let cid = random_cid();
         let mut token = [0u8; 16];
         boring::rand::rand_bytes(&mut token).expect("BoringSSL RNG");
-        if (*pc).conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
+        if (*pc).core.conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
             break;
         }
         (*pc).route_updates.push(RouteUpdate::Issued(cid.to_vec()));
@@ -353,39 +329,39 @@ unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
 /// True once QUIC has collected every stream we finished with (all their data,
 /// FIN included, acknowledged).
 unsafe fn all_streams_retired(pc: *mut PeerContext) -> bool {
-    let conn = &mut (*pc).conn;
-    (*pc).lingering.retain(|&id| !matches!(conn.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))));
-    (*pc).lingering.is_empty()
+    let conn = &mut (*pc).core.conn;
+    (*pc).core.lingering.retain(|&id| !matches!(conn.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))));
+    (*pc).core.lingering.is_empty()
 }
 
 /// For an IP-literal target with verification on, the certificate must list
 /// that IP (quiche's host check covers DNS names only).
 unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
     let Some(ip) = (*pc).verify_ip else { return true };
-    let ok = (*pc).conn.peer_cert().is_some_and(|der| crate::tls::leaf_matches_ip(der, ip));
+    let ok = (*pc).core.conn.peer_cert().is_some_and(|der| crate::tls::leaf_matches_ip(der, ip));
     if !ok {
         // TLS alert bad_certificate (42) as a crypto error.
-        let _ = (*pc).conn.close(false, 0x100 + 42, b"certificate does not match the IP address");
+        let _ = (*pc).core.conn.close(false, 0x100 + 42, b"certificate does not match the IP address");
     }
     ok
 }
 
 unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
-    let ctx = (*pc).ctx;
-    if let Some(&s) = (*pc).streams.get(&id) {
+    let ctx = (*pc).core.ctx;
+    if let Some(s) = stream_at(pc, id) {
         stream::queue_read(s);
         return;
     }
     let h3 = is_h3(&*pc);
-    if is_uni(id) && h3 && !(*pc).lingering.contains(&id) {
+    if is_uni(id) && h3 && !(*pc).core.lingering.contains(&id) {
         uni_readable(pc, id);
         return;
     }
     // Late data for a stream we already finished with. (Not "an id below the
     // highest seen": streams can arrive out of order when a packet is lost, and
     // a retransmitted lower stream is new, not old.)
-    if initiated_locally(&*pc, id) || (*pc).lingering.contains(&id) {
-        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
+    if initiated_locally(&*pc, id) || (*pc).core.lingering.contains(&id) {
+        let _ = (*pc).core.conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
         return;
     }
     let highest = if is_uni(id) { &mut (*pc).max_peer_uni } else { &mut (*pc).max_peer_bidi };
@@ -395,18 +371,18 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
         return;
     }
     if h3 && (*pc).h3.goaway_sent.is_some_and(|g| id >= g) {
-        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_REQUEST_REJECTED);
-        let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Write, http3::H3_REQUEST_REJECTED);
+        let _ = (*pc).core.conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_REQUEST_REJECTED);
+        let _ = (*pc).core.conn.stream_shutdown(id, quiche::Shutdown::Write, http3::H3_REQUEST_REJECTED);
         return;
     }
     if h3 && (*ctx).role == Role::Server && !is_uni(id) {
-        if let Verdict::Close(reason) = (*pc).guard.stream_opened(&(*ctx).settings.limits, id, Instant::now()) {
+        if let Verdict::Close(reason) = (*pc).core.guard.stream_opened(&(*ctx).settings.limits, id, Instant::now()) {
             close_for_load(pc, reason);
             return;
         }
     }
     let ext_size = (*pc).stream_ext_size.max((*ctx).settings.stream_ext_size);
-    let s = stream::create(pc, id, ext_size, false);
+    let s = stream::create(&mut (*pc).core, id, ext_size, false);
     // An HTTP/3 server announces a request stream with its head (see announce_late).
     if !(h3 && (*ctx).role == Role::Server) {
         stream::announce(s, false);
@@ -417,14 +393,14 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
 /// Timers due at `now`: quiche's (loss recovery, idle), the limits', a
 /// graceful close's grace period.
 pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
-    if (*pc).conn.timeout_instant().is_some_and(|t| t <= now) {
-        (*pc).conn.on_timeout();
+    if (*pc).core.conn.timeout_instant().is_some_and(|t| t <= now) {
+        (*pc).core.conn.on_timeout();
         mark_dirty(pc);
     }
     enforce_limits(pc, now);
     if (*pc).close_at.is_some_and(|t| t <= now) {
         (*pc).close_at = None;
-        let _ = (*pc).conn.close(true, http3::H3_NO_ERROR, b"");
+        let _ = (*pc).core.conn.close(true, http3::H3_NO_ERROR, b"");
         mark_dirty(pc);
     }
 }
@@ -435,7 +411,7 @@ pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
         return;
     }
     (*pc).socket_error = Some(errno);
-    let _ = (*pc).conn.close(false, 0, b"");
+    let _ = (*pc).core.conn.close(false, 0, b"");
     finalize(pc);
 }
 
@@ -443,8 +419,8 @@ pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
 unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
     expire_request_heads(pc, now);
     check_request_bodies(pc, now);
-    if matches!((*pc).phase, Phase::Handshake | Phase::Open) && (*pc).guard.quiet_too_long(now) {
-        (*(*pc).ctx).stats.connections_closed_idle += 1;
+    if matches!((*pc).core.phase, Phase::Handshake | Phase::Open) && (*pc).core.guard.quiet_too_long(now) {
+        (*(*pc).core.ctx).stats.connections_closed_idle += 1;
         begin_goaway(pc);
     }
 }
@@ -453,18 +429,18 @@ unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
 /// Entries whose head arrived (or whose stream is gone) are dropped as they
 /// reach the front, so the queue stays as short as the heads still awaited.
 unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
-    while let Some(&(at, id)) = (*pc).guard.head_deadlines.front() {
+    while let Some(&(at, id)) = (*pc).core.guard.head_deadlines.front() {
         if (*pc).finalized() {
             break;
         }
-        let awaited = (*pc).streams.get(&id).copied().filter(|&s| stream::awaits_head(&*s));
+        let awaited = stream_at(pc, id).filter(|&s| stream::awaits_head(&*s));
         match awaited {
             None => {
-                (*pc).guard.head_deadlines.pop_front();
+                (*pc).core.guard.head_deadlines.pop_front();
             }
             Some(_) if at > now => break,
             Some(s) => {
-                (*pc).guard.head_deadlines.pop_front();
+                (*pc).core.guard.head_deadlines.pop_front();
                 if stream::request_timed_out(s) {
                     request_stalled(pc);
                 }
@@ -477,13 +453,13 @@ unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
 /// 408 (or a reset, once answered); the next check is set for the earliest
 /// deadline left.
 unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
-    if (*pc).finalized() || (*pc).guard.body_check_at.is_none_or(|t| t > now) {
+    if (*pc).finalized() || (*pc).core.guard.body_check_at.is_none_or(|t| t > now) {
         return;
     }
-    let timeout = Duration::from_millis(u64::from((*(*pc).ctx).settings.limits.request_body_timeout_ms));
+    let timeout = Duration::from_millis(u64::from((*(*pc).core.ctx).settings.limits.request_body_timeout_ms));
     let mut next: Option<Instant> = None;
     let mut stalled = Vec::new();
-    for &s in (*pc).streams.values() {
+    for s in open_streams(pc) {
         let Some(since) = stream::body_awaited_since(&*s) else { continue };
         if since + timeout <= now {
             stalled.push(s);
@@ -491,7 +467,7 @@ unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
             next = Some(next.map_or(since + timeout, |t| t.min(since + timeout)));
         }
     }
-    (*pc).guard.body_check_at = next;
+    (*pc).core.guard.body_check_at = next;
     for s in stalled {
         if (*pc).finalized() {
             return;
@@ -506,34 +482,21 @@ unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
 /// the connection goes.
 unsafe fn request_stalled(pc: *mut PeerContext) {
     mark_dirty(pc);
-    if let Verdict::Close(reason) = (*pc).guard.request_stalled(&(*(*pc).ctx).settings.limits) {
+    if let Verdict::Close(reason) = (*pc).core.guard.request_stalled(&(*(*pc).core.ctx).settings.limits) {
         close_for_load(pc, reason);
     }
 }
 
-/// A client cancelled one of its requests (RESET_STREAM or STOP_SENDING).
-pub(crate) unsafe fn request_cancelled(pc: *mut PeerContext) {
-    if let Verdict::Close(reason) = (*pc).guard.stream_cancelled(&(*(*pc).ctx).settings.limits, Instant::now()) {
-        close_for_load(pc, reason);
-    }
-}
-
-/// A limit says this client costs too much: H3_EXCESSIVE_LOAD for the connection.
 unsafe fn close_for_load(pc: *mut PeerContext, reason: &str) {
-    if (*pc).finalized() || (*pc).conn.local_error().is_some() || (*pc).conn.is_closed() || (*pc).conn.is_draining() {
-        return;
-    }
-    (*(*pc).ctx).stats.connections_closed_for_load += 1;
-    connection_error(pc, http3::H3_EXCESSIVE_LOAD, reason);
+    connection::close_for_load(&mut (*pc).core, reason);
 }
 
 pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &str) {
-    let _ = (*pc).conn.close(true, code, reason.as_bytes());
-    mark_dirty(pc);
+    connection::connection_error(&mut (*pc).core, code, reason);
 }
 
 unsafe fn open_control_streams(pc: *mut PeerContext) {
-    let ctx = (*pc).ctx;
+    let ctx = (*pc).core.ctx;
     let mut control = Vec::with_capacity(64);
     http3::put_varint(&mut control, http3::STREAM_TYPE_CONTROL);
     let payload = http3::settings_payload(&(*ctx).local_h3_settings());
@@ -552,7 +515,7 @@ unsafe fn flush_uni_out(pc: *mut PeerContext) {
     if (*pc).h3.uni_out.is_empty() {
         return;
     }
-    let conn = &mut (*pc).conn;
+    let conn = &mut (*pc).core.conn;
     for (id, buf) in (*pc).h3.uni_out.iter_mut() {
         while !buf.is_empty() {
             match conn.stream_send(*id, buf, false) {
@@ -571,16 +534,16 @@ fn is_critical(h3: &H3Session, id: u64) -> bool {
 }
 
 unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
-    let ctx = (*pc).ctx;
+    let ctx = (*pc).core.ctx;
     let mut buf = (*ctx).take_read_buffer();
     loop {
-        match (*pc).conn.stream_recv(id, &mut buf) {
+        match (*pc).core.conn.stream_recv(id, &mut buf) {
             Ok((n, fin)) => {
                 if let Err(code) = feed_uni(pc, id, &buf[..n], fin) {
                     connection_error(pc, code, "HTTP/3 control stream error");
                     break;
                 }
-                if fin || (*pc).finalized() || (*pc).streams.contains_key(&id) {
+                if fin || (*pc).finalized() || (*pc).core.streams.contains_key(&id) {
                     // (In the last case it became a WebTransport stream, which reads the rest.)
                     break;
                 }
@@ -600,14 +563,14 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
 unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Result<(), u64> {
     let mut u = (*pc).h3.uni.remove(&id).unwrap_or_default();
     let result = feed_uni_inner(pc, id, &mut u, data, fin);
-    if result.is_ok() && !fin && !(*pc).streams.contains_key(&id) {
+    if result.is_ok() && !fin && !(*pc).core.streams.contains_key(&id) {
         (*pc).h3.uni.insert(id, u);
     }
     result
 }
 
 unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data: &[u8], fin: bool) -> Result<(), u64> {
-    let is_server = (*pc).conn.is_server();
+    let is_server = (*pc).core.conn.is_server();
     let mut input = data;
     if u.ty.is_none() {
         let Some(ty) = u.varint.feed(&mut input) else { return Ok(()) };
@@ -627,18 +590,18 @@ unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data:
             // We never send MAX_PUSH_ID, so no push stream is allowed.
             http3::STREAM_TYPE_PUSH if is_server => return Err(http3::H3_STREAM_CREATION_ERROR),
             http3::STREAM_TYPE_PUSH => return Err(http3::H3_ID_ERROR),
-            http3::STREAM_TYPE_WEBTRANSPORT if (*(*pc).ctx).settings.webtransport_sessions > 0 => {}
+            http3::STREAM_TYPE_WEBTRANSPORT if (*(*pc).core.ctx).settings.webtransport_sessions > 0 => {}
             _ => {
                 // Unknown or reserved stream type: refuse its data (RFC 9114 6.2).
-                let _ = (*pc).conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_STREAM_CREATION_ERROR);
+                let _ = (*pc).core.conn.stream_shutdown(id, quiche::Shutdown::Read, http3::H3_STREAM_CREATION_ERROR);
             }
         }
     }
     let ty = u.ty.unwrap_or(u64::MAX);
-    if ty == http3::STREAM_TYPE_WEBTRANSPORT && (*(*pc).ctx).settings.webtransport_sessions > 0 {
+    if ty == http3::STREAM_TYPE_WEBTRANSPORT && (*(*pc).core.ctx).settings.webtransport_sessions > 0 {
         if let Some(session) = u.varint.feed(&mut input) {
-            let ext_size = (*pc).stream_ext_size.max((*(*pc).ctx).settings.stream_ext_size);
-            let s = stream::create(pc, id, ext_size, false);
+            let ext_size = (*pc).stream_ext_size.max((*(*pc).core.ctx).settings.stream_ext_size);
+            let s = stream::create(&mut (*pc).core, id, ext_size, false);
             stream::adopt_webtransport(s, session, input, fin);
         }
         return Ok(());
@@ -700,7 +663,7 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
             http3::FRAME_SETTINGS => {
                 (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
                 u.settings_seen = true;
-                (*(*pc).ctx).events.push(Event::Settings(PeerContext::handle(pc)));
+                (*(*pc).core.ctx).events.push(Event::Settings(PeerContext::handle(pc)));
             }
             http3::FRAME_GOAWAY => {
                 let (gid, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
@@ -709,7 +672,7 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
                 }
                 on_goaway_frame(pc, gid)?;
             }
-            http3::FRAME_MAX_PUSH_ID if !(*pc).conn.is_server() => return Err(http3::H3_FRAME_UNEXPECTED),
+            http3::FRAME_MAX_PUSH_ID if !(*pc).core.conn.is_server() => return Err(http3::H3_FRAME_UNEXPECTED),
             http3::FRAME_CANCEL_PUSH => {
                 let (_push, n) = http3::get_varint(&u.frame_buf).ok_or(http3::H3_FRAME_ERROR)?;
                 if n != u.frame_buf.len() {
@@ -726,8 +689,8 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
 }
 
 unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
-    let ctx = (*pc).ctx;
-    if (*pc).conn.is_server() {
+    let ctx = (*pc).core.ctx;
+    if (*pc).core.conn.is_server() {
         // A client's GOAWAY carries a push ID (we have no pushes); it may only
         // stay or shrink (RFC 9114 5.2).
         if (*pc).h3.client_goaway.is_some_and(|prev| gid > prev) {
@@ -741,11 +704,11 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     }
     let first = (*pc).h3.goaway_received.is_none();
     (*pc).h3.goaway_received = Some(gid);
-    if (*pc).phase == Phase::Open {
-        (*pc).phase = Phase::GoingAway;
+    if (*pc).core.phase == Phase::Open {
+        (*pc).core.phase = Phase::GoingAway;
     }
     // Requests at or above the id were not processed: fail them so they can be retried.
-    let rejected: Vec<*mut Stream> = (*pc).streams.values().copied().filter(|&s| (*s).id >= gid).collect();
+    let rejected: Vec<*mut Stream> = open_streams(pc).into_iter().filter(|&s| (*s).id >= gid).collect();
     for s in rejected {
         stream::fail(s, http3::H3_REQUEST_REJECTED);
     }
@@ -757,17 +720,17 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
 
 /// Server shutdown: GOAWAY naming the first request we will not process.
 pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
-    match (*pc).phase {
+    match (*pc).core.phase {
         Phase::Handshake => {
             // A transport close (NO_ERROR): quiche sends an application close only
             // in 1-RTT packets, which a handshake that has not finished cannot carry,
             // so the peer would wait for its idle timeout instead.
-            (*pc).phase = Phase::Closing;
-            let _ = (*pc).conn.close(false, TRANSPORT_NO_ERROR, b"");
+            (*pc).core.phase = Phase::Closing;
+            let _ = (*pc).core.conn.close(false, TRANSPORT_NO_ERROR, b"");
         }
         Phase::Open => {
-            (*pc).phase = Phase::GoingAway;
-            if is_h3(&*pc) && (*pc).conn.is_server() {
+            (*pc).core.phase = Phase::GoingAway;
+            if is_h3(&*pc) && (*pc).core.conn.is_server() {
                 send_goaway(pc);
             }
         }
@@ -810,12 +773,12 @@ pub unsafe fn request_webtransport_stream(pc: *mut PeerContext, session: u64, un
 }
 
 fn webtransport_streams_available(pc: &PeerContext, uni: bool) -> bool {
-    let credit = if uni { pc.conn.peer_streams_left_uni() } else { pc.conn.peer_streams_left_bidi() };
+    let credit = if uni { pc.core.conn.peer_streams_left_uni() } else { pc.core.conn.peer_streams_left_bidi() };
     !streams_available_base(pc) && credit > 0
 }
 
 unsafe fn grant_streams(pc: *mut PeerContext) {
-    let ctx = (*pc).ctx;
+    let ctx = (*pc).core.ctx;
     loop {
         let mut webtransport = None;
         let uni = if (*pc).pending_stream_requests > 0 && streams_available(&*pc) > 0 {
@@ -838,9 +801,9 @@ unsafe fn grant_streams(pc: *mut PeerContext) {
         let id = *next;
         *next += 4;
         // Creating the stream in quiche now makes it count against MAX_STREAMS.
-        let _ = (*pc).conn.stream_priority(id, 127, true);
+        let _ = (*pc).core.conn.stream_priority(id, 127, true);
         let ext_size = (*ctx).settings.stream_ext_size;
-        let s = stream::create(pc, id, ext_size, true);
+        let s = stream::create(&mut (*pc).core, id, ext_size, true);
         if let Some(session) = webtransport {
             stream::open_webtransport(s, session);
         }
@@ -857,11 +820,14 @@ pub fn uni_streams_available(pc: &PeerContext) -> u64 {
     if is_h3(pc) || streams_available_base(pc) {
         return 0;
     }
-    pc.conn.peer_streams_left_uni()
+    pc.core.conn.peer_streams_left_uni()
 }
 
 fn streams_available_base(pc: &PeerContext) -> bool {
-    pc.phase != Phase::Open || pc.deferred_close.is_some() || pc.conn.is_closed() || pc.conn.is_draining()
+    pc.core.phase != Phase::Open
+        || pc.deferred_close.is_some()
+        || pc.core.conn.is_closed()
+        || pc.core.conn.is_draining()
 }
 
 /// CONNECTION_CLOSE with an application error, as the application asked:
@@ -890,7 +856,7 @@ pub(crate) enum DatagramOutput {
 pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Option<DatagramOutput> {
     (*pc).datagrams_queued = false;
     while !(*pc).finalized() {
-        let len = (*pc).conn.dgram_recv(buf).ok()?;
+        let len = (*pc).core.conn.dgram_recv(buf).ok()?;
         if !is_h3(&*pc) {
             return Some(DatagramOutput::Connection { len });
         }
@@ -898,7 +864,7 @@ pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Opti
             connection_error(pc, http3::H3_DATAGRAM_ERROR, "HTTP datagram without a quarter stream id");
             return None;
         };
-        if let Some(&stream) = quarter.checked_mul(4).and_then(|id| (*pc).streams.get(&id)) {
+        if let Some(stream) = quarter.checked_mul(4).and_then(|id| stream_at(pc, id)) {
             return Some(DatagramOutput::Stream { stream, start: used, len: len - used });
         }
     }
@@ -907,20 +873,19 @@ pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Opti
 
 /// An HTTP datagram (RFC 9297) tied to request stream `s`.
 pub unsafe fn send_stream_datagram(s: *mut Stream, data: &[u8]) -> Result<(), DatagramError> {
-    if (*s).finished || !is_h3(&*(*s).conn) || (*s).id & 0x2 != 0 {
+    if (*s).finished || !(*(*s).conn).is_h3() || (*s).id & 0x2 != 0 {
         return Err(DatagramError::Unavailable);
     }
     let mut framed = Vec::with_capacity(data.len() + 8);
     http3::put_varint(&mut framed, (*s).id / 4);
     framed.extend_from_slice(data);
-    send_datagram((*s).conn, &framed)
+    send_datagram(of_stream(&*s), &framed)
 }
 
 /// Largest HTTP datagram payload for stream `s` now, if datagrams are available.
 pub fn stream_datagram_max_size(s: &Stream) -> Option<usize> {
     // SAFETY: a stream's connection outlives it.
-    let pc = unsafe { &*s.conn };
-    let max = pc.conn.dgram_max_writable_len()?;
+    let max = unsafe { (*s.conn).conn.dgram_max_writable_len()? };
     max.checked_sub(http3::varint_len(s.id / 4))
 }
 
@@ -945,12 +910,12 @@ pub unsafe fn send_datagram(pc: *mut PeerContext, data: &[u8]) -> Result<(), Dat
     if !(*pc).is_established() {
         return Err(DatagramError::Unavailable);
     }
-    match (*pc).conn.dgram_max_writable_len() {
+    match (*pc).core.conn.dgram_max_writable_len() {
         None => return Err(DatagramError::Unavailable),
         Some(max) if data.len() > max => return Err(DatagramError::TooLarge),
         _ => {}
     }
-    match (*pc).conn.dgram_send(data) {
+    match (*pc).core.conn.dgram_send(data) {
         Ok(()) => {
             mark_dirty(pc);
             Ok(())
@@ -965,17 +930,17 @@ pub fn streams_available(pc: &PeerContext) -> u64 {
     if streams_available_base(pc) || pc.h3.goaway_received.is_some() {
         return 0;
     }
-    pc.conn.peer_streams_left_bidi()
+    pc.core.conn.peer_streams_left_bidi()
 }
 
 /// Writes this connection's next packets into `out`, batched for GSO (see
 /// outbox.rs). True when `out` filled up with more to send.
 pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> bool {
     flush_uni_out(pc);
-    let mss = (*pc).conn.max_send_udp_payload_size();
+    let mss = (*pc).core.conn.max_send_udp_payload_size();
     loop {
         let Some(room) = out.room(mss) else { return true };
-        match (*pc).conn.send(room) {
+        match (*pc).core.conn.send(room) {
             Ok((n, info)) => out.commit(info.to, n),
             Err(_) => return false,
         }
@@ -986,7 +951,7 @@ pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> b
 /// (see `deferred_close`). True when there was one: its CONNECTION_CLOSE is to send.
 pub(crate) unsafe fn apply_deferred_close(pc: *mut PeerContext) -> bool {
     let Some((code, reason)) = (*pc).deferred_close.take() else { return false };
-    let _ = (*pc).conn.close(true, code, &reason);
+    let _ = (*pc).core.conn.close(true, code, &reason);
     true
 }
 
@@ -994,8 +959,8 @@ pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
     // A connection the peer closed is over for the application at once: the
     // draining period (RFC 9000 10.2.2) only absorbs stray packets, and an
     // application told late would put new requests on a dead connection.
-    let closed_by_peer = (*pc).conn.is_draining() && (*pc).conn.peer_error().is_some();
-    if !(*pc).finalized() && ((*pc).conn.is_closed() || closed_by_peer) {
+    let closed_by_peer = (*pc).core.conn.is_draining() && (*pc).core.conn.peer_error().is_some();
+    if !(*pc).finalized() && ((*pc).core.conn.is_closed() || closed_by_peer) {
         finalize(pc);
     }
 }
@@ -1005,19 +970,19 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     if (*pc).finalized() {
         return;
     }
-    (*pc).phase = Phase::Closed;
-    let ctx = (*pc).ctx;
+    (*pc).core.phase = Phase::Closed;
+    let ctx = (*pc).core.ctx;
     if let Some(ip) = (*pc).admitted_ip.take() {
         (*ctx).connection_counts.release(ip);
     }
     // QUIC's own concurrency limit: quiche closed the connection because the
     // peer opened more streams than MAX_STREAMS allowed.
     const STREAM_LIMIT_ERROR: u64 = 0x4;
-    if (*pc).conn.local_error().is_some_and(|e| !e.is_app && e.error_code == STREAM_LIMIT_ERROR) {
+    if (*pc).core.conn.local_error().is_some_and(|e| !e.is_app && e.error_code == STREAM_LIMIT_ERROR) {
         (*ctx).stats.connections_closed_for_load += 1;
     }
     let code = close_error(&*pc).map(|(c, _)| c);
-    for s in (*pc).streams.values().copied().collect::<Vec<_>>() {
+    for s in open_streams(pc) {
         stream::abandon(s, code.unwrap_or(http3::H3_REQUEST_CANCELLED));
     }
     if (*ctx).role == Role::Client && !(*pc).hsk_reported {
@@ -1033,21 +998,22 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
 
 /// The error of the CONNECTION_CLOSE either side sent: (code, is_app).
 pub fn close_error(pc: &PeerContext) -> Option<(u64, bool)> {
-    pc.conn
+    pc.core
+        .conn
         .peer_error()
-        .or(pc.conn.local_error())
+        .or(pc.core.conn.local_error())
         .map(|e| (e.error_code, e.is_app))
-        .or_else(|| pc.conn.is_timed_out().then_some((0, false)))
+        .or_else(|| pc.core.conn.is_timed_out().then_some((0, false)))
 }
 
 pub fn status_line(pc: &PeerContext) -> String {
-    let st = pc.conn.stats();
-    let path = pc.conn.path_stats().next();
+    let st = pc.core.conn.stats();
+    let path = pc.core.conn.path_stats().next();
     let state = if pc.finalized() {
         "closed"
-    } else if pc.conn.is_draining() {
+    } else if pc.core.conn.is_draining() {
         "draining"
-    } else if pc.conn.is_established() {
+    } else if pc.core.conn.is_established() {
         "established"
     } else {
         "handshake"
@@ -1056,7 +1022,7 @@ pub fn status_line(pc: &PeerContext) -> String {
     format!(
         "state={state} peer={} streams={} rtt_ms={rtt:.3} cwnd={cwnd} sent={} recv={} lost={} bytes_sent={} bytes_recv={}",
         pc.peer_addr,
-        pc.streams.len(),
+        pc.core.streams.len(),
         st.sent,
         st.recv,
         st.lost,

@@ -16,12 +16,12 @@ use std::ffi::{c_char, c_int, c_uint};
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+use crate::connection::{self, ConnectionCore};
 use crate::context::Role;
 use crate::events::Event;
 use crate::ext::Ext;
 use crate::handles::StreamHandle;
 use crate::http3::{self, FieldRef, FrameEvent, FrameReader};
-use crate::peer_context::{self, PeerContext};
 use crate::stream_state::{self, HeaderBlock, RecvState, SendState};
 
 /// `struct us_quic_header_t`.
@@ -74,7 +74,8 @@ enum Step {
 
 pub struct Stream {
     pub id: u64,
-    pub conn: *mut PeerContext,
+    /// The core of its connection (connection.rs): all a stream may touch of it.
+    pub conn: *mut ConnectionCore,
     pub ext: Ext,
     pub local: bool,
     pub(crate) announced: bool,
@@ -131,9 +132,9 @@ impl Stream {
     }
 }
 
-pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, local: bool) -> *mut Stream {
+pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, local: bool) -> *mut Stream {
     // HTTP/3 streams carry messages (head first); raw QUIC streams carry bytes.
-    let framed = peer_context::is_h3(&*pc);
+    let framed = (*pc).is_h3();
     let s = Box::into_raw(Box::new(Stream {
         id,
         conn: pc,
@@ -174,7 +175,7 @@ pub(crate) unsafe fn create(pc: *mut PeerContext, id: u64, ext_size: usize, loca
             (*s).send = SendState::Finished;
         }
     }
-    (*pc).streams.insert(id, s);
+    (*pc).streams.insert(id, Stream::handle(s));
     s
 }
 
@@ -202,7 +203,7 @@ fn is_peer_request(s: &Stream) -> bool {
 
 fn is_h3(s: &Stream) -> bool {
     // SAFETY: a stream's connection outlives it.
-    s.wt_session.is_none() && unsafe { peer_context::is_h3(&*s.conn) }
+    s.wt_session.is_none() && unsafe { (*s.conn).is_h3() }
 }
 
 fn webtransport_enabled(s: &Stream) -> bool {
@@ -249,7 +250,7 @@ pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     http3::put_varint(&mut prefix, signal);
     http3::put_varint(&mut prefix, session);
     send_all_or_queue(s, &prefix);
-    peer_context::mark_dirty((*s).conn);
+    connection::mark_dirty((*s).conn);
 }
 
 pub fn headers(s: &Stream) -> &[QuicHeader] {
@@ -270,7 +271,7 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     (*pc).streams.remove(&(*s).id);
     (*pc).lingering.push((*s).id);
     (*(*pc).ctx).events.push(Event::StreamClosed(Stream::handle(s)));
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
 }
 
 unsafe fn maybe_complete(s: *mut Stream) {
@@ -405,7 +406,7 @@ unsafe fn step_unframed(s: *mut Stream) -> Step {
 unsafe fn peer_reset(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     if is_peer_request(&*s) && !(*s).send.fin_was_sent() {
-        peer_context::request_cancelled(pc);
+        connection::request_cancelled(pc);
     }
     (*s).error_code = Some(code);
     (*s).recv.stop();
@@ -427,7 +428,7 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
         return;
     }
     if is_peer_request(&*s) {
-        peer_context::request_cancelled(pc);
+        connection::request_cancelled(pc);
     }
     (*s).error_code = Some(code);
     if !(*s).recv.is_over() {
@@ -440,7 +441,7 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
 /// A connection error found on this stream: the connection closes, the rest
 /// of what this stream read is dropped.
 unsafe fn connection_error(s: *mut Stream, code: u64, reason: &str) -> Step {
-    peer_context::connection_error((*s).conn, code, reason);
+    connection::connection_error((*s).conn, code, reason);
     Step::Stop
 }
 
@@ -691,7 +692,7 @@ unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
         stop_sending(s, http3::H3_NO_ERROR);
     }
     maybe_complete(s);
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
     true
 }
 
@@ -865,7 +866,7 @@ unsafe fn flush_pending(s: *mut Stream) -> bool {
             Err(_) => return false,
         }
     }
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
     true
 }
 
@@ -931,7 +932,7 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     if accepted < data.len() {
         (*s).want_write = true;
     }
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
     accepted as isize
 }
 
@@ -988,7 +989,7 @@ unsafe fn send_headers_inner(
         (*s).send.request_fin();
     }
     flush_pending(s);
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
     Ok(())
 }
 
@@ -1013,7 +1014,7 @@ pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
     }
     let _ = (*pc).conn.stream_shutdown((*s).id, quiche::Shutdown::Read, code);
     (*s).recv.stop();
-    peer_context::mark_dirty(pc);
+    connection::mark_dirty(pc);
     maybe_complete(s);
 }
 
@@ -1064,7 +1065,7 @@ pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
         // Bytes may wait in the inbox that QUIC no longer lists as readable.
         let pc = (*s).conn;
         (*pc).resumed_reads.push((*s).id);
-        peer_context::mark_dirty(pc);
+        connection::mark_dirty(pc);
     }
 }
 
@@ -1074,7 +1075,7 @@ pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
     }
     (*s).want_write = want;
     if want {
-        peer_context::mark_dirty((*s).conn);
+        connection::mark_dirty((*s).conn);
     }
 }
 

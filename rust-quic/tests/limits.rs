@@ -24,7 +24,7 @@ unsafe fn set_limits(ctx: *mut Context, change: impl FnOnce(&mut Limits)) {
 /// The server side of the only connection, and its open request streams.
 unsafe fn server_streams(p: &Pair) -> Vec<*mut Stream> {
     let pc: *mut PeerContext = PeerContext::from_handle((&(*p.server).connections)[0]);
-    (*pc).streams.iter().filter(|(&id, _)| id & 0x2 == 0).map(|(_, &s)| s).collect()
+    (*pc).core.streams.iter().filter(|(&id, _)| id & 0x2 == 0).map(|(_, &s)| Stream::from_handle(s)).collect()
 }
 
 unsafe fn wait(p: &Pair, d: Duration) {
@@ -239,7 +239,7 @@ fn a_connection_that_only_pings_is_closed_after_its_idle_time() {
         let mut next_ping = Instant::now();
         let closed = p.run(5, || {
             if Instant::now() >= next_ping && !is_closed(pc) {
-                (*pc).conn.send_ack_eliciting().unwrap();
+                (*pc).core.conn.send_ack_eliciting().unwrap();
                 rust_quic::peer_context::mark_dirty(pc);
                 next_ping += Duration::from_millis(100);
             }

@@ -117,7 +117,7 @@ fn closing_a_critical_stream_is_closed_critical_stream() {
     for id in [CLIENT_CONTROL, CLIENT_QPACK_ENCODER, CLIENT_QPACK_ENCODER + 4] {
         unsafe {
             let (p, pc) = established();
-            (*pc).conn.stream_send(id, &[], true).expect("FIN");
+            (*pc).core.conn.stream_send(id, &[], true).expect("FIN");
             rust_quic::peer_context::mark_dirty(pc);
             assert_eq!(close_code(&p), Some(http3::H3_CLOSED_CRITICAL_STREAM), "stream {id}");
             p.free();

@@ -315,7 +315,7 @@ fn extended_connect_is_refused_when_webtransport_is_off() {
         assert!(p.run(|| log(|l| l.stream_errors.contains(&refused))));
         assert!(log(|l| l.server_heads.is_empty()));
         // The connection still works for a second stream.
-        assert!(!(*p.client_conn()).conn.is_closed());
+        assert!(!(*p.client_conn()).core.conn.is_closed());
         p.free();
     }
 }
@@ -353,7 +353,7 @@ fn a_server_bidi_stream_without_the_signal_is_a_connection_error() {
         p.establish();
         let server_conn = log(|l| l.server_conn) as *mut PeerContext;
         let sc = &mut *server_conn;
-        sc.conn.stream_send(5, &[0x01, 0x00], false).unwrap();
+        sc.core.conn.stream_send(5, &[0x01, 0x00], false).unwrap();
         rust_quic::peer_context::mark_dirty(server_conn);
         assert!(p.run(|| log(|l| l.conn_closes.iter().any(|&(server, _)| !server))));
         assert!(log(|l| l.conn_closes.contains(&(false, http3::H3_STREAM_CREATION_ERROR))));

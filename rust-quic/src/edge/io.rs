@@ -62,7 +62,7 @@ unsafe fn transmit(pc: *mut PeerContext) {
     if (*pc).finalized() || listen_socket::is_blocked(ls) {
         return;
     }
-    let ctx = (*pc).ctx;
+    let ctx = (*pc).core.ctx;
     let mut out = std::mem::take(&mut (*ctx).outbox);
     // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
     // cannot (an application close while the peer still awaits handshake packets,
@@ -76,7 +76,7 @@ unsafe fn transmit(pc: *mut PeerContext) {
         if !more || !sent {
             break;
         }
-        if (*pc).conn.local_error().is_some() {
+        if (*pc).core.conn.local_error().is_some() {
             rounds_after_close -= 1;
             if rounds_after_close == 0 {
                 break;

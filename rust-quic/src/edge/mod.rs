@@ -98,7 +98,7 @@ unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
     if (*pc).finalized() {
         return;
     }
-    let _ = (*pc).conn.close(app, code, b"");
+    let _ = (*pc).core.conn.close(app, code, b"");
     flush(pc);
     peer_context::finalize(pc);
 }
@@ -190,7 +190,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
         }
         let batch: Vec<_> = std::mem::take(&mut (*ctx).dirty).into_iter().map(PeerContext::from_handle).collect();
         for &pc in &batch {
-            (*pc).in_dirty = false;
+            (*pc).core.in_dirty = false;
             if !(*pc).finalized() {
                 peer_context::service(pc);
                 listen_socket::sync_routes(pc);
@@ -201,7 +201,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             if (*pc).finalized() {
                 continue;
             }
-            if (*ctx).defer_answers && (*pc).awaiting_answers {
+            if (*ctx).defer_answers && (*pc).core.awaiting_answers {
                 if !(*pc).in_deferred {
                     (*pc).in_deferred = true;
                     (*ctx).deferred.push(PeerContext::handle(pc));
@@ -225,7 +225,7 @@ unsafe fn take_deferred(ctx: *mut Context) {
     }
     for pc in std::mem::take(&mut (*ctx).deferred).into_iter().map(PeerContext::from_handle) {
         (*pc).in_deferred = false;
-        (*pc).awaiting_answers = false;
+        (*pc).core.awaiting_answers = false;
         peer_context::mark_dirty(pc);
     }
 }

@@ -548,7 +548,7 @@ pub unsafe fn established() -> (Pair, *mut PeerContext) {
 
 /// Writes `bytes` on stream `id` of the client's QUIC connection as they are.
 pub unsafe fn inject(p: &Pair, pc: *mut PeerContext, id: u64, bytes: &[u8]) {
-    (*pc).conn.stream_send(id, bytes, false).expect("stream_send");
+    (*pc).core.conn.stream_send(id, bytes, false).expect("stream_send");
     rust_quic::peer_context::mark_dirty(pc);
     // A few rounds: the client sends, the server reads and answers.
     let mut rounds = 0;
