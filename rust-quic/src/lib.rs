@@ -2,12 +2,16 @@
 //! upstream Bun's `quic.h` (see `packages/bun-usockets/src/quic.h`).
 //!
 //! Layers, inside out:
-//! - the protocol core, which does no I/O and never calls out: [`context`] (one
-//!   per server or client), [`listen_socket`] (one bound UDP socket, routing by
-//!   connection ID), [`peer_context`] (one connection), [`stream`], [`http3`]
-//!   (framing and message rules), [`limits`] (per-client policy), [`client`]
-//!   (outbound connects), [`tls`]; it reports through [`events`] and writes its
-//!   packets into an [`outbox`];
+//! - the protocol core, which does no I/O and never calls out, each layer using
+//!   only those below it (no import cycle; `tests/layering.rs` checks it):
+//!   [`client`] (outbound connects) over [`listen_socket`] (one bound UDP
+//!   socket, routing by connection ID) over [`peer_context`] (one connection:
+//!   the HTTP/3 session, WebTransport, DATAGRAMs) over [`stream`] over
+//!   [`connection`] (what a connection shares with its streams) over
+//!   [`context`] (one per server or client: configuration, counters, queues);
+//!   under them [`handles`] (how a lower layer names a higher object),
+//!   [`events`], [`http3`] (framing and message rules), [`limits`] (per-client
+//!   policy), [`tls`], [`outbox`] (the packets a flush writes);
 //! - the [`edge`]: the engine's entry points, run in engine frames; the only
 //!   code that calls the application back (draining the events), talks to the
 //!   driver and frees;
