@@ -7,6 +7,7 @@
 //! as events on `events` (events.rs), and the edge (edge/) runs the entry
 //! points, calls the application back and frees what closed.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::ffi::c_void;
 
@@ -178,8 +179,22 @@ pub struct Context {
     /// answers (async handlers answer in the microtasks that follow).
     pub(crate) defer_answers: bool,
     pub(crate) deferred: Vec<ConnectionHandle>,
-    /// Responses the engine answers by itself (see static_route).
-    pub static_routes: crate::static_route::StaticRoutes,
+    /// An embedder's answers to request heads (embed/static_route.rs is one).
+    pub request_head_hook: Option<Box<dyn RequestHeadHook>>,
+}
+
+/// A whole response the engine sends by itself: the application never hears of
+/// the request.
+pub struct EngineAnswer<'a> {
+    pub head: Vec<http3::FieldRef<'a>>,
+    pub body: &'a [u8],
+}
+
+/// An embedder's policy, asked at every valid request head before the
+/// application hears of the request: the one seam through which Bun-specific
+/// answers (static routes) enter the core.
+pub trait RequestHeadHook: Any {
+    fn answer(&mut self, fields: &[quiche::h3::Header]) -> Option<EngineAnswer<'_>>;
 }
 
 /// Objects closed while an engine frame may still hold them (possibly from
@@ -224,7 +239,7 @@ impl Context {
             connection_counts: ConnectionCounts::default(),
             outbox: Outbox::new(SEND_BATCH_BYTES),
             flush_pending: false,
-            static_routes: Default::default(),
+            request_head_hook: None,
             defer_answers: false,
             deferred: Vec::new(),
         }

@@ -46,7 +46,6 @@ pub mod limits;
 pub mod listen_socket;
 pub mod outbox;
 pub mod peer_context;
-pub mod static_route;
 pub mod stream;
 pub mod stream_state;
 #[cfg(any(test, feature = "testing"))]

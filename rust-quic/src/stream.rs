@@ -17,7 +17,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::connection::{self, ConnectionCore};
-use crate::context::Role;
+use crate::context::{EngineAnswer, Role};
 use crate::events::Event;
 use crate::ext::Ext;
 use crate::handles::StreamHandle;
@@ -613,7 +613,7 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
                 (*pc).guard.watch_body(&(*ctx).settings.limits, now);
             }
             (*ctx).stats.requests += 1;
-            if !(*ctx).static_routes.is_empty() && serve_static(s, &fields) {
+            if (*ctx).request_head_hook.is_some() && answer_in_engine(s, &fields) {
                 return Step::NeedInput;
             }
             HeadersKind::Initial
@@ -678,14 +678,13 @@ unsafe fn announce_late(s: *mut Stream) -> bool {
     !std::mem::replace(&mut (*s).announced, true)
 }
 
-/// Answers a GET/HEAD of a static route; false when no route matches.
-unsafe fn serve_static(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
-    use quiche::h3::NameValue;
+/// Sends the embedder's answer to this request head, if it has one (see
+/// `context::RequestHeadHook`); false when the application is to answer.
+unsafe fn answer_in_engine(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
-    let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
-    let (Some(method), Some(path)) = (field(b":method"), field(b":path")) else { return false };
-    let Some((head, body)) = (*ctx).static_routes.answer(method, path, field(b"if-none-match")) else { return false };
+    let Some(hook) = (*ctx).request_head_hook.as_mut() else { return false };
+    let Some(EngineAnswer { head, body }) = hook.answer(fields) else { return false };
     let body = if (*s).is_head_request { &[][..] } else { body };
     if respond_whole(s, &head, body).is_ok() && !(*s).recv.fin_received() {
         // A GET has nothing more to say; don't wait for it.

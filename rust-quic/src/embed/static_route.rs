@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::context::{EngineAnswer, RequestHeadHook};
 use crate::http3::FieldRef;
 
 pub struct StaticResponse {
@@ -41,10 +42,6 @@ impl StaticRoutes {
 
     pub fn clear(&mut self) {
         self.routes.clear();
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
     }
 
     /// The answer to a GET or HEAD of a registered path (the query does not
@@ -81,6 +78,15 @@ impl StaticRoutes {
         }
         fields.push(FieldRef { name: b"date", value: &self.date.1 });
         Some((fields, if not_modified { &[] } else { &route.response.body }))
+    }
+}
+
+impl RequestHeadHook for StaticRoutes {
+    fn answer(&mut self, fields: &[quiche::h3::Header]) -> Option<EngineAnswer<'_>> {
+        use quiche::h3::NameValue;
+        let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
+        let (head, body) = StaticRoutes::answer(self, field(b":method")?, field(b":path")?, field(b"if-none-match"))?;
+        Some(EngineAnswer { head, body })
     }
 }
 

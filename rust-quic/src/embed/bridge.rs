@@ -1,0 +1,149 @@
+//! Running the engine inside another event loop (Bun's), through `bun:ffi`.
+//!
+//! The engine's loop is one epoll fd (sockets and timerfds). A helper thread
+//! does nothing but wait for that fd to become readable and then write one byte
+//! to a pipe that the host loop reads; it then waits for the host's
+//! acknowledgement before polling again, so it never spins on a level-triggered
+//! fd. When the byte arrives, the host calls `us_quic_embed_run` on its own
+//! thread, which runs one non-blocking iteration of the loop: every callback,
+//! every protocol step happens on the host's thread. The thread touches no
+//! engine state and calls nothing but poll/read/write on its own fds.
+
+use std::ffi::c_int;
+use std::thread::JoinHandle;
+
+use usockets_sys as us;
+
+use crate::usockets_driver;
+
+pub struct Embed {
+    loop_: *mut us::us_loop_t,
+    wake_read: c_int,
+    ack_write: c_int,
+    stop_write: c_int,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn pipe_pair() -> Option<(c_int, c_int)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: fds has room for two descriptors.
+    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
+    (r == 0).then_some((fds[0], fds[1]))
+}
+
+fn wait_readable(fds: &[c_int]) -> Option<usize> {
+    let mut polls: Vec<libc::pollfd> =
+        fds.iter().map(|&fd| libc::pollfd { fd, events: libc::POLLIN, revents: 0 }).collect();
+    loop {
+        // SAFETY: polls is a valid array of pollfd.
+        let r = unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, -1) };
+        if r > 0 {
+            return polls.iter().position(|p| p.revents != 0);
+        }
+        if r < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
+}
+
+fn drain(fd: c_int) {
+    let mut buf = [0u8; 64];
+    // SAFETY: reading into a local buffer from our own non-blocking fd.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// The helper thread: loop fd readable -> one byte to the host -> wait for ack.
+fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
+    while let Some(1) = wait_readable(&[stop_read, loop_fd]) {
+        // SAFETY: one byte from a static buffer to our own pipe.
+        unsafe { libc::write(wake_write, b"!".as_ptr().cast(), 1) };
+        match wait_readable(&[stop_read, ack_read]) {
+            Some(1) => drain(ack_read),
+            _ => break,
+        }
+    }
+    // SAFETY: these fds belong to this thread from here on.
+    unsafe {
+        libc::close(wake_write);
+        libc::close(ack_read);
+        libc::close(stop_read);
+    }
+}
+
+/// A loop for embedding, with its watcher thread. NULL if fds or the thread
+/// could not be created.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_create() -> *mut Embed {
+    let loop_ = us::us_create_loop(std::ptr::null_mut(), None, None, None, 0);
+    if loop_.is_null() {
+        return std::ptr::null_mut();
+    }
+    let (Some((wake_read, wake_write)), Some((ack_read, ack_write)), Some((stop_read, stop_write))) =
+        (pipe_pair(), pipe_pair(), pipe_pair())
+    else {
+        us::us_loop_free(loop_);
+        return std::ptr::null_mut();
+    };
+    let loop_fd = us::us_loop_fd(loop_);
+    let thread = std::thread::Builder::new()
+        .name("quic-loop-watch".into())
+        .spawn(move || watch(loop_fd, wake_write, ack_read, stop_read))
+        .ok();
+    if thread.is_none() {
+        us::us_loop_free(loop_);
+        return std::ptr::null_mut();
+    }
+    Box::into_raw(Box::new(Embed { loop_, wake_read, ack_write, stop_write, thread }))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t {
+    e.as_ref().map_or(std::ptr::null_mut(), |e| e.loop_)
+}
+
+/// The fd the host loop reads: one byte means "call us_quic_embed_run". The
+/// engine keeps it (closes it in us_quic_embed_free): stop reading it first.
+/// Blocking, as Bun's file streams expect from a pipe.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
+    let Some(e) = e.as_ref() else { return -1 };
+    let flags = libc::fcntl(e.wake_read, libc::F_GETFL);
+    libc::fcntl(e.wake_read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+    e.wake_read
+}
+
+/// One non-blocking iteration on the caller's thread, then re-arm the watcher.
+/// Returns how many handles keep the loop alive. Connections whose requests
+/// reached the callbacks in this iteration send nothing yet: the embedder calls
+/// `us_quic_loop_process` once its handlers have answered (the runtime queues it
+/// right after this returns), so ACKs and answers share packets.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
+    let Some(e) = e.as_ref() else { return -1 };
+    // Connections with new requests send at the embedder's flush after this
+    // returns (see Context::defer_answers), together with the answers.
+    usockets_driver::set_defer_answers(e.loop_, true);
+    us::us_loop_run_once(e.loop_, 0);
+    usockets_driver::set_defer_answers(e.loop_, false);
+    libc::write(e.ack_write, b"!".as_ptr().cast(), 1);
+    us::us_loop_alive_count(e.loop_)
+}
+
+/// Stops the watcher and frees the loop. Every context on it must be freed first.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
+    if e.is_null() {
+        return;
+    }
+    let mut e = Box::from_raw(e);
+    libc::write(e.stop_write, b"!".as_ptr().cast(), 1);
+    if let Some(t) = e.thread.take() {
+        let _ = t.join();
+    }
+    libc::close(e.wake_read);
+    libc::close(e.ack_write);
+    libc::close(e.stop_write);
+    // Run once more so closed handles are released, then free.
+    us::us_loop_run_once(e.loop_, 0);
+    us::us_loop_free(e.loop_);
+}

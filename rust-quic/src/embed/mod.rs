@@ -1,0 +1,20 @@
+//! Embedding the engine in another runtime (Bun), through `bun:ffi`; the ABI of
+//! `packages/bun-usockets/src/quic_embed.h`.
+//!
+//! - `bridge`: the engine's loop inside the host's event loop (a watcher thread
+//!   that only wakes the host through a pipe);
+//! - `abi`: FFI-shaped helpers (PEM contexts, serialized header blocks, a whole
+//!   response in one call);
+//! - `static_route`: Bun.serve's static `routes`, answered by the engine.
+//!
+//! The core knows none of this. It offers embedders two seams: one request-head
+//! hook (`context::RequestHeadHook`, asked before the application hears of a
+//! request; static routes are one) and one hold-the-flush flag
+//! (`Context::defer_answers`, on for the length of a host iteration).
+
+mod abi;
+mod bridge;
+pub mod static_route;
+
+pub use abi::*;
+pub use bridge::*;
