@@ -35,6 +35,67 @@ pub enum Phase {
     Closed,
 }
 
+/// What a local shutdown asks of the connection, by its phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownStep {
+    /// Still in its handshake: close it now, with a transport NO_ERROR (an
+    /// application close needs 1-RTT packets the handshake cannot carry yet).
+    CloseTransport,
+    /// Open: send GOAWAY (servers) and close once the last stream is done.
+    SendGoaway,
+    /// Already going away or closing: nothing more.
+    Nothing,
+}
+
+impl Phase {
+    /// The handshake finished: open, or closing when the peer's identity did not
+    /// match (`identity_ok` false). False when it was not in its handshake.
+    pub fn handshake_finished(&mut self, identity_ok: bool) -> bool {
+        if *self != Phase::Handshake {
+            return false;
+        }
+        *self = if identity_ok { Phase::Open } else { Phase::Closing };
+        true
+    }
+
+    /// A GOAWAY arrived: an open connection starts going away.
+    pub fn goaway_received(&mut self) {
+        if *self == Phase::Open {
+            *self = Phase::GoingAway;
+        }
+    }
+
+    /// Local shutdown (us_quic_socket_context_shutdown): what to do now.
+    pub fn shut_down(&mut self) -> ShutdownStep {
+        match *self {
+            Phase::Handshake => {
+                *self = Phase::Closing;
+                ShutdownStep::CloseTransport
+            }
+            Phase::Open => {
+                *self = Phase::GoingAway;
+                ShutdownStep::SendGoaway
+            }
+            Phase::GoingAway | Phase::Closing | Phase::Closed => ShutdownStep::Nothing,
+        }
+    }
+
+    /// The connection is over (from any phase). False when it already was.
+    pub fn finalize(&mut self) -> bool {
+        std::mem::replace(self, Phase::Closed) != Phase::Closed
+    }
+
+    /// Streams flow: established and not closing (or, in the handshake, with
+    /// 0-RTT data being accepted).
+    pub fn streams_flow(self, in_early_data: bool) -> bool {
+        match self {
+            Phase::Handshake => in_early_data,
+            Phase::Open | Phase::GoingAway => true,
+            Phase::Closing | Phase::Closed => false,
+        }
+    }
+}
+
 pub struct ConnectionCore {
     pub ctx: *mut Context,
     /// The connection this is the core of (events and the dirty list name it).
@@ -121,4 +182,66 @@ pub(crate) unsafe fn close_for_load(core: *mut ConnectionCore, reason: &str) {
     }
     (*(*core).ctx).stats.connections_closed_for_load += 1;
     connection_error(core, http3::H3_EXCESSIVE_LOAD, reason);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [Phase; 5] = [Phase::Handshake, Phase::Open, Phase::GoingAway, Phase::Closing, Phase::Closed];
+
+    #[test]
+    fn a_handshake_opens_or_closes_on_the_identity_and_happens_once() {
+        let mut p = Phase::Handshake;
+        assert!(p.handshake_finished(true));
+        assert_eq!(p, Phase::Open);
+        let mut p = Phase::Handshake;
+        assert!(p.handshake_finished(false));
+        assert_eq!(p, Phase::Closing);
+        for start in &ALL[1..] {
+            let mut p = *start;
+            assert!(!p.handshake_finished(true), "{start:?}");
+            assert_eq!(p, *start);
+        }
+    }
+
+    #[test]
+    fn a_goaway_moves_only_an_open_connection() {
+        for start in ALL {
+            let mut p = start;
+            p.goaway_received();
+            assert_eq!(p, if start == Phase::Open { Phase::GoingAway } else { start });
+        }
+    }
+
+    #[test]
+    fn shutdown_closes_a_handshake_drains_an_open_connection_and_is_idempotent() {
+        let mut p = Phase::Handshake;
+        assert_eq!(p.shut_down(), ShutdownStep::CloseTransport);
+        assert_eq!(p, Phase::Closing);
+        assert_eq!(p.shut_down(), ShutdownStep::Nothing);
+        let mut p = Phase::Open;
+        assert_eq!(p.shut_down(), ShutdownStep::SendGoaway);
+        assert_eq!(p, Phase::GoingAway);
+        assert_eq!(p.shut_down(), ShutdownStep::Nothing);
+        let mut p = Phase::Closed;
+        assert_eq!(p.shut_down(), ShutdownStep::Nothing);
+        assert_eq!(p, Phase::Closed);
+    }
+
+    #[test]
+    fn finalize_ends_every_phase_once() {
+        for start in ALL {
+            let mut p = start;
+            assert_eq!(p.finalize(), start != Phase::Closed, "{start:?}");
+            assert_eq!(p, Phase::Closed);
+            assert!(!p.finalize());
+        }
+    }
+
+    #[test]
+    fn streams_flow_only_while_established_or_in_early_data() {
+        let flows: Vec<(bool, bool)> = ALL.iter().map(|p| (p.streams_flow(false), p.streams_flow(true))).collect();
+        assert_eq!(flows, [(false, true), (true, true), (true, true), (false, false), (false, false)]);
+    }
 }

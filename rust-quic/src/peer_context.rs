@@ -9,7 +9,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 pub use crate::connection::Phase;
-use crate::connection::{self, ConnectionCore};
+use crate::connection::{self, ConnectionCore, ShutdownStep};
 use crate::context::{Context, Role};
 use crate::events::Event;
 use crate::ext::Ext;
@@ -228,11 +228,10 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     let mut just_established = false;
     if (*pc).core.phase == Phase::Handshake && (*pc).core.conn.is_established() {
         just_established = true;
-        if !check_ip_identity(pc) {
-            (*pc).core.phase = Phase::Closing;
+        (*pc).core.phase.handshake_finished(check_ip_identity(pc));
+        if (*pc).core.phase == Phase::Closing {
             return;
         }
-        (*pc).core.phase = Phase::Open;
         if is_h3(&*pc) {
             open_control_streams(pc);
         }
@@ -250,10 +249,8 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
             begin_goaway(pc);
         }
     }
-    match (*pc).core.phase {
-        Phase::Handshake if !(*pc).core.conn.is_in_early_data() => return,
-        Phase::Closing | Phase::Closed => return,
-        _ => {}
+    if !(*pc).core.phase.streams_flow((*pc).core.conn.is_in_early_data()) {
+        return;
     }
     refresh_connection_ids(pc);
     if (*pc).core.lingering.len() > 64 {
@@ -704,9 +701,7 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     }
     let first = (*pc).h3.goaway_received.is_none();
     (*pc).h3.goaway_received = Some(gid);
-    if (*pc).core.phase == Phase::Open {
-        (*pc).core.phase = Phase::GoingAway;
-    }
+    (*pc).core.phase.goaway_received();
     // Requests at or above the id were not processed: fail them so they can be retried.
     let rejected: Vec<*mut Stream> = open_streams(pc).into_iter().filter(|&s| (*s).id >= gid).collect();
     for s in rejected {
@@ -720,21 +715,19 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
 
 /// Server shutdown: GOAWAY naming the first request we will not process.
 pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
-    match (*pc).core.phase {
-        Phase::Handshake => {
+    match (*pc).core.phase.shut_down() {
+        ShutdownStep::CloseTransport => {
             // A transport close (NO_ERROR): quiche sends an application close only
             // in 1-RTT packets, which a handshake that has not finished cannot carry,
             // so the peer would wait for its idle timeout instead.
-            (*pc).core.phase = Phase::Closing;
             let _ = (*pc).core.conn.close(false, TRANSPORT_NO_ERROR, b"");
         }
-        Phase::Open => {
-            (*pc).core.phase = Phase::GoingAway;
+        ShutdownStep::SendGoaway => {
             if is_h3(&*pc) && (*pc).core.conn.is_server() {
                 send_goaway(pc);
             }
         }
-        _ => return,
+        ShutdownStep::Nothing => return,
     }
     mark_dirty(pc);
 }
@@ -967,10 +960,9 @@ pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
 
 /// Close every stream, report the end of the connection, park it for the sweep.
 pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
-    if (*pc).finalized() {
+    if !(*pc).core.phase.finalize() {
         return;
     }
-    (*pc).core.phase = Phase::Closed;
     let ctx = (*pc).core.ctx;
     if let Some(ip) = (*pc).admitted_ip.take() {
         (*ctx).connection_counts.release(ip);
