@@ -40,6 +40,26 @@ macro_rules! handle {
     };
 }
 
+/// The typed conversions of an owning module: `$owner::handle(ptr)` and
+/// `$owner::from_handle(handle)`. Invoked next to the type, so this file names none.
+macro_rules! owned_by_handle {
+    ($owner:ty, $handle:ty) => {
+        impl $owner {
+            /// How lower layers name it (handles.rs).
+            pub fn handle(object: *mut $owner) -> $handle {
+                <$handle>::from_address(std::ptr::NonNull::new(object.cast()).expect("a live object"))
+            }
+
+            /// The object a handle names (made by `handle`).
+            pub fn from_handle(handle: $handle) -> *mut $owner {
+                handle.address().as_ptr().cast()
+            }
+        }
+    };
+}
+
+pub(crate) use owned_by_handle;
+
 handle!(
     /// A connection (`peer_context::PeerContext`, quic.h `us_quic_socket_t`).
     ConnectionHandle

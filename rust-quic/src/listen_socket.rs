@@ -8,7 +8,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::ptr::NonNull;
 
 use crate::context::{Context, Role};
 use crate::driver::SocketHandle;
@@ -58,17 +57,7 @@ pub struct ListenSocket {
     blocked_bytes: usize,
 }
 
-impl ListenSocket {
-    /// How lower layers name it (handles.rs).
-    pub fn handle(ls: *mut ListenSocket) -> ListenSocketHandle {
-        ListenSocketHandle::from_address(NonNull::new(ls.cast()).expect("a live socket"))
-    }
-
-    /// The socket a handle names (made by `handle`).
-    pub fn from_handle(handle: ListenSocketHandle) -> *mut ListenSocket {
-        handle.address().as_ptr().cast()
-    }
-}
+crate::handles::owned_by_handle!(ListenSocket, ListenSocketHandle);
 
 /// A socket of `ctx`, not bound yet (the edge binds it, then calls `bound`).
 pub(crate) fn new(ctx: *mut Context, stream_ext_size: usize) -> *mut ListenSocket {

@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 pub use crate::connection::Phase;
@@ -109,17 +108,9 @@ pub struct PeerContext {
     deferred_close: Option<(u64, Vec<u8>)>,
 }
 
+crate::handles::owned_by_handle!(PeerContext, ConnectionHandle);
+
 impl PeerContext {
-    /// How lower layers name it (handles.rs).
-    pub fn handle(pc: *mut PeerContext) -> ConnectionHandle {
-        ConnectionHandle::from_address(NonNull::new(pc.cast()).expect("a live connection"))
-    }
-
-    /// The connection a handle names (made by `handle`).
-    pub fn from_handle(handle: ConnectionHandle) -> *mut PeerContext {
-        handle.address().as_ptr().cast()
-    }
-
     /// Finalized: the application has been told (or will be, by the queue) that
     /// it is over; only the sweep touches it now.
     pub fn finalized(&self) -> bool {
@@ -143,7 +134,7 @@ pub(crate) unsafe fn create(
 ) -> *mut PeerContext {
     let is_server = conn.is_server();
     // The core names its connection by handle: known once it is allocated.
-    let placeholder = ConnectionHandle::from_address(NonNull::dangling());
+    let placeholder = ConnectionHandle::from_address(std::ptr::NonNull::dangling());
     let pc = Box::into_raw(Box::new(PeerContext {
         core: ConnectionCore::new(ctx, placeholder, conn),
         socket,

@@ -13,7 +13,6 @@
 //! `write` returns exactly what QUIC accepted and never buffers body bytes.
 
 use std::ffi::{c_char, c_int, c_uint};
-use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 use crate::connection::{self, ConnectionCore};
@@ -120,17 +119,7 @@ pub struct Stream {
     pub wt_session: Option<u64>,
 }
 
-impl Stream {
-    /// How lower layers name it (handles.rs).
-    pub fn handle(s: *mut Stream) -> StreamHandle {
-        StreamHandle::from_address(NonNull::new(s.cast()).expect("a live stream"))
-    }
-
-    /// The stream a handle names (made by `handle`).
-    pub fn from_handle(handle: StreamHandle) -> *mut Stream {
-        handle.address().as_ptr().cast()
-    }
-}
+crate::handles::owned_by_handle!(Stream, StreamHandle);
 
 pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, local: bool) -> *mut Stream {
     // HTTP/3 streams carry messages (head first); raw QUIC streams carry bytes.

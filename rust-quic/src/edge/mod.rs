@@ -90,7 +90,8 @@ unsafe fn free_parked(ctx: *mut Context) {
         (*ctx).listen_sockets.retain(|&l| l != ls);
         drop(Box::from_raw(ListenSocket::from_handle(ls)));
     }
-    (*ctx).stats.connections_active = connections(ctx).into_iter().filter(|&c| !(*c).finalized()).count() as u64;
+    let live = (*ctx).connections.iter().filter(|&&c| !(*PeerContext::from_handle(c)).finalized()).count();
+    (*ctx).stats.connections_active = live as u64;
 }
 
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
@@ -171,7 +172,8 @@ unsafe fn listen_sockets(ctx: *mut Context) -> Vec<*mut ListenSocket> {
 
 /// The earliest deadline of any of the context's connections (the driver arms its timer for it).
 pub unsafe fn next_timeout(ctx: *mut Context) -> Option<Instant> {
-    connections(ctx).into_iter().filter_map(|pc| peer_context::next_deadline(&*pc)).min()
+    // Once per loop iteration: no copy of the list.
+    (*ctx).connections.iter().filter_map(|&pc| peer_context::next_deadline(&*PeerContext::from_handle(pc))).min()
 }
 
 pub unsafe fn after_io(ctx: *mut Context) {
@@ -188,8 +190,8 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
         if (*ctx).dirty.is_empty() {
             break;
         }
-        let batch: Vec<_> = std::mem::take(&mut (*ctx).dirty).into_iter().map(PeerContext::from_handle).collect();
-        for &pc in &batch {
+        let batch = std::mem::take(&mut (*ctx).dirty);
+        for pc in batch.iter().map(|&h| PeerContext::from_handle(h)) {
             (*pc).core.in_dirty = false;
             if !(*pc).finalized() {
                 peer_context::service(pc);
@@ -197,7 +199,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             }
         }
         dispatch(ctx);
-        for pc in batch {
+        for pc in batch.into_iter().map(PeerContext::from_handle) {
             if (*pc).finalized() {
                 continue;
             }
