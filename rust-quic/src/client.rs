@@ -65,6 +65,9 @@ pub fn resolved_target(pc: &PendingConnect) -> Result<(SocketAddr, String), Stri
 
 /// Starts a client connection to `peer` on `ls`, a socket bound for it alone
 /// (it closes with the connection, or now if the connection cannot start).
+///
+/// # Safety
+/// `ctx` is a live context; `ls` is a live listen socket.
 pub unsafe fn start(
     ctx: *mut Context,
     ls: *mut ListenSocket,

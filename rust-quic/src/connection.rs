@@ -153,6 +153,9 @@ impl ConnectionCore {
 }
 
 /// The connection has work for the edge's next pass (service, then flush).
+///
+/// # Safety
+/// `core` is the core of a live connection.
 pub unsafe fn mark_dirty(core: *mut ConnectionCore) {
     if !(*core).in_dirty && !(*core).finalized() {
         (*core).in_dirty = true;
@@ -162,12 +165,18 @@ pub unsafe fn mark_dirty(core: *mut ConnectionCore) {
 }
 
 /// Closes the connection with an application error; it is serviced next pass.
+///
+/// # Safety
+/// `core` is the core of a live connection.
 pub(crate) unsafe fn connection_error(core: *mut ConnectionCore, code: u64, reason: &str) {
     let _ = (*core).conn.close(true, code, reason.as_bytes());
     mark_dirty(core);
 }
 
 /// A client cancelled one of its requests (RESET_STREAM or STOP_SENDING).
+///
+/// # Safety
+/// `core` is the core of a live connection.
 pub(crate) unsafe fn request_cancelled(core: *mut ConnectionCore) {
     if let Verdict::Close(reason) = (*core).guard.stream_cancelled(&(*(*core).ctx).settings.limits, Instant::now()) {
         close_for_load(core, reason);
@@ -175,6 +184,9 @@ pub(crate) unsafe fn request_cancelled(core: *mut ConnectionCore) {
 }
 
 /// A limit says this client costs too much: H3_EXCESSIVE_LOAD for the connection.
+///
+/// # Safety
+/// `core` is the core of a live connection.
 pub(crate) unsafe fn close_for_load(core: *mut ConnectionCore, reason: &str) {
     let c = &(*core).conn;
     if (*core).finalized() || c.local_error().is_some() || c.is_closed() || c.is_draining() {

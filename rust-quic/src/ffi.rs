@@ -1,8 +1,7 @@
 //! The C ABI of `packages/bun-usockets/src/quic.h`. Every exported function
 //! lives here and only converts arguments and calls into the core; null
-//! pointers are refused rather than dereferenced.
-
-#![allow(clippy::missing_safety_doc)]
+//! pointers are refused rather than dereferenced. Each export's `# Safety`
+//! names what its pointers must be (see the crate's `# Safety` for *live*).
 
 use std::ffi::{c_char, c_int, c_longlong, c_uint, c_ulonglong, c_void, CStr};
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +20,8 @@ use crate::stream::{self, QuicHeader, Stream};
 use crate::tls::{ClientVerification, TlsOptions};
 use crate::usockets_driver::{self, UsocketsDriver};
 
+/// # Safety
+/// `p` is NULL or a NUL-terminated string.
 unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     if p.is_null() {
         None
@@ -29,6 +30,8 @@ unsafe fn cstr<'a>(p: *const c_char) -> Option<&'a str> {
     }
 }
 
+/// # Safety
+/// `list` is NULL or points to `count` pointers, each NULL or a NUL-terminated string.
 unsafe fn pem_list(list: *mut *const c_char, count: c_uint) -> Option<Vec<u8>> {
     if list.is_null() || count == 0 {
         return None;
@@ -44,6 +47,8 @@ unsafe fn pem_list(list: *mut *const c_char, count: c_uint) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// # Safety
+/// `file` is NULL or a NUL-terminated string.
 unsafe fn file_or(list: Option<Vec<u8>>, file: *const c_char) -> Result<Option<Vec<u8>>, String> {
     if list.is_some() {
         return Ok(list);
@@ -55,6 +60,10 @@ unsafe fn file_or(list: Option<Vec<u8>>, file: *const c_char) -> Result<Option<V
 }
 
 /// TLS material from usockets options: in-memory PEM wins over file names.
+///
+/// # Safety
+/// The pointers in `o` are NULL or as usockets declares them: NUL-terminated
+/// strings, and arrays of `*_count` such strings.
 pub unsafe fn tls_options(o: &us::us_bun_socket_context_options_t) -> Result<TlsOptions, String> {
     let cert =
         file_or(pem_list(o.cert, o.cert_count), o.cert_file_name)?.ok_or("no certificate (cert or cert_file_name)")?;
@@ -84,6 +93,8 @@ fn status(what: &str, result: Result<(), String>) -> c_int {
 #[no_mangle]
 pub extern "C" fn us_quic_global_init() {}
 
+/// # Safety
+/// `loop_` is NULL or a live usockets loop.
 #[no_mangle]
 pub unsafe extern "C" fn us_create_quic_socket_context(
     loop_: *mut us::us_loop_t,
@@ -118,6 +129,8 @@ pub unsafe extern "C" fn us_create_quic_socket_context(
     }
 }
 
+/// # Safety
+/// `loop_` is NULL or a live usockets loop.
 #[no_mangle]
 pub unsafe extern "C" fn us_create_quic_client_context(
     loop_: *mut us::us_loop_t,
@@ -138,6 +151,8 @@ pub unsafe extern "C" fn us_create_quic_client_context(
     ctx
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_shutdown(ctx: *mut Context) {
     if !ctx.is_null() {
@@ -145,6 +160,9 @@ pub unsafe extern "C" fn us_quic_socket_context_shutdown(ctx: *mut Context) {
     }
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context. The caller uses it no more: it is freed
+/// now, or at the end of the loop iteration when a frame of it is running.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_free(ctx: *mut Context) {
     if ctx.is_null() {
@@ -154,6 +172,8 @@ pub unsafe extern "C" fn us_quic_socket_context_free(ctx: *mut Context) {
     usockets_driver::free_or_defer(ctx);
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `hostname` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_add_server_name(
     ctx: *mut Context,
@@ -165,16 +185,22 @@ pub unsafe extern "C" fn us_quic_socket_context_add_server_name(
     status("add_server_name", result)
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_ext(ctx: *mut Context) -> *mut c_void {
     ctx.as_ref().map_or(std::ptr::null_mut(), Context::ext_ptr)
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_loop(ctx: *mut Context) -> *mut us::us_loop_t {
     ctx.as_ref().map_or(std::ptr::null_mut(), |c| c.loop_ptr().cast())
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `host` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_listen(
     ctx: *mut Context,
@@ -196,6 +222,9 @@ pub unsafe extern "C" fn us_quic_socket_context_listen(
     }
 }
 
+/// # Safety
+/// `ls` is NULL or a live listen socket, not closed before; the caller uses it
+/// no more (it is freed by the sweep once its last connection is gone).
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_listen_socket_close(ls: *mut ListenSocket) {
     if !ls.is_null() {
@@ -203,11 +232,15 @@ pub unsafe extern "C" fn us_quic_listen_socket_close(ls: *mut ListenSocket) {
     }
 }
 
+/// # Safety
+/// `ls` is NULL or a live listen socket.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_listen_socket_port(ls: *mut ListenSocket) -> c_int {
     ls.as_ref().map_or(-1, |l| c_int::from(l.local.port()))
 }
 
+/// # Safety
+/// `buf` is NULL or points to `cap` writable bytes.
 unsafe fn write_ip(ip: IpAddr, buf: *mut c_char, cap: usize) -> c_int {
     let bytes: Vec<u8> = match ip {
         IpAddr::V4(v4) => v4.octets().to_vec(),
@@ -223,6 +256,8 @@ unsafe fn write_ip(ip: IpAddr, buf: *mut c_char, cap: usize) -> c_int {
     bytes.len() as c_int
 }
 
+/// # Safety
+/// `ls` is NULL or a live listen socket; `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_listen_socket_local_address(
     ls: *mut ListenSocket,
@@ -235,6 +270,8 @@ pub unsafe extern "C" fn us_quic_listen_socket_local_address(
     }
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `host` is NULL or a NUL-terminated string; `sni` is NULL or a NUL-terminated string; `out_qs` and `out_pending` are NULL or writable (`user` is only passed back).
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_connect(
     ctx: *mut Context,
@@ -278,6 +315,8 @@ pub unsafe extern "C" fn us_quic_socket_context_connect(
     }
 }
 
+/// # Safety
+/// `pc` is NULL or a pending connect that is neither resolved nor cancelled.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_pending_connect_user(pc: *mut PendingConnect) -> *mut c_void {
     pc.as_ref().map_or(std::ptr::null_mut(), |p| p.user)
@@ -285,10 +324,13 @@ pub unsafe extern "C" fn us_quic_pending_connect_user(pc: *mut PendingConnect) -
 
 /// Our loop has no resolver object to hand out; see us_quic_pending_connect_host.
 #[no_mangle]
-pub unsafe extern "C" fn us_quic_pending_connect_addrinfo(_pc: *mut PendingConnect) -> *mut c_void {
+pub extern "C" fn us_quic_pending_connect_addrinfo(_pc: *mut PendingConnect) -> *mut c_void {
     std::ptr::null_mut()
 }
 
+/// # Safety
+/// `pc` is NULL or a pending connect that is neither resolved nor cancelled;
+/// it is freed here (dangling when this returns), and its context is live.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_pending_connect_resolved(pc: *mut PendingConnect) -> *mut PeerContext {
     if pc.is_null() {
@@ -304,6 +346,9 @@ pub unsafe extern "C" fn us_quic_pending_connect_resolved(pc: *mut PendingConnec
     }
 }
 
+/// # Safety
+/// `pc` is NULL or a pending connect that is neither resolved nor cancelled;
+/// it is freed here (dangling when this returns).
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_pending_connect_cancel(pc: *mut PendingConnect) {
     if !pc.is_null() {
@@ -311,11 +356,15 @@ pub unsafe extern "C" fn us_quic_pending_connect_cancel(pc: *mut PendingConnect)
     }
 }
 
+/// # Safety
+/// `pc` is NULL or a pending connect that is neither resolved nor cancelled.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_pending_connect_host(pc: *mut PendingConnect) -> *const c_char {
     pc.as_ref().map_or(std::ptr::null(), |p| p.host.as_ptr())
 }
 
+/// # Safety
+/// `pc` is NULL or a pending connect that is neither resolved nor cancelled; `ip` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingConnect, ip: *const c_char) -> c_int {
     let (Some(p), Some(ip)) = (pc.as_mut(), cstr(ip)) else { return -1 };
@@ -328,6 +377,8 @@ pub unsafe extern "C" fn us_quic_pending_connect_set_address(pc: *mut PendingCon
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized() {
@@ -335,12 +386,19 @@ pub unsafe extern "C" fn us_quic_socket_make_stream(s: *mut PeerContext) {
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_streams_avail(s: *mut PeerContext) -> c_uint {
     s.as_ref().map_or(0, |pc| peer_context::streams_available(pc).min(u64::from(c_uint::MAX)) as c_uint)
 }
 
-unsafe fn write_text(text: &str, buf: *mut c_char, len: usize) -> c_int {
+/// Copies `text` into `buf` as a NUL-terminated string, cut to fit; its
+/// length, or -1 when there is no room at all.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
+pub(crate) unsafe fn write_text(text: &str, buf: *mut c_char, len: usize) -> c_int {
     if buf.is_null() || len == 0 {
         return -1;
     }
@@ -350,6 +408,8 @@ unsafe fn write_text(text: &str, buf: *mut c_char, len: usize) -> c_int {
     n as c_int
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_status(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
     match s.as_ref() {
@@ -369,6 +429,9 @@ pub type StreamDatagramCb = unsafe extern "C" fn(*mut Stream, *const c_char, c_u
 
 macro_rules! callback_setter {
     ($name:ident, $field:ident, $ty:ty, $core_ty:ty) => {
+        /// # Safety
+        /// `ctx` is NULL or a live context; `cb`, when set, is safe to call
+        /// with the arguments quic.h documents for it, until it is replaced.
         #[no_mangle]
         pub unsafe extern "C" fn $name(ctx: *mut Context, cb: Option<$ty>) {
             if let Some(ctx) = ctx.as_mut() {
@@ -404,6 +467,9 @@ callback_setter!(
 /// is swept only after the caller's callback (if any) has returned.
 /// `len` bytes at `p` (a C byte pointer of any char type); empty for NULL or 0.
 /// Callers check "NULL with a length" themselves where that is an error.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes.
 pub(crate) unsafe fn raw_bytes<'a, T>(p: *const T, len: c_uint) -> &'a [u8] {
     if p.is_null() || len == 0 {
         &[]
@@ -413,6 +479,9 @@ pub(crate) unsafe fn raw_bytes<'a, T>(p: *const T, len: c_uint) -> &'a [u8] {
 }
 
 /// TLS material from PEM buffers (certificate chain, key, optional passphrase).
+///
+/// # Safety
+/// `cert` is NULL or points to `cert_len` readable bytes; `key` is NULL or points to `key_len` readable bytes; `passphrase` is NULL or points to `passphrase_len` readable bytes.
 pub(crate) unsafe fn tls_from_buffers(
     cert: *const c_char,
     cert_len: c_uint,
@@ -430,6 +499,8 @@ pub(crate) unsafe fn tls_from_buffers(
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 pub(crate) unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*mut Stream) -> R) -> R {
     if s.is_null() {
         return default;
@@ -437,6 +508,8 @@ pub(crate) unsafe fn with_stream<R>(s: *mut Stream, default: R, f: impl FnOnce(*
     edge::call((*(*s).conn).ctx, || f(s))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream; `data` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_write(s: *mut Stream, data: *const c_char, len: c_uint) -> c_int {
     if data.is_null() && len > 0 {
@@ -445,16 +518,22 @@ pub unsafe extern "C" fn us_quic_stream_write(s: *mut Stream, data: *const c_cha
     with_stream(s, -1, |s| stream::write(s, raw_bytes(data, len)) as c_int)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_want_read(s: *mut Stream, want: c_int) {
     with_stream(s, (), |s| stream::set_want_read(s, want != 0))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_want_write(s: *mut Stream, want: c_int) {
     with_stream(s, (), |s| stream::set_want_write(s, want != 0))
 }
 
+/// # Safety
+/// `headers` is NULL or points to `count` headers whose name and value pointers are readable for their lengths.
 unsafe fn fields_from<'a>(headers: *const QuicHeader, count: c_uint) -> Option<Vec<FieldRef<'a>>> {
     if headers.is_null() && count > 0 {
         return None;
@@ -470,6 +549,8 @@ unsafe fn fields_from<'a>(headers: *const QuicHeader, count: c_uint) -> Option<V
     Some(out)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream; `headers` is NULL or points to `count` headers whose name and value pointers are readable for their lengths.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_send_headers(
     s: *mut Stream,
@@ -484,6 +565,8 @@ pub unsafe extern "C" fn us_quic_stream_send_headers(
     })
 }
 
+/// # Safety
+/// `s` is NULL or a live stream; `status3` is NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_send_informational(s: *mut Stream, status3: *const c_char) -> c_int {
     if status3.is_null() {
@@ -496,11 +579,15 @@ pub unsafe extern "C" fn us_quic_stream_send_informational(s: *mut Stream, statu
     })
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_shutdown(s: *mut Stream) {
     with_stream(s, (), |s| stream::shutdown(s))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
     with_stream(s, (), |s| {
@@ -511,71 +598,99 @@ pub unsafe extern "C" fn us_quic_stream_flush(s: *mut Stream) {
     })
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_shutdown_read(s: *mut Stream) {
     with_stream(s, (), |s| stream::shutdown_read(s))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_close(s: *mut Stream) {
     with_stream(s, (), |s| stream::close(s))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_reset(s: *mut Stream) {
     with_stream(s, (), |s| stream::reset(s, http3::H3_REQUEST_CANCELLED))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_reset_with_code(s: *mut Stream, code: c_ulonglong) {
     with_stream(s, (), |s| stream::reset(s, code))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_has_unacked(s: *mut Stream) -> c_int {
     s.as_ref().map_or(0, |s| c_int::from(stream::has_unsent(s)))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_ext(s: *mut Stream) -> *mut c_void {
     s.as_ref().map_or(std::ptr::null_mut(), |s| s.ext.ptr())
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_socket(s: *mut Stream) -> *mut PeerContext {
     s.as_ref().map_or(std::ptr::null_mut(), peer_context::of_stream)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_context(s: *mut Stream) -> *mut Context {
     s.as_ref().map_or(std::ptr::null_mut(), |s| (*s.conn).ctx)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_header_count(s: *mut Stream) -> c_uint {
     s.as_ref().map_or(0, |s| stream::headers(s).len() as c_uint)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_header(s: *mut Stream, i: c_uint) -> *const QuicHeader {
     s.as_ref().and_then(|s| stream::headers(s).get(i as usize)).map_or(std::ptr::null(), |h| h as *const QuicHeader)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_headers_kind(s: *mut Stream) -> c_int {
     s.as_ref().map_or(0, |s| s.headers_kind as c_int)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_error_code(s: *mut Stream) -> i64 {
     s.as_ref().and_then(|s| s.error_code).map_or(-1, |c| c as i64)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_id(s: *mut Stream) -> c_ulonglong {
     s.as_ref().map_or(u64::MAX, |s| s.id)
 }
 
+/// # Safety
+/// `loop_` is NULL or a live usockets loop.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_loop_process(loop_: *mut us::us_loop_t) {
     if !loop_.is_null() {
@@ -583,6 +698,8 @@ pub unsafe extern "C" fn us_quic_loop_process(loop_: *mut us::us_loop_t) {
     }
 }
 
+/// # Safety
+/// `loop_` is NULL or a live usockets loop.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_loop_flush_if_pending(loop_: *mut us::us_loop_t) {
     if !loop_.is_null() {
@@ -590,16 +707,23 @@ pub unsafe extern "C" fn us_quic_loop_flush_if_pending(loop_: *mut us::us_loop_t
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_ext(s: *mut PeerContext) -> *mut c_void {
     s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.ext.ptr())
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context(s: *mut PeerContext) -> *mut Context {
     s.as_ref().map_or(std::ptr::null_mut(), |pc| pc.core.ctx)
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `len`, `port` and `is_ipv6` are NULL or
+/// writable; `buf` is NULL or points to `*len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_remote_address(
     s: *mut PeerContext,
@@ -623,6 +747,8 @@ pub unsafe extern "C" fn us_quic_socket_remote_address(
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
     if s.is_null() || (*s).finalized() {
@@ -631,6 +757,8 @@ pub unsafe extern "C" fn us_quic_socket_close(s: *mut PeerContext) {
     edge::call((*s).core.ctx, || peer_context::close_from_app(s, http3::H3_NO_ERROR, b""));
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `reason` is NULL or points to `reason_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_close_with_error(
     s: *mut PeerContext,
@@ -645,6 +773,8 @@ pub unsafe extern "C" fn us_quic_socket_close_with_error(
     edge::call((*s).core.ctx, || peer_context::close_from_app(s, code, reason));
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `code` is NULL or writable; `is_app` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_close_error(
     s: *mut PeerContext,
@@ -666,6 +796,8 @@ pub unsafe extern "C" fn us_quic_socket_close_error(
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_uni_stream(s: *mut PeerContext) {
     if !s.is_null() && !(*s).finalized() {
@@ -686,6 +818,8 @@ fn parse_alpn_wire(mut wire: &[u8]) -> Option<Vec<Vec<u8>>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `wire` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_raw_alpn(ctx: *mut Context, wire: *const u8, len: c_uint) -> c_int {
     let (Some(ctx), false) = (ctx.as_mut(), wire.is_null()) else { return -1 };
@@ -693,18 +827,24 @@ pub unsafe extern "C" fn us_quic_socket_context_set_raw_alpn(ctx: *mut Context, 
     status("set_raw_alpn", ctx.set_raw_protocol(alpn))
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_datagrams(ctx: *mut Context, enabled: c_int) -> c_int {
     let Some(c) = ctx.as_mut() else { return -1 };
     status("set_datagrams", c.set_datagrams(enabled != 0))
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_max_streams(ctx: *mut Context, bidi: c_uint, uni: c_uint) -> c_int {
     let Some(c) = ctx.as_mut() else { return -1 };
     status("set_max_streams", c.set_max_streams(u64::from(bidi), u64::from(uni)))
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `data` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_send_datagram(s: *mut PeerContext, data: *const c_char, len: c_uint) -> c_int {
     if s.is_null() || (data.is_null() && len > 0) {
@@ -723,12 +863,16 @@ fn datagram_result(r: Result<(), peer_context::DatagramError>) -> c_int {
     }
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_webtransport(ctx: *mut Context, sessions: c_uint) -> c_int {
     let Some(ctx) = ctx.as_mut() else { return -1 };
     status("set_webtransport", ctx.set_webtransport(u64::from(sessions)))
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `value` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_peer_setting(
     s: *mut PeerContext,
@@ -748,6 +892,8 @@ pub unsafe extern "C" fn us_quic_socket_peer_setting(
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
     s: *mut PeerContext,
@@ -759,6 +905,8 @@ pub unsafe extern "C" fn us_quic_socket_make_webtransport_stream(
     }
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_peer_certificate(s: *mut PeerContext, buf: *mut u8, len: c_uint) -> c_int {
     let Some(der) = s.as_ref().and_then(|pc| pc.core.conn.peer_cert()) else { return -1 };
@@ -768,11 +916,15 @@ pub unsafe extern "C" fn us_quic_socket_peer_certificate(s: *mut PeerContext, bu
     der.len() as c_int
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_webtransport_session(s: *mut Stream) -> c_longlong {
     s.as_ref().and_then(|s| s.wt_session).map_or(-1, |id| id as c_longlong)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream; `data` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_send_datagram(s: *mut Stream, data: *const c_char, len: c_uint) -> c_int {
     if s.is_null() || (data.is_null() && len > 0) {
@@ -781,16 +933,22 @@ pub unsafe extern "C" fn us_quic_stream_send_datagram(s: *mut Stream, data: *con
     with_stream(s, -2, |s| datagram_result(peer_context::send_stream_datagram(s, raw_bytes(data, len))))
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_datagram_max_size(s: *mut Stream) -> c_int {
     s.as_ref().and_then(peer_context::stream_datagram_max_size).map_or(-1, |n| n as c_int)
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_datagram_max_size(s: *mut PeerContext) -> c_int {
     s.as_ref().and_then(|pc| pc.core.conn.dgram_max_writable_len()).map_or(-1, |n| n as c_int)
 }
 
+/// # Safety
+/// `s` is NULL or a live stream.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_stream_stop_sending(s: *mut Stream, code: c_ulonglong) {
     with_stream(s, (), |s| stream::stop_sending(s, code))
@@ -798,6 +956,9 @@ pub unsafe extern "C" fn us_quic_stream_stop_sending(s: *mut Stream, code: c_ulo
 
 /// `us_quic_socket_context_set_congestion_control`: "cubic", "reno" or "bbr2"
 /// for new connections. 0 or -1.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `name` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_congestion_control(
     ctx: *mut Context,
@@ -814,6 +975,8 @@ pub unsafe extern "C" fn us_quic_socket_context_set_congestion_control(
     }
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Context, ms: c_uint) -> c_int {
     match ctx.as_mut().map(|c| c.set_idle_timeout(u64::from(ms.max(1)))) {
@@ -823,6 +986,9 @@ pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Conte
 }
 
 /// `us_quic_socket_context_get_limits`: the context's limits into `out`.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_get_limits(ctx: *mut Context, out: *mut Limits) -> c_int {
     match (ctx.as_ref(), out.as_mut()) {
@@ -836,6 +1002,9 @@ pub unsafe extern "C" fn us_quic_socket_context_get_limits(ctx: *mut Context, ou
 
 /// `us_quic_socket_context_set_limits`: servers only; applies to streams and
 /// connections from now on. 0 or -1.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `limits` is NULL or readable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_limits(ctx: *mut Context, limits: *const Limits) -> c_int {
     match (ctx.as_mut(), limits.as_ref()) {
@@ -862,6 +1031,8 @@ pub struct SocketInfo {
     pub resumed: u64,
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut SocketInfo) -> c_int {
     let (Some(pc), false) = (s.as_ref(), out.is_null()) else { return -1 };
@@ -882,6 +1053,9 @@ pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut Sock
 }
 
 /// Copies a byte string into buf (NUL-terminated); its length, or -1.
+///
+/// # Safety
+/// `buf` is NULL or points to `len` writable bytes.
 unsafe fn copy_out(bytes: &[u8], buf: *mut c_char, len: c_uint) -> c_int {
     if buf.is_null() || bytes.len() >= len as usize {
         return -1;
@@ -891,21 +1065,29 @@ unsafe fn copy_out(bytes: &[u8], buf: *mut c_char, len: c_uint) -> c_int {
     bytes.len() as c_int
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_alpn(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
     s.as_ref().map_or(-1, |pc| copy_out(pc.core.conn.application_proto(), buf, len))
 }
 
+/// # Safety
+/// `s` is NULL or a live connection; `buf` is NULL or points to `len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_server_name(s: *mut PeerContext, buf: *mut c_char, len: c_uint) -> c_int {
     s.as_ref().map_or(-1, |pc| copy_out(pc.core.conn.server_name().unwrap_or("").as_bytes(), buf, len))
 }
 
+/// # Safety
+/// `s` is NULL or a live connection.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_errno(s: *mut PeerContext) -> c_int {
     s.as_ref().and_then(|pc| pc.socket_error).unwrap_or(0)
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_conn_ext_size(ctx: *mut Context, size: c_uint) {
     if let Some(ctx) = ctx.as_mut() {
@@ -913,6 +1095,8 @@ pub unsafe extern "C" fn us_quic_socket_context_set_conn_ext_size(ctx: *mut Cont
     }
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_max_header_size(ctx: *mut Context, size: c_uint) {
     if let Some(ctx) = ctx.as_mut() {
@@ -923,6 +1107,9 @@ pub unsafe extern "C" fn us_quic_socket_context_set_max_header_size(ctx: *mut Co
 /// Server contexts: ask clients for a certificate (`request_cert`) and, with
 /// `reject_unauthorized`, refuse the handshake unless it chains to `ca` (PEM;
 /// len 0 = the system roots). Applies to new connections. 0 or -1.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `ca` is NULL or points to `ca_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_client_verification(
     ctx: *mut Context,
@@ -939,6 +1126,9 @@ pub unsafe extern "C" fn us_quic_socket_context_set_client_verification(
 
 /// Client contexts: the certificate (PEM chain) and key shown to servers that
 /// ask for one; cert_len 0 removes it. 0 or -1 (a bad or mismatched key).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `cert` is NULL or points to `cert_len` readable bytes; `key` is NULL or points to `key_len` readable bytes; `passphrase` is NULL or points to `passphrase_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_client_certificate(
     ctx: *mut Context,
@@ -957,6 +1147,8 @@ pub unsafe extern "C" fn us_quic_socket_context_set_client_certificate(
     status("set_client_certificate", ctx.set_client_identity(Some(&options)))
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `pem` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *const c_char, len: c_uint) -> c_int {
     let Some(ctx) = ctx.as_mut() else { return -1 };
@@ -973,6 +1165,8 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ca(ctx: *mut Context, pem: *
     0
 }
 
+/// # Safety
+/// `ctx` is NULL or a live context; `out` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_socket_context_stats(ctx: *mut Context, out: *mut Stats) {
     if let (Some(ctx), false) = (ctx.as_ref(), out.is_null()) {

@@ -24,12 +24,15 @@
 //! Everything runs on the thread of the loop that owns the context.
 //!
 //! # Safety
-//! The core's `unsafe fn`s share one contract, stated here instead of on each:
-//! every pointer argument is a live object of this engine (not yet freed by the
-//! sweep), and the call is made on the thread that runs the object's context.
-//! Callbacks may re-enter the engine through the C ABI; nothing is freed while
-//! an engine frame is on the stack (see [`edge`]).
-#![allow(clippy::missing_safety_doc)]
+//! Every `unsafe fn` states its contract under `# Safety` (`tests/layering.rs`
+//! fails on one that does not). The contracts use one word, *live*: an object
+//! (context, listen socket, connection, stream, pending connect, usockets loop)
+//! is live when this engine or usockets created it and has not freed it, and
+//! it is used on the thread that runs its loop. A closed connection or stream
+//! stays allocated, parked, until the sweep after its close callback has
+//! returned (see [`edge`]), so the application may use it inside that
+//! callback, as quic.h promises. Callbacks may re-enter the engine through the
+//! C ABI; nothing is freed while an engine frame is on the stack.
 
 pub mod client;
 pub mod connection;

@@ -78,12 +78,17 @@ pub(crate) fn new(ctx: *mut Context, stream_ext_size: usize) -> *mut ListenSocke
 }
 
 /// The driver bound it: it joins its context.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn bound(ls: *mut ListenSocket, handle: SocketHandle, local: SocketAddr) {
     (*ls).handle = handle;
     (*ls).local = local;
     (*(*ls).ctx).listen_sockets.push(ListenSocket::handle(ls));
 }
 
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     let ctx = (*ls).ctx;
     (*ctx).stats.packets_received += 1;
@@ -95,6 +100,8 @@ pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from
     route
 }
 
+/// # Safety
+/// `ls` is a live listen socket.
 unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     let ctx = (*ls).ctx;
     if (*ls).released {
@@ -155,6 +162,9 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
 }
 
 /// A new connection on `ls` (a server's accepted one, a client's own).
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn adopt(
     ls: *mut ListenSocket,
     conn: quiche::Connection,
@@ -181,6 +191,8 @@ fn refuse(mut conn: quiche::Connection, from: SocketAddr) -> Route {
     Route::Reply { to: from, packets }
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
     if (*pc).finalized() {
         return Route::Ignored;
@@ -196,11 +208,15 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
     Route::Connection
 }
 
+/// # Safety
+/// `ls` is a live listen socket; `pc` is a live connection.
 pub(crate) unsafe fn register_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: Vec<u8>) {
     (*pc).cids.push(cid.clone());
     (*ls).cids.insert(cid, pc);
 }
 
+/// # Safety
+/// `ls` is a live listen socket; `pc` is a live connection.
 pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: &[u8]) {
     (*pc).cids.retain(|c| c.as_slice() != cid);
     if (*ls).cids.get(cid) == Some(&pc) {
@@ -209,6 +225,9 @@ pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext,
 }
 
 /// The socket catches up with the IDs the connection issued and retired.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn sync_routes(pc: *mut PeerContext) {
     let ls = ListenSocket::from_handle((*pc).socket);
     for update in std::mem::take(&mut (*pc).route_updates) {
@@ -220,6 +239,9 @@ pub(crate) unsafe fn sync_routes(pc: *mut PeerContext) {
 }
 
 /// A connection finished: forget its IDs; a closing socket goes once unused.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn detach(pc: *mut PeerContext) {
     let ls = ListenSocket::from_handle((*pc).socket);
     for cid in &(*pc).cids {
@@ -238,6 +260,9 @@ pub(crate) unsafe fn detach(pc: *mut PeerContext) {
 }
 
 /// Stop accepting; the UDP socket closes once its last connection is gone.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub unsafe fn close(ls: *mut ListenSocket) {
     (*ls).closing = true;
     if (*ls).conn_count == 0 {
@@ -247,6 +272,9 @@ pub unsafe fn close(ls: *mut ListenSocket) {
 
 /// Done with: parked for the sweep. The edge closes its UDP socket when the
 /// current engine frame unwinds (so its port is free when the call returns).
+///
+/// # Safety
+/// `ls` is a live listen socket.
 unsafe fn release(ls: *mut ListenSocket) {
     if !(*ls).released {
         (*ls).released = true;
@@ -256,6 +284,9 @@ unsafe fn release(ls: *mut ListenSocket) {
 
 /// Queues a send the kernel refused, within the bound; beyond it the packets
 /// are dropped (QUIC retransmits what is declared lost).
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn queue_blocked(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) {
     if (*ls).blocked_bytes + data.len() > MAX_BLOCKED_BYTES {
         (*(*ls).ctx).stats.packets_dropped += data.len().div_ceil(segment.max(1)) as u64;
@@ -265,11 +296,16 @@ pub(crate) unsafe fn queue_blocked(ls: *mut ListenSocket, to: SocketAddr, data: 
     (*ls).blocked.push_back(BlockedSend { to, data: data.to_vec(), segment });
 }
 
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn is_blocked(ls: *mut ListenSocket) -> bool {
     !(*ls).blocked.is_empty()
 }
 
 /// The oldest refused send, to retry.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn take_blocked(ls: *mut ListenSocket) -> Option<BlockedSend> {
     let b = (*ls).blocked.pop_front()?;
     (*ls).blocked_bytes -= b.data.len();
@@ -277,6 +313,9 @@ pub(crate) unsafe fn take_blocked(ls: *mut ListenSocket) -> Option<BlockedSend> 
 }
 
 /// A retried send the kernel refused again: first in line for the next retry.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(crate) unsafe fn requeue_blocked(ls: *mut ListenSocket, b: BlockedSend) {
     (*ls).blocked_bytes += b.data.len();
     (*ls).blocked.push_front(b);

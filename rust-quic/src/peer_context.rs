@@ -123,6 +123,8 @@ impl PeerContext {
     }
 }
 
+/// # Safety
+/// `ctx` is a live context.
 pub(crate) unsafe fn create(
     ctx: *mut Context,
     socket: ListenSocketHandle,
@@ -178,16 +180,25 @@ pub fn of_stream(s: &Stream) -> *mut PeerContext {
 }
 
 /// Its open stream `id`.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn stream_at(pc: *mut PeerContext, id: u64) -> Option<*mut Stream> {
     (*pc).core.streams.get(&id).map(|&h| Stream::from_handle(h))
 }
 
 /// Its open streams (a copy: what is done to them may close them).
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn open_streams(pc: *mut PeerContext) -> Vec<*mut Stream> {
     (*pc).core.streams.values().map(|&h| Stream::from_handle(h)).collect()
 }
 
 /// The connection has work for the edge's next pass (service, then flush).
+///
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn mark_dirty(pc: *mut PeerContext) {
     connection::mark_dirty(&mut (*pc).core);
 }
@@ -214,6 +225,9 @@ fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
 }
 
 /// Handshake progress, stream reads, writable notifications, stream grants.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn service(pc: *mut PeerContext) {
     let ctx = (*pc).core.ctx;
     let mut just_established = false;
@@ -288,6 +302,9 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
 /// After GOAWAY, with every stream done: the client closes at once (its app
 /// has read everything); the server lets the client close first, so the GOAWAY
 /// and the last bytes are not cut off, and closes itself after a grace period.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn finish_graceful_close(pc: *mut PeerContext) {
     if !(*pc).core.conn.is_server() {
         let _ = (*pc).core.conn.close(true, http3::H3_NO_ERROR, b"");
@@ -299,6 +316,9 @@ unsafe fn finish_graceful_close(pc: *mut PeerContext) {
 
 /// Keeps the peer supplied with spare connection IDs (so it can migrate or
 /// survive a NAT rebinding with a fresh one) and forgets the ones it retired.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
     while let Some(old) = (*pc).core.conn.retired_scid_next() {
         (*pc).route_updates.push(RouteUpdate::Retired(old.to_vec()));
@@ -316,6 +336,9 @@ unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
 
 /// True once QUIC has collected every stream we finished with (all their data,
 /// FIN included, acknowledged).
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn all_streams_retired(pc: *mut PeerContext) -> bool {
     let conn = &mut (*pc).core.conn;
     (*pc).core.lingering.retain(|&id| !matches!(conn.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))));
@@ -324,6 +347,9 @@ unsafe fn all_streams_retired(pc: *mut PeerContext) -> bool {
 
 /// For an IP-literal target with verification on, the certificate must list
 /// that IP (quiche's host check covers DNS names only).
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
     let Some(ip) = (*pc).verify_ip else { return true };
     let ok = (*pc).core.conn.peer_cert().is_some_and(|der| crate::tls::leaf_matches_ip(der, ip));
@@ -334,6 +360,8 @@ unsafe fn check_ip_identity(pc: *mut PeerContext) -> bool {
     ok
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
     let ctx = (*pc).core.ctx;
     if let Some(s) = stream_at(pc, id) {
@@ -380,6 +408,9 @@ unsafe fn handle_readable(pc: *mut PeerContext, id: u64) {
 
 /// Timers due at `now`: quiche's (loss recovery, idle), the limits', a
 /// graceful close's grace period.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
     if (*pc).core.conn.timeout_instant().is_some_and(|t| t <= now) {
         (*pc).core.conn.on_timeout();
@@ -394,6 +425,9 @@ pub(crate) unsafe fn on_tick(pc: *mut PeerContext, now: Instant) {
 }
 
 /// A client's socket reported `errno` (ICMP unreachable): the connection is over now.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
     if (*pc).finalized() {
         return;
@@ -404,6 +438,9 @@ pub(crate) unsafe fn fail_with_socket_error(pc: *mut PeerContext, errno: i32) {
 }
 
 /// Servers: the limits' deadlines that are due (limits.rs).
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
     expire_request_heads(pc, now);
     check_request_bodies(pc, now);
@@ -416,6 +453,9 @@ unsafe fn enforce_limits(pc: *mut PeerContext, now: Instant) {
 /// Request streams still without a complete head at their deadline get 408.
 /// Entries whose head arrived (or whose stream is gone) are dropped as they
 /// reach the front, so the queue stays as short as the heads still awaited.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
     while let Some(&(at, id)) = (*pc).core.guard.head_deadlines.front() {
         if (*pc).finalized() {
@@ -440,6 +480,9 @@ unsafe fn expire_request_heads(pc: *mut PeerContext, now: Instant) {
 /// Request bodies being read that made no progress for the body timeout get
 /// 408 (or a reset, once answered); the next check is set for the earliest
 /// deadline left.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
     if (*pc).finalized() || (*pc).core.guard.body_check_at.is_none_or(|t| t > now) {
         return;
@@ -468,6 +511,9 @@ unsafe fn check_request_bodies(pc: *mut PeerContext, now: Instant) {
 
 /// A request of this connection hit a deadline: counted, and past the limit
 /// the connection goes.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn request_stalled(pc: *mut PeerContext) {
     mark_dirty(pc);
     if let Verdict::Close(reason) = (*pc).core.guard.request_stalled(&(*(*pc).core.ctx).settings.limits) {
@@ -475,14 +521,20 @@ unsafe fn request_stalled(pc: *mut PeerContext) {
     }
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn close_for_load(pc: *mut PeerContext, reason: &str) {
     connection::close_for_load(&mut (*pc).core, reason);
 }
 
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &str) {
     connection::connection_error(&mut (*pc).core, code, reason);
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn open_control_streams(pc: *mut PeerContext) {
     let ctx = (*pc).core.ctx;
     let mut control = Vec::with_capacity(64);
@@ -499,6 +551,8 @@ unsafe fn open_control_streams(pc: *mut PeerContext) {
     flush_uni_out(pc);
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn flush_uni_out(pc: *mut PeerContext) {
     if (*pc).h3.uni_out.is_empty() {
         return;
@@ -521,6 +575,8 @@ fn is_critical(h3: &H3Session, id: u64) -> bool {
     h3.peer_control == Some(id) || h3.peer_encoder == Some(id) || h3.peer_decoder == Some(id)
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
     let ctx = (*pc).core.ctx;
     let mut buf = (*ctx).take_read_buffer();
@@ -548,6 +604,8 @@ unsafe fn uni_readable(pc: *mut PeerContext, id: u64) {
     (*ctx).give_read_buffer(buf);
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Result<(), u64> {
     let mut u = (*pc).h3.uni.remove(&id).unwrap_or_default();
     let result = feed_uni_inner(pc, id, &mut u, data, fin);
@@ -557,6 +615,8 @@ unsafe fn feed_uni(pc: *mut PeerContext, id: u64, data: &[u8], fin: bool) -> Res
     result
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn feed_uni_inner(pc: *mut PeerContext, id: u64, u: &mut UniReader, data: &[u8], fin: bool) -> Result<(), u64> {
     let is_server = (*pc).core.conn.is_server();
     let mut input = data;
@@ -624,6 +684,8 @@ fn is_control_frame_we_read(ty: u64) -> bool {
     matches!(ty, http3::FRAME_SETTINGS | http3::FRAME_GOAWAY | http3::FRAME_MAX_PUSH_ID | http3::FRAME_CANCEL_PUSH)
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: FrameEvent<'_>) -> Result<(), u64> {
     match ev {
         FrameEvent::Start { ty, len } => {
@@ -676,6 +738,8 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
     Ok(())
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
     let ctx = (*pc).core.ctx;
     if (*pc).core.conn.is_server() {
@@ -705,6 +769,9 @@ unsafe fn on_goaway_frame(pc: *mut PeerContext, gid: u64) -> Result<(), u64> {
 }
 
 /// Server shutdown: GOAWAY naming the first request we will not process.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
     match (*pc).core.phase.shut_down() {
         ShutdownStep::CloseTransport => {
@@ -724,6 +791,9 @@ pub(crate) unsafe fn begin_goaway(pc: *mut PeerContext) {
 }
 
 /// A server's GOAWAY naming the first request stream it will not process.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn send_goaway(pc: *mut PeerContext) {
     let gid = (*pc).max_peer_bidi.map_or(0, |m| m + 4);
     (*pc).h3.goaway_sent = Some(gid);
@@ -739,6 +809,9 @@ unsafe fn send_goaway(pc: *mut PeerContext) {
 
 /// us_quic_socket_make_stream (bidi) / make_uni_stream: ask for one more
 /// locally opened stream; on_stream_open fires once MAX_STREAMS allows it.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn request_stream(pc: *mut PeerContext, unidirectional: bool) {
     if unidirectional {
         (*pc).pending_uni_requests += 1;
@@ -751,6 +824,9 @@ pub unsafe fn request_stream(pc: *mut PeerContext, unidirectional: bool) {
 /// A WebTransport stream for `session` (a CONNECT stream id); on_stream_open
 /// fires when stream credit allows, with us_quic_stream_webtransport_session
 /// naming the session.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn request_webtransport_stream(pc: *mut PeerContext, session: u64, unidirectional: bool) {
     (*pc).pending_webtransport.push_back((session, unidirectional));
     grant_streams(pc);
@@ -761,6 +837,8 @@ fn webtransport_streams_available(pc: &PeerContext, uni: bool) -> bool {
     !streams_available_base(pc) && credit > 0
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn grant_streams(pc: *mut PeerContext) {
     let ctx = (*pc).core.ctx;
     loop {
@@ -816,6 +894,9 @@ fn streams_available_base(pc: &PeerContext) -> bool {
 
 /// CONNECTION_CLOSE with an application error, as the application asked:
 /// applied at the connection's next flush (see `deferred_close`).
+///
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn close_from_app(pc: *mut PeerContext, code: u64, reason: &[u8]) {
     if (*pc).finalized() {
         return;
@@ -837,6 +918,9 @@ pub(crate) enum DatagramOutput {
 /// HTTP/3 connections one for a stream that is gone (or not yet here) is
 /// dropped (RFC 9297 2.1), and one without a quarter stream id closes the
 /// connection.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Option<DatagramOutput> {
     (*pc).datagrams_queued = false;
     while !(*pc).finalized() {
@@ -856,6 +940,9 @@ pub(crate) unsafe fn poll_datagram(pc: *mut PeerContext, buf: &mut [u8]) -> Opti
 }
 
 /// An HTTP datagram (RFC 9297) tied to request stream `s`.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn send_stream_datagram(s: *mut Stream, data: &[u8]) -> Result<(), DatagramError> {
     if (*s).finished || !(*(*s).conn).is_h3() || (*s).id & 0x2 != 0 {
         return Err(DatagramError::Unavailable);
@@ -890,6 +977,8 @@ pub enum DatagramError {
     QueueFull,
 }
 
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn send_datagram(pc: *mut PeerContext, data: &[u8]) -> Result<(), DatagramError> {
     if !(*pc).is_established() {
         return Err(DatagramError::Unavailable);
@@ -919,6 +1008,9 @@ pub fn streams_available(pc: &PeerContext) -> u64 {
 
 /// Writes this connection's next packets into `out`, batched for GSO (see
 /// outbox.rs). True when `out` filled up with more to send.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> bool {
     flush_uni_out(pc);
     let mss = (*pc).core.conn.max_send_udp_payload_size();
@@ -933,12 +1025,17 @@ pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> b
 
 /// Applies an application close that waited for the first flush after it
 /// (see `deferred_close`). True when there was one: its CONNECTION_CLOSE is to send.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn apply_deferred_close(pc: *mut PeerContext) -> bool {
     let Some((code, reason)) = (*pc).deferred_close.take() else { return false };
     let _ = (*pc).core.conn.close(true, code, &reason);
     true
 }
 
+/// # Safety
+/// `pc` is a live connection.
 pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
     // A connection the peer closed is over for the application at once: the
     // draining period (RFC 9000 10.2.2) only absorbs stray packets, and an
@@ -950,6 +1047,10 @@ pub(crate) unsafe fn finalize_if_closed(pc: *mut PeerContext) {
 }
 
 /// Close every stream, report the end of the connection, park it for the sweep.
+///
+/// # Safety
+/// `pc` is a live connection, not yet finalized. It stays allocated (parked)
+/// until the sweep; after this the application may not be handed it again.
 pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     if !(*pc).core.phase.finalize() {
         return;

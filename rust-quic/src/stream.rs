@@ -121,6 +121,8 @@ pub struct Stream {
 
 crate::handles::owned_by_handle!(Stream, StreamHandle);
 
+/// # Safety
+/// `pc` is the core of a live connection.
 pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, local: bool) -> *mut Stream {
     // HTTP/3 streams carry messages (head first); raw QUIC streams carry bytes.
     let framed = (*pc).is_h3();
@@ -169,12 +171,18 @@ pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, l
 }
 
 /// The application hears of the stream (on_stream_open); `local` when this side opened it.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn announce(s: *mut Stream, local: bool) {
     (*s).announced = true;
     (*(*(*s).conn).ctx).events.push(Event::StreamOpened { stream: Stream::handle(s), local });
 }
 
 /// The stream has something to read: the edge will pull it.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn queue_read(s: *mut Stream) {
     if !(*s).read_queued && !(*s).finished {
         (*s).read_queued = true;
@@ -202,6 +210,9 @@ fn webtransport_enabled(s: &Stream) -> bool {
 
 /// Hands the stream to WebTransport session `session`: announced through
 /// on_stream_headers with HeadersKind::WebTransport; bytes flow unframed from now on.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn become_webtransport(s: *mut Stream, session: u64) -> Step {
     // From here `wt_session` alone makes the stream unframed (see is_h3); the
     // session signal stands for a head both ways: bytes flow at once.
@@ -215,6 +226,9 @@ unsafe fn become_webtransport(s: *mut Stream, session: u64) -> Step {
 /// A peer's unidirectional WebTransport stream for `session`, whose first
 /// bytes after its header were `rest` (and QUIC's FIN when `fin`): the stream
 /// takes them over and is announced on its first pull.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn adopt_webtransport(s: *mut Stream, session: u64, rest: &[u8], fin: bool) {
     (*s).pending_webtransport = Some(session);
     if !rest.is_empty() || fin {
@@ -230,6 +244,9 @@ pub(crate) unsafe fn adopt_webtransport(s: *mut Stream, session: u64, rest: &[u8
 
 /// A locally opened WebTransport stream: its first bytes name the session
 /// (RFC-draft signal 0x41 on a bidirectional stream, type 0x54 on a unidirectional one).
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     (*s).wt_session = Some(session);
     (*s).recv.head_received();
@@ -247,6 +264,9 @@ pub fn headers(s: &Stream) -> &[QuicHeader] {
 }
 
 /// Decide the close; on_stream_close fires after every event queued before it.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn close_stream(s: *mut Stream) {
     if (*s).finished {
         return;
@@ -263,6 +283,8 @@ pub(crate) unsafe fn close_stream(s: *mut Stream) {
     connection::mark_dirty(pc);
 }
 
+/// # Safety
+/// `s` is a live stream.
 unsafe fn maybe_complete(s: *mut Stream) {
     if stream_state::is_over((*s).recv, (*s).send) {
         close_stream(s);
@@ -270,6 +292,9 @@ unsafe fn maybe_complete(s: *mut Stream) {
 }
 
 /// A stream error: reset both directions with `code`; the connection lives on.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn fail(s: *mut Stream, code: u64) {
     if (*s).finished {
         return;
@@ -289,6 +314,9 @@ pub(crate) unsafe fn fail(s: *mut Stream, code: u64) {
 }
 
 /// The connection is gone: close without touching QUIC.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn abandon(s: *mut Stream, code: u64) {
     if !((*s).recv.fin_received() && (*s).send.fin_was_sent()) && (*s).error_code.is_none() {
         (*s).error_code = Some(code);
@@ -300,6 +328,9 @@ pub(crate) unsafe fn abandon(s: *mut Stream, code: u64) {
 /// nothing (more) to deliver now: nothing readable, paused, or closed. The edge
 /// calls it until None, calling back after each output; an output's bytes stay
 /// valid until the next call.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
     let pc = (*s).conn;
     (*s).read_queued = false;
@@ -342,6 +373,9 @@ pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
 
 /// One `stream_recv` into the inbox; false when nothing was read (nothing
 /// readable, or the peer reset the stream).
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn fill_inbox(s: *mut Stream) -> bool {
     let pc = (*s).conn;
     if (*s).inbox.is_empty() {
@@ -363,6 +397,9 @@ unsafe fn fill_inbox(s: *mut Stream) -> bool {
 }
 
 /// Gives the read buffer back to the context once nothing in it is undelivered.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn release_inbox(s: *mut Stream) {
     if (*s).finished {
         (*s).in_start = 0;
@@ -376,6 +413,9 @@ unsafe fn release_inbox(s: *mut Stream) {
 }
 
 /// Raw QUIC and WebTransport: everything read goes out as it is.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn step_unframed(s: *mut Stream) -> Step {
     let inbox = &(*s).inbox;
     let data = &inbox[(*s).in_start..(*s).in_end];
@@ -392,6 +432,9 @@ unsafe fn step_unframed(s: *mut Stream) -> Step {
 }
 
 /// The peer reset its sending side: the exchange is over for us too.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn peer_reset(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     if is_peer_request(&*s) && !(*s).send.fin_was_sent() {
@@ -407,6 +450,9 @@ unsafe fn peer_reset(s: *mut Stream, code: u64) {
 }
 
 /// The peer sent STOP_SENDING (quiche already answered with RESET_STREAM).
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn peer_stopped(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     (*s).send.reset();
@@ -429,12 +475,18 @@ unsafe fn peer_stopped(s: *mut Stream, code: u64) {
 
 /// A connection error found on this stream: the connection closes, the rest
 /// of what this stream read is dropped.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn connection_error(s: *mut Stream, code: u64, reason: &str) -> Step {
     connection::connection_error((*s).conn, code, reason);
     Step::Stop
 }
 
 /// Parses HTTP/3 frames from the inbox up to the next output.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn step_h3(s: *mut Stream) -> Step {
     let buf = std::mem::take(&mut (*s).inbox);
     let mut input = &buf[(*s).in_start..(*s).in_end];
@@ -450,6 +502,8 @@ unsafe fn step_h3(s: *mut Stream) -> Step {
     }
 }
 
+/// # Safety
+/// `s` is a live stream.
 unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
@@ -532,15 +586,23 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
 }
 
 /// A peer's bidirectional stream whose first frame type is the WebTransport signal.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn opens_as_webtransport(s: *mut Stream) -> bool {
     !(*s).local && (*s).recv.awaits_head() && (*s).headers_kind == HeadersKind::None && webtransport_enabled(&*s)
 }
 
+/// # Safety
+/// `s` is a live stream.
 unsafe fn body_length_matches(s: *mut Stream) -> bool {
     (*s).content_length.is_none_or(|cl| cl == (*s).body_received)
 }
 
 /// QUIC's FIN after the last frame read.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn on_fin(s: *mut Stream) -> Step {
     let pc = (*s).conn;
     if !(*s).reader.at_frame_boundary() {
@@ -563,6 +625,9 @@ unsafe fn on_fin(s: *mut Stream) -> Step {
 
 /// A complete header block: decoded and checked, answered by the engine
 /// (static route, 431, stream error), or an output for the application.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn on_header_block(s: *mut Stream) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
@@ -663,12 +728,18 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
 /// not when their first bytes arrive: a stream that is answered by the engine
 /// (static route, 431) or fails before a head never costs the application a
 /// callback. True when this output is the stream's announcement.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn announce_late(s: *mut Stream) -> bool {
     !std::mem::replace(&mut (*s).announced, true)
 }
 
 /// Sends the embedder's answer to this request head, if it has one (see
 /// `context::RequestHeadHook`); false when the application is to answer.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn answer_in_engine(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
@@ -686,6 +757,9 @@ unsafe fn answer_in_engine(s: *mut Stream, fields: &[quiche::h3::Header]) -> boo
 
 /// A whole response in one call: head, body (queued whole, so keep it small:
 /// flow control drains it) and FIN.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]) -> Result<(), SendRefused> {
     send_headers_inner(s, fields, body.is_empty(), false)?;
     if !body.is_empty() {
@@ -701,6 +775,9 @@ pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]
 
 /// Server: answer 431 and stop reading; client: stream error. Either way the
 /// connection and its other streams are untouched.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn header_too_large(s: *mut Stream) {
     let ctx = (*(*s).conn).ctx;
     if (*ctx).role == Role::Client || !(*s).recv.awaits_head() {
@@ -731,6 +808,9 @@ pub(crate) fn body_awaited_since(s: &Stream) -> Option<Instant> {
 /// request-head timeout, or its body stalled for the body timeout before any
 /// response) gets 408 and is no longer read. False when it no longer awaited
 /// anything.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn request_timed_out(s: *mut Stream) -> bool {
     if !awaits_head(&*s) && body_awaited_since(&*s).is_none() {
         return false;
@@ -742,6 +822,9 @@ pub(crate) unsafe fn request_timed_out(s: *mut Stream) -> bool {
 
 /// Answers a request the server will not read (its status, no body) and stops
 /// reading it; the connection and its other streams are untouched.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn refuse_request(s: *mut Stream, status: &[u8], code: u64) {
     let pc = (*s).conn;
     (*(*pc).ctx).stats.stream_errors += 1;
@@ -759,6 +842,9 @@ unsafe fn refuse_request(s: *mut Stream, status: &[u8], code: u64) {
 /// Learns of a STOP_SENDING the peer sent. quiche reports stopped streams
 /// through `writable()` only while the connection has send capacity, so a
 /// writer blocked on flow control (or a client whose response just ended) asks.
+///
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn check_stopped(s: *mut Stream) {
     if (*s).finished || (*s).send.is_over() {
         return;
@@ -780,6 +866,8 @@ pub fn is_send_blocked(s: &Stream) -> bool {
     !s.finished && (s.want_write || !s.pending.is_empty())
 }
 
+/// # Safety
+/// `s` is a live stream.
 pub(crate) unsafe fn on_writable(s: *mut Stream) {
     let pc = (*s).conn;
     if (*s).finished {
@@ -799,6 +887,9 @@ pub(crate) unsafe fn on_writable(s: *mut Stream) {
 }
 
 /// Hands queued bytes (and a requested FIN) to QUIC; true when nothing is left.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn flush_pending(s: *mut Stream) -> bool {
     let pc = (*s).conn;
     let id = (*s).id;
@@ -863,6 +954,9 @@ const BLOCKED_PROBE_LEN: usize = 1024;
 
 /// Writes body bytes. Returns the bytes accepted, or -1 when the stream cannot
 /// carry a body (finished, reset, FIN already requested, no head sent yet).
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     let pc = (*s).conn;
     if (*s).finished || !(*s).send.accepts_body() || (*pc).finalized() {
@@ -925,6 +1019,9 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
 }
 
 /// Sends bytes already accounted for; whatever QUIC does not take is queued.
+///
+/// # Safety
+/// `s` is a live stream.
 unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8]) {
     let pc = (*s).conn;
     let sent = if (*s).pending.is_empty() { (*pc).conn.stream_send((*s).id, bytes, false).unwrap_or(0) } else { 0 };
@@ -935,10 +1032,15 @@ unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8]) {
 
 /// Sends a header block. The first final block is the message head; a block
 /// after it is trailers (no pseudo-headers allowed).
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn send_headers(s: *mut Stream, fields: &[FieldRef<'_>], end_stream: bool) -> Result<(), SendRefused> {
     send_headers_inner(s, fields, end_stream, false)
 }
 
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn send_informational(s: *mut Stream, status: &[u8]) -> Result<(), SendRefused> {
     let is_1xx = status.len() == 3 && status[0] == b'1' && status.iter().all(u8::is_ascii_digit);
     if !is_1xx || status == b"101" || (*(*(*s).conn).ctx).role != Role::Server {
@@ -947,6 +1049,8 @@ pub unsafe fn send_informational(s: *mut Stream, status: &[u8]) -> Result<(), Se
     send_headers_inner(s, &[FieldRef { name: b":status", value: status }], false, true)
 }
 
+/// # Safety
+/// `s` is a live stream.
 unsafe fn send_headers_inner(
     s: *mut Stream,
     fields: &[FieldRef<'_>],
@@ -982,6 +1086,9 @@ unsafe fn send_headers_inner(
 }
 
 /// FIN after what was written.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn shutdown(s: *mut Stream) {
     if (*s).finished || (*s).send.closed_for_writes() {
         return;
@@ -990,11 +1097,16 @@ pub unsafe fn shutdown(s: *mut Stream) {
     flush_pending(s);
 }
 
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn shutdown_read(s: *mut Stream) {
     stop_sending(s, http3::H3_NO_ERROR);
 }
 
 /// STOP_SENDING with `code`: the peer should stop writing.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
     let pc = (*s).conn;
     if (*s).finished || (*s).recv.is_over() {
@@ -1007,6 +1119,9 @@ pub unsafe fn stop_sending(s: *mut Stream, code: u64) {
 }
 
 /// FIN if not sent, stop reading; on_stream_close follows once queued bytes are out.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn close(s: *mut Stream) {
     if (*s).finished {
         return;
@@ -1018,6 +1133,9 @@ pub unsafe fn close(s: *mut Stream) {
 }
 
 /// RESET_STREAM (never FIN) and STOP_SENDING with `code`.
+///
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn reset(s: *mut Stream, code: u64) {
     if (*s).finished {
         return;
@@ -1036,6 +1154,8 @@ pub unsafe fn reset(s: *mut Stream, code: u64) {
     close_stream(s);
 }
 
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
     if (*s).finished {
         return;
@@ -1057,6 +1177,8 @@ pub unsafe fn set_want_read(s: *mut Stream, want: bool) {
     }
 }
 
+/// # Safety
+/// `s` is a live stream.
 pub unsafe fn set_want_write(s: *mut Stream, want: bool) {
     if (*s).finished {
         return;

@@ -152,6 +152,9 @@ impl Driver for MemoryDriver {
 
 /// Delivers every queued datagram (and what the answers queue) until the
 /// network is quiet or `limit` datagrams went through. Returns how many.
+///
+/// # Safety
+/// Every socket bound on `net` belongs to a live context.
 pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
     let mut n = 0;
     while n < limit {
@@ -180,6 +183,9 @@ pub unsafe fn pump(net: &SharedNetwork, limit: usize) -> usize {
 
 /// Runs the contexts until `done()` or `timeout`: delivers datagrams, fires
 /// timers (sleeping until the next one when the network is quiet).
+///
+/// # Safety
+/// `ctxs` is a live context.
 pub unsafe fn run_until(
     net: &SharedNetwork,
     ctxs: &[*mut Context],

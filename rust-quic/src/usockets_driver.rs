@@ -20,11 +20,16 @@ pub struct UsocketsDriver {
 
 impl UsocketsDriver {
     /// A driver for `loop_`; registers the loop's QUIC hook on first use.
+    ///
+    /// # Safety
+    /// `loop_` is a live usockets loop.
     pub unsafe fn new(loop_: *mut us::us_loop_t) -> UsocketsDriver {
         UsocketsDriver { loop_ }
     }
 }
 
+/// # Safety
+/// `p` points to a readable `sockaddr_storage`.
 pub(crate) unsafe fn sockaddr_to_std(p: *const libc::sockaddr_storage) -> Option<SocketAddr> {
     match c_int::from((*p).ss_family) {
         libc::AF_INET => {
@@ -144,6 +149,9 @@ impl Driver for UsocketsDriver {
     }
 }
 
+/// # Safety
+/// usockets calls it with `s`, a live UDP socket whose user data is a live
+/// listen socket, and `buf` holding `count` received datagrams.
 unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_packet_buffer_t, count: c_int) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
     let ctx = (*ls).ctx;
@@ -163,11 +171,17 @@ unsafe extern "C" fn on_data(s: *mut us::us_udp_socket_t, buf: *mut us::us_udp_p
     edge::sweep_if_idle(ctx);
 }
 
+/// # Safety
+/// usockets calls it with `s`, a live UDP socket whose user data is a live
+/// listen socket.
 unsafe extern "C" fn on_error(s: *mut us::us_udp_socket_t, err: c_int) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
     edge::socket_error(ls, err);
 }
 
+/// # Safety
+/// usockets calls it with `s`, a live UDP socket whose user data is a live
+/// listen socket.
 unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {
     let ls = us::us_udp_socket_user(s) as *mut ListenSocket;
     edge::socket_writable(ls);
@@ -180,16 +194,24 @@ struct LoopQuic {
     processing: bool,
 }
 
+/// # Safety
+/// `loop_` is a live usockets loop.
 unsafe fn loop_quic(loop_: *mut us::us_loop_t) -> *mut LoopQuic {
     us::us_internal_loop_quic(loop_) as *mut LoopQuic
 }
 
+/// # Safety
+/// `_t` is NULL or writable.
 unsafe extern "C" fn wake_only(_t: *mut us::us_timer_t) {}
 
+/// # Safety
+/// `loop_` is NULL or a live usockets loop.
 unsafe extern "C" fn loop_post(loop_: *mut us::us_loop_t) {
     process_loop(loop_);
 }
 
+/// # Safety
+/// `loop_` is a live usockets loop; `ctx` is a live context.
 pub unsafe fn register(loop_: *mut us::us_loop_t, ctx: *mut Context) {
     let mut lq = loop_quic(loop_);
     if lq.is_null() {
@@ -205,6 +227,10 @@ pub unsafe fn register(loop_: *mut us::us_loop_t, ctx: *mut Context) {
 
 /// Frees `ctx` now if nothing of it or of its loop is running, else at the end
 /// of the loop iteration.
+///
+/// # Safety
+/// `ctx` is a live context whose free was requested (`edge::request_free`);
+/// the caller uses it no more: it may be dangling when this returns.
 pub unsafe fn free_or_defer(ctx: *mut Context) {
     let loop_ = (*ctx).loop_ptr() as *mut us::us_loop_t;
     let lq = loop_quic(loop_);
@@ -219,6 +245,9 @@ pub unsafe fn free_or_defer(ctx: *mut Context) {
     release_if_empty(loop_);
 }
 
+/// # Safety
+/// `loop_` is a live usockets loop; its rust-quic state is freed when no
+/// context is left on it, so no pointer to that state may be held across this.
 unsafe fn release_if_empty(loop_: *mut us::us_loop_t) {
     let lq = loop_quic(loop_);
     if !lq.is_null() && (*lq).contexts.is_empty() && !(*lq).processing {
@@ -228,8 +257,10 @@ unsafe fn release_if_empty(loop_: *mut us::us_loop_t) {
     }
 }
 
-/// `us_quic_loop_process`: every context on the loop, then the timer.
 /// See `Context::defer_answers`: on for the duration of an embedder's iteration.
+///
+/// # Safety
+/// `loop_` is a live usockets loop.
 pub unsafe fn set_defer_answers(loop_: *mut us::us_loop_t, defer: bool) {
     let lq = loop_quic(loop_);
     if lq.is_null() {
@@ -240,6 +271,10 @@ pub unsafe fn set_defer_answers(loop_: *mut us::us_loop_t, defer: bool) {
     }
 }
 
+/// `us_quic_loop_process`: every context on the loop, then the timer.
+///
+/// # Safety
+/// `loop_` is a live usockets loop.
 pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     let lq = loop_quic(loop_);
     if lq.is_null() || (*lq).processing {
@@ -272,6 +307,8 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     release_if_empty(loop_);
 }
 
+/// # Safety
+/// `loop_` is a live usockets loop.
 pub unsafe fn flush_loop(loop_: *mut us::us_loop_t) {
     let lq = loop_quic(loop_);
     if lq.is_null() {

@@ -10,6 +10,9 @@ use crate::stream::{self, ReadOutput, Stream};
 
 /// Delivers every queued event, including those its callbacks queue. Inside a
 /// callback (a nested frame) it returns at once: the running drain goes on.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub(super) unsafe fn dispatch(ctx: *mut Context) {
     if (*ctx).dispatching {
         return;
@@ -21,6 +24,8 @@ pub(super) unsafe fn dispatch(ctx: *mut Context) {
     (*ctx).dispatching = false;
 }
 
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn deliver(ctx: *mut Context, event: Event) {
     let cb = (*ctx).callbacks;
     match event {
@@ -72,6 +77,9 @@ unsafe fn deliver(ctx: *mut Context, event: Event) {
 
 /// Pulls a readable stream until it has nothing more for the application now
 /// (or the application paused or closed it in a callback).
+///
+/// # Safety
+/// `ctx` is a live context; `s` is a live stream.
 unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
     while let Some(output) = stream::poll_read(s) {
         let cb = (*ctx).callbacks;
@@ -99,6 +107,8 @@ unsafe fn deliver_reads(ctx: *mut Context, s: *mut Stream) {
     }
 }
 
+/// # Safety
+/// `ctx` is a live context; `pc` is a live connection.
 unsafe fn deliver_datagrams(ctx: *mut Context, pc: *mut PeerContext) {
     let mut buf = (*ctx).take_read_buffer();
     while let Some(datagram) = peer_context::poll_datagram(pc, &mut buf) {

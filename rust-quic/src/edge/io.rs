@@ -12,12 +12,17 @@ use crate::peer_context::{self, PeerContext};
 /// UDP sockets of listen sockets the core is done with close when the
 /// outermost frame unwinds, so a port is free again when the call that freed it
 /// returns; the objects themselves go with the sweep.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub(super) unsafe fn close_released_sockets(ctx: *mut Context) {
     for &ls in &(*ctx).sweep.listen_sockets {
         close_socket(ctx, ListenSocket::from_handle(ls));
     }
 }
 
+/// # Safety
+/// `ctx` is a live context; `ls` is a live listen socket.
 pub(super) unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
     if !(*ls).handle_closed {
         (*ls).handle_closed = true;
@@ -27,6 +32,9 @@ pub(super) unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
 
 /// Binds a UDP socket for `ctx` (`connect_to`: a client's own socket,
 /// connected to its server). Returns the errno of a failed bind.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn listen(
     ctx: *mut Context,
     host: Option<&str>,
@@ -50,6 +58,9 @@ pub unsafe fn listen(
 
 /// Sends what the connection has to send: its packets go out in GSO batches
 /// through the driver; then an application close waiting for this flush.
+///
+/// # Safety
+/// `pc` is a live connection.
 pub unsafe fn flush(pc: *mut PeerContext) {
     transmit(pc);
     if peer_context::apply_deferred_close(pc) {
@@ -57,6 +68,8 @@ pub unsafe fn flush(pc: *mut PeerContext) {
     }
 }
 
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn transmit(pc: *mut PeerContext) {
     let ls = ListenSocket::from_handle((*pc).socket);
     if (*pc).finalized() || listen_socket::is_blocked(ls) {
@@ -88,6 +101,9 @@ unsafe fn transmit(pc: *mut PeerContext) {
 
 /// Sends every batch of `out`; false when the socket blocked (what it did
 /// not take is queued for `socket_writable`).
+///
+/// # Safety
+/// `ls` is a live listen socket.
 unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
     let mut batches = out.batches().iter();
     for b in batches.by_ref() {
@@ -103,6 +119,9 @@ unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
 
 /// One GSO batch to the driver; false when the socket is blocked (the rest
 /// is queued and goes out from `resend_blocked`).
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(super) unsafe fn send_to(ls: *mut ListenSocket, to: SocketAddr, data: &[u8], segment: usize) -> bool {
     let ctx = (*ls).ctx;
     if (*ls).handle_closed {
@@ -129,12 +148,17 @@ pub(super) unsafe fn send_to(ls: *mut ListenSocket, to: SocketAddr, data: &[u8],
     }
 }
 
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn count_sent(ctx: *mut Context, bytes: usize, segment: usize) {
     (*ctx).stats.bytes_sent += bytes as u64;
     (*ctx).stats.packets_sent += bytes.div_ceil(segment.max(1)) as u64;
 }
 
 /// Retries the sends the kernel refused; true once none is left.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub(super) unsafe fn resend_blocked(ls: *mut ListenSocket) -> bool {
     let ctx = (*ls).ctx;
     while let Some(mut b) = listen_socket::take_blocked(ls) {

@@ -28,6 +28,8 @@ use dispatch::dispatch;
 use io::{close_released_sockets, close_socket, resend_blocked, send_to};
 pub use io::{flush, listen};
 
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn enter(ctx: *mut Context) {
     (*ctx).depth += 1;
 }
@@ -35,6 +37,9 @@ pub unsafe fn enter(ctx: *mut Context) {
 /// Leaves an engine frame; leaving the outermost one delivers the queued
 /// events. Nothing is freed here: an API call's caller may still hold pointers
 /// to what its callbacks closed.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn leave(ctx: *mut Context) {
     if (*ctx).depth == 1 {
         dispatch(ctx);
@@ -45,6 +50,9 @@ pub unsafe fn leave(ctx: *mut Context) {
 }
 
 /// Runs `f` in an engine frame of `ctx`.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn call<R>(ctx: *mut Context, f: impl FnOnce() -> R) -> R {
     enter(ctx);
     let r = f();
@@ -53,6 +61,10 @@ pub unsafe fn call<R>(ctx: *mut Context, f: impl FnOnce() -> R) -> R {
 }
 
 /// The sweep, for the driver's entry points (loop post, end of an I/O batch).
+///
+/// # Safety
+/// `ctx` is a live context. When no frame is on the stack, objects closed
+/// before the call are dangling after it: the caller holds none of them.
 pub unsafe fn sweep_if_idle(ctx: *mut Context) {
     if (*ctx).depth == 0 {
         debug_assert!((*ctx).events.is_empty(), "events left undelivered");
@@ -63,6 +75,9 @@ pub unsafe fn sweep_if_idle(ctx: *mut Context) {
 
 /// Sockets let go of the connections that finished (a socket closing with its
 /// last connection is released, so its port is free when this frame returns).
+///
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn detach_finished(ctx: *mut Context) {
     for pc in std::mem::take(&mut (*ctx).finished) {
         listen_socket::detach(PeerContext::from_handle(pc));
@@ -71,6 +86,10 @@ unsafe fn detach_finished(ctx: *mut Context) {
 
 /// Frees every parked object (see `context::Parked`). Streams first: they
 /// point at their connection. Only at depth zero, with the event queue empty.
+///
+/// # Safety
+/// `ctx` is a live context with no engine frame on the stack (depth zero):
+/// every parked object is dangling when this returns.
 unsafe fn free_parked(ctx: *mut Context) {
     // Frames leave nothing to detach; a finalize outside any frame may.
     detach_finished(ctx);
@@ -95,6 +114,9 @@ unsafe fn free_parked(ctx: *mut Context) {
 }
 
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
+///
+/// # Safety
+/// `pc` is a live connection.
 unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
     if (*pc).finalized() {
         return;
@@ -106,6 +128,9 @@ unsafe fn close_now(pc: *mut PeerContext, app: bool, code: u64) {
 
 /// us_quic_socket_context_connect: a connection now (an IP literal; its
 /// Initial is sent before this returns) or a pending connect to resolve.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn connect(
     ctx: *mut Context,
     host: &str,
@@ -126,6 +151,9 @@ pub unsafe fn connect(
 }
 
 /// A client connection on a socket of its own.
+///
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn start_client(
     ctx: *mut Context,
     peer: SocketAddr,
@@ -140,6 +168,9 @@ unsafe fn start_client(
 }
 
 /// Starts the connection of a pending connect whose address was set.
+///
+/// # Safety
+/// `pending.ctx` is a live context.
 pub unsafe fn connect_resolved(pending: &PendingConnect) -> Result<*mut PeerContext, String> {
     let ctx = pending.ctx;
     call(ctx, || {
@@ -151,6 +182,9 @@ pub unsafe fn connect_resolved(pending: &PendingConnect) -> Result<*mut PeerCont
 }
 
 /// Feeds one received datagram to the core. `data` is decrypted in place.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) {
     let route = call((*ls).ctx, || listen_socket::route_datagram(ls, data, from, to));
     if let Route::Reply { to: peer, packets } = route {
@@ -162,20 +196,30 @@ pub unsafe fn recv_datagram(ls: *mut ListenSocket, data: &mut [u8], from: Socket
 
 /// After a batch of datagrams: run what they made ready and send the answers.
 /// The context's connections, live or parked (a copy: callbacks may add and close).
+///
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn connections(ctx: *mut Context) -> Vec<*mut PeerContext> {
     (*ctx).connections.iter().map(|&h| PeerContext::from_handle(h)).collect()
 }
 
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn listen_sockets(ctx: *mut Context) -> Vec<*mut ListenSocket> {
     (*ctx).listen_sockets.iter().map(|&h| ListenSocket::from_handle(h)).collect()
 }
 
 /// The earliest deadline of any of the context's connections (the driver arms its timer for it).
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn next_timeout(ctx: *mut Context) -> Option<Instant> {
     // Once per loop iteration: no copy of the list.
     (*ctx).connections.iter().filter_map(|&pc| peer_context::next_deadline(&*PeerContext::from_handle(pc))).min()
 }
 
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn after_io(ctx: *mut Context) {
     call(ctx, || run_dirty(ctx));
     sweep_if_idle(ctx);
@@ -185,6 +229,9 @@ pub unsafe fn after_io(ctx: *mut Context) {
 /// application hears what servicing found, so what it answers in its callbacks
 /// leaves in the same packets as the ACKs. Bounded passes, so a callback that
 /// keeps re-dirtying its own connection cannot spin the loop.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn run_dirty(ctx: *mut Context) {
     for _ in 0..8 {
         if (*ctx).dirty.is_empty() {
@@ -221,6 +268,9 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
 }
 
 /// Deferred connections go back to the dirty list, to be flushed now.
+///
+/// # Safety
+/// `ctx` is a live context.
 unsafe fn take_deferred(ctx: *mut Context) {
     if (*ctx).defer_answers {
         return;
@@ -234,6 +284,9 @@ unsafe fn take_deferred(ctx: *mut Context) {
 
 /// Expires timers, services and flushes, sweeps. The driver calls it once per
 /// loop iteration and when the timer from `next_timeout` fires.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
     take_deferred(ctx);
@@ -249,6 +302,9 @@ pub unsafe fn process(ctx: *mut Context, now: Instant) {
 
 /// Sends only, when something was written since the last flush. (No sweep:
 /// the embedder may call this from inside its own callbacks.)
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn flush_if_pending(ctx: *mut Context) {
     take_deferred(ctx);
     if (*ctx).flush_pending {
@@ -257,6 +313,9 @@ pub unsafe fn flush_if_pending(ctx: *mut Context) {
 }
 
 /// GOAWAY everywhere, accept nothing new; connections close once drained.
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn shutdown(ctx: *mut Context) {
     call(ctx, || {
         (*ctx).shutting_down = true;
@@ -269,6 +328,9 @@ pub unsafe fn shutdown(ctx: *mut Context) {
 
 /// Closes everything now. The memory goes when the driver calls `destroy`
 /// (immediately when no callback of this context is running).
+///
+/// # Safety
+/// `ctx` is a live context.
 pub unsafe fn request_free(ctx: *mut Context) {
     if (*ctx).free_requested {
         return;
@@ -287,6 +349,10 @@ pub unsafe fn request_free(ctx: *mut Context) {
 
 /// Frees a context whose free was requested. The caller guarantees no engine
 /// frame of it is on the stack.
+///
+/// # Safety
+/// `ctx` is a live context whose free was requested, with no engine frame on
+/// the stack; it and everything it owns are dangling when this returns.
 pub unsafe fn destroy(ctx: *mut Context) {
     debug_assert!((*ctx).free_requested && (*ctx).depth == 0);
     close_released_sockets(ctx);
@@ -301,6 +367,9 @@ pub unsafe fn destroy(ctx: *mut Context) {
 /// The driver reports a socket error (ICMP port or host unreachable on a
 /// client's connected socket): the connection fails now instead of waiting for
 /// the handshake or idle timeout.
+///
+/// # Safety
+/// `ls` is a live listen socket.
 pub unsafe fn socket_error(ls: *mut ListenSocket, errno: i32) {
     let ctx = (*ls).ctx;
     let Some(pc) = (*ls).client_conn else { return };
@@ -308,6 +377,8 @@ pub unsafe fn socket_error(ls: *mut ListenSocket, errno: i32) {
     sweep_if_idle(ctx);
 }
 
+/// # Safety
+/// `ls` is a live listen socket.
 pub unsafe fn socket_writable(ls: *mut ListenSocket) {
     let ctx = (*ls).ctx;
     call(ctx, || {

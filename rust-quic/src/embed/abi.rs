@@ -7,7 +7,7 @@ use std::any::Any;
 use std::ffi::{c_char, c_int, c_uint};
 
 use crate::context::{Context, Settings};
-use crate::ffi::{raw_bytes, tls_from_buffers, with_stream};
+use crate::ffi::{raw_bytes, tls_from_buffers, with_stream, write_text};
 use crate::stream::{self, Stream};
 use crate::usockets_driver::{self, UsocketsDriver};
 use usockets_sys as us;
@@ -16,6 +16,9 @@ use super::static_route::{StaticResponse, StaticRoutes};
 
 /// A server context from PEM buffers (cert chain, key, optional passphrase).
 /// On failure returns NULL and writes the reason (NUL-terminated) into err.
+///
+/// # Safety
+/// `loop_` is NULL or a live usockets loop; `cert` is NULL or points to `cert_len` readable bytes; `key` is NULL or points to `key_len` readable bytes; `passphrase` is NULL or points to `passphrase_len` readable bytes; `err` is NULL or points to `err_len` writable bytes.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn us_quic_embed_server_context(
@@ -42,7 +45,7 @@ pub unsafe extern "C" fn us_quic_embed_server_context(
             ctx
         }
         Err(msg) => {
-            write_error(&msg, err, err_len);
+            write_text(&msg, err, err_len as usize);
             std::ptr::null_mut()
         }
     }
@@ -50,6 +53,9 @@ pub unsafe extern "C" fn us_quic_embed_server_context(
 
 /// Another certificate for `hostname` (exact or `*.` wildcard), from PEM buffers.
 /// 0 on success; -1 with the reason in err.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `hostname` is NULL or a NUL-terminated string; `cert` is NULL or points to `cert_len` readable bytes; `key` is NULL or points to `key_len` readable bytes; `passphrase` is NULL or points to `passphrase_len` readable bytes; `err` is NULL or points to `err_len` writable bytes.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn us_quic_embed_add_server_name(
@@ -70,23 +76,18 @@ pub unsafe extern "C" fn us_quic_embed_add_server_name(
     match ctx.add_server_name(host, &tls) {
         Ok(()) => 0,
         Err(msg) => {
-            write_error(&msg, err, err_len);
+            write_text(&msg, err, err_len as usize);
             -1
         }
-    }
-}
-
-unsafe fn write_error(msg: &str, err: *mut c_char, err_len: c_uint) {
-    if !err.is_null() && err_len > 0 {
-        let n = msg.len().min(err_len as usize - 1);
-        std::ptr::copy_nonoverlapping(msg.as_ptr(), err.cast::<u8>(), n);
-        *err.add(n) = 0;
     }
 }
 
 /// Serializes the stream's current header block as repeated
 /// `[u32 name length][name][u32 value length][value]` (native endian) into buf.
 /// Returns the bytes needed: when larger than cap nothing was written; call again.
+///
+/// # Safety
+/// `s` is NULL or a live stream; `buf` is NULL or points to `cap` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_read_headers(s: *mut Stream, buf: *mut u8, cap: c_uint) -> c_uint {
     let Some(s) = s.as_ref() else { return 0 };
@@ -109,6 +110,9 @@ pub unsafe extern "C" fn us_quic_embed_read_headers(s: *mut Stream, buf: *mut u8
 
 /// Sends a header block given in the `us_quic_embed_read_headers` layout.
 /// 0 on success, -1 when refused (stream state, malformed buffer).
+///
+/// # Safety
+/// `s` is NULL or a live stream; `buf` is NULL or points to `len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_send_headers(
     s: *mut Stream,
@@ -124,6 +128,9 @@ pub unsafe extern "C" fn us_quic_embed_send_headers(
 }
 
 /// The connection's remote address as text ("ip" and port), for requestIP.
+///
+/// # Safety
+/// `s` is NULL or a live stream; `buf` is NULL or points to `cap` writable bytes; `port` is NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_remote_address(
     s: *mut Stream,
@@ -166,6 +173,9 @@ fn parse_field_block(data: &[u8]) -> Option<Vec<crate::http3::FieldRef<'_>>> {
 /// Registers a static response (Bun.serve's `routes: { path: Response }`): a GET
 /// or HEAD of `path` is answered by the engine. `block` holds the response fields
 /// (":status" first, no date/content-length: the engine adds them). 0 or -1.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `path` is NULL or points to `path_len` readable bytes; `block` is NULL or points to `block_len` readable bytes; `body` is NULL or points to `body_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_add_static_route(
     ctx: *mut Context,
@@ -201,6 +211,9 @@ fn static_routes(ctx: &mut Context) -> &mut StaticRoutes {
 }
 
 /// Forgets every static route (before registering a reloaded set).
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_clear_static_routes(ctx: *mut Context) {
     if let Some(ctx) = ctx.as_mut() {
@@ -211,6 +224,9 @@ pub unsafe extern "C" fn us_quic_embed_clear_static_routes(ctx: *mut Context) {
 
 /// Headers, a small body and FIN in one call (a Response whose bytes are known):
 /// one crossing instead of send_headers + write + shutdown. 0 or -1.
+///
+/// # Safety
+/// `s` is NULL or a live stream; `block` is NULL or points to `block_len` readable bytes; `body` is NULL or points to `body_len` readable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_respond(
     s: *mut Stream,

@@ -72,30 +72,35 @@ fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
 
 /// A loop for embedding, with its watcher thread. NULL if fds or the thread
 /// could not be created.
+///
 #[no_mangle]
-pub unsafe extern "C" fn us_quic_embed_create() -> *mut Embed {
-    let loop_ = us::us_create_loop(std::ptr::null_mut(), None, None, None, 0);
+pub extern "C" fn us_quic_embed_create() -> *mut Embed {
+    // SAFETY: a new loop, freed here on every failure path and by
+    // us_quic_embed_free otherwise.
+    let loop_ = unsafe { us::us_create_loop(std::ptr::null_mut(), None, None, None, 0) };
     if loop_.is_null() {
         return std::ptr::null_mut();
     }
     let (Some((wake_read, wake_write)), Some((ack_read, ack_write)), Some((stop_read, stop_write))) =
         (pipe_pair(), pipe_pair(), pipe_pair())
     else {
-        us::us_loop_free(loop_);
+        unsafe { us::us_loop_free(loop_) };
         return std::ptr::null_mut();
     };
-    let loop_fd = us::us_loop_fd(loop_);
+    let loop_fd = unsafe { us::us_loop_fd(loop_) };
     let thread = std::thread::Builder::new()
         .name("quic-loop-watch".into())
         .spawn(move || watch(loop_fd, wake_write, ack_read, stop_read))
         .ok();
     if thread.is_none() {
-        us::us_loop_free(loop_);
+        unsafe { us::us_loop_free(loop_) };
         return std::ptr::null_mut();
     }
     Box::into_raw(Box::new(Embed { loop_, wake_read, ack_write, stop_write, thread }))
 }
 
+/// # Safety
+/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t {
     e.as_ref().map_or(std::ptr::null_mut(), |e| e.loop_)
@@ -104,6 +109,9 @@ pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t
 /// The fd the host loop reads: one byte means "call us_quic_embed_run". The
 /// engine keeps it (closes it in us_quic_embed_free): stop reading it first.
 /// Blocking, as Bun's file streams expect from a pipe.
+///
+/// # Safety
+/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
@@ -117,6 +125,9 @@ pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
 /// reached the callbacks in this iteration send nothing yet: the embedder calls
 /// `us_quic_loop_process` once its handlers have answered (the runtime queues it
 /// right after this returns), so ACKs and answers share packets.
+///
+/// # Safety
+/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
     let Some(e) = e.as_ref() else { return -1 };
@@ -130,6 +141,10 @@ pub unsafe extern "C" fn us_quic_embed_run(e: *mut Embed) -> c_int {
 }
 
 /// Stops the watcher and frees the loop. Every context on it must be freed first.
+///
+/// # Safety
+/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed; it is
+/// dangling when this returns.
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     if e.is_null() {
