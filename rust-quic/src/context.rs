@@ -186,8 +186,10 @@ pub struct Context {
 /// A whole response the engine sends by itself: the application never hears of
 /// the request.
 pub struct EngineAnswer<'a> {
-    pub head: Vec<http3::FieldRef<'a>>,
-    pub body: &'a [u8],
+    /// The response in HTTP/3 framing: a HEADERS frame, then any DATA frames.
+    pub frames: &'a [u8],
+    /// Where the HEADERS frame ends: a HEAD request is sent only that much.
+    pub head_len: usize,
 }
 
 /// An embedder's policy, asked at every valid request head before the

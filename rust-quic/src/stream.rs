@@ -744,15 +744,49 @@ unsafe fn answer_in_engine(s: *mut Stream, fields: &[quiche::h3::Header]) -> boo
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
     let Some(hook) = (*ctx).request_head_hook.as_mut() else { return false };
-    let Some(EngineAnswer { head, body }) = hook.answer(fields) else { return false };
-    let body = if (*s).is_head_request { &[][..] } else { body };
-    if respond_whole(s, &head, body).is_ok() && !(*s).recv.fin_received() {
+    let Some(EngineAnswer { frames, head_len }) = hook.answer(fields) else { return false };
+    let frames = if (*s).is_head_request { &frames[..head_len] } else { frames };
+    if respond_encoded(s, frames).is_ok() && !(*s).recv.fin_received() {
         // A GET has nothing more to say; don't wait for it.
         stop_sending(s, http3::H3_NO_ERROR);
     }
     maybe_complete(s);
     connection::mark_dirty(pc);
     true
+}
+
+/// A whole response already in HTTP/3 framing (HEADERS, then any DATA), sent
+/// with its FIN in one `stream_send` when the stream takes it all.
+///
+/// # Safety
+/// `s` is a live stream.
+unsafe fn respond_encoded(s: *mut Stream, frames: &[u8]) -> Result<(), SendRefused> {
+    let pc = (*s).conn;
+    if (*s).finished || !(*s).send.accepts_headers() || (*s).send.head_is_out() || (*pc).finalized() || !is_h3(&*s) {
+        return Err(SendRefused);
+    }
+    (*s).send.head_sent(false);
+    (*s).send.request_fin();
+    let sent = match (*s).pending.is_empty() {
+        true => match (*pc).conn.stream_send((*s).id, frames, true) {
+            Ok(n) => n,
+            Err(quiche::Error::StreamStopped(code)) => {
+                peer_stopped(s, code);
+                return Ok(());
+            }
+            Err(_) => 0,
+        },
+        false => 0,
+    };
+    if sent == frames.len() {
+        (*s).send.fin_sent();
+    } else {
+        // quiche kept none of the FIN: the rest goes with it from the queue.
+        (*s).pending.extend_from_slice(&frames[sent..]);
+        flush_pending(s);
+    }
+    connection::mark_dirty(pc);
+    Ok(())
 }
 
 /// A whole response in one call: head, body (queued whole, so keep it small:

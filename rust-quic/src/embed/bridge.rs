@@ -72,7 +72,6 @@ fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
 
 /// A loop for embedding, with its watcher thread. NULL if fds or the thread
 /// could not be created.
-///
 #[no_mangle]
 pub extern "C" fn us_quic_embed_create() -> *mut Embed {
     // SAFETY: a new loop, freed here on every failure path and by

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::context::{EngineAnswer, RequestHeadHook};
-use crate::http3::FieldRef;
+use crate::http3::{self, FieldRef};
 
 pub struct StaticResponse {
     /// Response fields (":status" first); `date` and `content-length` are added here.
@@ -24,6 +24,19 @@ struct Route {
     length: Vec<u8>,
     /// The `etag` field's value, if the response has one.
     etag: Option<Vec<u8>>,
+    /// The answers as they go on the wire, encoded once per Date second.
+    encoded: Encoded,
+}
+
+/// A route's two answers in HTTP/3 framing for one Date second: the full
+/// response (HEADERS, then DATA with the body) and the bodyless 304.
+#[derive(Default)]
+struct Encoded {
+    second: Option<u64>,
+    full: Vec<u8>,
+    /// Where `full`'s HEADERS frame ends (a HEAD request gets only that).
+    full_head_len: usize,
+    not_modified: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -37,7 +50,7 @@ impl StaticRoutes {
     pub fn insert(&mut self, path: Vec<u8>, response: StaticResponse) {
         let length = response.body.len().to_string().into_bytes();
         let etag = response.fields.iter().find(|(n, _)| n == b"etag").map(|(_, v)| v.clone());
-        self.routes.insert(path, Route { response, length, etag });
+        self.routes.insert(path, Route { response, length, etag, encoded: Encoded::default() });
     }
 
     pub fn clear(&mut self) {
@@ -45,22 +58,20 @@ impl StaticRoutes {
     }
 
     /// The answer to a GET or HEAD of a registered path (the query does not
-    /// count): the response head with Date and content-length, and the body;
+    /// count): the response head with Date and content-length, then the body;
     /// or, when `if_none_match` names the route's ETag, a bodyless 304.
-    pub fn answer(
-        &mut self,
-        method: &[u8],
-        path: &[u8],
-        if_none_match: Option<&[u8]>,
-    ) -> Option<(Vec<FieldRef<'_>>, &[u8])> {
+    pub fn answer(&mut self, method: &[u8], path: &[u8], if_none_match: Option<&[u8]>) -> Option<EngineAnswer<'_>> {
         if method != b"GET" && method != b"HEAD" {
             return None;
         }
         let path = path.split(|&b| b == b'?').next().unwrap_or(path);
-        let route = self.routes.get(path)?;
+        let route = self.routes.get_mut(path)?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if self.date.0 != now || self.date.1.is_empty() {
             self.date = (now, http_date(now).into_bytes());
+        }
+        if route.encoded.second != Some(now) {
+            route.encode(now, &self.date.1)?;
         }
         // Only a 200 is conditional (Bun's server answers a static 201 whatever the request says).
         let is_ok = route.response.fields.first().is_some_and(|(_, v)| v == b"200");
@@ -68,16 +79,37 @@ impl StaticRoutes {
             (Some(etag), Some(condition)) => is_ok && etag_matches(condition, etag),
             _ => false,
         };
-        let mut fields: Vec<FieldRef<'_>> = Vec::with_capacity(route.response.fields.len() + 2);
-        if not_modified {
-            fields.push(FieldRef { name: b":status", value: b"304" });
-            fields.extend(route.response.fields.iter().skip(1).map(|(n, v)| FieldRef { name: n, value: v }));
+        let e = &route.encoded;
+        Some(if not_modified {
+            EngineAnswer { frames: &e.not_modified, head_len: e.not_modified.len() }
         } else {
-            fields.extend(route.response.fields.iter().map(|(n, v)| FieldRef { name: n, value: v }));
-            fields.push(FieldRef { name: b"content-length", value: &route.length });
+            EngineAnswer { frames: &e.full, head_len: e.full_head_len }
+        })
+    }
+}
+
+impl Route {
+    /// Encodes both answers with `date`; None if the fields cannot be encoded.
+    fn encode(&mut self, second: u64, date: &[u8]) -> Option<()> {
+        let fields = &self.response.fields;
+        let e = &mut self.encoded;
+        e.full.clear();
+        let mut head: Vec<FieldRef<'_>> = fields.iter().map(|(n, v)| FieldRef { name: n, value: v }).collect();
+        head.push(FieldRef { name: b"content-length", value: &self.length });
+        head.push(FieldRef { name: b"date", value: date });
+        http3::encode_headers_frame(&head, &mut e.full).ok()?;
+        e.full_head_len = e.full.len();
+        if !self.response.body.is_empty() {
+            http3::put_frame_header(&mut e.full, http3::FRAME_DATA, self.response.body.len() as u64);
+            e.full.extend_from_slice(&self.response.body);
         }
-        fields.push(FieldRef { name: b"date", value: &self.date.1 });
-        Some((fields, if not_modified { &[] } else { &route.response.body }))
+        e.not_modified.clear();
+        let mut head: Vec<FieldRef<'_>> = vec![FieldRef { name: b":status", value: b"304" }];
+        head.extend(fields.iter().skip(1).map(|(n, v)| FieldRef { name: n, value: v }));
+        head.push(FieldRef { name: b"date", value: date });
+        http3::encode_headers_frame(&head, &mut e.not_modified).ok()?;
+        e.second = Some(second);
+        Some(())
     }
 }
 
@@ -85,8 +117,7 @@ impl RequestHeadHook for StaticRoutes {
     fn answer(&mut self, fields: &[quiche::h3::Header]) -> Option<EngineAnswer<'_>> {
         use quiche::h3::NameValue;
         let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
-        let (head, body) = StaticRoutes::answer(self, field(b":method")?, field(b":path")?, field(b"if-none-match"))?;
-        Some(EngineAnswer { head, body })
+        StaticRoutes::answer(self, field(b":method")?, field(b":path")?, field(b"if-none-match"))
     }
 }
 
@@ -144,6 +175,35 @@ mod tests {
         assert_eq!(http_date(1_795_263_493), "Sat, 21 Nov 2026 12:18:13 GMT");
     }
 
+    /// The fields of the HEADERS frame that starts `frames`, and what follows it.
+    fn decode(answer: &EngineAnswer<'_>) -> (Vec<(String, String)>, Vec<u8>) {
+        use quiche::h3::NameValue;
+        let (ty, a) = http3::get_varint(answer.frames).unwrap();
+        let (len, b) = http3::get_varint(&answer.frames[a..]).unwrap();
+        assert_eq!((ty, a + b + len as usize), (http3::FRAME_HEADERS, answer.head_len));
+        let block = &answer.frames[a + b..answer.head_len];
+        let fields = http3::decode_header_block(block, 1 << 16).ok().unwrap();
+        let fields = fields
+            .iter()
+            .map(|h| (String::from_utf8_lossy(h.name()).into(), String::from_utf8_lossy(h.value()).into()))
+            .collect();
+        (fields, answer.frames[answer.head_len..].to_vec())
+    }
+
+    fn body_of(rest: &[u8]) -> Vec<u8> {
+        if rest.is_empty() {
+            return Vec::new();
+        }
+        let (ty, a) = http3::get_varint(rest).unwrap();
+        let (len, b) = http3::get_varint(&rest[a..]).unwrap();
+        assert_eq!((ty, rest.len()), (http3::FRAME_DATA, a + b + len as usize));
+        rest[a + b..].to_vec()
+    }
+
+    fn has(fields: &[(String, String)], name: &str, value: &str) -> bool {
+        fields.iter().any(|(n, v)| n == name && v == value)
+    }
+
     #[test]
     fn answers_get_and_head_without_query() {
         let mut r = StaticRoutes::default();
@@ -151,15 +211,16 @@ mod tests {
             b"/hi".to_vec(),
             StaticResponse { fields: vec![(b":status".to_vec(), b"200".to_vec())], body: b"x".to_vec() },
         );
-        let (fields, body) = r.answer(b"GET", b"/hi", None).unwrap();
-        assert_eq!(body, b"x");
-        assert!(fields.iter().any(|f| f.name == b"content-length" && f.value == b"1"));
+        let (fields, rest) = decode(&r.answer(b"GET", b"/hi", None).unwrap());
+        assert_eq!(body_of(&rest), b"x");
+        assert!(has(&fields, ":status", "200") && has(&fields, "content-length", "1"));
+        assert!(fields.iter().any(|(n, v)| n == "date" && v.ends_with(" GMT")));
         assert!(r.answer(b"HEAD", b"/hi?a=1", None).is_some());
         assert!(r.answer(b"POST", b"/hi", None).is_none());
         assert!(r.answer(b"GET", b"/hi/", None).is_none());
         // Without an ETag a condition changes nothing.
-        let (fields, _) = r.answer(b"GET", b"/hi", Some(b"*")).unwrap();
-        assert_eq!(fields[0].value, b"200");
+        let (fields, _) = decode(&r.answer(b"GET", b"/hi", Some(b"*")).unwrap());
+        assert!(has(&fields, ":status", "200"));
     }
 
     #[test]
@@ -168,12 +229,29 @@ mod tests {
         let fields = vec![(b":status".to_vec(), b"200".to_vec()), (b"etag".to_vec(), b"\"v1\"".to_vec())];
         r.insert(b"/e".to_vec(), StaticResponse { fields, body: b"body".to_vec() });
         for condition in [&b"\"v1\""[..], b"W/\"v1\"", b"\"x\", \"v1\"", b"*"] {
-            let (fields, body) = r.answer(b"GET", b"/e", Some(condition)).unwrap();
-            assert_eq!((fields[0].value, body), (&b"304"[..], &b""[..]));
-            assert!(fields.iter().any(|f| f.name == b"etag"));
-            assert!(!fields.iter().any(|f| f.name == b"content-length"));
+            let (fields, rest) = decode(&r.answer(b"GET", b"/e", Some(condition)).unwrap());
+            assert!(has(&fields, ":status", "304") && has(&fields, "etag", "\"v1\""));
+            assert!(rest.is_empty());
+            assert!(!fields.iter().any(|(n, _)| n == "content-length"));
         }
-        let (fields, body) = r.answer(b"GET", b"/e", Some(b"\"v2\"")).unwrap();
-        assert_eq!((fields[0].value, body), (&b"200"[..], &b"body"[..]));
+        let (fields, rest) = decode(&r.answer(b"GET", b"/e", Some(b"\"v2\"")).unwrap());
+        assert!(has(&fields, ":status", "200"));
+        assert_eq!(body_of(&rest), b"body");
+    }
+
+    #[test]
+    fn the_encoding_is_made_once_per_date_second() {
+        let mut r = StaticRoutes::default();
+        r.insert(b"/c".to_vec(), StaticResponse { fields: vec![(b":status".to_vec(), b"200".to_vec())], body: vec![] });
+        let (fields, rest) = decode(&r.answer(b"GET", b"/c", None).unwrap());
+        assert!(has(&fields, "content-length", "0") && rest.is_empty());
+        // Within the second the stored encoding is sent as it is...
+        r.routes.get_mut(&b"/c"[..]).unwrap().encoded.full = b"stored".to_vec();
+        assert_eq!(r.answer(b"GET", b"/c", None).unwrap().frames, b"stored");
+        // ...and a new second encodes afresh.
+        r.routes.get_mut(&b"/c"[..]).unwrap().encoded.second = Some(0);
+        let answer = r.answer(b"GET", b"/c", None).unwrap();
+        assert_ne!(answer.frames, b"stored");
+        assert!(has(&decode(&answer).0, ":status", "200"));
     }
 }
