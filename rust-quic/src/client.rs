@@ -5,6 +5,7 @@
 use std::ffi::{c_void, CString};
 use std::net::{IpAddr, SocketAddr};
 
+use crate::cid;
 use crate::context::Context;
 use crate::events::Event;
 use crate::listen_socket::{self, ListenSocket};
@@ -79,7 +80,7 @@ pub unsafe fn start(
     let name_is_ip = server_name.parse::<IpAddr>().is_ok();
     // SNI never carries an IP literal (RFC 6066).
     let sni = (!name_is_ip).then_some(server_name);
-    let cid = peer_context::random_cid();
+    let cid = cid::random_cid();
     let local = (*ls).local;
     let conn = {
         let config = match (*ctx).client_config(verify) {

@@ -9,12 +9,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
+use crate::cid::{self, CidKey};
 use crate::context::{Context, Role};
 use crate::driver::SocketHandle;
 use crate::handles::ListenSocketHandle;
 use crate::peer_context::{self, PeerContext, RouteUpdate};
 
-pub use crate::peer_context::CID_LEN;
+pub use crate::cid::CID_LEN;
 /// A datagram carrying a client Initial must be at least this large (RFC 9000 14.1).
 const MIN_INITIAL_DATAGRAM: usize = 1200;
 /// Refused sends kept for retry, in bytes; beyond this QUIC loss recovery resends.
@@ -45,7 +46,7 @@ pub struct ListenSocket {
     pub handle: SocketHandle,
     pub local: SocketAddr,
     pub stream_ext_size: usize,
-    pub(crate) cids: HashMap<Vec<u8>, *mut PeerContext>,
+    pub(crate) cids: HashMap<CidKey, *mut PeerContext>,
     /// Set on a client connection's own socket.
     pub(crate) client_conn: Option<*mut PeerContext>,
     pub closing: bool,
@@ -111,11 +112,14 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
         // The client's path was created with the wildcard bind address.
         return deliver(pc, data, from, (*ls).local);
     }
-    let Ok(header) = quiche::Header::from_slice(data, CID_LEN) else { return Route::Dropped };
-    let (dcid, scid, ty, version) = (header.dcid.to_vec(), header.scid.to_vec(), header.ty, header.version);
-    if let Some(&pc) = (*ls).cids.get(&dcid) {
+    // The common case, a datagram of a known connection, parses nothing more.
+    let known = cid::destination_cid(data).and_then(CidKey::new).and_then(|k| (*ls).cids.get(&k).copied());
+    if let Some(pc) = known {
         return deliver(pc, data, from, to);
     }
+    let Ok(header) = quiche::Header::from_slice(data, CID_LEN) else { return Route::Dropped };
+    let (ty, version) = (header.ty, header.version);
+    let Some(dcid) = CidKey::new(&header.dcid) else { return Route::Dropped };
     if (*ctx).role != Role::Server || ty != quiche::Type::Initial && ty != quiche::Type::VersionNegotiation {
         return Route::Dropped;
     }
@@ -126,9 +130,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
             return Route::Dropped;
         }
         let mut out = [0u8; 256];
-        let scid = quiche::ConnectionId::from_ref(&scid);
-        let dcid = quiche::ConnectionId::from_ref(&dcid);
-        return match quiche::negotiate_version(&scid, &dcid, &mut out) {
+        return match quiche::negotiate_version(&header.scid, &header.dcid, &mut out) {
             Ok(n) => Route::Reply { to: from, packets: vec![out[..n].to_vec()] },
             Err(_) => Route::Dropped,
         };
@@ -136,7 +138,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     if (*ctx).shutting_down || (*ls).closing || data.len() < MIN_INITIAL_DATAGRAM || ty != quiche::Type::Initial {
         return Route::Dropped;
     }
-    let our_cid = peer_context::random_cid();
+    let our_cid = cid::random_cid();
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
     let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
         return Route::Dropped;
@@ -153,7 +155,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     }
     let pc = adopt(ls, conn, from, to);
     (*pc).admitted_ip = Some(from.ip());
-    register_cid(ls, pc, our_cid.to_vec());
+    register_cid(ls, pc, CidKey::new(&our_cid).expect("CID_LEN fits"));
     // The client keeps using its chosen DCID until it sees ours.
     register_cid(ls, pc, dcid);
     (*ctx).stats.connections_accepted += 1;
@@ -210,17 +212,17 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
 
 /// # Safety
 /// `ls` is a live listen socket; `pc` is a live connection.
-pub(crate) unsafe fn register_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: Vec<u8>) {
-    (*pc).cids.push(cid.clone());
+pub(crate) unsafe fn register_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: CidKey) {
+    (*pc).cids.push(cid);
     (*ls).cids.insert(cid, pc);
 }
 
 /// # Safety
 /// `ls` is a live listen socket; `pc` is a live connection.
-pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: &[u8]) {
-    (*pc).cids.retain(|c| c.as_slice() != cid);
-    if (*ls).cids.get(cid) == Some(&pc) {
-        (*ls).cids.remove(cid);
+pub(crate) unsafe fn unregister_cid(ls: *mut ListenSocket, pc: *mut PeerContext, cid: CidKey) {
+    (*pc).cids.retain(|c| *c != cid);
+    if (*ls).cids.get(&cid) == Some(&pc) {
+        (*ls).cids.remove(&cid);
     }
 }
 
@@ -233,7 +235,7 @@ pub(crate) unsafe fn sync_routes(pc: *mut PeerContext) {
     for update in std::mem::take(&mut (*pc).route_updates) {
         match update {
             RouteUpdate::Issued(cid) => register_cid(ls, pc, cid),
-            RouteUpdate::Retired(cid) => unregister_cid(ls, pc, &cid),
+            RouteUpdate::Retired(cid) => unregister_cid(ls, pc, cid),
         }
     }
 }

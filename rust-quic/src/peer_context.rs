@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::cid::{self, CidKey};
 pub use crate::connection::Phase;
 use crate::connection::{self, ConnectionCore, ShutdownStep};
 use crate::context::{Context, Role};
@@ -48,21 +49,12 @@ pub struct H3Session {
 /// NO_ERROR, the transport error code of a clean close (RFC 9000 20.1).
 const TRANSPORT_NO_ERROR: u64 = 0x0;
 
-/// Length of the connection IDs this engine issues.
-pub const CID_LEN: usize = 16;
-
-pub(crate) fn random_cid() -> [u8; CID_LEN] {
-    let mut cid = [0u8; CID_LEN];
-    boring::rand::rand_bytes(&mut cid).expect("BoringSSL RNG");
-    cid
-}
-
 /// A change to the connection IDs that route to a connection, for its socket
 /// to apply (the connection issues and retires them; the socket routes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RouteUpdate {
-    Issued(Vec<u8>),
-    Retired(Vec<u8>),
+    Issued(CidKey),
+    Retired(CidKey),
 }
 
 pub struct PeerContext {
@@ -77,7 +69,7 @@ pub struct PeerContext {
     pub local_addr: SocketAddr,
     pub ext: Ext,
     /// The connection IDs the socket routes to it.
-    pub(crate) cids: Vec<Vec<u8>>,
+    pub(crate) cids: Vec<CidKey>,
     /// IDs issued and retired since the socket last caught up (`listen_socket::sync_routes`).
     pub(crate) route_updates: Vec<RouteUpdate>,
     pub(crate) in_deferred: bool,
@@ -321,16 +313,18 @@ unsafe fn finish_graceful_close(pc: *mut PeerContext) {
 /// `pc` is a live connection.
 unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
     while let Some(old) = (*pc).core.conn.retired_scid_next() {
-        (*pc).route_updates.push(RouteUpdate::Retired(old.to_vec()));
+        if let Some(old) = CidKey::new(&old) {
+            (*pc).route_updates.push(RouteUpdate::Retired(old));
+        }
     }
     while (*pc).core.conn.scids_left() > 0 {
-        let cid = random_cid();
+        let cid = cid::random_cid();
         let mut token = [0u8; 16];
         boring::rand::rand_bytes(&mut token).expect("BoringSSL RNG");
         if (*pc).core.conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
             break;
         }
-        (*pc).route_updates.push(RouteUpdate::Issued(cid.to_vec()));
+        (*pc).route_updates.push(RouteUpdate::Issued(CidKey::new(&cid).expect("CID_LEN fits")));
     }
 }
 
