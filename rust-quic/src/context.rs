@@ -181,6 +181,8 @@ pub struct Context {
     pub(crate) deferred: Vec<ConnectionHandle>,
     /// An embedder's answers to request heads (embed/static_route.rs is one).
     pub request_head_hook: Option<Box<dyn RequestHeadHook>>,
+    /// Where header blocks are decoded (a valid one's buffers go to its stream).
+    pub(crate) decoded_fields: http3::Fields,
 }
 
 /// A whole response the engine sends by itself: the application never hears of
@@ -196,7 +198,7 @@ pub struct EngineAnswer<'a> {
 /// application hears of the request: the one seam through which Bun-specific
 /// answers (static routes) enter the core.
 pub trait RequestHeadHook: Any {
-    fn answer(&mut self, fields: &[quiche::h3::Header]) -> Option<EngineAnswer<'_>>;
+    fn answer(&mut self, fields: &http3::Fields) -> Option<EngineAnswer<'_>>;
 }
 
 /// Objects closed while an engine frame may still hold them (possibly from
@@ -242,6 +244,7 @@ impl Context {
             outbox: Outbox::new(SEND_BATCH_BYTES),
             flush_pending: false,
             request_head_hook: None,
+            decoded_fields: http3::Fields::default(),
             defer_answers: false,
             deferred: Vec::new(),
         }

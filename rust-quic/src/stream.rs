@@ -98,7 +98,7 @@ pub struct Stream {
     reader: FrameReader,
     header_block: Vec<u8>,
     header_discard: bool,
-    headers: Vec<quiche::h3::Header>,
+    headers: http3::Fields,
     header_view: Vec<QuicHeader>,
     pub headers_kind: HeadersKind,
     /// What the peer sends us: head, body, trailers, end (stream_state.rs).
@@ -144,7 +144,7 @@ pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, l
         reader: FrameReader::default(),
         header_block: Vec::new(),
         header_discard: false,
-        headers: Vec::new(),
+        headers: http3::Fields::default(),
         header_view: Vec::new(),
         headers_kind: HeadersKind::None,
         recv: if framed { RecvState::Head } else { RecvState::Body },
@@ -636,8 +636,10 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
         header_too_large(s);
         return Step::Stop;
     }
-    let fields = match http3::decode_header_block(&block, (*ctx).settings.max_header_size) {
-        Ok(f) => f,
+    // Decoded into the context's buffers; the stream takes them only if the block is valid.
+    let max_header_size = (*ctx).settings.max_header_size;
+    match http3::decode_header_block(&block, max_header_size, &mut (*ctx).decoded_fields) {
+        Ok(()) => {}
         Err(http3::DecodeError::TooLarge) => {
             header_too_large(s);
             return Step::Stop;
@@ -645,7 +647,8 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
         Err(http3::DecodeError::Malformed) => {
             return connection_error(s, http3::QPACK_DECOMPRESSION_FAILED, "bad QPACK header block");
         }
-    };
+    }
+    let fields = &(*ctx).decoded_fields;
     let kind = match (*s).recv.header_block() {
         HeaderBlock::Head if (*ctx).role == Role::Server => {
             let max_fields = (*ctx).settings.limits.max_header_fields as usize;
@@ -653,7 +656,7 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
                 header_too_large(s);
                 return Step::Stop;
             }
-            let Ok(head) = http3::validate_request(&fields, webtransport_enabled(&*s)) else {
+            let Ok(head) = http3::validate_request(fields.iter(), webtransport_enabled(&*s)) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return Step::Stop;
             };
@@ -667,13 +670,13 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
                 (*pc).guard.watch_body(&(*ctx).settings.limits, now);
             }
             (*ctx).stats.requests += 1;
-            if (*ctx).request_head_hook.is_some() && answer_in_engine(s, &fields) {
+            if (*ctx).request_head_hook.is_some() && answer_in_engine(s) {
                 return Step::NeedInput;
             }
             HeadersKind::Initial
         }
         HeaderBlock::Head => {
-            let Ok(head) = http3::validate_response(&fields) else {
+            let Ok(head) = http3::validate_response(fields.iter()) else {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return Step::Stop;
             };
@@ -691,7 +694,7 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
             }
         }
         HeaderBlock::Trailers => {
-            if http3::validate_trailers(&fields).is_err() {
+            if http3::validate_trailers(fields.iter()).is_err() {
                 fail(s, http3::H3_MESSAGE_ERROR);
                 return Step::Stop;
             }
@@ -702,21 +705,15 @@ unsafe fn on_header_block(s: *mut Stream) -> Step {
             return connection_error(s, http3::H3_FRAME_UNEXPECTED, "HEADERS after trailers");
         }
     };
-    (*s).headers = fields;
-    (*s).header_view = (*s)
-        .headers
-        .iter()
-        .map(|h| {
-            use quiche::h3::NameValue;
-            QuicHeader {
-                name: h.name().as_ptr().cast(),
-                name_len: h.name().len() as c_uint,
-                value: h.value().as_ptr().cast(),
-                value_len: h.value().len() as c_uint,
-                qpack_index: -1,
-            }
-        })
-        .collect();
+    std::mem::swap(&mut (*s).headers, &mut (*ctx).decoded_fields);
+    (*s).header_view.clear();
+    (*s).header_view.extend((*s).headers.iter().map(|h| QuicHeader {
+        name: h.name.as_ptr().cast(),
+        name_len: h.name.len() as c_uint,
+        value: h.value.as_ptr().cast(),
+        value_len: h.value.len() as c_uint,
+        qpack_index: -1,
+    }));
     (*s).headers_kind = kind;
     if kind == HeadersKind::Initial && (*ctx).defer_answers {
         (*pc).awaiting_answers = true;
@@ -740,11 +737,11 @@ unsafe fn announce_late(s: *mut Stream) -> bool {
 ///
 /// # Safety
 /// `s` is a live stream.
-unsafe fn answer_in_engine(s: *mut Stream, fields: &[quiche::h3::Header]) -> bool {
+unsafe fn answer_in_engine(s: *mut Stream) -> bool {
     let pc = (*s).conn;
-    let ctx = (*pc).ctx;
-    let Some(hook) = (*ctx).request_head_hook.as_mut() else { return false };
-    let Some(EngineAnswer { frames, head_len }) = hook.answer(fields) else { return false };
+    let ctx = &mut *(*pc).ctx;
+    let Some(hook) = ctx.request_head_hook.as_mut() else { return false };
+    let Some(EngineAnswer { frames, head_len }) = hook.answer(&ctx.decoded_fields) else { return false };
     let frames = if (*s).is_head_request { &frames[..head_len] } else { frames };
     if respond_encoded(s, frames).is_ok() && !(*s).recv.fin_received() {
         // A GET has nothing more to say; don't wait for it.

@@ -114,10 +114,8 @@ impl Route {
 }
 
 impl RequestHeadHook for StaticRoutes {
-    fn answer(&mut self, fields: &[quiche::h3::Header]) -> Option<EngineAnswer<'_>> {
-        use quiche::h3::NameValue;
-        let field = |name: &[u8]| fields.iter().find(|h| h.name() == name).map(|h| h.value());
-        StaticRoutes::answer(self, field(b":method")?, field(b":path")?, field(b"if-none-match"))
+    fn answer(&mut self, fields: &http3::Fields) -> Option<EngineAnswer<'_>> {
+        StaticRoutes::answer(self, fields.get(b":method")?, fields.get(b":path")?, fields.get(b"if-none-match"))
     }
 }
 
@@ -177,15 +175,15 @@ mod tests {
 
     /// The fields of the HEADERS frame that starts `frames`, and what follows it.
     fn decode(answer: &EngineAnswer<'_>) -> (Vec<(String, String)>, Vec<u8>) {
-        use quiche::h3::NameValue;
         let (ty, a) = http3::get_varint(answer.frames).unwrap();
         let (len, b) = http3::get_varint(&answer.frames[a..]).unwrap();
         assert_eq!((ty, a + b + len as usize), (http3::FRAME_HEADERS, answer.head_len));
         let block = &answer.frames[a + b..answer.head_len];
-        let fields = http3::decode_header_block(block, 1 << 16).ok().unwrap();
+        let mut fields = http3::Fields::default();
+        http3::decode_header_block(block, 1 << 16, &mut fields).unwrap();
         let fields = fields
             .iter()
-            .map(|h| (String::from_utf8_lossy(h.name()).into(), String::from_utf8_lossy(h.value()).into()))
+            .map(|h| (String::from_utf8_lossy(h.name).into(), String::from_utf8_lossy(h.value).into()))
             .collect();
         (fields, answer.frames[answer.head_len..].to_vec())
     }

@@ -1,7 +1,7 @@
 //! The message rules (RFC 9114 4.1-4.3): a request, response or trailer head is
 //! well formed or "malformed" (a stream error, never a connection error).
 
-use quiche::h3::NameValue;
+use super::qpack::FieldRef;
 
 /// A message (or field) that breaks HTTP/3's rules: "malformed" in RFC 9114 4.1.2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,13 +72,16 @@ fn check_regular_field(name: &[u8], value: &[u8]) -> Result<(), Malformed> {
 
 /// Validates a request head: pseudo-headers present once each and first, no
 /// forbidden fields, values without CR/LF/NUL (RFC 9114 4.3.1).
-pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> Result<MessageHead, Malformed> {
+pub fn validate_request<'a>(
+    fields: impl IntoIterator<Item = FieldRef<'a>>,
+    extended_connect: bool,
+) -> Result<MessageHead, Malformed> {
     let mut head = MessageHead::default();
     let (mut method, mut scheme, mut path, mut authority, mut protocol) = (None, None, None, None, None);
     let mut regular_seen = false;
     let mut host: Option<&[u8]> = None;
     for f in fields {
-        let (name, value) = (f.name(), f.value());
+        let (name, value) = (f.name, f.value);
         if let Some(pseudo) = name.strip_prefix(b":") {
             if regular_seen {
                 return Err(Malformed);
@@ -135,12 +138,12 @@ pub fn validate_request<H: NameValue>(fields: &[H], extended_connect: bool) -> R
 }
 
 /// Validates a response head (informational or final).
-pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, Malformed> {
+pub fn validate_response<'a>(fields: impl IntoIterator<Item = FieldRef<'a>>) -> Result<MessageHead, Malformed> {
     let mut head = MessageHead::default();
     let mut status = None;
     let mut regular_seen = false;
     for f in fields {
-        let (name, value) = (f.name(), f.value());
+        let (name, value) = (f.name, f.value);
         if name.first() == Some(&b':') {
             if regular_seen || name != b":status" || status.is_some() {
                 return Err(Malformed);
@@ -166,12 +169,12 @@ pub fn validate_response<H: NameValue>(fields: &[H]) -> Result<MessageHead, Malf
 }
 
 /// Trailers carry no pseudo-headers.
-pub fn validate_trailers<H: NameValue>(fields: &[H]) -> Result<(), Malformed> {
+pub fn validate_trailers<'a>(fields: impl IntoIterator<Item = FieldRef<'a>>) -> Result<(), Malformed> {
     for f in fields {
-        if f.name().first() == Some(&b':') {
+        if f.name.first() == Some(&b':') {
             return Err(Malformed);
         }
-        check_regular_field(f.name(), f.value())?;
+        check_regular_field(f.name, f.value)?;
     }
     Ok(())
 }
