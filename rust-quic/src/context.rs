@@ -171,6 +171,8 @@ pub struct Context {
     read_buffers: Vec<Vec<u8>>,
     /// Where a connection's flush writes its packets for the edge to send.
     pub(crate) outbox: Outbox,
+    /// The socket whose packets wait in `outbox` (the edge sends them once per pass).
+    pub(crate) outbox_socket: Option<ListenSocketHandle>,
     /// Something was written or closed since the last flush.
     pub(crate) flush_pending: bool,
     /// Inside an embedder's iteration (Bun): a connection whose request heads were
@@ -242,6 +244,7 @@ impl Context {
             stats: Stats::default(),
             connection_counts: ConnectionCounts::default(),
             outbox: Outbox::new(SEND_BATCH_BYTES),
+            outbox_socket: None,
             flush_pending: false,
             request_head_hook: None,
             decoded_fields: http3::Fields::default(),

@@ -9,6 +9,8 @@
 use std::ffi::c_void;
 use std::net::SocketAddr;
 
+use crate::outbox::Batch;
+
 /// The driver's handle for one bound UDP socket.
 pub type SocketHandle = *mut c_void;
 
@@ -27,6 +29,16 @@ pub enum SendOutcome {
     Failed,
 }
 
+/// How far a send of several batches got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchesSent {
+    /// Batches done with: sent, or dropped after an error that was not a full buffer.
+    pub done: usize,
+    /// When `done` falls short, the buffer is full (the driver calls
+    /// `context::socket_writable` when more can go) after this many bytes of the next batch.
+    pub next_sent: usize,
+}
+
 pub trait Driver {
     /// Binds a UDP socket whose datagrams go to `owner` (a `ListenSocket`).
     /// With `connect_to` (a client's socket) the socket is connected to that peer,
@@ -42,6 +54,18 @@ pub trait Driver {
 
     /// Sends `data` as datagrams of `segment_size` bytes (the last may be shorter).
     fn send(&mut self, socket: SocketHandle, to: SocketAddr, data: &[u8], segment_size: usize) -> SendOutcome;
+
+    /// Sends the `batches` of `bytes` (GSO batches to any destinations, as an
+    /// outbox holds them), in as few system calls as the driver can.
+    fn send_batches(&mut self, socket: SocketHandle, bytes: &[u8], batches: &[Batch]) -> BatchesSent {
+        for (done, b) in batches.iter().enumerate() {
+            let data = &bytes[b.start..b.start + b.len];
+            if let SendOutcome::Blocked { sent } = self.send(socket, b.to, data, b.segment) {
+                return BatchesSent { done, next_sent: sent };
+            }
+        }
+        BatchesSent { done: batches.len(), next_sent: 0 }
+    }
 
     fn close(&mut self, socket: SocketHandle);
 

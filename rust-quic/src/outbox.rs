@@ -54,6 +54,11 @@ impl Outbox {
         &self.batches
     }
 
+    /// Every packet written, in order (batches index into it).
+    pub fn buffer(&self) -> &[u8] {
+        &self.buf[..self.used]
+    }
+
     pub fn bytes(&self, b: &Batch) -> &[u8] {
         &self.buf[b.start..b.start + b.len]
     }

@@ -10,12 +10,16 @@ use std::time::Instant;
 use usockets_sys as us;
 
 use crate::context::Context;
-use crate::driver::{Driver, SendOutcome, SocketHandle, SocketOwner};
+use crate::driver::{BatchesSent, Driver, SendOutcome, SocketHandle, SocketOwner};
 use crate::edge;
 use crate::listen_socket::ListenSocket;
+use crate::outbox::Batch;
 
 pub struct UsocketsDriver {
     pub loop_: *mut us::us_loop_t,
+    /// Scratch for `send_batches`, kept so a send allocates nothing.
+    batch_scratch: Vec<us::us_udp_batch>,
+    address_scratch: Vec<libc::sockaddr_storage>,
 }
 
 impl UsocketsDriver {
@@ -24,7 +28,7 @@ impl UsocketsDriver {
     /// # Safety
     /// `loop_` is a live usockets loop.
     pub unsafe fn new(loop_: *mut us::us_loop_t) -> UsocketsDriver {
-        UsocketsDriver { loop_ }
+        UsocketsDriver { loop_, batch_scratch: Vec::new(), address_scratch: Vec::new() }
     }
 }
 
@@ -137,6 +141,31 @@ impl Driver for UsocketsDriver {
             0 => SendOutcome::Blocked { sent },
             _ => SendOutcome::Failed,
         }
+    }
+
+    fn send_batches(&mut self, socket: SocketHandle, bytes: &[u8], batches: &[Batch]) -> BatchesSent {
+        self.address_scratch.clear();
+        self.address_scratch.extend(batches.iter().map(|b| std_to_sockaddr(&b.to)));
+        self.batch_scratch.clear();
+        self.batch_scratch.extend(batches.iter().zip(&self.address_scratch).map(|(b, to)| us::us_udp_batch {
+            data: bytes[b.start..b.start + b.len].as_ptr().cast::<c_char>(),
+            len: b.len,
+            segment_size: b.segment.max(1),
+            to: (to as *const libc::sockaddr_storage).cast(),
+        }));
+        let mut next_sent: usize = 0;
+        // SAFETY: `socket` came from bind and is not closed yet; every batch
+        // points into `bytes` and at an address in `address_scratch`, both
+        // alive for the call.
+        let done = unsafe {
+            us::us_udp_socket_send_batches(
+                socket.cast(),
+                self.batch_scratch.as_ptr(),
+                self.batch_scratch.len() as c_int,
+                &mut next_sent,
+            )
+        };
+        BatchesSent { done: usize::try_from(done).unwrap_or(0).min(batches.len()), next_sent }
     }
 
     fn close(&mut self, socket: SocketHandle) {

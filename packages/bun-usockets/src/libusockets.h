@@ -126,6 +126,21 @@ int us_udp_socket_send(struct us_udp_socket_t *s, void **payloads, size_t *lengt
  * address: one UDP GSO send where the kernel allows it, else sendmmsg. Returns
  * 1 when all were sent, 0 when the kernel buffer is full (nothing or a prefix was
  * sent: *sent_bytes says how much; drain_cb follows), -1 on another error. */
+/* One GSO batch of a send to several destinations: `len` bytes as datagrams of
+ * `segment_size` (the last may be shorter) to `to`. */
+struct us_udp_batch {
+    const char *data;
+    size_t len;
+    size_t segment_size;
+    const struct sockaddr_storage *to;
+};
+/* Sends `num` batches, to any destinations, in as few sendmmsg calls as the kernel
+ * allows (each message one GSO batch; without GSO, as us_udp_socket_send_segments).
+ * Returns how many batches are done: sent, or dropped after an error that was
+ * not a full buffer. When fewer than `num`, the buffer is full (drain_cb follows)
+ * and *next_sent_bytes says how much of the next batch went out. */
+int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_batch *batches, int num,
+    size_t *next_sent_bytes);
 int us_udp_socket_send_segments(struct us_udp_socket_t *s, const char *data, size_t len,
     size_t segment_size, const struct sockaddr_storage *to, size_t *sent_bytes);
 /* Extensions. Connect the socket to one peer (a client's socket): the kernel then

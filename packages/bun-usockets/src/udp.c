@@ -346,6 +346,120 @@ int us_udp_socket_send_segments(struct us_udp_socket_t *s, const char *data, siz
     return 1;
 }
 
+/* GSO messages per sendmmsg call. */
+#define BATCH_MESSAGES 32
+
+/* One message of a batch send: a GSO chunk of batch `batch` starting at `offset`. */
+struct batch_message {
+    int batch;
+    size_t offset;
+    size_t len;
+};
+
+int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_batch *batches, int num,
+    size_t *next_sent_bytes) {
+    *next_sent_bytes = 0;
+    if (s->poll.closed) return num;
+    int done = 0;
+    size_t done_bytes = 0; /* of batches[done], in whole messages */
+    while (done < num && s->gso) {
+        struct mmsghdr msgs[BATCH_MESSAGES];
+        struct iovec iov[BATCH_MESSAGES];
+        struct sockaddr_storage scratch[BATCH_MESSAGES];
+        char control[BATCH_MESSAGES][CMSG_SPACE(sizeof(uint16_t))];
+        struct batch_message what[BATCH_MESSAGES];
+        int n = 0;
+        int b = done;
+        size_t off = done_bytes;
+        while (b < num && n < BATCH_MESSAGES) {
+            const struct us_udp_batch *batch = &batches[b];
+            size_t seg = batch->segment_size ? batch->segment_size : 1;
+            size_t max_chunk = seg * GSO_MAX_SEGMENTS;
+            if (max_chunk > GSO_MAX_BYTES) max_chunk = (GSO_MAX_BYTES / seg) * seg;
+            if (max_chunk == 0) max_chunk = seg;
+            size_t chunk = batch->len - off < max_chunk ? batch->len - off : max_chunk;
+            const struct sockaddr_storage *to = adapt_destination(s, batch->to, &scratch[n]);
+            iov[n].iov_base = (void *)(batch->data + off);
+            iov[n].iov_len = chunk;
+            memset(&msgs[n], 0, sizeof(msgs[n]));
+            msgs[n].msg_hdr.msg_name = (void *)to;
+            msgs[n].msg_hdr.msg_namelen = sockaddr_len(to);
+            msgs[n].msg_hdr.msg_iov = &iov[n];
+            msgs[n].msg_hdr.msg_iovlen = 1;
+            if (chunk > seg) {
+                memset(control[n], 0, sizeof(control[n]));
+                msgs[n].msg_hdr.msg_control = control[n];
+                msgs[n].msg_hdr.msg_controllen = sizeof(control[n]);
+                struct cmsghdr *cm = CMSG_FIRSTHDR(&msgs[n].msg_hdr);
+                cm->cmsg_level = IPPROTO_UDP;
+                cm->cmsg_type = UDP_SEGMENT;
+                cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+                uint16_t seg16 = (uint16_t)seg;
+                memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
+            }
+            what[n] = (struct batch_message){.batch = b, .offset = off, .len = chunk};
+            n++;
+            off += chunk;
+            if (off >= batch->len) {
+                b++;
+                off = 0;
+            }
+        }
+        int r = sendmmsg(s->poll.fd, msgs, n, 0);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
+                want_writable(s, 1);
+                *next_sent_bytes = done_bytes;
+                return done;
+            }
+            if (what[0].len > (batches[what[0].batch].segment_size ? batches[what[0].batch].segment_size : 1)
+                && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+                /* This path cannot segment: send the rest without GSO. */
+                s->gso = 0;
+                break;
+            }
+            /* The first message failed for good: drop its batch, go on with the next. */
+            done = what[0].batch + 1;
+            done_bytes = 0;
+            continue;
+        }
+        /* r messages went out: advance past them. */
+        if (r == 0) {
+            want_writable(s, 1);
+            *next_sent_bytes = done_bytes;
+            return done;
+        }
+        struct batch_message last = what[r - 1];
+        if (last.offset + last.len >= batches[last.batch].len) {
+            done = last.batch + 1;
+            done_bytes = 0;
+        } else {
+            done = last.batch;
+            done_bytes = last.offset + last.len;
+        }
+        if (r < n) {
+            want_writable(s, 1);
+            *next_sent_bytes = done_bytes;
+            return done;
+        }
+    }
+    /* Without GSO: each batch as us_udp_socket_send_segments sends it. */
+    while (done < num) {
+        const struct us_udp_batch *batch = &batches[done];
+        size_t sent = 0;
+        int r = us_udp_socket_send_segments(s, batch->data + done_bytes, batch->len - done_bytes,
+            batch->segment_size, batch->to, &sent);
+        if (r == 0) {
+            *next_sent_bytes = done_bytes + sent;
+            return done;
+        }
+        done++;
+        done_bytes = 0;
+    }
+    return done;
+}
+
 char *us_udp_packet_buffer_payload(struct us_udp_packet_buffer_t *b, int i) { return b->view_data[i]; }
 int us_udp_packet_buffer_payload_length(struct us_udp_packet_buffer_t *b, int i) { return b->view_len[i]; }
 char *us_udp_packet_buffer_peer(struct us_udp_packet_buffer_t *b, int i) {

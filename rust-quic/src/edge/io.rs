@@ -24,6 +24,11 @@ pub(super) unsafe fn close_released_sockets(ctx: *mut Context) {
 /// # Safety
 /// `ctx` is a live context; `ls` is a live listen socket.
 pub(super) unsafe fn close_socket(ctx: *mut Context, ls: *mut ListenSocket) {
+    if (*ctx).outbox_socket == Some(ListenSocket::handle(ls)) {
+        // Its last packets leave before it closes.
+        send_waiting(ctx);
+        (*ctx).outbox_socket = None;
+    }
     if !(*ls).handle_closed {
         (*ls).handle_closed = true;
         (*ctx).driver.close((*ls).handle);
@@ -56,12 +61,24 @@ pub unsafe fn listen(
     }
 }
 
-/// Sends what the connection has to send: its packets go out in GSO batches
-/// through the driver; then an application close waiting for this flush.
+/// Sends what the connection has to send now (with whatever waits in the outbox).
 ///
 /// # Safety
 /// `pc` is a live connection.
 pub unsafe fn flush(pc: *mut PeerContext) {
+    write_out(pc);
+    send_waiting((*pc).core.ctx);
+}
+
+/// Writes what the connection has to send into the context's outbox, then an
+/// application close waiting for this flush. The packets wait there with
+/// those of every connection written out since, on the same socket, and go
+/// out together from `send_waiting` (one `sendmmsg` of GSO batches), which
+/// the edge calls at the end of each pass.
+///
+/// # Safety
+/// `pc` is a live connection.
+pub(super) unsafe fn write_out(pc: *mut PeerContext) {
     transmit(pc);
     if peer_context::apply_deferred_close(pc) {
         transmit(pc);
@@ -76,17 +93,22 @@ unsafe fn transmit(pc: *mut PeerContext) {
         return;
     }
     let ctx = (*pc).core.ctx;
-    let mut out = std::mem::take(&mut (*ctx).outbox);
+    if (*ctx).outbox_socket != Some((*pc).socket) {
+        // The outbox holds one socket's packets at a time.
+        send_waiting(ctx);
+        (*ctx).outbox_socket = Some((*pc).socket);
+    }
     // After a local close quiche should send one CONNECTION_CLOSE and stop. When it
     // cannot (an application close while the peer still awaits handshake packets,
     // which carry no application close) it may produce packets without end; the
     // close is bounded here and the draining or idle timer ends the connection.
     let mut rounds_after_close = 4u32;
     loop {
-        let more = peer_context::poll_transmits(pc, &mut out);
-        let sent = send_outbox(ls, &out);
-        out.clear();
-        if !more || !sent {
+        let mut out = std::mem::take(&mut (*ctx).outbox);
+        let full = peer_context::poll_transmits(pc, &mut out);
+        (*ctx).outbox = out;
+        // A full outbox goes out now, and the connection goes on writing.
+        if !full || !send_waiting(ctx) {
             break;
         }
         if (*pc).core.conn.local_error().is_some() {
@@ -96,25 +118,53 @@ unsafe fn transmit(pc: *mut PeerContext) {
             }
         }
     }
-    (*ctx).outbox = out;
 }
 
-/// Sends every batch of `out`; false when the socket blocked (what it did
-/// not take is queued for `socket_writable`).
+/// Sends the packets waiting in the context's outbox; false when the socket
+/// blocked (what it did not take is queued for `socket_writable`).
+///
+/// # Safety
+/// `ctx` is a live context; the outbox's socket, if it holds packets, is live.
+pub(super) unsafe fn send_waiting(ctx: *mut Context) -> bool {
+    let Some(socket) = (*ctx).outbox_socket else { return true };
+    if (*ctx).outbox.batches().is_empty() {
+        return true;
+    }
+    let mut out = std::mem::take(&mut (*ctx).outbox);
+    let sent = send_outbox(ListenSocket::from_handle(socket), &out);
+    out.clear();
+    (*ctx).outbox = out;
+    sent
+}
+
+/// Sends every batch of `out` in one driver call; false when the socket
+/// blocked (what it did not take is queued for `socket_writable`).
 ///
 /// # Safety
 /// `ls` is a live listen socket.
 unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
-    let mut batches = out.batches().iter();
-    for b in batches.by_ref() {
-        if !send_to(ls, b.to, out.bytes(b), b.segment) {
-            for rest in batches {
-                listen_socket::queue_blocked(ls, rest.to, out.bytes(rest), rest.segment);
-            }
-            return false;
-        }
+    let ctx = (*ls).ctx;
+    let batches = out.batches();
+    if (*ls).handle_closed {
+        return true;
     }
-    true
+    if listen_socket::is_blocked(ls) {
+        for b in batches {
+            listen_socket::queue_blocked(ls, b.to, out.bytes(b), b.segment);
+        }
+        return false;
+    }
+    let r = (*ctx).driver.send_batches((*ls).handle, out.buffer(), batches);
+    for b in &batches[..r.done] {
+        count_sent(ctx, b.len, b.segment);
+    }
+    let Some(next) = batches.get(r.done) else { return true };
+    count_sent(ctx, r.next_sent, next.segment);
+    listen_socket::queue_blocked(ls, next.to, &out.bytes(next)[r.next_sent..], next.segment);
+    for rest in &batches[r.done + 1..] {
+        listen_socket::queue_blocked(ls, rest.to, out.bytes(rest), rest.segment);
+    }
+    false
 }
 
 /// One GSO batch to the driver; false when the socket is blocked (the rest

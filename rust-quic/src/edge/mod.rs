@@ -25,7 +25,7 @@ use crate::peer_context::{self, PeerContext};
 use crate::stream::Stream;
 
 use dispatch::dispatch;
-use io::{close_released_sockets, close_socket, resend_blocked, send_to};
+use io::{close_released_sockets, close_socket, resend_blocked, send_to, send_waiting, write_out};
 pub use io::{flush, listen};
 
 /// # Safety
@@ -257,9 +257,10 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
                 }
                 continue;
             }
-            flush(pc);
+            write_out(pc);
             peer_context::finalize_if_closed(pc);
         }
+        send_waiting(ctx);
     }
     dispatch(ctx);
     if (*ctx).dirty.is_empty() {
