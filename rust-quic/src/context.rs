@@ -152,6 +152,8 @@ pub struct Context {
     pub connections: Vec<ConnectionHandle>,
     /// Connections with work since they were last serviced (`peer_context::mark_dirty`).
     pub(crate) dirty: Vec<ConnectionHandle>,
+    /// The dirty list of the pass being run (kept, emptied, for the next pass).
+    pub(crate) servicing: Vec<ConnectionHandle>,
     /// What the application has yet to hear of, in order (drained by the edge).
     pub(crate) events: EventQueue,
     /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
@@ -233,6 +235,7 @@ impl Context {
             listen_sockets: Vec::new(),
             connections: Vec::new(),
             dirty: Vec::new(),
+            servicing: Vec::new(),
             finished: Vec::new(),
             events: EventQueue::default(),
             dispatching: false,

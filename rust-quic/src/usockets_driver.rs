@@ -220,6 +220,11 @@ unsafe extern "C" fn on_drain(s: *mut us::us_udp_socket_t) {
 struct LoopQuic {
     contexts: Vec<*mut Context>,
     timer: *mut us::us_timer_t,
+    /// When the timer is set to fire, if it is. It is re-armed only for an
+    /// earlier deadline: one that moved later (as a connection's timers do with
+    /// every packet under load) leaves it, at the cost of one early wake-up,
+    /// instead of a `timerfd_settime` per loop iteration.
+    armed: Option<Instant>,
     processing: bool,
 }
 
@@ -247,6 +252,7 @@ pub unsafe fn register(loop_: *mut us::us_loop_t, ctx: *mut Context) {
         lq = Box::into_raw(Box::new(LoopQuic {
             contexts: Vec::new(),
             timer: us::us_create_timer(loop_, 1, 0),
+            armed: None,
             processing: false,
         }));
         us::us_internal_loop_set_quic(loop_, lq.cast(), Some(loop_post));
@@ -311,12 +317,17 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     }
     (*lq).processing = true;
     let now = Instant::now();
-    for ctx in (*lq).contexts.clone() {
+    // By index: a callback may register a new context (appended); none is
+    // removed while `processing` is set.
+    let mut i = 0;
+    while i < (*lq).contexts.len() {
+        let ctx = (&(*lq).contexts)[i];
         // A context inside one of its own callbacks is processed when it returns
         // (an embedder may call this from JS at any time).
         if !(*ctx).free_requested && !(*ctx).in_callback() {
             edge::process(ctx, now);
         }
+        i += 1;
     }
     let freed: Vec<*mut Context> =
         (*lq).contexts.iter().copied().filter(|&c| (*c).free_requested && (*c).depth == 0).collect();
@@ -326,12 +337,16 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
     }
     (*lq).processing = false;
     let next = (*lq).contexts.iter().filter_map(|&c| crate::edge::next_timeout(c)).min();
-    match next {
-        Some(at) => {
-            let us_left = at.saturating_duration_since(Instant::now()).as_micros() as i64;
-            us::us_timer_set_us((*lq).timer, Some(wake_only), us_left.max(1));
-        }
-        None => us::us_timer_set((*lq).timer, Some(wake_only), 0, 0),
+    // A one-shot timer whose time came has fired (this runs after it, every
+    // iteration): it is disarmed, whatever `armed` says.
+    if (*lq).armed.is_some_and(|t| t <= now) {
+        (*lq).armed = None;
+    }
+    if let Some(at) = next.filter(|&at| (*lq).armed.is_none_or(|armed| at < armed)) {
+        // Rounded up, so it never fires before the deadline.
+        let us_left = at.saturating_duration_since(Instant::now()).as_nanos().div_ceil(1000) as i64;
+        us::us_timer_set_us((*lq).timer, Some(wake_only), us_left.max(1));
+        (*lq).armed = Some(at);
     }
     release_if_empty(loop_);
 }

@@ -98,19 +98,22 @@ unsafe fn free_parked(ctx: *mut Context) {
     if parked.streams.is_empty() && parked.connections.is_empty() && parked.listen_sockets.is_empty() {
         return;
     }
-    for s in std::mem::take(&mut parked.streams) {
+    for s in parked.streams.drain(..) {
         drop(Box::from_raw(Stream::from_handle(s)));
     }
-    for pc in std::mem::take(&mut (*ctx).sweep.connections) {
-        (*ctx).connections.retain(|&c| c != pc);
-        drop(Box::from_raw(PeerContext::from_handle(pc)));
+    if !(*ctx).sweep.connections.is_empty() {
+        // Every parked connection is finalized, and every finalized one is
+        // parked: one pass over the list, however many go (no O(n²) churn).
+        (*ctx).connections.retain(|&c| !(*PeerContext::from_handle(c)).finalized());
+        for pc in (*ctx).sweep.connections.drain(..) {
+            drop(Box::from_raw(PeerContext::from_handle(pc)));
+        }
+        (*ctx).stats.connections_active = (*ctx).connections.len() as u64;
     }
     for ls in std::mem::take(&mut (*ctx).sweep.listen_sockets) {
         (*ctx).listen_sockets.retain(|&l| l != ls);
         drop(Box::from_raw(ListenSocket::from_handle(ls)));
     }
-    let live = (*ctx).connections.iter().filter(|&&c| !(*PeerContext::from_handle(c)).finalized()).count();
-    (*ctx).stats.connections_active = live as u64;
 }
 
 /// Sends CONNECTION_CLOSE and finalizes without waiting for the draining period.
@@ -237,7 +240,9 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
         if (*ctx).dirty.is_empty() {
             break;
         }
-        let batch = std::mem::take(&mut (*ctx).dirty);
+        // The pass takes the dirty list; the two lists swap, so neither is reallocated.
+        let mut batch = std::mem::take(&mut (*ctx).servicing);
+        std::mem::swap(&mut batch, &mut (*ctx).dirty);
         for pc in batch.iter().map(|&h| PeerContext::from_handle(h)) {
             (*pc).core.in_dirty = false;
             if !(*pc).finalized() {
@@ -246,7 +251,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             }
         }
         dispatch(ctx);
-        for pc in batch.into_iter().map(PeerContext::from_handle) {
+        for pc in batch.drain(..).map(PeerContext::from_handle) {
             if (*pc).finalized() {
                 continue;
             }
@@ -260,6 +265,7 @@ pub unsafe fn run_dirty(ctx: *mut Context) {
             write_out(pc);
             peer_context::finalize_if_closed(pc);
         }
+        (*ctx).servicing = batch;
         send_waiting(ctx);
     }
     dispatch(ctx);
@@ -291,7 +297,10 @@ unsafe fn take_deferred(ctx: *mut Context) {
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
     take_deferred(ctx);
-    for pc in connections(ctx) {
+    // By index, without a copy: ticking queues events and marks connections
+    // dirty, but adds or removes none.
+    for i in 0..(*ctx).connections.len() {
+        let pc = PeerContext::from_handle((&(*ctx).connections)[i]);
         if !(*pc).finalized() {
             peer_context::on_tick(pc, now);
         }
