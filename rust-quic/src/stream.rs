@@ -508,6 +508,9 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
     let max_header = (*ctx).settings.max_header_size;
+    // A HEADERS frame whose payload arrived in one piece is decoded where it
+    // lies; only one split across reads is gathered in `header_block`.
+    let mut whole_block: Option<&[u8]> = None;
     while let Some(ev) = (*s).reader.next(input) {
         match ev {
             FrameEvent::Start { ty: http3::FRAME_WT_STREAM, len: session } if opens_as_webtransport(s) => {
@@ -548,7 +551,14 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                 _ => {}
             },
             FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } if !(*s).header_discard => {
-                (*s).header_block.extend_from_slice(data);
+                if (*s).header_block.is_empty() && whole_block.is_none() && (*s).reader.payload_complete() {
+                    whole_block = Some(data);
+                } else {
+                    if let Some(first) = whole_block.take() {
+                        (*s).header_block.extend_from_slice(first);
+                    }
+                    (*s).header_block.extend_from_slice(data);
+                }
             }
             FrameEvent::Chunk { ty: http3::FRAME_DATA, data } => {
                 (*s).body_received += data.len() as u64;
@@ -574,7 +584,7 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                     return Step::Output(ReadOutput::Data { ptr: data.as_ptr(), len: data.len(), fin: last });
                 }
             }
-            FrameEvent::End { ty: http3::FRAME_HEADERS } => match on_header_block(s) {
+            FrameEvent::End { ty: http3::FRAME_HEADERS } => match on_header_block(s, whole_block.take()) {
                 Step::NeedInput if (*s).finished => return Step::Stop,
                 Step::NeedInput => {}
                 step => return step,
@@ -628,17 +638,20 @@ unsafe fn on_fin(s: *mut Stream) -> Step {
 ///
 /// # Safety
 /// `s` is a live stream.
-unsafe fn on_header_block(s: *mut Stream) -> Step {
+unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
-    let block = std::mem::take(&mut (*s).header_block);
     if (*s).header_discard {
+        (*s).header_block.clear();
         header_too_large(s);
         return Step::Stop;
     }
     // Decoded into the context's buffers; the stream takes them only if the block is valid.
     let max_header_size = (*ctx).settings.max_header_size;
-    match http3::decode_header_block(&block, max_header_size, &mut (*ctx).decoded_fields) {
+    let block = whole_block.unwrap_or(&(*s).header_block);
+    let decoded = http3::decode_header_block(block, max_header_size, &mut (*ctx).decoded_fields);
+    (*s).header_block.clear();
+    match decoded {
         Ok(()) => {}
         Err(http3::DecodeError::TooLarge) => {
             header_too_large(s);

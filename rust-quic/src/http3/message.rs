@@ -25,6 +25,10 @@ fn valid_name(name: &[u8]) -> bool {
         })
 }
 
+fn valid_name_any_case(name: &[u8]) -> bool {
+    !name.is_empty() && name.iter().all(|&c| valid_name(&[c.to_ascii_lowercase()]))
+}
+
 fn valid_value(value: &[u8]) -> bool {
     !value.iter().any(|&c| c == 0 || c == b'\r' || c == b'\n')
         && !matches!(value.first(), Some(b' ' | b'\t'))
@@ -109,7 +113,8 @@ pub fn validate_request<'a>(
         }
     }
     let method = method.ok_or(Malformed)?;
-    if method.is_empty() || !valid_name(&method.to_ascii_lowercase()) {
+    // A method is a token (RFC 9110 9.1): the characters of a field name, in either case.
+    if !valid_name_any_case(method) {
         return Err(Malformed);
     }
     head.is_head_request = method == b"HEAD";
