@@ -20,7 +20,10 @@ enum Storage {
     /// 16-byte alignment covers every scalar the C side may store there.
     /// UnsafeCell: the C side writes through the pointer `ptr` hands out.
     Inline(UnsafeCell<[u128; INLINE_EXT_BYTES / 16]>),
-    Heap { ptr: NonNull<u8>, layout: Layout },
+    Heap {
+        ptr: NonNull<u8>,
+        layout: Layout,
+    },
 }
 
 impl Ext {

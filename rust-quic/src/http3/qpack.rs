@@ -1,10 +1,11 @@
 //! Header blocks (RFC 9204), static table only: we announce a zero-capacity
 //! dynamic table, so no QPACK state spans streams. Encoding is quiche's;
-//! decoding is ours, into one buffer per block (`Fields`).
+//! decoding is ours, into one buffer per block (`Fields`), Huffman included.
 
 use quiche::h3::NameValue;
 
 use super::codes::FRAME_HEADERS;
+use super::huffman;
 use super::message::Malformed;
 use super::wire::put_frame_header;
 
@@ -205,11 +206,11 @@ impl BlockReader<'_> {
         self.buf = rest;
         let decoded_len = if huffman {
             let limit = usize::try_from(self.left).unwrap_or(usize::MAX);
-            let text = octets::Octets::with_slice(raw)
-                .get_huffman_decoded_with_max_length(limit)
-                .map_err(|_| DecodeError::TooLarge)?;
-            out.extend_from_slice(&text);
-            text.len()
+            huffman::decode(raw, limit, out).map_err(|e| match e {
+                huffman::DecodeFailure::TooLong => DecodeError::TooLarge,
+                // quiche's decoder calls this too large; it is a decoding error.
+                huffman::DecodeFailure::Invalid => DecodeError::Malformed,
+            })?
         } else {
             if len as u64 > self.left {
                 return Err(DecodeError::TooLarge);
