@@ -240,6 +240,8 @@ mod tests {
         // overlong Huffman padding, truncations.
         blocks.push(vec![0, 0, 0x2f, 0x01, 0x8a, 0x81, 0x61]);
         blocks.push(vec![0, 0, 0x5f, 0x1d, 0x82, 0xff, 0xff]);
+        // A Delta Base that overflows quiche's integer decoding (found by the request_head fuzz target).
+        blocks.push(vec![0x00, 0xff, 0xff, 0xff, 0xdf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
         // A Huffman value that is an EOS: ours is malformed (quiche: too large).
         blocks.push(vec![0, 0, 0x5f, 0x1d, 0x84, 0xff, 0xff, 0xff, 0xff]);
         for b in blocks.clone() {

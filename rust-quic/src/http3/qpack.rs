@@ -180,7 +180,8 @@ impl BlockReader<'_> {
         let mut shift = 0u32;
         loop {
             let b = self.byte()?;
-            let add = u64::from(b & 0x7f).checked_shl(shift).filter(|_| shift < 63).ok_or(DecodeError::Malformed)?;
+            // Refused past 64 bits of shift or a sum beyond u64, as quiche's decoder refuses them.
+            let add = u64::from(b & 0x7f).checked_shl(shift).ok_or(DecodeError::Malformed)?;
             value = value.checked_add(add).ok_or(DecodeError::Malformed)?;
             if b & 0x80 == 0 {
                 return Ok(value);
