@@ -108,6 +108,11 @@ pub struct ConnectionCore {
     /// Servers: this connection's deadlines and allowances (limits.rs).
     pub(crate) guard: ConnectionGuard,
     pub(crate) in_dirty: bool,
+    /// The deadline the context's timer heap holds for this connection
+    /// (`context::Timers`); entries that differ from it are stale.
+    pub(crate) timer_at: Option<Instant>,
+    /// Listed in `Timers::stale`: its deadline is recomputed before the next wait.
+    pub(crate) timer_stale: bool,
     /// Request heads went to the application in this embedder iteration.
     pub(crate) awaiting_answers: bool,
     /// Streams whose reading the application resumed: their inbox may hold
@@ -128,6 +133,8 @@ impl ConnectionCore {
             phase: Phase::Handshake,
             guard: ConnectionGuard::new(),
             in_dirty: false,
+            timer_at: None,
+            timer_stale: false,
             awaiting_answers: false,
             resumed_reads: Vec::new(),
             lingering: Vec::new(),
@@ -162,6 +169,23 @@ pub unsafe fn mark_dirty(core: *mut ConnectionCore) {
         (*(*core).ctx).dirty.push((*core).handle);
     }
     (*(*core).ctx).flush_pending = true;
+    // Whatever made it dirty may move its deadlines (quiche's timers move
+    // with every packet): recomputed before the loop next waits.
+    mark_timer_stale(core);
+}
+
+/// The connection's deadline may have moved without it being dirty (a limit's
+/// timer set while the application reads a head, say): recomputed before the
+/// loop next waits. Every change that can bring a deadline earlier must call
+/// this or `mark_dirty`; the engine tests check it on every iteration.
+///
+/// # Safety
+/// `core` is the core of a live connection.
+pub(crate) unsafe fn mark_timer_stale(core: *mut ConnectionCore) {
+    if !(*core).timer_stale && !(*core).finalized() {
+        (*core).timer_stale = true;
+        (*(*core).ctx).timers.stale.push((*core).handle);
+    }
 }
 
 /// Closes the connection with an application error; it is serviced next pass.

@@ -8,8 +8,10 @@
 //! points, calls the application back and frees what closed.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
+use std::time::Instant;
 
 use crate::driver::Driver;
 use crate::events::{Callbacks, EventQueue};
@@ -152,6 +154,8 @@ pub struct Context {
     pub connections: Vec<ConnectionHandle>,
     /// Connections with work since they were last serviced (`peer_context::mark_dirty`).
     pub(crate) dirty: Vec<ConnectionHandle>,
+    /// Every connection's next deadline (see `Timers`).
+    pub(crate) timers: Timers,
     /// The dirty list of the pass being run (kept, emptied, for the next pass).
     pub(crate) servicing: Vec<ConnectionHandle>,
     /// What the application has yet to hear of, in order (drained by the edge).
@@ -215,6 +219,23 @@ pub struct Parked {
     pub listen_sockets: Vec<ListenSocketHandle>,
 }
 
+/// The connections' deadlines, earliest first: the loop waits for the top
+/// instead of asking every connection each iteration. An entry is live while
+/// its connection's `timer_at` equals it; a connection whose deadline moved
+/// pushes a new entry and leaves the old one to be skipped (`edge::timers`).
+#[derive(Default)]
+pub struct Timers {
+    pub(crate) heap: BinaryHeap<Reverse<TimerEntry>>,
+    /// Connections whose deadline may have changed since it was last computed.
+    pub(crate) stale: Vec<ConnectionHandle>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimerEntry {
+    pub at: Instant,
+    pub conn: ConnectionHandle,
+}
+
 pub const SEND_BATCH_BYTES: usize = 64 * 1024;
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
@@ -235,6 +256,7 @@ impl Context {
             listen_sockets: Vec::new(),
             connections: Vec::new(),
             dirty: Vec::new(),
+            timers: Timers::default(),
             servicing: Vec::new(),
             finished: Vec::new(),
             events: EventQueue::default(),

@@ -101,7 +101,7 @@ pub enum Verdict {
 /// One server connection's deadlines and allowances.
 #[derive(Debug)]
 pub struct ConnectionGuard {
-    /// Request streams whose head must arrive by then (oldest first); entries
+    /// Request streams whose head must arrive by then (earliest first); entries
     /// whose head arrived are dropped as they reach the front.
     pub head_deadlines: VecDeque<(Instant, u64)>,
     /// When to look for request bodies that stopped making progress.
@@ -136,7 +136,10 @@ impl ConnectionGuard {
         }
         if limits.request_head_timeout_ms > 0 {
             let at = now + Duration::from_millis(u64::from(limits.request_head_timeout_ms));
-            self.head_deadlines.push_back((at, id));
+            // Kept in deadline order, so the front is the earliest even after the
+            // timeout changed (`next_deadline` and the expiry read only the front).
+            let i = self.head_deadlines.partition_point(|&(t, _)| t <= at);
+            self.head_deadlines.insert(i, (at, id));
         }
         self.open_requests += 1;
         self.quiet_until = None;
@@ -269,6 +272,19 @@ mod tests {
         assert_eq!(g.stream_opened(&open_limited, 0, now), Verdict::Allow);
         assert_eq!(g.stream_opened(&open_limited, 4, now), Verdict::Allow);
         assert!(matches!(g.stream_opened(&open_limited, 8, now), Verdict::Close(_)));
+    }
+
+    #[test]
+    fn head_deadlines_stay_in_order_when_the_timeout_changes() {
+        let now = Instant::now();
+        let mut g = ConnectionGuard::new();
+        let long = Limits { request_head_timeout_ms: 10_000, ..Limits::default() };
+        let short = Limits { request_head_timeout_ms: 300, ..Limits::default() };
+        assert_eq!(g.stream_opened(&long, 0, now), Verdict::Allow);
+        assert_eq!(g.stream_opened(&short, 4, now), Verdict::Allow);
+        // The later stream's shorter deadline comes first: the next deadline is its.
+        assert_eq!(g.head_deadlines.front(), Some(&(now + Duration::from_millis(300), 4)));
+        assert_eq!(g.next_deadline(), Some(now + Duration::from_millis(300)));
     }
 
     #[test]

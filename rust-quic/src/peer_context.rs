@@ -304,6 +304,7 @@ unsafe fn finish_graceful_close(pc: *mut PeerContext) {
     }
     let srtt = (*pc).core.conn.path_stats().next().map_or(Duration::from_millis(100), |p| p.rtt);
     (*pc).close_at = Some(Instant::now() + (srtt * 4).max(Duration::from_millis(250)));
+    connection::mark_timer_stale(&mut (*pc).core);
 }
 
 /// Keeps the peer supplied with spare connection IDs (so it can migrate or

@@ -681,6 +681,7 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
                 let now = Instant::now();
                 (*s).body_progress_at = Some(now);
                 (*pc).guard.watch_body(&(*ctx).settings.limits, now);
+                connection::mark_timer_stale(pc);
             }
             (*ctx).stats.requests += 1;
             if (*ctx).request_head_hook.is_some() && answer_in_engine(s) {

@@ -336,18 +336,7 @@ pub unsafe fn process_loop(loop_: *mut us::us_loop_t) {
         edge::destroy(ctx);
     }
     (*lq).processing = false;
-    let next = (*lq).contexts.iter().filter_map(|&c| crate::edge::next_timeout(c)).min();
-    // A one-shot timer whose time came has fired (this runs after it, every
-    // iteration): it is disarmed, whatever `armed` says.
-    if (*lq).armed.is_some_and(|t| t <= now) {
-        (*lq).armed = None;
-    }
-    if let Some(at) = next.filter(|&at| (*lq).armed.is_none_or(|armed| at < armed)) {
-        // Rounded up, so it never fires before the deadline.
-        let us_left = at.saturating_duration_since(Instant::now()).as_nanos().div_ceil(1000) as i64;
-        us::us_timer_set_us((*lq).timer, Some(wake_only), us_left.max(1));
-        (*lq).armed = Some(at);
-    }
+    arm_timer(lq, now);
     release_if_empty(loop_);
 }
 
@@ -358,9 +347,34 @@ pub unsafe fn flush_loop(loop_: *mut us::us_loop_t) {
     if lq.is_null() {
         return;
     }
-    for ctx in (*lq).contexts.clone() {
+    let mut i = 0;
+    while i < (*lq).contexts.len() {
+        let ctx = (&(*lq).contexts)[i];
         if !(*ctx).in_callback() {
             edge::flush_if_pending(ctx);
         }
+        i += 1;
+    }
+    // What was sent set loss-detection timers the loop must wake for.
+    arm_timer(lq, Instant::now());
+}
+
+/// Arms the loop's timer for the earliest deadline of its contexts, if that is
+/// earlier than what it is armed for (see `LoopQuic::armed`).
+///
+/// # Safety
+/// `lq` is a live loop's QUIC state.
+unsafe fn arm_timer(lq: *mut LoopQuic, now: Instant) {
+    let next = (*lq).contexts.iter().filter_map(|&c| crate::edge::next_timeout(c)).min();
+    // A one-shot timer whose time came has fired (`process_loop` runs after
+    // it, every iteration): it is disarmed, whatever `armed` says.
+    if (*lq).armed.is_some_and(|t| t <= now) {
+        (*lq).armed = None;
+    }
+    if let Some(at) = next.filter(|&at| (*lq).armed.is_none_or(|armed| at < armed)) {
+        // Rounded up, so it never fires before the deadline.
+        let us_left = at.saturating_duration_since(Instant::now()).as_nanos().div_ceil(1000) as i64;
+        us::us_timer_set_us((*lq).timer, Some(wake_only), us_left.max(1));
+        (*lq).armed = Some(at);
     }
 }

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::connection;
 use crate::context::Context;
 use crate::driver::SendOutcome;
 use crate::listen_socket::{self, ListenSocket};
@@ -93,6 +94,8 @@ unsafe fn transmit(pc: *mut PeerContext) {
         return;
     }
     let ctx = (*pc).core.ctx;
+    // Sending moves quiche's timers (loss detection, the draining period).
+    connection::mark_timer_stale(&mut (*pc).core);
     if (*ctx).outbox_socket != Some((*pc).socket) {
         // The outbox holds one socket's packets at a time.
         send_waiting(ctx);

@@ -19,10 +19,13 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::client::{self, Connect, PendingConnect, Target};
-use crate::context::Context;
+use crate::connection;
+use crate::context::{Context, TimerEntry};
+use crate::handles::ConnectionHandle;
 use crate::listen_socket::{self, ListenSocket, Route};
 use crate::peer_context::{self, PeerContext};
 use crate::stream::Stream;
+use std::cmp::Reverse;
 
 use dispatch::dispatch;
 use io::{close_released_sockets, close_socket, resend_blocked, send_to, send_waiting, write_out};
@@ -103,8 +106,11 @@ unsafe fn free_parked(ctx: *mut Context) {
     }
     if !(*ctx).sweep.connections.is_empty() {
         // Every parked connection is finalized, and every finalized one is
-        // parked: one pass over the list, however many go (no O(n²) churn).
-        (*ctx).connections.retain(|&c| !(*PeerContext::from_handle(c)).finalized());
+        // parked: one pass over each list, however many go (no O(n²) churn).
+        let finalized = |c: &ConnectionHandle| (*PeerContext::from_handle(*c)).finalized();
+        (*ctx).connections.retain(|c| !finalized(c));
+        (*ctx).timers.heap.retain(|Reverse(e)| !finalized(&e.conn));
+        (*ctx).timers.stale.retain(|c| !finalized(c));
         for pc in (*ctx).sweep.connections.drain(..) {
             drop(Box::from_raw(PeerContext::from_handle(pc)));
         }
@@ -217,8 +223,67 @@ unsafe fn listen_sockets(ctx: *mut Context) -> Vec<*mut ListenSocket> {
 /// # Safety
 /// `ctx` is a live context.
 pub unsafe fn next_timeout(ctx: *mut Context) -> Option<Instant> {
-    // Once per loop iteration: no copy of the list.
-    (*ctx).connections.iter().filter_map(|&pc| peer_context::next_deadline(&*PeerContext::from_handle(pc))).min()
+    refresh_timers(ctx);
+    let next = earliest_timer(ctx);
+    #[cfg(feature = "testing")]
+    {
+        // The heap may run early (a deadline that moved later), never late:
+        // a deadline that moved earlier unnoticed is a missed mark_timer_stale.
+        let exact = (*ctx)
+            .connections
+            .iter()
+            .filter_map(|&pc| peer_context::next_deadline(&*PeerContext::from_handle(pc)))
+            .min();
+        assert!(exact.is_none_or(|e| next.is_some_and(|n| n <= e)), "a deadline moved earlier unnoticed");
+    }
+    next
+}
+
+/// Recomputes the deadlines of the connections marked stale, pushing an entry
+/// for each that moved. The heap is rebuilt from its live entries when stale
+/// ones outnumber them, so it stays within a small multiple of the connections.
+///
+/// # Safety
+/// `ctx` is a live context.
+unsafe fn refresh_timers(ctx: *mut Context) {
+    let timers = &mut (*ctx).timers;
+    for handle in timers.stale.drain(..) {
+        let pc = PeerContext::from_handle(handle);
+        (*pc).core.timer_stale = false;
+        let at = peer_context::next_deadline(&*pc);
+        if at != (*pc).core.timer_at {
+            (*pc).core.timer_at = at;
+            if let Some(at) = at {
+                timers.heap.push(Reverse(TimerEntry { at, conn: handle }));
+            }
+        }
+    }
+    if timers.heap.len() > 2 * (*ctx).connections.len() + 64 {
+        timers.heap.retain(|Reverse(e)| is_live(e));
+    }
+}
+
+/// An entry is live while its connection still waits for exactly that deadline.
+///
+/// # Safety
+/// The entry's connection is not freed (the sweep purges entries first).
+unsafe fn is_live(e: &TimerEntry) -> bool {
+    (*PeerContext::from_handle(e.conn)).core.timer_at == Some(e.at)
+}
+
+/// The earliest live deadline, dropping stale entries from the top.
+///
+/// # Safety
+/// `ctx` is a live context.
+unsafe fn earliest_timer(ctx: *mut Context) -> Option<Instant> {
+    let heap = &mut (*ctx).timers.heap;
+    while let Some(Reverse(top)) = heap.peek() {
+        if is_live(top) {
+            return Some(top.at);
+        }
+        heap.pop();
+    }
+    None
 }
 
 /// # Safety
@@ -297,10 +362,19 @@ unsafe fn take_deferred(ctx: *mut Context) {
 pub unsafe fn process(ctx: *mut Context, now: Instant) {
     enter(ctx);
     take_deferred(ctx);
-    // By index, without a copy: ticking queues events and marks connections
-    // dirty, but adds or removes none.
-    for i in 0..(*ctx).connections.len() {
-        let pc = PeerContext::from_handle((&(*ctx).connections)[i]);
+    // Only the connections whose deadline came (the heap's top), not all of them.
+    refresh_timers(ctx);
+    while let Some(&Reverse(top)) = (*ctx).timers.heap.peek() {
+        if top.at > now {
+            break;
+        }
+        (*ctx).timers.heap.pop();
+        if !is_live(&top) {
+            continue;
+        }
+        let pc = PeerContext::from_handle(top.conn);
+        (*pc).core.timer_at = None;
+        connection::mark_timer_stale(&mut (*pc).core);
         if !(*pc).finalized() {
             peer_context::on_tick(pc, now);
         }
