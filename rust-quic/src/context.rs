@@ -191,6 +191,9 @@ pub struct Context {
     pub request_head_hook: Option<Box<dyn RequestHeadHook>>,
     /// Where header blocks are decoded (a valid one's buffers go to its stream).
     pub(crate) decoded_fields: http3::Fields,
+    /// Header buffers of freed streams, for the next streams' blocks: a
+    /// request costs no allocation for its header fields.
+    pub(crate) spare_fields: Vec<http3::Fields>,
 }
 
 /// A whole response the engine sends by itself: the application never hears of
@@ -273,6 +276,7 @@ impl Context {
             flush_pending: false,
             request_head_hook: None,
             decoded_fields: http3::Fields::default(),
+            spare_fields: Vec::new(),
             defer_answers: false,
             deferred: Vec::new(),
         }

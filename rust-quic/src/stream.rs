@@ -170,6 +170,20 @@ pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, l
     s
 }
 
+/// Most header buffers kept for reuse (`Context::spare_fields`).
+const SPARE_FIELDS: usize = 64;
+
+/// A freed stream's header buffers go to `spare` (up to a bound) for the
+/// next streams' header blocks.
+pub(crate) fn recycle_headers(s: &mut Stream, spare: &mut Vec<http3::Fields>) {
+    if spare.len() < SPARE_FIELDS && !s.headers.is_unallocated() {
+        s.header_view.clear();
+        let mut fields = std::mem::take(&mut s.headers);
+        fields.clear();
+        spare.push(fields);
+    }
+}
+
 /// The application hears of the stream (on_stream_open); `local` when this side opened it.
 ///
 /// # Safety
@@ -720,6 +734,12 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
         }
     };
     std::mem::swap(&mut (*s).headers, &mut (*ctx).decoded_fields);
+    if (*ctx).decoded_fields.is_unallocated() {
+        // The stream's were new: the next block decodes into a freed stream's.
+        if let Some(spare) = (*ctx).spare_fields.pop() {
+            (*ctx).decoded_fields = spare;
+        }
+    }
     (*s).header_view.clear();
     (*s).header_view.extend((*s).headers.iter().map(|h| QuicHeader {
         name: h.name.as_ptr().cast(),

@@ -24,7 +24,7 @@ use crate::context::{Context, TimerEntry};
 use crate::handles::ConnectionHandle;
 use crate::listen_socket::{self, ListenSocket, Route};
 use crate::peer_context::{self, PeerContext};
-use crate::stream::Stream;
+use crate::stream::{self, Stream};
 use std::cmp::Reverse;
 
 use dispatch::dispatch;
@@ -102,7 +102,8 @@ unsafe fn free_parked(ctx: *mut Context) {
         return;
     }
     for s in parked.streams.drain(..) {
-        drop(Box::from_raw(Stream::from_handle(s)));
+        let mut stream = Box::from_raw(Stream::from_handle(s));
+        stream::recycle_headers(&mut stream, &mut (*ctx).spare_fields);
     }
     if !(*ctx).sweep.connections.is_empty() {
         // Every parked connection is finalized, and every finalized one is

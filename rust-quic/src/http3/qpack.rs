@@ -85,6 +85,11 @@ impl Fields {
         self.spans.clear();
     }
 
+    /// Holds no buffers yet: decoding into it would allocate them.
+    pub fn is_unallocated(&self) -> bool {
+        self.bytes.capacity() == 0 || self.spans.capacity() == 0
+    }
+
     /// The fields in order. Their bytes stay where they are until the next
     /// `clear` or decode (moving the `Fields` does not move them).
     pub fn iter(&self) -> impl Iterator<Item = FieldRef<'_>> + Clone + '_ {
