@@ -11,7 +11,8 @@
 //!   [`context`] (one per server or client: configuration, counters, queues);
 //!   under them [`handles`] (how a lower layer names a higher object),
 //!   [`events`], [`http3`] (framing and message rules), [`limits`] (per-client
-//!   policy), [`tls`], [`outbox`] (the packets a flush writes);
+//!   policy), [`tls`], [`outbox`] (the packets a pass writes, sent together),
+//!   [`cid`] (connection IDs and the key routing uses);
 //! - the [`edge`]: the engine's entry points, run in engine frames; the only
 //!   code that calls the application back (draining the events), talks to the
 //!   driver and frees;

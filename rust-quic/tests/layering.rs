@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 /// The protocol core: no callbacks, no driver.
 const CORE: &[&str] =
-    &["client", "connection", "context", "events", "http3", "limits", "listen_socket", "peer_context", "stream"];
+    &["cid", "client", "connection", "context", "events", "http3", "limits", "listen_socket", "peer_context", "stream"];
 
 fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
