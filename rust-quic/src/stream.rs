@@ -97,7 +97,6 @@ pub struct Stream {
 
     reader: FrameReader,
     header_block: Vec<u8>,
-    header_discard: bool,
     headers: http3::Fields,
     header_view: Vec<QuicHeader>,
     pub headers_kind: HeadersKind,
@@ -143,7 +142,6 @@ pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, l
         pending_webtransport: None,
         reader: FrameReader::default(),
         header_block: Vec::new(),
-        header_discard: false,
         headers: http3::Fields::default(),
         header_view: Vec::new(),
         headers_kind: HeadersKind::None,
@@ -269,7 +267,7 @@ pub(crate) unsafe fn open_webtransport(s: *mut Stream, session: u64) {
     let signal = if (*s).id & 0x2 != 0 { http3::STREAM_TYPE_WEBTRANSPORT } else { http3::FRAME_WT_STREAM };
     http3::put_varint(&mut prefix, signal);
     http3::put_varint(&mut prefix, session);
-    send_all_or_queue(s, &prefix);
+    send_all_or_queue(s, &prefix, false);
     connection::mark_dirty((*s).conn);
 }
 
@@ -547,7 +545,6 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                 }
                 http3::FRAME_HEADERS => {
                     (*s).header_block.clear();
-                    (*s).header_discard = false;
                 }
                 ty if http3::is_reserved_http2_frame(ty) => {
                     return connection_error(s, http3::H3_FRAME_UNEXPECTED, "reserved HTTP/2 frame type");
@@ -564,7 +561,7 @@ unsafe fn parse_h3(s: *mut Stream, input: &mut &[u8]) -> Step {
                 }
                 _ => {}
             },
-            FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } if !(*s).header_discard => {
+            FrameEvent::Chunk { ty: http3::FRAME_HEADERS, data } => {
                 if (*s).header_block.is_empty() && whole_block.is_none() && (*s).reader.payload_complete() {
                     whole_block = Some(data);
                 } else {
@@ -655,11 +652,6 @@ unsafe fn on_fin(s: *mut Stream) -> Step {
 unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
     let pc = (*s).conn;
     let ctx = (*pc).ctx;
-    if (*s).header_discard {
-        (*s).header_block.clear();
-        header_too_large(s);
-        return Step::Stop;
-    }
     // Decoded into the context's buffers; the stream takes them only if the block is valid.
     let max_header_size = (*ctx).settings.max_header_size;
     let block = whole_block.unwrap_or(&(*s).header_block);
@@ -786,37 +778,32 @@ unsafe fn answer_in_engine(s: *mut Stream) -> bool {
     true
 }
 
+/// A header block may be sent: an open HTTP/3 stream of a live connection
+/// whose sending side takes headers (a head, informational or trailers).
+fn accepts_headers(s: &Stream) -> bool {
+    // SAFETY: a live stream's connection core outlives it.
+    let finalized = unsafe { (*s.conn).finalized() };
+    !s.finished && s.send.accepts_headers() && !finalized && is_h3(s)
+}
+
 /// A whole response already in HTTP/3 framing (HEADERS, then any DATA), sent
 /// with its FIN in one `stream_send` when the stream takes it all.
 ///
 /// # Safety
 /// `s` is a live stream.
 unsafe fn respond_encoded(s: *mut Stream, frames: &[u8]) -> Result<(), SendRefused> {
-    let pc = (*s).conn;
-    if (*s).finished || !(*s).send.accepts_headers() || (*s).send.head_is_out() || (*pc).finalized() || !is_h3(&*s) {
+    if !accepts_headers(&*s) || (*s).send.head_is_out() {
         return Err(SendRefused);
     }
     (*s).send.head_sent(false);
     (*s).send.request_fin();
-    let sent = match (*s).pending.is_empty() {
-        true => match (*pc).conn.stream_send((*s).id, frames, true) {
-            Ok(n) => n,
-            Err(quiche::Error::StreamStopped(code)) => {
-                peer_stopped(s, code);
-                return Ok(());
-            }
-            Err(_) => 0,
-        },
-        false => 0,
-    };
-    if sent == frames.len() {
+    if send_all_or_queue(s, frames, true) {
         (*s).send.fin_sent();
     } else {
-        // quiche kept none of the FIN: the rest goes with it from the queue.
-        (*s).pending.extend_from_slice(&frames[sent..]);
+        // The rest goes with the FIN from the queue (a stopped stream is found there).
         flush_pending(s);
     }
-    connection::mark_dirty(pc);
+    connection::mark_dirty((*s).conn);
     Ok(())
 }
 
@@ -831,7 +818,7 @@ pub unsafe fn respond_whole(s: *mut Stream, fields: &[FieldRef<'_>], body: &[u8]
         let mut frame = Vec::with_capacity(body.len() + 9);
         http3::put_frame_header(&mut frame, http3::FRAME_DATA, body.len() as u64);
         frame.extend_from_slice(body);
-        send_all_or_queue(s, &frame);
+        send_all_or_queue(s, &frame, false);
         (*s).send.request_fin();
         flush_pending(s);
     }
@@ -1062,8 +1049,8 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
         }
         let mut frame_header = Vec::with_capacity(9);
         http3::put_frame_header(&mut frame_header, http3::FRAME_DATA, n as u64);
-        send_all_or_queue(s, &frame_header);
-        send_all_or_queue(s, &data[..n]);
+        send_all_or_queue(s, &frame_header, false);
+        send_all_or_queue(s, &data[..n], false);
         n
     } else {
         match (*pc).conn.stream_send(id, data, false) {
@@ -1083,16 +1070,19 @@ pub unsafe fn write(s: *mut Stream, data: &[u8]) -> isize {
     accepted as isize
 }
 
-/// Sends bytes already accounted for; whatever QUIC does not take is queued.
+/// Sends bytes already accounted for, with QUIC's FIN when `fin`; whatever
+/// QUIC does not take is queued (and then quiche keeps no FIN: false).
 ///
 /// # Safety
 /// `s` is a live stream.
-unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8]) {
+unsafe fn send_all_or_queue(s: *mut Stream, bytes: &[u8], fin: bool) -> bool {
     let pc = (*s).conn;
-    let sent = if (*s).pending.is_empty() { (*pc).conn.stream_send((*s).id, bytes, false).unwrap_or(0) } else { 0 };
+    let sent = if (*s).pending.is_empty() { (*pc).conn.stream_send((*s).id, bytes, fin).unwrap_or(0) } else { 0 };
     if sent < bytes.len() {
         (*s).pending.extend_from_slice(&bytes[sent..]);
+        return false;
     }
+    true
 }
 
 /// Sends a header block. The first final block is the message head; a block
@@ -1123,7 +1113,7 @@ unsafe fn send_headers_inner(
     informational: bool,
 ) -> Result<(), SendRefused> {
     let pc = (*s).conn;
-    if (*s).finished || !(*s).send.accepts_headers() || (*pc).finalized() || !is_h3(&*s) {
+    if !accepts_headers(&*s) {
         return Err(SendRefused);
     }
     let trailers = (*s).send.head_is_out();

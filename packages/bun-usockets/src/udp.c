@@ -268,6 +268,13 @@ int us_udp_socket_send(struct us_udp_socket_t *s, void **payloads, size_t *lengt
     return sent_total;
 }
 
+/* The most bytes of datagrams of `seg` bytes one GSO send may carry. */
+static size_t gso_chunk_limit(size_t seg) {
+    size_t max_chunk = seg * GSO_MAX_SEGMENTS;
+    if (max_chunk > GSO_MAX_BYTES) max_chunk = (GSO_MAX_BYTES / seg) * seg;
+    return max_chunk ? max_chunk : seg;
+}
+
 static int send_gso_chunk(struct us_udp_socket_t *s, const char *data, size_t len, size_t seg,
     const struct sockaddr_storage *to) {
     struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
@@ -303,8 +310,7 @@ int us_udp_socket_send_segments(struct us_udp_socket_t *s, const char *data, siz
     const struct sockaddr_storage *to = adapt_destination(s, to_in, &scratch);
     size_t off = 0;
     while (off < len && s->gso) {
-        size_t max_chunk = segment_size * GSO_MAX_SEGMENTS;
-        if (max_chunk > GSO_MAX_BYTES) max_chunk = (GSO_MAX_BYTES / segment_size) * segment_size;
+        size_t max_chunk = gso_chunk_limit(segment_size);
         size_t chunk = len - off < max_chunk ? len - off : max_chunk;
         int r = send_gso_chunk(s, data + off, chunk, segment_size, to);
         if (r == 1) {
@@ -354,6 +360,7 @@ struct batch_message {
     int batch;
     size_t offset;
     size_t len;
+    size_t seg;
 };
 
 int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_batch *batches, int num,
@@ -374,9 +381,7 @@ int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_ba
         while (b < num && n < BATCH_MESSAGES) {
             const struct us_udp_batch *batch = &batches[b];
             size_t seg = batch->segment_size ? batch->segment_size : 1;
-            size_t max_chunk = seg * GSO_MAX_SEGMENTS;
-            if (max_chunk > GSO_MAX_BYTES) max_chunk = (GSO_MAX_BYTES / seg) * seg;
-            if (max_chunk == 0) max_chunk = seg;
+            size_t max_chunk = gso_chunk_limit(seg);
             size_t chunk = batch->len - off < max_chunk ? batch->len - off : max_chunk;
             const struct sockaddr_storage *to = adapt_destination(s, batch->to, &scratch[n]);
             iov[n].iov_base = (void *)(batch->data + off);
@@ -397,7 +402,7 @@ int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_ba
                 uint16_t seg16 = (uint16_t)seg;
                 memcpy(CMSG_DATA(cm), &seg16, sizeof(seg16));
             }
-            what[n] = (struct batch_message){.batch = b, .offset = off, .len = chunk};
+            what[n] = (struct batch_message){.batch = b, .offset = off, .len = chunk, .seg = seg};
             n++;
             off += chunk;
             if (off >= batch->len) {
@@ -413,8 +418,7 @@ int us_udp_socket_send_batches(struct us_udp_socket_t *s, const struct us_udp_ba
                 *next_sent_bytes = done_bytes;
                 return done;
             }
-            if (what[0].len > (batches[what[0].batch].segment_size ? batches[what[0].batch].segment_size : 1)
-                && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
+            if (what[0].len > what[0].seg && (errno == EIO || errno == EINVAL || errno == EOPNOTSUPP)) {
                 /* This path cannot segment: send the rest without GSO. */
                 s->gso = 0;
                 break;

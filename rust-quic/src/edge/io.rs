@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::connection;
 use crate::context::Context;
-use crate::driver::SendOutcome;
+use crate::driver::{BatchesSent, SendOutcome};
 use crate::listen_socket::{self, ListenSocket};
 use crate::outbox::Outbox;
 use crate::peer_context::{self, PeerContext};
@@ -151,13 +151,12 @@ unsafe fn send_outbox(ls: *mut ListenSocket, out: &Outbox) -> bool {
     if (*ls).handle_closed {
         return true;
     }
-    if listen_socket::is_blocked(ls) {
-        for b in batches {
-            listen_socket::queue_blocked(ls, b.to, out.bytes(b), b.segment);
-        }
-        return false;
-    }
-    let r = (*ctx).driver.send_batches((*ls).handle, out.buffer(), batches);
+    // Behind packets the kernel refused, nothing goes out first: all is queued.
+    let r = if listen_socket::is_blocked(ls) {
+        BatchesSent { done: 0, next_sent: 0 }
+    } else {
+        (*ctx).driver.send_batches((*ls).handle, out.buffer(), batches)
+    };
     for b in &batches[..r.done] {
         count_sent(ctx, b.len, b.segment);
     }
