@@ -216,7 +216,11 @@ pub unsafe extern "C" fn us_quic_socket_context_listen(
     match edge::listen(ctx, host, port as u16, flags, stream_ext_size as usize, None) {
         Ok(ls) => ls,
         Err(e) => {
-            report("listen", &std::io::Error::from_raw_os_error(e).to_string());
+            // A port in use is the ordinary failure, which the caller words (Bun: "Is port N in
+            // use?") and may retry on another port; anything else is said here.
+            if e != libc::EADDRINUSE {
+                report("listen", &std::io::Error::from_raw_os_error(e).to_string());
+            }
             std::ptr::null_mut()
         }
     }

@@ -129,6 +129,9 @@ function handlersOf(options: any, previous?: H3Handlers): H3Handlers {
   };
 }
 
+/** How many TCP ports `port: 0` tries before giving up on finding one free on UDP too. */
+const PORT_ATTEMPTS = 16;
+
 export function serve(options: any): any {
   if (!validate(options)) {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
@@ -163,13 +166,21 @@ export function serve(options: any): any {
     ...(o.fetch ? { fetch: withAltSvc(o.fetch, p) } : {}),
     ...(o.routes ? { routes: withHeader(o.routes as Record<string, RouteValue>, "alt-svc", () => altSvc(p())) } : {}),
   });
-  const native = nativeServe.call(Bun, tcpOptions(rest, () => port));
-  try {
-    listener = new H3Listener(listenOptions(native.port ?? 0), handlers, () => proxy);
-  } catch (err) {
-    native.stop(true);
-    handlers.html?.stop();
-    throw err;
+  // HTTP/3 takes the TCP listener's port number on UDP, as upstream does. With port 0 the kernel
+  // picked a TCP port that some UDP socket (a QUIC client's, say) may hold: pick another.
+  const anyPort = Number(rest.port) === 0;
+  let native: any;
+  for (let attempt = 1; ; attempt++) {
+    native = nativeServe.call(Bun, tcpOptions(rest, () => port));
+    try {
+      listener = new H3Listener(listenOptions(native.port ?? 0), handlers, () => proxy);
+      break;
+    } catch (err) {
+      native.stop(true);
+      if (anyPort && (err as { code?: string }).code === "EADDRINUSE" && attempt < PORT_ATTEMPTS) continue;
+      handlers.html?.stop();
+      throw err;
+    }
   }
   listener.closed.then(() => handlers.html?.stop());
   port = listener.port;

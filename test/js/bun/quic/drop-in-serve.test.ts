@@ -369,6 +369,26 @@ describe("request validation and errors, as upstream", () => {
     expect(() => Bun.serve({ port: 0, http3: true, tls } as any)).toThrow(/Bun\.serve\(\) needs either/);
   });
 
+  test("port: 0 finds a port free on TCP and UDP both, even when UDP sockets hold many", async () => {
+    // Half the ephemeral range held on UDP: without a retry, about every other TCP pick collides.
+    const { out, err, code } = await run(`
+      const tls = { cert: Bun.file(${JSON.stringify(tls.cert.name)}), key: Bun.file(${JSON.stringify(tls.key.name)}) };
+      const held = [];
+      for (let i = 0; i < 14000; i++) held.push(await Bun.udpSocket({ port: 0, hostname: "127.0.0.1" }));
+      const failures = [], mismatched = [];
+      for (let i = 0; i < 30; i++) {
+        try {
+          const s = Bun.serve({ port: 0, h3: true, tls, fetch: () => new Response("x") });
+          if (s.quic.port !== s.port) mismatched.push([s.port, s.quic.port]);
+          s.stop(true);
+        } catch (e) { failures.push(e.code + " " + e.message); }
+      }
+      for (const h of held) h.close();
+      console.log(JSON.stringify({ failures, mismatched }));
+    `);
+    expect({ code, err, seen: JSON.parse(out || "null") }).toEqual({ code: 0, err: "", seen: { failures: [], mismatched: [] } });
+  });
+
   test("a taken UDP port: Bun's EADDRINUSE error", async () => {
     await using first: any = Bun.serve({ port: 0, h3: true, http1: false, tls, fetch: () => new Response("x") } as any);
     let err: any;

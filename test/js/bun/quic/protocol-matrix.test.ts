@@ -245,7 +245,9 @@ describe("statuses, JSON and errors", () => {
       console.log(JSON.stringify(out));
     `;
     const proc = Bun.spawn([process.execPath, "--preload", join(import.meta.dir, "../../../../src/js/preload.ts"), "-e", script], { stdout: "pipe", stderr: "pipe" });
-    const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    // Exit code 1 is expected (the handlers' errors); a child that printed no result says why here.
+    if (!out.startsWith("{")) throw new Error(`the child exited with ${code}, printing ${JSON.stringify(out)}; its stderr:\n${err}`);
     const seen = JSON.parse(out);
     for (const key of Object.keys(seen).filter(k => k.endsWith(" h1"))) expect({ key, ...seen[key.replace(/h1$/, "h3")] }).toEqual({ key, ...seen[key] });
     expect(seen["false/sync h3"]).toEqual({ status: 500, type: "text/plain", page: false, secret: false, text: "Something went wrong!" });
