@@ -19,6 +19,7 @@ import select
 import statistics
 import textwrap
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -94,6 +95,27 @@ def idle_connections(proc, port, count, hold=3.0):
     return res
 
 
+def lossy_downloads(port, count):
+    """1 MiB downloads by ngtcp2's client, which drops 10% of what it sends and of what it receives."""
+    seconds = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(count):
+            argv = ["gtlsclient", "--quiet", "--exit-on-all-streams-close", "--timeout=30s", "-r", "0.1", "-t", "0.1",
+                    "--download", tmp, "127.0.0.1", str(port), f"https://127.0.0.1:{port}/1mb"]
+            began = time.monotonic()
+            r = subprocess.run(argv, capture_output=True, timeout=60)
+            took = time.monotonic() - began
+            got = Path(tmp, "1mb")
+            if r.returncode != 0 or not got.exists() or got.stat().st_size != 1 << 20:
+                return None
+            got.unlink()
+            seconds.append(took)
+    seconds.sort()
+    return {"requests": count, "rps": count / sum(seconds), "p50_us": statistics.median(seconds) * 1e6,
+            "p99_us": seconds[min(len(seconds) - 1, int(len(seconds) * 0.99))] * 1e6,
+            "seconds": sum(seconds) / len(seconds), "cpu_us_per_req": float("nan"), "rss_mib": float("nan")}
+
+
 def client_run(side, origin, mode):
     """The same fetch code as a client: with our preload, or Bun's own lsquic client."""
     argv = [str(BUN), "--no-install"]
@@ -119,10 +141,12 @@ def scenarios(quick):
         ("fetch handler", "/fetch", ["-c", "4", "-m", "16", "-n", str(n), "-t", "1"], "req"),
         ("32 MB download", "/32mb", ["-c", "1", "-m", "1", "-n", "2" if quick else "8", "-t", "1"], "mib_down"),
         ("32 MB upload", "/upload", ["--method", "POST", "--body-size", str(32 << 20), "-c", "1", "-m", "1", "-n", "2" if quick else "6"], "mib_up"),
-        ("handshakes", "/hi", ["--new-connection-per-request", "-c", "8", "-n", "400" if quick else "2000", "-t", "1"], "req"),
+        ("handshakes (ECDSA P-256 certificate)", "/hi", ["--new-connection-per-request", "-c", "8", "-n", "400" if quick else "2000", "-t", "1"], "req"),
         ("1,000 idle connections", "/hi", ["1000"], "idle"),
         ("client: 2,000 small requests, 32 in flight", "small", [], "client_req"),
         ("client: 4 x 32 MB", "big", [], "client_mib"),
+        ("both ends: 4 x 32 MB, our fetch to our server vs native to native", "big", [], "both_mib"),
+        ("1 MB through 10% loss each way (ngtcp2 client -r 0.1 -t 0.1)", "/1mb", ["10" if quick else "20"], "lossy"),
     ]
 
 
@@ -142,6 +166,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--only", help="run only the scenarios whose name contains this; print, do not write the report")
     a = ap.parse_args()
     rounds = a.rounds or (3 if a.quick else 5)
     sides = ["rust-quic", "native lsquic"]
@@ -149,6 +174,8 @@ def main():
     results = {}
     try:
         for name, path, args, kind in scenarios(a.quick):
+            if a.only and a.only not in name:
+                continue
             for r in range(rounds):
                 order = sides if r % 2 == 0 else sides[::-1]
                 for side in order:
@@ -163,6 +190,11 @@ def main():
                     elif kind.startswith("client"):
                         # Both clients against the same server (Bun's native one).
                         res = client_run(side, f"https://127.0.0.1:{servers['native lsquic'][1]}", path)
+                    elif kind == "both_mib":
+                        # Each client against its own side's server.
+                        res = client_run(side, f"https://127.0.0.1:{port}", path)
+                    elif kind == "lossy":
+                        res = lossy_downloads(port, int(args[0]))
                     else:
                         res = measure(proc, port, path, args)
                     results.setdefault((name, side), []).append(res)
@@ -171,7 +203,8 @@ def main():
     finally:
         for proc, _ in servers.values():
             proc.terminate()
-    write_report(results, sides, rounds, a.quick)
+    if not a.only:
+        write_report(results, sides, rounds, a.quick)
 
 
 def med(values):
@@ -196,18 +229,27 @@ def write_report(results, sides, rounds, quick):
                 "kib": med([r.get("kib_per_conn", float("nan")) for r in runs]),
                 "ok": len(runs),
             }
+            cells[side]["sec"] = med([r.get("seconds", float("nan")) for r in runs])
+            # Server CPU per MiB moved: the download's cost per byte.
+            cells[side]["cpu_mib"] = med([r["cpu_s"] * 1e3 / (r["requests"] * 32) for r in runs if "cpu_s" in r and r["requests"]])
         ours, native = cells[sides[0]], cells[sides[1]]
-        if kind in ("mib_down", "mib_up", "client_mib"):
+        if kind in ("mib_down", "mib_up", "client_mib", "both_mib"):
             metric, unit, better = "mib", "MiB/s", "higher"
         elif kind == "idle":
             metric, unit, better = "kib", "server RSS KiB per idle connection", "lower"
         elif kind == "client_req":
             metric, unit, better = "rps", "requests/s", "higher"
+        elif kind == "lossy":
+            metric, unit, better = "sec", "mean seconds per download", "lower"
         else:
             metric, unit, better = "cpu", "server CPU µs/request", "lower"
         ratio = ours[metric][0] / native[metric][0] if native[metric][0] else float("nan")
         rows.append((name, ours, native, metric, unit, ratio, better))
         chart.append((name, ours[metric][0], native[metric][0], unit))
+        if kind == "mib_down":
+            per_byte = ours["cpu_mib"][0] / native["cpu_mib"][0] if native["cpu_mib"][0] else float("nan")
+            rows.append((name + ": server CPU per byte", ours, native, "cpu_mib", "server CPU ms per MiB", per_byte, "lower"))
+            chart.append((name + ": server CPU per byte", ours["cpu_mib"][0], native["cpu_mib"][0], "server CPU ms per MiB"))
     lines = [
         "# Benchmarks: rust-quic vs Bun 1.4.5's native lsquic (HTTP/3)",
         "",
@@ -219,7 +261,8 @@ def write_report(results, sides, rounds, quick):
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     def fmt(t):
-        return f"{t[0]:.1f} ({t[1]:.1f}-{t[2]:.1f})"
+        digits = 2 if abs(t[0]) < 10 else 1
+        return f"{t[0]:.{digits}f} ({t[1]:.{digits}f}-{t[2]:.{digits}f})"
 
     for name, ours, native, metric, unit, ratio, better in rows:
         lines.append(
@@ -231,6 +274,9 @@ def write_report(results, sides, rounds, quick):
         "",
         "Client rows run `bench/client.ts` (the same fetch code) with the preload (rust-quic) and without (Bun's lsquic",
         "client), both against the native lsquic server; their p50/p99 are per request as the client sees them.",
+        "The both-ends row runs each client against its own side's server. The lossy row is wall time per 1 MiB",
+        "download by ngtcp2's `gtlsclient`, which drops 10% of the datagrams it sends and 10% of those it receives",
+        "(handshake included: a lost handshake flight costs a probe timeout, hence the spread).",
         ""]
     lines += ["![benchmarks](benchmarks.png)", ""]
     analysis = ROOT / "bench" / "analysis.md"

@@ -3,6 +3,7 @@
 // usage: bun [--preload src/js/preload.ts] bench/server.ts CERT KEY
 const [cert, key] = process.argv.slice(2);
 const big = new Uint8Array(32 * 1024 * 1024).fill(120);
+const oneMiB = big.subarray(0, 1 << 20);
 const server = Bun.serve({
   port: 0,
   hostname: "127.0.0.1",
@@ -13,6 +14,7 @@ const server = Bun.serve({
     const { pathname } = new URL(req.url);
     if (pathname === "/fetch") return new Response("hello from fetch");
     if (pathname === "/32mb") return new Response(big);
+    if (pathname === "/1mb") return new Response(oneMiB);
     if (pathname === "/upload") {
       let n = 0;
       for await (const chunk of req.body!) n += chunk.byteLength;

@@ -11,7 +11,7 @@ use std::any::Any;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::ffi::c_void;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::driver::Driver;
 use crate::events::{Callbacks, EventQueue};
@@ -21,6 +21,12 @@ use crate::http3;
 use crate::limits::{ConnectionCounts, Limits};
 use crate::outbox::Outbox;
 use crate::tls::{self, SharedSni, TlsOptions};
+
+/// The RTT assumed before the first sample, as Chromium's QUIC and lsquic assume it. RFC 9002's
+/// 333 ms makes the first probe timeout about a second, so a handshake flight lost on a lossy path
+/// stalls a second; at 100 ms it is about a third of that. A slower path pays a spurious probe at
+/// most, inside the amplification limit.
+const INITIAL_RTT: Duration = Duration::from_millis(100);
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Role {
@@ -432,6 +438,7 @@ impl Context {
         c.set_max_stream_window(32 * 1024 * 1024);
         c.set_active_connection_id_limit(4);
         c.enable_pacing(false);
+        c.set_initial_rtt(INITIAL_RTT);
         c.set_cc_algorithm(s.congestion_control.algorithm());
         c.enable_dgram(s.datagrams, 1024, 1024);
         Ok(())

@@ -10,6 +10,7 @@ use rust_quic::ffi::*;
 use rust_quic::peer_context::PeerContext;
 use rust_quic::testing::{self, MemoryDriver};
 use rust_quic::tls::{ClientVerification, TlsOptions};
+use std::time::{Duration, Instant};
 
 fn stats(ctx: *mut Context) -> rust_quic::context::Stats {
     let mut st = rust_quic::context::Stats::default();
@@ -394,6 +395,26 @@ fn make_stream_waits_for_stream_credit() {
         let r = p.fetch_all(pc, reqs, 20);
         assert_eq!(r.len(), 20);
         assert!(r.iter().all(|m| m.status() == 200));
+        p.free();
+    }
+}
+
+#[test]
+fn a_lost_first_flight_is_probed_within_a_third_of_a_second() {
+    unsafe {
+        let p = pair();
+        // Everything the server sends is lost: its first flight never arrives.
+        p.net.borrow_mut().filter = Some(Box::new(|d| d.from.port() != 4433));
+        let began = Instant::now();
+        let _pc = p.connect();
+        assert!(testing::pump(&p.net, 100) > 0, "the client's Initial reached the server");
+        assert!(p.net.borrow().dropped > 0, "the server's answer was lost");
+        // Neither side has an RTT sample: the first probe timeout comes from the initial RTT.
+        // At 100 ms it is about 325 ms; RFC 9002's default 333 ms would make it about a second.
+        for (side, ctx) in [("server", p.server), ("client", p.client)] {
+            let probe = edge::next_timeout(ctx).expect("a probe timer is armed");
+            assert!(probe - began < Duration::from_millis(500), "{side}'s first probe in {:?}", probe - began);
+        }
         p.free();
     }
 }
