@@ -6,7 +6,7 @@ const big = new Uint8Array(32 * 1024 * 1024).fill(120);
 const oneMiB = big.subarray(0, 1 << 20);
 const server = Bun.serve({
   port: 0,
-  hostname: "127.0.0.1",
+  hostname: process.env.BENCH_HOST ?? "127.0.0.1",
   http3: true,
   tls: { cert: Bun.file(cert), key: Bun.file(key) },
   routes: { "/hi": new Response("hello!") },

@@ -83,7 +83,7 @@ pub unsafe fn start(
     let cid = cid::random_cid();
     let local = (*ls).local;
     let conn = {
-        let config = match (*ctx).client_config(verify) {
+        let config = match (*ctx).client_config(verify, peer) {
             Ok(c) => c,
             Err(e) => {
                 listen_socket::close(ls);

@@ -28,6 +28,31 @@ use crate::tls::{self, SharedSni, TlsOptions};
 /// most, inside the amplification limit.
 const INITIAL_RTT: Duration = Duration::from_millis(100);
 
+/// The UDP payload used on loopback, whose MTU (64 KiB) is known without probing: quiche caps a
+/// packet at 16,383 bytes (a two-byte length). Measured on a 32 MB download: 1.7-2.2x the MiB/s at
+/// about half the server CPU per byte against 1,452-byte packets.
+const LOOPBACK_MAX_UDP_PAYLOAD: usize = 16_383;
+
+/// Sets how `config` sizes packets for a connection to `peer` (quiche reads both settings when
+/// the connection is created). Loopback: 16,383-byte packets, no probing (measured: a probe costs
+/// ~70 µs of server CPU per handshake on loopback, and there is nothing to discover). Any other
+/// peer: packets start at 1,200 bytes and grow as probes are acknowledged (RFC 8899 DPLPMTUD) up
+/// to the configured size (1,452 by default: Ethernet's 1,500 less IPv6 and UDP headers), so a
+/// path that carries less (a tunnel, PPPoE) is found rather than black-holed.
+pub(crate) fn aim_at(config: &mut quiche::Config, settings: &Settings, peer: std::net::SocketAddr) {
+    let loopback = peer.ip().is_loopback() || is_mapped_loopback(peer.ip());
+    config.discover_pmtu(!loopback);
+    config.set_max_send_udp_payload_size(if loopback {
+        LOOPBACK_MAX_UDP_PAYLOAD.max(settings.max_send_udp_payload)
+    } else {
+        settings.max_send_udp_payload
+    });
+}
+
+fn is_mapped_loopback(ip: std::net::IpAddr) -> bool {
+    matches!(ip, std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Role {
     Server,
@@ -444,7 +469,12 @@ impl Context {
         Ok(())
     }
 
-    pub(crate) fn client_config(&mut self, verify: bool) -> Result<&mut quiche::Config, String> {
+    /// The client configuration for a connection to `peer`, built once per `verify`.
+    pub(crate) fn client_config(
+        &mut self,
+        verify: bool,
+        peer: std::net::SocketAddr,
+    ) -> Result<&mut quiche::Config, String> {
         if !self.client_configs.contains_key(&verify) {
             let builder = tls::client_builder(verify, self.ca_pem.as_deref(), self.client_identity.as_ref())?;
             let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
@@ -453,7 +483,9 @@ impl Context {
             config.verify_peer(verify);
             self.client_configs.insert(verify, config);
         }
-        Ok(self.client_configs.get_mut(&verify).expect("inserted above"))
+        let config = self.client_configs.get_mut(&verify).expect("inserted above");
+        aim_at(config, &self.settings, peer);
+        Ok(config)
     }
 
     /// True while an engine frame of this context (and so maybe a callback) runs.

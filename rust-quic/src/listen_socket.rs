@@ -140,6 +140,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     }
     let our_cid = cid::random_cid();
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
+    crate::context::aim_at(config, &(*ctx).settings, from);
     let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
         return Route::Dropped;
     };

@@ -418,3 +418,61 @@ fn a_lost_first_flight_is_probed_within_a_third_of_a_second() {
         p.free();
     }
 }
+
+/// Downloads 1 MB from `p` and returns the largest datagram the server sent.
+unsafe fn largest_server_datagram_in_a_download(p: &Pair) -> usize {
+    let largest = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let seen = largest.clone();
+    let carried = p.net.borrow().filter.is_some();
+    let mut path = p.net.borrow_mut().filter.take();
+    p.net.borrow_mut().filter = Some(Box::new(move |d| {
+        if d.from.port() == 4433 {
+            seen.set(seen.get().max(d.data.len()));
+        }
+        path.as_mut().is_none_or(|f| f(d))
+    }));
+    let pc = p.connect();
+    let r = p.fetch_all(pc, vec![Request::get("/size/1000000")], 30);
+    assert_eq!((r[0].status(), r[0].body.len()), (200, 1_000_000), "the download completes (path filter: {carried})");
+    largest.get()
+}
+
+#[test]
+fn loopback_carries_large_packets() {
+    unsafe {
+        // Loopback's MTU is 64 KiB: no probing, packets up to quiche's 16,383-byte cap.
+        let p = pair();
+        let largest = largest_server_datagram_in_a_download(&p);
+        assert!(largest > 8_000, "largest datagram on loopback: {largest}");
+        p.free();
+    }
+}
+
+#[test]
+fn another_path_is_probed_and_never_black_holed() {
+    unsafe {
+        // Not loopback: packets grow by probing, up to 1,452 bytes on a path that carries them.
+        let p = pair_on(
+            Settings::default(),
+            Settings { stream_ext_size: 16, ..Settings::default() },
+            "192.0.2.1",
+            "192.0.2.2",
+        );
+        let largest = largest_server_datagram_in_a_download(&p);
+        assert_eq!(largest, 1452, "largest datagram on a clean path");
+        p.free();
+        // A tunnel that carries at most 1,400 bytes: the probe for 1,452 is lost, the search
+        // settles below, and the download completes (a fixed 1,452 would lose every full packet).
+        let p = pair_on(
+            Settings::default(),
+            Settings { stream_ext_size: 16, ..Settings::default() },
+            "192.0.2.1",
+            "192.0.2.2",
+        );
+        p.net.borrow_mut().filter = Some(Box::new(|d| d.data.len() <= 1400));
+        let largest = largest_server_datagram_in_a_download(&p);
+        assert!(largest > 1400, "a probe above the path's limit was tried");
+        assert!(p.net.borrow().dropped < 200, "only probes were lost: {}", p.net.borrow().dropped);
+        p.free();
+    }
+}

@@ -120,6 +120,15 @@ struct us_udp_socket_t *us_create_udp_socket(struct us_loop_t *loop,
         setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one, sizeof(one));
     }
     setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+    /* Don't fragment, and ignore the kernel's path-MTU cache: QUIC finds the path's MTU itself
+       (DPLPMTUD), and a probe larger than the path must be lost, not fragmented. A datagram
+       larger than the interface fails with EMSGSIZE, which the send path drops like a loss. */
+    int probe = IP_PMTUDISC_PROBE;
+    setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &probe, sizeof(probe));
+    if (addr.ss_family == AF_INET6) {
+        int probe6 = IPV6_PMTUDISC_PROBE;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &probe6, sizeof(probe6));
+    }
     if (flags & LIBUS_LISTEN_REUSE_PORT) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     /* Large buffers: a QUIC flight at high bandwidth is many datagrams. */
     int bufsize = 4 * 1024 * 1024;

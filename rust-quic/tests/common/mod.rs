@@ -77,6 +77,7 @@ pub struct StreamApp {
     out_fin: bool,
     out_trailers: bool,
     reset_after: Option<usize>,
+    reset_armed: bool,
     stall_after: Option<usize>,
     pub is_client: bool,
 }
@@ -195,6 +196,7 @@ pub unsafe extern "C" fn on_stream_open(s: *mut Stream, is_client: c_int) {
         out_fin: false,
         out_trailers: false,
         reset_after: None,
+        reset_armed: false,
         stall_after: None,
         is_client: is_client != 0,
     }));
@@ -332,6 +334,13 @@ unsafe fn pump_out(s: *mut Stream) {
         }
     }
     if (*st).reset_after.is_some() {
+        // Reset at the next writable event, after a flush: what was written went out (a reset in
+        // the same turn discards the unsent bytes, the HEADERS with them when the window held all).
+        if !(*st).reset_armed {
+            (*st).reset_armed = true;
+            us_quic_stream_want_write(s, 1);
+            return;
+        }
         us_quic_stream_reset(s);
         return;
     }
@@ -420,6 +429,7 @@ pub struct Pair {
     pub client: *mut Context,
     pub listen: *mut listen_socket::ListenSocket,
     pub cert: Vec<u8>,
+    pub server_ip: &'static str,
 }
 
 pub fn server_tls() -> (TlsOptions, Vec<u8>) {
@@ -428,16 +438,26 @@ pub fn server_tls() -> (TlsOptions, Vec<u8>) {
 }
 
 pub unsafe fn pair_with(server_settings: Settings, client_settings: Settings) -> Pair {
+    pair_on(server_settings, client_settings, "127.0.0.1", "127.0.0.2")
+}
+
+/// A pair whose ends have these addresses (loopback or not changes how packets are sized).
+pub unsafe fn pair_on(
+    server_settings: Settings,
+    client_settings: Settings,
+    server_ip: &'static str,
+    client_ip: &str,
+) -> Pair {
     reset_world();
     let net = testing::network();
     let (tls, cert) = server_tls();
     let server =
-        Box::into_raw(Context::new_server(&tls, server_settings, 16, MemoryDriver::new(&net, "127.0.0.1")).unwrap());
-    let client = Box::into_raw(Context::new_client(client_settings, 16, MemoryDriver::new(&net, "127.0.0.2")));
+        Box::into_raw(Context::new_server(&tls, server_settings, 16, MemoryDriver::new(&net, server_ip)).unwrap());
+    let client = Box::into_raw(Context::new_client(client_settings, 16, MemoryDriver::new(&net, client_ip)));
     install_callbacks(server);
     install_callbacks(client);
     let listen = rust_quic::edge::listen(server, None, 4433, 0, 16, None).unwrap();
-    Pair { net, server, client, listen, cert }
+    Pair { net, server, client, listen, cert, server_ip }
 }
 
 pub unsafe fn pair() -> Pair {
@@ -447,8 +467,15 @@ pub unsafe fn pair() -> Pair {
 
 impl Pair {
     pub unsafe fn connect(&self) -> *mut PeerContext {
-        match rust_quic::edge::connect(self.client, "127.0.0.1", 4433, Some("localhost"), false, std::ptr::null_mut())
-            .unwrap()
+        match rust_quic::edge::connect(
+            self.client,
+            self.server_ip,
+            4433,
+            Some("localhost"),
+            false,
+            std::ptr::null_mut(),
+        )
+        .unwrap()
         {
             client::Connect::Now(pc) => pc,
             client::Connect::Pending(_) => unreachable!("IP literal"),
