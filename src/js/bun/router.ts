@@ -26,6 +26,9 @@ export type RouteTarget =
   | { kind: "html"; bundle: HTMLBundleLike }
   | { kind: "handler"; handler: RouteHandler };
 
+/** A route that matched a request: what answers it, and the path's :params. */
+export type RouteMatch = { target: RouteTarget; params: Record<string, string> };
+
 interface CompiledRoute {
   pattern: string;
   segments: string[];
@@ -97,7 +100,7 @@ export class Router {
   }
 
   /** The route for this request, or undefined to fall through to fetch. */
-  match(method: string, pathname: string): { target: RouteTarget; params: Record<string, string> } | undefined {
+  match(method: string, pathname: string): RouteMatch | undefined {
     const pick = (value: RouteValue): RouteTarget | undefined => {
       if (!value) return undefined;
       if (isLeaf(value)) return this.targets.get(value);

@@ -5,7 +5,7 @@ import { FFIType, callback, handle, quic } from "../internal/quic/native";
 import { H3_INTERNAL_ERROR, H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
-import type { Router, RouteTarget } from "./router";
+import type { RouteMatch, Router, RouteTarget } from "./router";
 import { etagMatches, fileRouteResponses, serveFile, staticEtag } from "./file-route";
 import { errorPage } from "./error-page";
 import { writeAll } from "../internal/quic/write";
@@ -172,6 +172,74 @@ class StreamState {
   upgraded = false;
 }
 
+/**
+ * An HTTP/3 request: a Request whose `signal` follows its stream (made on first read: most
+ * handlers never read it), and which knows its stream and listener without a per-request map
+ * entry (server.requestIP, upgrades).
+ */
+class H3Request extends Request {
+  #stream: Pointer;
+  #state: StreamState;
+  #owner: H3Listener;
+
+  constructor(url: string, init: RequestInit, stream: Pointer, state: StreamState, owner: H3Listener) {
+    super(url, init);
+    this.#stream = stream;
+    this.#state = state;
+    this.#owner = owner;
+  }
+
+  // @ts-expect-error lib.dom declares `signal` a property; Request.prototype defines it as a getter.
+  override get signal(): AbortSignal {
+    const st = this.#state;
+    if (!st.abort) {
+      st.abort = new AbortController();
+      if (st.closed && !st.responded) st.abort.abort();
+    }
+    return st.abort.signal;
+  }
+
+  /** The stream behind `req` when it is one of `owner`'s requests. */
+  static entryOf(req: Request, owner: H3Listener): { s: Pointer; st: StreamState } | undefined {
+    return #owner in req && req.#owner === owner ? { s: req.#stream, st: req.#state } : undefined;
+  }
+}
+/**
+ * A route handler's request, as Bun's BunRequest: `params`, and `cookies` (a Bun.CookieMap of the
+ * Cookie header, made on first read) whose changes go out as Set-Cookie with the response.
+ */
+class H3RouteRequest extends H3Request {
+  #params: Record<string, string>;
+  #cookies?: Bun.CookieMap;
+
+  constructor(url: string, init: RequestInit, stream: Pointer, state: StreamState, owner: H3Listener, params: Record<string, string>) {
+    super(url, init, stream, state, owner);
+    this.#params = params;
+  }
+
+  get params(): Record<string, string> {
+    return this.#params;
+  }
+
+  get cookies(): Bun.CookieMap {
+    return (this.#cookies ??= new Bun.CookieMap(this.headers.get("cookie") ?? ""));
+  }
+
+  get [Symbol.toStringTag]() {
+    return "BunRequest";
+  }
+
+  /** The Set-Cookie values the handler's cookie changes make (none when it never read cookies). */
+  static setCookiesOf(req: Request): string[] {
+    return req instanceof H3RouteRequest && req.#cookies ? req.#cookies.toSetCookieHeaders() : [];
+  }
+}
+
+// `req.constructor === Request`, as for upstream's requests (only getPrototypeOf tells them apart).
+for (const kind of [H3Request, H3RouteRequest]) {
+  Object.defineProperty(kind.prototype, "constructor", { value: Request, writable: true, configurable: true });
+}
+
 export class H3Listener {
   readonly port: number;
   private ctx: Pointer | null;
@@ -179,8 +247,6 @@ export class H3Listener {
   private streams = new Map<Pointer, StreamState>();
   private callbacks: ReturnType<typeof callback>[] = [];
   private stopped = false;
-  /** HTTP/3 requests and their streams: server.requestIP and upgrade checks. */
-  private requestStreams = new WeakMap<Request, { s: Pointer; st: StreamState }>();
   private wt = new WTRouter();
   private routeGeneration = 0;
 
@@ -338,7 +404,7 @@ export class H3Listener {
    * connection has maxSessions sessions.
    */
   upgradeWebTransport(req: Request, options: { data?: unknown; headers?: ConstructorParameters<typeof Headers>[0] } = {}): boolean {
-    const entry = this.requestStreams.get(req);
+    const entry = H3Request.entryOf(req, this);
     const handlers = this.handlers.webtransport;
     if (!entry || !handlers) return false;
     const { s, st } = entry;
@@ -422,32 +488,27 @@ export class H3Listener {
     const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
     // An invalid :authority is not trusted: request.url is then the bare :path, as upstream's.
     const valid = VALID_AUTHORITY.test(authority);
-    const request = new Request(`https://${valid ? authority : `localhost:${this.port}`}${path}`, { method, headers: fields, body });
-    if (!valid) Object.defineProperty(request, "url", { value: path, enumerable: true });
-    // req.signal aborts when the client goes away before the response.
-    Object.defineProperty(request, "signal", {
-      get: () => {
-        if (!st.abort) {
-          st.abort = new AbortController();
-          if (st.closed && !st.responded) st.abort.abort();
-        }
-        return st.abort.signal;
-      },
-    });
+    const url = `https://${valid ? authority : `localhost:${this.port}`}${path}`;
     const query = path.indexOf("?");
     st.pathname = query < 0 ? path : path.slice(0, query);
+    const route = this.handlers.routes?.match(method, st.pathname);
+    const init = { method, headers: fields, body };
+    const request =
+      route?.target.kind === "handler"
+        ? new H3RouteRequest(url, init, s, st, this, route.params)
+        : new H3Request(url, init, s, st, this);
+    if (!valid) Object.defineProperty(request, "url", { value: path, enumerable: true });
     st.request = request;
-    this.requestStreams.set(request, { s, st });
-    this.dispatch(s, st, request);
+    this.dispatch(s, st, request, route);
   }
 
   isH3Request(req: Request): boolean {
-    return this.requestStreams.has(req);
+    return H3Request.entryOf(req, this) !== undefined;
   }
 
   /** server.requestIP for an HTTP/3 request: read from the connection while the stream is open (then kept). */
   requestIP(req: Request) {
-    const entry = this.requestStreams.get(req);
+    const entry = H3Request.entryOf(req, this);
     if (!entry) return undefined;
     if (!entry.st.remote && !entry.st.closed) entry.st.remote = this.remote(entry.s);
     return entry.st.remote ?? null;
@@ -496,10 +557,10 @@ export class H3Listener {
    * promise) is answered synchronously, inside the engine callback: the answer
    * then leaves in the same packets as the ACK of the request.
    */
-  private dispatch(s: Pointer, st: StreamState, request: Request) {
+  private dispatch(s: Pointer, st: StreamState, request: Request, route: RouteMatch | undefined) {
     let result: unknown;
     try {
-      result = this.invoke(st, request);
+      result = this.invoke(st, request, route);
     } catch (err) {
       return void this.answerError(s, st, request, err);
     }
@@ -510,8 +571,7 @@ export class H3Listener {
     );
   }
 
-  private invoke(st: StreamState, request: Request): Response | Promise<unknown> {
-    const route = this.handlers.routes?.match(request.method, st.pathname);
+  private invoke(st: StreamState, request: Request, route: RouteMatch | undefined): Response | Promise<unknown> {
     if (!route) {
       if (this.handlers.html?.serves(st.pathname)) return this.handlers.html.proxy(request);
       return this.fallback(request);
@@ -525,7 +585,6 @@ export class H3Listener {
       case "html":
         return this.handlers.html ? this.handlers.html.proxy(request) : this.fallback(request);
       case "handler": {
-        Object.defineProperty(request, "params", { value: route.params, enumerable: true });
         const server = this.server();
         const r = target.handler.call(server, request as Request & { params: Record<string, string> }, server);
         return r instanceof Response ? r : Promise.resolve(r);
@@ -655,6 +714,7 @@ export class H3Listener {
       }
     }
     const extra: [string, string][] = [];
+    if (st.request) for (const cookie of H3RouteRequest.setCookiesOf(st.request)) extra.push(["set-cookie", cookie]);
     const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;
     if (length !== undefined && !response.headers.has("content-length")) extra.push(["content-length", String(length)]);
     if ((!isHead || info?.ownType) && info?.defaultType && !response.headers.has("content-type")) extra.push(["content-type", info.defaultType]);

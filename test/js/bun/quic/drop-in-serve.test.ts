@@ -19,6 +19,17 @@ utimesSync(textFile, mtime, mtime);
 let server: any;
 let base: string;
 
+/** What a program can see of the handler's Request besides its fields. */
+const identity = (req: Request) => ({
+  instance: req instanceof Request,
+  constructor: req.constructor === Request,
+  tag: Object.prototype.toString.call(req),
+  keys: Object.keys(req),
+  clone: req.clone() instanceof Request,
+  signal: req.signal instanceof AbortSignal && !req.signal.aborted,
+  cookies: typeof (req as any).cookies,
+});
+
 beforeAll(() => {
   server = Bun.serve({
     port: 0,
@@ -35,13 +46,29 @@ beforeAll(() => {
       "/missing": Bun.file(join(dir, "nope.txt")),
       "/blob": new Blob(["blob route"], { type: "x/blob" }),
       "/handler": (req: Request) => new Response(`handler ${req.method}`),
+      // (Bun.inspect names a route's request BunRequest, which a JS subclass cannot: docs/guide.md.)
+      "/identity/:id": (req: any) => Response.json({ ...identity(req), params: req.params }),
+      "/cookies/set": (req: any) => {
+        req.cookies.set("x", "y", { path: "/", httpOnly: true });
+        req.cookies.delete("a");
+        return new Response("set", { headers: { "set-cookie": "own=1" } });
+      },
+      "/cookies/read": (req: any) => new Response(`${req.cookies.get("a")} ${req.cookies.size}`),
+      "/cookies/async": async (req: any) => {
+        await Bun.sleep(1);
+        req.cookies.set("late", "1");
+        return new Response("late");
+      },
       "/methods": { GET: Bun.file(textFile), POST: new Response("posted"), PUT: () => new Response("put") },
       "/wild/*": new Response("wild"),
       "/wild/excluded": false,
       "/off": false,
       "/page": page,
     },
-    fetch: (req: Request) => new Response(`fetch ${new URL(req.url, "https://x").pathname}`),
+    fetch: (req: Request) =>
+      new URL(req.url, "https://x").pathname === "/identity"
+        ? Response.json({ ...identity(req), inspected: Bun.inspect(req).split("\n")[0] })
+        : new Response(`fetch ${new URL(req.url, "https://x").pathname}`),
   } as any);
   base = `https://127.0.0.1:${server.port}`;
 });
@@ -58,6 +85,11 @@ describe("every route value works over HTTP/1.1 and HTTP/3 alike", () => {
     ["a missing file falls through to fetch", "/missing"],
     ["a Blob", "/blob"],
     ["a handler", "/handler"],
+    ["the fetch handler's Request is one as upstream's (instanceof, constructor, own keys, inspect, clone, signal)", "/identity"],
+    ["a route handler's request is a BunRequest as upstream's (params, cookies, tag, no own keys)", "/identity/7"],
+    ["req.cookies reads the Cookie header", "/cookies/read", { headers: { cookie: "a=b; c=d" } }],
+    ["req.cookies changes go out as Set-Cookie, after the handler's own", "/cookies/set", { headers: { cookie: "a=b" } }],
+    ["req.cookies changes after an await still go out", "/cookies/async"],
     ["a per-method object: a file for GET", "/methods"],
     ["a per-method object: a Response for POST", "/methods", { method: "POST", body: "x" }],
     ["a per-method object: a handler for PUT", "/methods", { method: "PUT", body: "x" }],

@@ -75,7 +75,8 @@ const UNCOMPARED = new Set(["date", "alt-svc", "transfer-encoding", "connection"
 
 export async function observe(res: Response): Promise<Observed> {
   const headers: Record<string, string> = {};
-  for (const [name, value] of res.headers) if (!UNCOMPARED.has(name)) headers[name] = value;
+  // (Set-Cookie fields stay apart when iterated: all of them are compared.)
+  for (const [name, value] of res.headers) if (!UNCOMPARED.has(name)) headers[name] = name in headers ? `${headers[name]}\n${value}` : value;
   const body = Buffer.from(await res.arrayBuffer()).toString("latin1");
   return { status: res.status, headers, body: body.length > 256 ? `${body.length} bytes sha256=${sha256(Buffer.from(body, "latin1"))}` : body };
 }
