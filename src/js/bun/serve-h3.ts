@@ -683,14 +683,42 @@ export class H3Listener {
   /**
    * Sends a Response as Bun's own server does: `content-length` whenever the
    * body's length is known (also for HEAD, which sends no body), Bun's default
-   * content-type for strings and buffers, and a known body in one engine call.
+   * content-type for strings and buffers, and a known body in one engine call —
+   * synchronously, without a promise, when the bytes are in memory.
    */
-  private async respond(s: Pointer, st: StreamState, response: Response, isHead: boolean) {
-    const lib = quic();
+  private respond(s: Pointer, st: StreamState, response: Response, isHead: boolean): void | Promise<void> {
     st.responded = true;
     const status = response.status;
     const noContent = status === 204 || status === 304 || status < 200;
-    let info: BodyInfo | undefined = noContent ? undefined : bodyInfo(response);
+    const info: BodyInfo | undefined = noContent ? undefined : bodyInfo(response);
+    const bytes = info?.bytes;
+    if (!isHead && bytes && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
+      // Bytes already in memory: head, body and FIN in one engine call.
+      const block = this.responseHead(st, response, info!, bytes.byteLength, false);
+      quic().us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
+      scheduleFlush();
+      return;
+    }
+    return this.respondLater(s, st, response, isHead, noContent, info);
+  }
+
+  /** The response's header block, with the fields Bun's server adds. */
+  private responseHead(st: StreamState, response: Response, info: BodyInfo | undefined, length: number | undefined, isHead: boolean) {
+    const extra: [string, string][] = [];
+    if (st.request) for (const cookie of H3RouteRequest.setCookiesOf(st.request)) extra.push(["set-cookie", cookie]);
+    if (length !== undefined && !response.headers.has("content-length")) extra.push(["content-length", String(length)]);
+    if ((!isHead || info?.ownType) && info?.defaultType && !response.headers.has("content-type")) extra.push(["content-type", info.defaultType]);
+    const attachment = isBunFile(info?.blob) && info.blob.type === "application/octet-stream" && !fileRouteResponses.has(response);
+    if (!isHead && attachment && !response.headers.has("content-disposition")) {
+      extra.push(["content-disposition", `filename="${(info!.blob as unknown as { name: string }).name.split("/").pop()}"`]);
+    }
+    return encodeHeaders(this.head(response.status, response.headers, extra));
+  }
+
+  /** The rest of respond: bodies read, serialised or streamed first, and HEAD. */
+  private async respondLater(s: Pointer, st: StreamState, response: Response, isHead: boolean, noContent: boolean, known: BodyInfo | undefined) {
+    const lib = quic();
+    let info = known;
     if (info?.formData) {
       // The multipart boundary is only known once the form is serialised.
       const blob = await response.blob();
@@ -713,16 +741,8 @@ export class H3Listener {
         pending = ready.pending;
       }
     }
-    const extra: [string, string][] = [];
-    if (st.request) for (const cookie of H3RouteRequest.setCookiesOf(st.request)) extra.push(["set-cookie", cookie]);
     const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;
-    if (length !== undefined && !response.headers.has("content-length")) extra.push(["content-length", String(length)]);
-    if ((!isHead || info?.ownType) && info?.defaultType && !response.headers.has("content-type")) extra.push(["content-type", info.defaultType]);
-    const attachment = isBunFile(info?.blob) && info.blob.type === "application/octet-stream" && !fileRouteResponses.has(response);
-    if (!isHead && attachment && !response.headers.has("content-disposition")) {
-      extra.push(["content-disposition", `filename="${(info!.blob as unknown as { name: string }).name.split("/").pop()}"`]);
-    }
-    const block = encodeHeaders(this.head(status, response.headers, extra));
+    const block = this.responseHead(st, response, info, length, isHead);
     const bytes = info?.bytes;
     if (!isHead && bytes && !info?.partial && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
       // Bytes already in memory: head, body and FIN in one engine call.
