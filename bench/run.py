@@ -28,6 +28,9 @@ BUN = ROOT / "node_modules" / ".bin" / "bun"
 H3LOAD = ROOT / "target" / "release" / "h3load"
 CERT, KEY = ROOT / "build" / "certs" / "cert.pem", ROOT / "build" / "certs" / "key.pem"
 TICK = os.sysconf("SC_CLK_TCK")
+NAN = float("nan")
+# Every run's raw results, kept before the report is written (--from-results rewrites it).
+RESULTS = ROOT / "build" / "bench-results.json"
 
 
 def start(side):
@@ -167,9 +170,14 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--only", help="run only the scenarios whose name contains this; print, do not write the report")
+    ap.add_argument("--from-results", action="store_true", help=f"write the report from {RESULTS.relative_to(ROOT)} without running")
     a = ap.parse_args()
     rounds = a.rounds or (3 if a.quick else 5)
     sides = ["rust-quic", "native lsquic"]
+    if a.from_results:
+        saved = json.loads(RESULTS.read_text())
+        results = {tuple(k.split("\t")): v for k, v in saved["results"].items()}
+        return write_report(results, sides, saved["rounds"], saved["quick"])
     servers = {s: start(s) for s in sides}
     results = {}
     try:
@@ -204,6 +212,9 @@ def main():
         for proc, _ in servers.values():
             proc.terminate()
     if not a.only:
+        RESULTS.parent.mkdir(exist_ok=True)
+        saved = {"rounds": rounds, "quick": a.quick, "results": {"\t".join(k): v for k, v in results.items()}}
+        RESULTS.write_text(json.dumps(saved, allow_nan=True))
         write_report(results, sides, rounds, a.quick)
 
 
@@ -220,12 +231,12 @@ def write_report(results, sides, rounds, quick):
         for side in sides:
             runs = [r for r in results.get((name, side), []) if r]
             cells[side] = {
-                "rps": med([r["rps"] for r in runs]),
-                "p50": med([r["p50_us"] for r in runs]),
-                "p99": med([r["p99_us"] for r in runs]),
-                "cpu": med([r["cpu_us_per_req"] for r in runs]),
-                "mib": med([(r["upload_mib_per_s"] if kind == "mib_up" else r["mib_per_s"]) for r in runs]),
-                "rss": med([r["rss_mib"] for r in runs]),
+                "rps": med([r.get("rps", NAN) for r in runs]),
+                "p50": med([r.get("p50_us", NAN) for r in runs]),
+                "p99": med([r.get("p99_us", NAN) for r in runs]),
+                "cpu": med([r.get("cpu_us_per_req", NAN) for r in runs]),
+                "mib": med([r.get("upload_mib_per_s" if kind == "mib_up" else "mib_per_s", NAN) for r in runs]),
+                "rss": med([r.get("rss_mib", NAN) for r in runs]),
                 "kib": med([r.get("kib_per_conn", float("nan")) for r in runs]),
                 "ok": len(runs),
             }
@@ -270,7 +281,7 @@ def write_report(results, sides, rounds, quick):
             f"{ours['rps'][0]:.0f} / {native['rps'][0]:.0f} | {ours['p50'][0]:.0f} / {native['p50'][0]:.0f} | {ours['p99'][0]:.0f} / {native['p99'][0]:.0f} |"
         )
     lines += ["", "Server RSS after each server scenario (MiB, median): " + ", ".join(
-        f"{name}: {ours['rss'][0]:.0f} / {native['rss'][0]:.0f}" for name, ours, native, *_ in rows if ours["rss"][0] == ours["rss"][0]) + " (ours / native).",
+        f"{name}: {ours['rss'][0]:.0f} / {native['rss'][0]:.0f}" for name, ours, native, metric, *_ in rows if ours["rss"][0] == ours["rss"][0] and metric != "cpu_mib") + " (ours / native).",
         "",
         "Client rows run `bench/client.ts` (the same fetch code) with the preload (rust-quic) and without (Bun's lsquic",
         "client), both against the native lsquic server; their p50/p99 are per request as the client sees them.",

@@ -351,9 +351,12 @@ function compressionOf(option: unknown): string | undefined {
   return typeof option === "string" && option in CODINGS && option !== "x-gzip" ? option : undefined;
 }
 
+/** No request body (never written to: shared). */
+const NO_BODY: Outgoing = Object.freeze({ bytes: null, stream: null });
+
 async function outgoingBody(request: Request, streaming: boolean, compress: string | undefined): Promise<Outgoing> {
   const method = request.method;
-  if (request.body === null || method === "GET" || method === "HEAD") return { bytes: null, stream: null };
+  if (request.body === null || method === "GET" || method === "HEAD") return NO_BODY;
   if (streaming) {
     const declared = request.headers.get("content-length");
     if (compress) return { bytes: null, stream: request.body.pipeThrough(new CompressionStream(CODINGS[compress])), encoding: compress };
@@ -527,9 +530,10 @@ export async function fetchH3(
   const compress = compressionOf(init.compress);
   let headers = new Headers(request.headers);
   // Bun's fetch sends an empty Blob body without its type as content-type.
-  const userHeaders = new Headers(init.headers as any);
-  if (init.body instanceof Blob && init.body.size === 0 && !isBunFile(init.body) && !userHeaders.has("content-type")) headers.delete("content-type");
-  let body = await outgoingBody(request, streaming, compress);
+  if (init.body instanceof Blob && init.body.size === 0 && !isBunFile(init.body) && !new Headers(init.headers as any).has("content-type")) {
+    headers.delete("content-type");
+  }
+  let body = request.body === null ? NO_BODY : await outgoingBody(request, streaming, compress);
   for (let hops = 0; ; hops++) {
     // An Alt-Svc alternative port applies to its origin only, not to redirects elsewhere.
     const connectPort = hops === 0 ? init.connectPort : undefined;
@@ -549,7 +553,7 @@ export async function fetchH3(
       headers.delete("content-type");
       headers.delete("content-length");
       request = new Request(url.href, { method: "GET", headers });
-      body = { bytes: null, stream: null };
+      body = NO_BODY;
     } else {
       if (body.stream) throw fetchError("fetch: cannot follow a redirect with a streamed request body", "UnexpectedRedirect");
       request = new Request(url.href, { method: request.method, headers });
