@@ -128,3 +128,52 @@ fn no_core_module_calls_the_application_or_the_driver() {
     }
     assert!(modules["edge"].contains(".callbacks") && modules["edge"].contains("driver.send("), "the edge does");
 }
+
+/// The files of one directory module (`http3`, `edge`, `embed`): file name → its code, as `modules`
+/// reads it, and which sibling files each names through `super::` or `crate::<dir>::`.
+fn sibling_imports(dir: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut code: BTreeMap<String, String> = BTreeMap::new();
+    for entry in fs::read_dir(src_dir().join(dir)).expect("module directory readable") {
+        let path = entry.expect("entry").path();
+        let name = path.file_stem().expect("a name").to_string_lossy().to_string();
+        if path.extension().is_none_or(|e| e != "rs") || name == "mod" {
+            continue;
+        }
+        let text = fs::read_to_string(&path).expect("source readable");
+        let text = text.split("#[cfg(test)]\nmod ").next().unwrap_or("");
+        code.insert(name, text.lines().map(|l| l.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n"));
+    }
+    let mut graph = BTreeMap::new();
+    for (name, text) in &code {
+        let mut uses = BTreeSet::new();
+        for prefix in ["super::".to_string(), format!("crate::{dir}::")] {
+            for (i, _) in text.match_indices(&prefix) {
+                let rest = &text[i + prefix.len()..];
+                let groups: Vec<&str> = if let Some(group) = rest.strip_prefix('{') {
+                    group[..group.find('}').unwrap_or(group.len())].split(',').collect()
+                } else {
+                    vec![rest]
+                };
+                for item in groups {
+                    let item = item.trim();
+                    let end = item.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(item.len());
+                    uses.insert(item[..end].to_string());
+                }
+            }
+        }
+        uses.retain(|m| m != name && code.contains_key(m));
+        graph.insert(name.clone(), uses);
+    }
+    graph
+}
+
+#[test]
+fn the_files_inside_each_directory_module_import_each_other_without_a_cycle() {
+    let http3 = sibling_imports("http3");
+    assert!(http3["message"].contains("qpack"), "the reader sees sibling imports");
+    for dir in ["http3", "edge", "embed"] {
+        if let Some(cycle) = find_cycle(&sibling_imports(dir)) {
+            panic!("import cycle in {dir}/: {}", cycle.join(" -> "));
+        }
+    }
+}

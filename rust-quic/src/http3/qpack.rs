@@ -6,7 +6,6 @@ use quiche::h3::NameValue;
 
 use super::codes::FRAME_HEADERS;
 use super::huffman;
-use super::message::Malformed;
 use super::wire::put_frame_header;
 
 /// A header field borrowed from the caller, for the QPACK encoder.
@@ -25,10 +24,14 @@ impl NameValue for FieldRef<'_> {
     }
 }
 
+/// quiche's encoder refused a header block (it never should: the buffer is sized for the block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EncodeFailed;
+
 /// Encodes a header block as a complete HEADERS frame appended to `out`, in
 /// place: the block is encoded after room for the frame header, which is then
 /// written just before it.
-pub fn encode_headers_frame(fields: &[FieldRef<'_>], out: &mut Vec<u8>) -> Result<(), Malformed> {
+pub fn encode_headers_frame(fields: &[FieldRef<'_>], out: &mut Vec<u8>) -> Result<(), EncodeFailed> {
     // Frame type (one byte) and the largest length varint.
     const ROOM: usize = 1 + 8;
     let bound: usize = fields.iter().map(|f| f.name.len() + f.value.len() + 16).sum::<usize>() + 16;
@@ -37,7 +40,7 @@ pub fn encode_headers_frame(fields: &[FieldRef<'_>], out: &mut Vec<u8>) -> Resul
     let encoded = quiche::h3::qpack::Encoder::new().encode(fields, &mut out[start + ROOM..]);
     let Ok(n) = encoded else {
         out.truncate(start);
-        return Err(Malformed);
+        return Err(EncodeFailed);
     };
     let mut head = Vec::new();
     put_frame_header(&mut head, FRAME_HEADERS, n as u64);

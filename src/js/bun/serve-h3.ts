@@ -1,31 +1,28 @@
 // The HTTP/3 side of Bun.serve({ h3: true }): a rust-quic server context on the
-// same port number as the TCP listener, calling the same handlers.
+// same port number as the TCP listener, calling the same handlers. The request the
+// handlers get is h3-request.ts's; answers are written by h3-response.ts.
 import type { Pointer } from "bun:ffi";
 import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { H3_INTERNAL_ERROR, H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
+import { H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
 import { encodeHeaders, readHeaders } from "../internal/quic/headers";
 import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
 import type { RouteMatch, Router, RouteTarget } from "./router";
-import { etagMatches, fileRouteResponses, serveFile, staticEtag } from "./file-route";
+import { etagMatches, serveFile, staticEtag } from "./file-route";
 import { errorPage } from "./error-page";
-import { writeAll } from "../internal/quic/write";
 import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { pemText, type TlsInput } from "../internal/quic/tls";
 import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
-import { bodyInfo, isBunFile, responseOf, type BodyInfo } from "../internal/quic/response-body";
+import { bodyInfo, responseOf } from "../internal/quic/response-body";
+import { H3Request, H3RouteRequest, StreamState } from "./h3-request";
+import { headFields, respond } from "./h3-response";
 
 const { ptr, i32, u32 } = FFIType;
 /** The extended CONNECT upgrade tokens of WebTransport over HTTP/3 (drafts up to 12, and later). */
 const WEBTRANSPORT_TOKENS = new Set(["webtransport", "webtransport-h3"]);
 const CONTINUE = Buffer.from("100\0");
-/** Known bodies up to this size go out in one engine call (queued whole); larger ones stream. */
-const ONE_CALL_BODY_LIMIT = 64 * 1024;
 /** A valid :authority (RFC 3986 host[:port], no userinfo); another one leaves request.url as the bare :path, as upstream. */
 const VALID_AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d*)?$/;
-/** Response fields that HTTP/3 forbids (RFC 9114 4.2). */
-const CONNECTION_SPECIFIC = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
-
 
 /** Bun.serve's `webtransport` option: like `websocket`, for WebTransport sessions. */
 export interface WebTransportHandlers {
@@ -89,48 +86,6 @@ export interface H3Options {
 export type QuicStats = import("bun").QuicServerStats;
 
 
-type ReadResult = { done: true; value?: undefined } | { done: false; value: Uint8Array | string };
-type BodyReader = { read(): Promise<ReadResult>; cancel(): Promise<void>; closed: Promise<void> };
-
-/**
- * A stream body collected before the head goes out is sent with its length, as
- * Bun's server does: up to this much that is ready at once (16 KiB, where Bun's
- * server starts streaming chunked), else the head goes first.
- */
-const STREAM_COLLECT_LIMIT = 16 * 1024;
-
-/**
- * What a body stream has ready now: chunks are read while each read settles
- * before a macrotask passes, until `limit` bytes are in. `pending` is the read
- * still under way, if any.
- */
-async function readAvailable(reader: BodyReader, limit: number): Promise<{ done: boolean; bytes: Uint8Array; pending?: Promise<ReadResult> }> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const later = Symbol("later");
-  for (;;) {
-    const read = reader.read();
-    const first = await Promise.race([read, new Promise<typeof later>(r => setImmediate(() => r(later)))]);
-    if (first === later) return { done: false, bytes: concat(chunks, size), pending: read };
-    if (first.done) return { done: true, bytes: concat(chunks, size) };
-    const value: Uint8Array = typeof first.value === "string" ? Buffer.from(first.value) : first.value;
-    chunks.push(value);
-    size += value.byteLength;
-    if (size >= limit) return { done: false, bytes: concat(chunks, size) };
-  }
-}
-
-function concat(chunks: Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(size);
-  let off = 0;
-  for (const c of chunks) {
-    out.set(c, off);
-    off += c.byteLength;
-  }
-  return out;
-}
-
 /** An IPv6 address in its usual text form (zeros compressed). */
 function ipv6Text(b: Uint8Array): string {
   const groups = Array.from({ length: 8 }, (_, i) => ((b[2 * i] << 8) | b[2 * i + 1]).toString(16));
@@ -139,105 +94,6 @@ function ipv6Text(b: Uint8Array): string {
   if (!runs) return text;
   const longest = runs.reduce((a, r) => (r.length > a.length ? r : a));
   return text.replace(longest, "::");
-}
-
-let dateSecond = 0;
-let dateText = "";
-/** The Date header value, made once per second. */
-function httpDate(): string {
-  const now = Math.floor(Date.now() / 1000);
-  if (now !== dateSecond) {
-    dateSecond = now;
-    dateText = new Date(now * 1000).toUTCString();
-  }
-  return dateText;
-}
-
-class StreamState {
-  request?: Request;
-  body?: ReadableStreamDefaultController<Uint8Array>;
-  bodyBytes = 0;
-  paused = false;
-  closed = false;
-  responded = false;
-  /** req.signal's controller, made on first use (most handlers never read it). */
-  abort?: AbortController;
-  pathname = "/";
-  writable?: () => void;
-  remote?: { address: string; port: number; family: "IPv4" | "IPv6" };
-  /** Extended CONNECT (RFC 9220): the :protocol asked for. */
-  protocol?: string;
-  /** The client offered WebTransport draft-02 (answered with sec-webtransport-http3-draft). */
-  draft02 = false;
-  upgraded = false;
-}
-
-/**
- * An HTTP/3 request: a Request whose `signal` follows its stream (made on first read: most
- * handlers never read it), and which knows its stream and listener without a per-request map
- * entry (server.requestIP, upgrades).
- */
-class H3Request extends Request {
-  #stream: Pointer;
-  #state: StreamState;
-  #owner: H3Listener;
-
-  constructor(url: string, init: RequestInit, stream: Pointer, state: StreamState, owner: H3Listener) {
-    super(url, init);
-    this.#stream = stream;
-    this.#state = state;
-    this.#owner = owner;
-  }
-
-  // @ts-expect-error lib.dom declares `signal` a property; Request.prototype defines it as a getter.
-  override get signal(): AbortSignal {
-    const st = this.#state;
-    if (!st.abort) {
-      st.abort = new AbortController();
-      if (st.closed && !st.responded) st.abort.abort();
-    }
-    return st.abort.signal;
-  }
-
-  /** The stream behind `req` when it is one of `owner`'s requests. */
-  static entryOf(req: Request, owner: H3Listener): { s: Pointer; st: StreamState } | undefined {
-    return #owner in req && req.#owner === owner ? { s: req.#stream, st: req.#state } : undefined;
-  }
-}
-/**
- * A route handler's request, as Bun's BunRequest: `params`, and `cookies` (a Bun.CookieMap of the
- * Cookie header, made on first read) whose changes go out as Set-Cookie with the response.
- */
-class H3RouteRequest extends H3Request {
-  #params: Record<string, string>;
-  #cookies?: Bun.CookieMap;
-
-  constructor(url: string, init: RequestInit, stream: Pointer, state: StreamState, owner: H3Listener, params: Record<string, string>) {
-    super(url, init, stream, state, owner);
-    this.#params = params;
-  }
-
-  get params(): Record<string, string> {
-    return this.#params;
-  }
-
-  get cookies(): Bun.CookieMap {
-    return (this.#cookies ??= new Bun.CookieMap(this.headers.get("cookie") ?? ""));
-  }
-
-  get [Symbol.toStringTag]() {
-    return "BunRequest";
-  }
-
-  /** The Set-Cookie values the handler's cookie changes make (none when it never read cookies). */
-  static setCookiesOf(req: Request): string[] {
-    return req instanceof H3RouteRequest && req.#cookies ? req.#cookies.toSetCookieHeaders() : [];
-  }
-}
-
-// `req.constructor === Request`, as for upstream's requests (only getPrototypeOf tells them apart).
-for (const kind of [H3Request, H3RouteRequest]) {
-  Object.defineProperty(kind.prototype, "constructor", { value: Request, writable: true, configurable: true });
 }
 
 export class H3Listener {
@@ -386,7 +242,7 @@ export class H3Listener {
     const prepared: [Buffer, Uint8Array, Uint8Array][] = [];
     for (const [path, response] of routes) {
       const { status, headers, body } = await this.prepareStatic(response);
-      prepared.push([Buffer.from(path), encodeHeaders(this.head(status, new Headers(headers), [], false)), body]);
+      prepared.push([Buffer.from(path), encodeHeaders(headFields(status, new Headers(headers), [], false)), body]);
     }
     if (!this.ctx || generation !== this.routeGeneration) return;
     const lib = quic();
@@ -413,7 +269,7 @@ export class H3Listener {
     const conn = handle(lib.us_quic_stream_socket(s))!;
     if (this.wt.sessionsOn(conn) >= (handlers.maxSessions ?? 16)) return false;
     const extra: [string, string][] = st.draft02 ? [["sec-webtransport-http3-draft", "draft02"]] : [];
-    const block = encodeHeaders(this.head(200, new Headers(options.headers), extra));
+    const block = encodeHeaders(headFields(200, new Headers(options.headers), extra));
     if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) return false;
     st.responded = st.upgraded = true;
     const session = new WTSession(this.wt);
@@ -642,13 +498,13 @@ export class H3Listener {
     if (st.upgraded) return;
     if (!(response instanceof Response)) return void this.answerError(s, st, request, new TypeError("the handler must return a Response"));
     if (st.closed || st.responded) return;
-    return this.respond(s, st, response, request.method === "HEAD");
+    return respond(s, st, response, request.method === "HEAD", !!this.handlers.development);
   }
 
   private async answerError(s: Pointer, st: StreamState, request: Request, err: unknown) {
     const response = await this.errorResponse(err, request);
     if (st.closed || st.responded) return;
-    await this.respond(s, st, response, request.method === "HEAD");
+    await respond(s, st, response, request.method === "HEAD", !!this.handlers.development);
   }
 
   private async errorResponse(err: unknown, request: Request): Promise<Response> {
@@ -662,130 +518,10 @@ export class H3Listener {
     return errorPage(err, request, !!this.handlers.development);
   }
 
-  private head(status: number, headers: Headers, extra: [string, string][] = [], date = true): [string, string][] {
-    const fields: [string, string][] = [[":status", String(status)]];
-    let hasDate = false;
-    for (const [name, value] of headers) {
-      if (CONNECTION_SPECIFIC.has(name)) continue;
-      if (name === "date") hasDate = true;
-      fields.push([name, value]);
-    }
-    if (!hasDate && date) fields.push(["date", httpDate()]);
-    return fields.concat(extra);
-  }
-
   private sendSimple(s: Pointer, st: StreamState, status: number, text: string) {
     if (st.responded || st.closed) return;
     const headers: Record<string, string> = text ? { "content-type": "text/plain;charset=utf-8" } : {};
-    this.respond(s, st, responseOf(text, { status, headers }), false);
-  }
-
-  /**
-   * Sends a Response as Bun's own server does: `content-length` whenever the
-   * body's length is known (also for HEAD, which sends no body), Bun's default
-   * content-type for strings and buffers, and a known body in one engine call —
-   * synchronously, without a promise, when the bytes are in memory.
-   */
-  private respond(s: Pointer, st: StreamState, response: Response, isHead: boolean): void | Promise<void> {
-    st.responded = true;
-    const status = response.status;
-    const noContent = status === 204 || status === 304 || status < 200;
-    const info: BodyInfo | undefined = noContent ? undefined : bodyInfo(response);
-    const bytes = info?.bytes;
-    if (!isHead && bytes && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
-      // Bytes already in memory: head, body and FIN in one engine call.
-      const block = this.responseHead(st, response, info!, bytes.byteLength, false);
-      quic().us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
-      scheduleFlush();
-      return;
-    }
-    return this.respondLater(s, st, response, isHead, noContent, info);
-  }
-
-  /** The response's header block, with the fields Bun's server adds. */
-  private responseHead(st: StreamState, response: Response, info: BodyInfo | undefined, length: number | undefined, isHead: boolean) {
-    const extra: [string, string][] = [];
-    if (st.request) for (const cookie of H3RouteRequest.setCookiesOf(st.request)) extra.push(["set-cookie", cookie]);
-    if (length !== undefined && !response.headers.has("content-length")) extra.push(["content-length", String(length)]);
-    if ((!isHead || info?.ownType) && info?.defaultType && !response.headers.has("content-type")) extra.push(["content-type", info.defaultType]);
-    const attachment = isBunFile(info?.blob) && info.blob.type === "application/octet-stream" && !fileRouteResponses.has(response);
-    if (!isHead && attachment && !response.headers.has("content-disposition")) {
-      extra.push(["content-disposition", `filename="${(info!.blob as unknown as { name: string }).name.split("/").pop()}"`]);
-    }
-    return encodeHeaders(this.head(response.status, response.headers, extra));
-  }
-
-  /** The rest of respond: bodies read, serialised or streamed first, and HEAD. */
-  private async respondLater(s: Pointer, st: StreamState, response: Response, isHead: boolean, noContent: boolean, known: BodyInfo | undefined) {
-    const lib = quic();
-    let info = known;
-    if (info?.formData) {
-      // The multipart boundary is only known once the form is serialised.
-      const blob = await response.blob();
-      info = { bytes: new Uint8Array(await blob.arrayBuffer()), defaultType: blob.type, ownType: true };
-    }
-    let reader: BodyReader | undefined;
-    let pending: Promise<ReadResult> | undefined;
-    if (!info && !noContent && response.body) {
-      // A stream whose whole (small) body is there at once is sent like bytes, with its
-      // length, as Bun's server does; for HEAD only an already-empty stream counts.
-      reader = response.body.getReader() as unknown as BodyReader;
-      if (isHead) {
-        // Nothing is read for HEAD: only a stream that is closed already (empty) has a known length.
-        const closed = await Promise.race([reader.closed.then(() => true, () => false), Promise.resolve().then(() => false)]);
-        if (closed) info = { bytes: new Uint8Array(0) };
-      } else {
-        const ready = await readAvailable(reader, STREAM_COLLECT_LIMIT);
-        if (ready.done) info = { bytes: ready.bytes };
-        else if (ready.bytes.byteLength > 0) info = { bytes: ready.bytes, partial: true };
-        pending = ready.pending;
-      }
-    }
-    const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;
-    const block = this.responseHead(st, response, info, length, isHead);
-    const bytes = info?.bytes;
-    if (!isHead && bytes && !info?.partial && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
-      // Bytes already in memory: head, body and FIN in one engine call.
-      lib.us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
-      scheduleFlush();
-      return;
-    }
-    const end = isHead || noContent || length === 0 || !response.body ? 1 : 0;
-    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
-    scheduleFlush();
-    if (end) {
-      if (reader) await reader.cancel().catch(() => {});
-      else if (response.body && !response.bodyUsed) await response.body.cancel().catch(() => {});
-      return;
-    }
-    if (bytes && !info?.partial) {
-      if ((await writeAll(s, st, bytes)) && !st.closed) lib.us_quic_stream_shutdown(s);
-      scheduleFlush();
-      return;
-    }
-    const body: BodyReader = reader ?? (response.body!.getReader() as unknown as BodyReader);
-    try {
-      if (bytes && !(await writeAll(s, st, bytes))) {
-        await body.cancel().catch(() => {});
-        return;
-      }
-      for (;;) {
-        const { value, done } = await (pending ?? body.read());
-        pending = undefined;
-        if (done) break;
-        const chunk: Uint8Array = typeof value === "string" ? Buffer.from(value) : (value as Uint8Array);
-        if (!(await writeAll(s, st, chunk))) {
-          await body.cancel().catch(() => {});
-          return;
-        }
-      }
-      if (!st.closed) lib.us_quic_stream_shutdown(s);
-    } catch (err) {
-      // A body that fails half-way must not look complete: RESET, never FIN.
-      if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_INTERNAL_ERROR);
-      if (this.handlers.development) console.error(err);
-    }
-    scheduleFlush();
+    respond(s, st, responseOf(text, { status, headers }), false, !!this.handlers.development);
   }
 
   /** us_quic_context_stats_t, kept after free() for stats() on a stopped server. */
