@@ -19,7 +19,8 @@ import {
   SETTINGS_H3_DATAGRAM,
   SETTINGS_WT_MAX_SESSIONS,
 } from "../internal/quic/constants";
-import { WTRouter, WTSession, WebTransportError, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
+import { WTRouter, WTSession, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
+import { WebTransportError } from "../internal/quic/wt-wire";
 
 const { ptr, i32, u32 } = FFIType;
 
