@@ -237,12 +237,13 @@ def write_report(results, sides, rounds, quick):
                 "cpu": med([r.get("cpu_us_per_req", NAN) for r in runs]),
                 "mib": med([r.get("upload_mib_per_s" if kind == "mib_up" else "mib_per_s", NAN) for r in runs]),
                 "rss": med([r.get("rss_mib", NAN) for r in runs]),
-                "kib": med([r.get("kib_per_conn", float("nan")) for r in runs]),
+                "kib": med([r.get("kib_per_conn", NAN) for r in runs]),
                 "ok": len(runs),
             }
-            cells[side]["sec"] = med([r.get("seconds", float("nan")) for r in runs])
-            # Server CPU per MiB moved: the download's cost per byte.
-            cells[side]["cpu_mib"] = med([r["cpu_s"] * 1e3 / (r["requests"] * 32) for r in runs if "cpu_s" in r and r["requests"]])
+            cells[side]["sec"] = med([r.get("seconds", NAN) for r in runs])
+            if kind == "mib_down":
+                # Server CPU per MiB moved (each request is 32 MiB): the download's cost per byte.
+                cells[side]["cpu_mib"] = med([r["cpu_s"] * 1e3 / (r["requests"] * 32) for r in runs if r.get("requests")])
         ours, native = cells[sides[0]], cells[sides[1]]
         if kind in ("mib_down", "mib_up", "client_mib", "both_mib"):
             metric, unit, better = "mib", "MiB/s", "higher"

@@ -14,6 +14,7 @@
 mod dispatch;
 mod io;
 
+use std::cmp::Reverse;
 use std::ffi::c_void;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -25,7 +26,6 @@ use crate::handles::ConnectionHandle;
 use crate::listen_socket::{self, ListenSocket, Route};
 use crate::peer_context::{self, PeerContext};
 use crate::stream::{self, Stream};
-use std::cmp::Reverse;
 
 use dispatch::dispatch;
 use io::{close_released_sockets, close_socket, resend_blocked, send_to, send_waiting, write_out};

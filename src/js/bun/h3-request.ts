@@ -52,6 +52,7 @@ export class H3Request extends Request {
     return #owner in req && req.#owner === owner ? { s: req.#stream, st: req.#state } : undefined;
   }
 }
+
 /**
  * A route handler's request, as Bun's BunRequest: `params`, and `cookies` (a Bun.CookieMap of the
  * Cookie header, made on first read) whose changes go out as Set-Cookie with the response.

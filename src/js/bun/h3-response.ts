@@ -92,15 +92,21 @@ export function respond(s: Pointer, st: StreamState, response: Response, isHead:
   const status = response.status;
   const noContent = status === 204 || status === 304 || status < 200;
   const info: BodyInfo | undefined = noContent ? undefined : bodyInfo(response);
-  const bytes = info?.bytes;
-  if (!isHead && bytes && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
-    // Bytes already in memory: head, body and FIN in one engine call.
-    const block = responseHead(st, response, info!, bytes.byteLength, false);
-    quic().us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
-    scheduleFlush();
-    return;
-  }
+  const whole = wholeBody(info, isHead);
+  if (whole) return respondAtOnce(s, st, response, info, whole);
   return respondLater(s, st, response, isHead, noContent, info, development);
+}
+
+/** The body's bytes when head, body and FIN can go in one engine call: all in memory, small enough. */
+function wholeBody(info: BodyInfo | undefined, isHead: boolean): Uint8Array | undefined {
+  const bytes = info?.bytes;
+  return !isHead && bytes && !info.partial && bytes.byteLength <= ONE_CALL_BODY_LIMIT ? bytes : undefined;
+}
+
+function respondAtOnce(s: Pointer, st: StreamState, response: Response, info: BodyInfo | undefined, bytes: Uint8Array) {
+  const block = responseHead(st, response, info, bytes.byteLength, false);
+  quic().us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
+  scheduleFlush();
 }
 
 /** The response's header block, with the fields Bun's server adds. */
@@ -142,15 +148,11 @@ async function respondLater(s: Pointer, st: StreamState, response: Response, isH
       pending = ready.pending;
     }
   }
+  const whole = wholeBody(info, isHead);
+  if (whole) return respondAtOnce(s, st, response, info, whole);
   const length = info?.partial ? undefined : info ? (info.bytes?.byteLength ?? info.blob!.size) : !response.body && !noContent ? 0 : undefined;
   const block = responseHead(st, response, info, length, isHead);
   const bytes = info?.bytes;
-  if (!isHead && bytes && !info?.partial && bytes.byteLength <= ONE_CALL_BODY_LIMIT) {
-    // Bytes already in memory: head, body and FIN in one engine call.
-    lib.us_quic_embed_respond(s, block, block.byteLength, bytes, bytes.byteLength);
-    scheduleFlush();
-    return;
-  }
   const end = isHead || noContent || length === 0 || !response.body ? 1 : 0;
   if (lib.us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
   scheduleFlush();

@@ -498,13 +498,13 @@ export class H3Listener {
     if (st.upgraded) return;
     if (!(response instanceof Response)) return void this.answerError(s, st, request, new TypeError("the handler must return a Response"));
     if (st.closed || st.responded) return;
-    return respond(s, st, response, request.method === "HEAD", !!this.handlers.development);
+    return this.reply(s, st, response, request.method === "HEAD");
   }
 
   private async answerError(s: Pointer, st: StreamState, request: Request, err: unknown) {
     const response = await this.errorResponse(err, request);
     if (st.closed || st.responded) return;
-    await respond(s, st, response, request.method === "HEAD", !!this.handlers.development);
+    await this.reply(s, st, response, request.method === "HEAD");
   }
 
   private async errorResponse(err: unknown, request: Request): Promise<Response> {
@@ -518,10 +518,15 @@ export class H3Listener {
     return errorPage(err, request, !!this.handlers.development);
   }
 
+  /** Sends `response` on the stream (h3-response.ts), with this server's development flag. */
+  private reply(s: Pointer, st: StreamState, response: Response, isHead: boolean) {
+    return respond(s, st, response, isHead, !!this.handlers.development);
+  }
+
   private sendSimple(s: Pointer, st: StreamState, status: number, text: string) {
     if (st.responded || st.closed) return;
     const headers: Record<string, string> = text ? { "content-type": "text/plain;charset=utf-8" } : {};
-    respond(s, st, responseOf(text, { status, headers }), false, !!this.handlers.development);
+    this.reply(s, st, responseOf(text, { status, headers }), false);
   }
 
   /** us_quic_context_stats_t, kept after free() for stats() on a stopped server. */
