@@ -5,7 +5,7 @@ import { installFetch } from "./bun/fetch";
 import { quicSocket } from "./bun/quic";
 import { serve } from "./bun/serve";
 import { WebTransport, WebTransportError } from "./bun/webtransport";
-import { trackResponseBodies } from "./internal/quic/response-body";
+import { trackResponseBodies } from "./internal/rust-quic/response-body";
 
 // Bun.serve is writable but not configurable: assign, don't redefine.
 (Bun as any).serve = serve;

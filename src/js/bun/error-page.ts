@@ -5,7 +5,7 @@
 // to a loopback-only native server whose handler throws it again: the page and
 // the printed report ("GET - /path failed") are Bun's own.
 import { nativeServe } from "./native-serve";
-import { OriginalResponse } from "../internal/quic/response-body";
+import { OriginalResponse } from "../internal/rust-quic/response-body";
 
 const pending = new Map<string, unknown>();
 let renderer: { port: number } | undefined;

@@ -2,17 +2,18 @@
 // origin and TLS settings, multiplexed; bodies streamed both ways with
 // backpressure; an abort resets the stream, not the connection.
 import type { Pointer } from "bun:ffi";
-import { pemText, type TlsInput } from "../internal/quic/tls";
-import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { ref, scheduleFlush, unref } from "../internal/quic/loop";
-import { writeAll } from "../internal/quic/write";
-import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
-import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { ECONNREFUSED, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, HEADERS_INITIAL } from "../internal/quic/constants";
-import { connectTo, createClientContext, verifiesPeer, type ClientIdentity } from "../internal/quic/connect";
-import { OriginalResponse, isBunFile } from "../internal/quic/response-body";
+import { pemText, type TlsInput } from "../internal/rust-quic/tls";
+import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
+import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
+import { writeAll } from "../internal/rust-quic/write";
+import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
+import { quic } from "../internal/rust-quic/binding";
+import { ECONNREFUSED, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, HEADERS_INITIAL } from "../internal/rust-quic/constants";
+import { verifiesPeer, type ClientIdentity } from "../internal/rust-quic/tls";
+import { ClientEndpoint, ConnectionPool, clientEndpoint, dial, poolKey, type Destination } from "../internal/rust-quic/client-pool";
+import type { ConnectionEvents, StreamEvents } from "../internal/rust-quic/endpoint";
+import { OriginalResponse, isBunFile } from "../internal/rust-quic/response-body";
 
-const { ptr, i32, u32 } = FFIType;
 /** Response fields beyond which a response is refused (Bun's limit for every protocol). */
 const MAX_RESPONSE_FIELDS = 1000;
 /** A QUIC handshake that takes longer fails the request (and closes the attempt). */
@@ -60,7 +61,8 @@ Object.assign(FetchResponse.prototype, {
 });
 Object.defineProperty(FetchResponse, "name", { value: "Response" });
 
-class ClientStream {
+/** One request's stream: its response head and body as the engine reports them. */
+class ClientStream implements StreamEvents {
   resolve!: (r: Response) => void;
   reject!: (e: unknown) => void;
   response = new Promise<Response>((res, rej) => {
@@ -82,9 +84,73 @@ class ClientStream {
     readonly s: Pointer,
     readonly session: Session,
   ) {}
-}
 
-class Session {
+  onHeaders() {
+    const s = this.s;
+    if (this.gotHead || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
+    this.gotHead = true;
+    let status = 0;
+    const headers = new Headers();
+    const fields = readHeaders(s);
+    if (fields.length - 1 > MAX_RESPONSE_FIELDS) {
+      quic().us_quic_stream_reset_with_code(s, H3_EXCESSIVE_LOAD);
+      scheduleFlush();
+      this.reject(fetchError(`The response has more than ${MAX_RESPONSE_FIELDS} header fields`, "ResponseHeadersTooLarge"));
+      return;
+    }
+    for (const [name, value] of fields) {
+      if (name === ":status") status = Number(value);
+      else if (name.charCodeAt(0) !== 58) headers.append(name, value);
+    }
+    this.bodyless = status === 204 || status === 304 || this.bodyless;
+    let body = this.bodyless ? null : incomingBody(s, this, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
+    if (body && this.decompress) body = decoded(body, headers.get("content-encoding"));
+    this.resolve(new FetchResponse(body, { status, headers }));
+  }
+
+  onData(s: Pointer, data: Pointer, len: number, fin: boolean) {
+    if (!this.body) return;
+    if (fin) this.done = true;
+    deliverBody(s, this, data, len, fin);
+  }
+
+  onWritable() {
+    wakeWriter(this);
+  }
+
+  onClose(s: Pointer) {
+    this.closed = true;
+    const code = Number(quic().us_quic_stream_error_code(s));
+    const session = this.session;
+    const error = () =>
+      session.closed
+        ? session.error!
+        : code >= 0
+          ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
+          : fetchError("The HTTP/3 stream ended without a response", "HTTP3StreamReset");
+    if (!this.gotHead) {
+      if (code === Number(H3_REQUEST_REJECTED)) {
+        // Not processed (RFC 9114 8.1): safe to send again.
+        this.reject(fetchError("The server rejected the request before processing it", "HTTP3RequestRejected"));
+      } else if (session.closed) {
+        this.reject(session.error);
+      } else {
+        // A server closing its connection resets what it never answered first:
+        // wait a moment to tell that (retried once) from a reset of this request alone.
+        const timer = setTimeout(() => this.reject(error()), CLOSE_GRACE_MS);
+        session.gone.then(() => {
+          clearTimeout(timer);
+          this.reject(session.error);
+        });
+      }
+    } else if (this.body && !this.done) this.body.error(error());
+    this.writable?.();
+    this.detachAbort?.();
+    unref();
+  }
+}
+/** A pooled connection to one origin: requests are streams on it. */
+class Session implements ConnectionEvents {
   conn: Pointer | null = null;
   ready: Promise<void>;
   private markReady!: () => void;
@@ -97,13 +163,9 @@ class Session {
   get gone(): Promise<void> {
     return this.whenClosed.promise;
   }
-  waiters: { resolve: (s: Pointer) => void; reject: (e: unknown) => void }[] = [];
-  streams = new Map<Pointer, ClientStream>();
+  waiters: { resolve: (st: ClientStream) => void; reject: (e: unknown) => void }[] = [];
 
-  constructor(
-    readonly client: ClientContext,
-    readonly key: string,
-  ) {
+  constructor(readonly key: string) {
     this.ready = new Promise<void>((res, rej) => {
       this.markReady = res;
       this.markFailed = rej;
@@ -111,32 +173,49 @@ class Session {
     this.ready.catch(() => {});
   }
 
-  handshake(ok: boolean, errno: number) {
+  onHandshake(ok: boolean) {
     if (ok) return this.markReady();
     this.error =
-      errno === ECONNREFUSED
+      quic().us_quic_socket_errno(this.conn) === ECONNREFUSED
         ? fetchError("Unable to connect: the server refused the QUIC connection (ICMP port unreachable)", "ConnectionRefused")
         : fetchError("The QUIC/TLS handshake failed (certificate rejected, no common ALPN, or no answer)", "HTTP3HandshakeFailed");
     this.markFailed(this.error);
   }
 
-  openStream(): Promise<Pointer> {
-    if (!this.usable || !this.conn) return Promise.reject(this.error ?? fetchError("The HTTP/3 connection is closed", "HTTP3ConnectionClosed"));
-    return new Promise<Pointer>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      quic().us_quic_socket_make_stream(this.conn);
-      scheduleFlush();
-    });
+  onGoaway() {
+    this.usable = false;
+    sessions.forget(this.key, this);
   }
 
-  closedByPeer() {
+  onStream(s: Pointer, local: boolean): ClientStream | undefined {
+    if (!local) return undefined;
+    const waiter = this.waiters.shift();
+    if (!waiter) {
+      quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      return undefined;
+    }
+    const st = new ClientStream(s, this);
+    waiter.resolve(st);
+    return st;
+  }
+
+  onClose() {
     this.closed = true;
     this.usable = false;
     this.error ??= fetchError("The HTTP/3 connection closed", "HTTP3ConnectionClosed");
     this.markFailed(this.error);
     for (const w of this.waiters.splice(0)) w.reject(this.error);
-    this.client.forget(this);
+    sessions.forget(this.key, this);
     this.whenClosed.resolve();
+  }
+
+  openStream(): Promise<ClientStream> {
+    if (!this.usable || !this.conn) return Promise.reject(this.error ?? fetchError("The HTTP/3 connection is closed", "HTTP3ConnectionClosed"));
+    return new Promise<ClientStream>((resolve, reject) => {
+      this.waiters.push({ resolve, reject });
+      quic().us_quic_socket_make_stream(this.conn);
+      scheduleFlush();
+    });
   }
 
   /** The connection could not even be started (name resolution, no socket). */
@@ -144,7 +223,7 @@ class Session {
     this.error = err;
     this.usable = false;
     this.markFailed(err);
-    this.client.forget(this);
+    sessions.forget(this.key, this);
   }
 
   /** The handshake took too long: give up on this connection. */
@@ -152,7 +231,7 @@ class Session {
     this.error = fetchError(`The QUIC handshake did not complete within ${CONNECT_TIMEOUT_MS / 1000} s`, "ConnectionTimedOut");
     this.usable = false;
     this.markFailed(this.error);
-    this.client.forget(this);
+    sessions.forget(this.key, this);
     if (this.conn && !this.closed) {
       quic().us_quic_socket_close(this.conn);
       scheduleFlush();
@@ -160,179 +239,54 @@ class Session {
   }
 }
 
-/** One client context per CA configuration (quiche verifies per context). */
-class ClientContext {
-  ctx: Pointer;
-  private sessions = new Map<Pointer, Session>();
-  private pool = new Map<string, Session>();
-  private streams = new Map<Pointer, ClientStream>();
-  private callbacks: ReturnType<typeof callback>[] = [];
+/** fetch's connections, by origin, TLS settings and client endpoint. */
+const sessions = new ConnectionPool<Session>();
 
-  constructor(ca: string | undefined, identity: ClientIdentity | undefined) {
-    const lib = quic();
-    const ctx = createClientContext(ca, message => fetchError(message, "HTTP3Unsupported"), identity);
-    this.ctx = ctx;
-    const on = callbackInstaller(ctx, this.callbacks);
-    on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => {
-      const session = this.sessions.get(c);
-      session?.handshake(ok !== 0, ok ? 0 : lib.us_quic_socket_errno(c));
-    }, [ptr, i32]);
-    on(lib.us_quic_socket_context_on_goaway, (c: Pointer) => {
-      const session = this.sessions.get(c);
-      if (session) {
-        session.usable = false;
-        this.pool.delete(session.key);
-      }
-    }, [ptr]);
-    on(lib.us_quic_socket_context_on_close, (c: Pointer) => {
-      const session = this.sessions.get(c);
-      this.sessions.delete(c);
-      session?.closedByPeer();
-    }, [ptr]);
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, isClient: number) => {
-      if (!isClient) return;
-      const session = this.sessions.get(handle(lib.us_quic_stream_socket(s))!);
-      const waiter = session?.waiters.shift();
-      if (!session || !waiter) return lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-      const st = new ClientStream(s, session);
-      this.streams.set(s, st);
-      session.streams.set(s, st);
-      waiter.resolve(s);
-    }, [ptr, i32]);
-    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => this.onData(s, data, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wakeWriter(this.streams.get(s)), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => this.onClose(s), [ptr]);
-  }
+/** The client endpoint for a trust and identity configuration. */
+function endpointFor(ca: string | undefined, identity: ClientIdentity | undefined): ClientEndpoint {
+  return clientEndpoint({ ca, identity, key: "fetch", fail: message => fetchError(message, "HTTP3Unsupported") });
+}
 
-  stream(s: Pointer) {
-    return this.streams.get(s);
-  }
-
-  forget(session: Session) {
-    if (this.pool.get(session.key) === session) this.pool.delete(session.key);
-  }
-
-  /**
-   * The pooled session for this origin, or a new one (connecting). `signal`
-   * stops the wait (the handshake goes on for later requests, up to the
-   * connect timeout).
-   */
-  async session(host: string, port: number, sni: string | undefined, reject: boolean, signal: AbortSignal | null): Promise<{ session: Session; fresh: boolean }> {
-    const key = `${host}:${port}|${sni ?? ""}|${reject}`;
-    // Taken before looking at the pool: when the loop was idle, ref() first catches
-    // up on what arrived meanwhile, so a session its server closed (CONNECTION_CLOSE,
-    // GOAWAY) is gone from the pool instead of taking a request it cannot answer.
-    ref();
-    const pooled = this.pool.get(key);
-    if (pooled && pooled.usable) {
-      try {
-        // It may still be in its handshake (begun by a request since aborted).
-        await abortable(pooled.ready, signal);
-      } finally {
-        unref();
-      }
-      return { session: pooled, fresh: false };
-    }
-    const session = new Session(this, key);
-    this.pool.set(key, session);
-    // The connection is the session's, not this request's: it is set up (and its
-    // handshake kept running, up to the connect timeout) even if the request that
-    // began it is aborted, so the next request to the origin can use it.
-    const timer = setTimeout(() => session.timedOut(), CONNECT_TIMEOUT_MS);
-    ref();
-    const settled = () => (clearTimeout(timer), unref());
-    session.ready.then(settled, settled);
-    connectTo(this.ctx, host, port, sni, reject, (message, cause) => fetchError(message, "ConnectionRefused", cause)).then(
-      conn => {
-        session.conn = conn;
-        this.sessions.set(conn, session);
-        scheduleFlush();
-      },
-      err => session.failed(err),
-    );
+/**
+ * The pooled session for this origin, or a new one (connecting). `signal`
+ * stops the wait (the handshake goes on for later requests, up to the connect
+ * timeout).
+ */
+async function sessionFor(endpoint: ClientEndpoint, to: Destination, signal: AbortSignal | null): Promise<Session> {
+  const key = poolKey(to, endpoint.key);
+  // Taken before looking at the pool: when the loop was idle, ref() first catches
+  // up on what arrived meanwhile, so a session its server closed (CONNECTION_CLOSE,
+  // GOAWAY) is gone from the pool instead of taking a request it cannot answer.
+  ref();
+  const pooled = sessions.get(key);
+  if (pooled && pooled.usable) {
     try {
-      await abortable(session.ready, signal);
-      return { session, fresh: true };
+      // It may still be in its handshake (begun by a request since aborted).
+      await abortable(pooled.ready, signal);
     } finally {
       unref();
     }
+    return pooled;
   }
-
-  private onHeaders(s: Pointer) {
-    const st = this.streams.get(s);
-    if (!st || st.gotHead || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
-    st.gotHead = true;
-    let status = 0;
-    const headers = new Headers();
-    const fields = readHeaders(s);
-    if (fields.length - 1 > MAX_RESPONSE_FIELDS) {
-      quic().us_quic_stream_reset_with_code(s, H3_EXCESSIVE_LOAD);
-      scheduleFlush();
-      st.reject(fetchError(`The response has more than ${MAX_RESPONSE_FIELDS} header fields`, "ResponseHeadersTooLarge"));
-      return;
-    }
-    for (const [name, value] of fields) {
-      if (name === ":status") status = Number(value);
-      else if (name.charCodeAt(0) !== 58) headers.append(name, value);
-    }
-    st.bodyless = status === 204 || status === 304 || st.bodyless;
-    let body = st.bodyless ? null : incomingBody(s, st, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
-    if (body && st.decompress) body = decoded(body, headers.get("content-encoding"));
-    st.resolve(new FetchResponse(body, { status, headers }));
-  }
-
-  private onData(s: Pointer, data: Pointer, len: number, fin: number) {
-    const st = this.streams.get(s);
-    if (!st?.body) return;
-    if (fin) st.done = true;
-    deliverBody(s, st, data, len, fin !== 0);
-  }
-
-  private onClose(s: Pointer) {
-    const st = this.streams.get(s);
-    this.streams.delete(s);
-    if (!st) return;
-    st.session.streams.delete(s);
-    st.closed = true;
-    const code = Number(quic().us_quic_stream_error_code(s));
-    const session = st.session;
-    const error = () =>
-      session.closed
-        ? session.error!
-        : code >= 0
-          ? fetchError(`The HTTP/3 stream was reset (error 0x${code.toString(16)})`, "HTTP3StreamReset")
-          : fetchError("The HTTP/3 stream ended without a response", "HTTP3StreamReset");
-    if (!st.gotHead) {
-      if (code === Number(H3_REQUEST_REJECTED)) {
-        // Not processed (RFC 9114 8.1): safe to send again.
-        st.reject(fetchError("The server rejected the request before processing it", "HTTP3RequestRejected"));
-      } else if (session.closed) {
-        st.reject(session.error);
-      } else {
-        // A server closing its connection resets what it never answered first:
-        // wait a moment to tell that (retried once) from a reset of this request alone.
-        const timer = setTimeout(() => st.reject(error()), CLOSE_GRACE_MS);
-        session.gone.then(() => {
-          clearTimeout(timer);
-          st.reject(session.error);
-        });
-      }
-    } else if (st.body && !st.done) st.body.error(error());
-    st.writable?.();
-    st.detachAbort?.();
+  const session = new Session(key);
+  sessions.add(key, session);
+  // The connection is the session's, not this request's: it is set up (and its
+  // handshake kept running, up to the connect timeout) even if the request that
+  // began it is aborted, so the next request to the origin can use it.
+  const timer = setTimeout(() => session.timedOut(), CONNECT_TIMEOUT_MS);
+  ref();
+  const settled = () => (clearTimeout(timer), unref());
+  session.ready.then(settled, settled);
+  dial(endpoint, to, session, (message, cause) => fetchError(message, "ConnectionRefused", cause)).then(
+    conn => void (session.conn = conn),
+    err => session.failed(err),
+  );
+  try {
+    await abortable(session.ready, signal);
+    return session;
+  } finally {
     unref();
   }
-}
-
-const contexts = new Map<string, ClientContext>();
-
-/** One client context per trust and identity configuration. */
-function contextFor(ca: string | undefined, identity: ClientIdentity | undefined) {
-  const key = identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
-  let c = contexts.get(key);
-  if (!c) contexts.set(key, (c = new ClientContext(ca, identity)));
-  return c;
 }
 
 /** A request body as it will be sent: bytes (sent again on a retry) or a stream (sent once). */
@@ -415,12 +369,13 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
   const identity =
     tls.cert === undefined ? undefined : { cert: pemText(tls.cert, "tls.cert"), key: pemText(tls.key, "tls.key"), passphrase: tls.passphrase };
-  const client = contextFor(ca, identity);
+  const endpoint = endpointFor(ca, identity);
+  const to: Destination = { host: url.hostname, port, serverName: tls.serverName, verify: reject };
   let attempt = 0;
   for (;;) {
-    const { session } = await client.session(url.hostname, port, tls.serverName, reject, signal);
+    const session = await sessionFor(endpoint, to, signal);
     try {
-      return await exchange(client, session, ex);
+      return await exchange(session, ex);
     } catch (err) {
       // A request its connection closed (or the server rejected) before any
       // answer is sent once more on a fresh connection, if its body can be sent again.
@@ -432,18 +387,18 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
   }
 }
 
-async function exchange(client: ClientContext, session: Session, ex: Exchange) {
+async function exchange(session: Session, ex: Exchange) {
   const { request, url, body, signal } = ex;
   signal?.throwIfAborted();
   ref();
-  let s: Pointer;
+  let st: ClientStream;
   try {
-    s = await abortable(session.openStream(), signal);
+    st = await abortable(session.openStream(), signal);
   } catch (err) {
     unref();
     throw err;
   }
-  const st = client.stream(s)!;
+  const s = st.s;
   const lib = quic();
   const onAbort = () => {
     if (st.closed) return;

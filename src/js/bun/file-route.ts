@@ -10,7 +10,7 @@
 //   clamped to the file), an unsatisfiable one 416 `bytes */size`; several
 //   ranges or another unit serve the whole file;
 // - a Response's own status other than 200 is sent as it is, whole.
-import { responseOf, type BunFileLike } from "../internal/quic/response-body";
+import { responseOf, type BunFileLike } from "../internal/rust-quic/response-body";
 
 /** Responses made here: Bun's server gives file routes no content-disposition (a fetch handler's Bun.file gets one). */
 export const fileRouteResponses = new WeakSet<Response>();

@@ -1,7 +1,7 @@
 // Bun.serve's `h3Limits`: the engine's per-client limits (quic.h
 // `us_quic_limits_t`), validated here and written over the engine's defaults.
 import type { Pointer } from "bun:ffi";
-import { quic } from "../internal/quic/native";
+import { quic } from "../internal/rust-quic/binding";
 
 export type H3Limits = import("bun").H3Limits;
 

@@ -1,11 +1,11 @@
 // Writing a Response to an HTTP/3 request stream, as Bun's own server writes it.
 import type { Pointer } from "bun:ffi";
-import { quic } from "../internal/quic/native";
-import { H3_INTERNAL_ERROR } from "../internal/quic/constants";
-import { encodeHeaders } from "../internal/quic/headers";
-import { scheduleFlush } from "../internal/quic/loop";
-import { writeAll } from "../internal/quic/write";
-import { bodyInfo, isBunFile, type BodyInfo } from "../internal/quic/response-body";
+import { quic } from "../internal/rust-quic/binding";
+import { H3_INTERNAL_ERROR } from "../internal/rust-quic/constants";
+import { encodeHeaders } from "../internal/rust-quic/headers";
+import { scheduleFlush } from "../internal/rust-quic/loop";
+import { writeAll } from "../internal/rust-quic/write";
+import { bodyInfo, isBunFile, type BodyInfo } from "../internal/rust-quic/response-body";
 import { fileRouteResponses } from "./file-route";
 import { H3RouteRequest, type StreamState } from "./h3-request";
 

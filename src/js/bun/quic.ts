@@ -2,17 +2,14 @@
 // A server when `server: true`, else a client connection.
 import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
-import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import { pemText, type TlsInput } from "../internal/quic/tls";
-import { acquireLoop, ref, releaseLoop, retire, scheduleFlush } from "../internal/quic/loop";
-import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { ECONNREFUSED } from "../internal/quic/constants";
-import { bytesOf } from "../internal/quic/bytes";
-import { callbackInstaller } from "../internal/quic/streams";
-import { verifiesPeer } from "../internal/quic/connect";
-
-const { ptr, i32, u32 } = FFIType;
+import { pemText, serverContext, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
+import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
+import { handle, quic } from "../internal/rust-quic/binding";
+import { ECONNREFUSED } from "../internal/rust-quic/constants";
+import { bytesOf } from "../internal/rust-quic/bytes";
+import { Endpoint, type ConnectionEvents, type StreamEvents } from "../internal/rust-quic/endpoint";
+import { clientEndpoint, dial } from "../internal/rust-quic/client-pool";
 
 export interface QuicStreamHandlers {
   open?(stream: QuicStream): void;
@@ -134,7 +131,7 @@ export class QuicConnection {
   constructor(
     public ptr: Pointer | null,
     readonly isServer: boolean,
-    readonly endpoint: Endpoint,
+    readonly endpoint: QuicSide,
   ) {
     this.readyState = isServer ? "open" : "connecting";
   }
@@ -235,77 +232,70 @@ export class QuicConnection {
   }
 }
 
-/** The context side shared by a server and a client: callbacks and object maps. */
-abstract class Endpoint {
-  ctx: Pointer;
+/** The engine context's settings for these options (server and client alike). */
+function configure(ctx: Pointer, options: QuicOptions) {
+  const lib = quic();
+  const wire = alpnWire(options.alpn);
+  lib.us_quic_socket_context_set_raw_alpn(ctx, wire, wire.byteLength);
+  lib.us_quic_socket_context_set_datagrams(ctx, options.datagrams ? 1 : 0);
+  const max = options.maxStreams ?? 100;
+  lib.us_quic_socket_context_set_max_streams(ctx, max, max);
+  lib.us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
+}
+
+/** The ALPN protocol list in TLS wire form (length-prefixed names). */
+function alpnWire(alpn: string | string[] | undefined): Buffer {
+  const names = Array.isArray(alpn) ? alpn : [alpn ?? "bun-quic"];
+  return Buffer.concat(names.map(p => Buffer.concat([Buffer.from([Buffer.byteLength(p)]), Buffer.from(p)])));
+}
+
+/** What a server and a client share: the application's handlers for their connections and streams. */
+abstract class QuicSide {
   protected conns = new Map<Pointer, QuicConnection>();
-  protected streamObjs = new Map<Pointer, QuicStream>();
-  private callbacks: ReturnType<typeof callback>[] = [];
   closedEndpoint = false;
   abstract serverName: string;
 
-  constructor(protected options: QuicOptions, ctx: Pointer) {
-    this.ctx = ctx;
-    const lib = quic();
-    const alpn = Array.isArray(options.alpn) ? options.alpn : [options.alpn ?? "bun-quic"];
-    const wire = Buffer.concat(alpn.map(p => Buffer.concat([Buffer.from([Buffer.byteLength(p)]), Buffer.from(p)])));
-    lib.us_quic_socket_context_set_raw_alpn(ctx, wire, wire.byteLength);
-    lib.us_quic_socket_context_set_datagrams(ctx, options.datagrams ? 1 : 0);
-    const max = options.maxStreams ?? 100;
-    lib.us_quic_socket_context_set_max_streams(ctx, max, max);
-    lib.us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
-    const on = callbackInstaller(ctx, this.callbacks);
-    on(lib.us_quic_socket_context_on_open, (c: Pointer) => this.onOpen(c), [ptr]);
-    on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);
-    on(lib.us_quic_socket_context_on_close, (c: Pointer) => this.onClose(c), [ptr]);
-    on(lib.us_quic_socket_context_on_datagram, (c: Pointer, data: Pointer, len: number) => {
-      const conn = this.conns.get(c);
-      if (conn) this.options.datagram?.(conn, copy(data, len));
-    }, [ptr, ptr, u32]);
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, isClient: number) => this.onStreamOpen(s, isClient !== 0), [ptr, i32]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => {
-      const stream = this.streamObjs.get(s);
-      if (!stream) return;
-      if (len > 0) {
-        const chunk = copy(data, len);
-        this.options.stream?.data?.(stream, chunk);
-        this.options.message?.(stream.connection, chunk);
-      }
-      if (fin) this.options.stream?.end?.(stream);
-    }, [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => {
-      const stream = this.streamObjs.get(s);
-      if (stream) this.options.stream?.drain?.(stream);
-    }, [ptr]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
-      const stream = this.streamObjs.get(s);
-      if (!stream) return;
-      this.streamObjs.delete(s);
-      stream.connection.streams.delete(s);
-      stream.closed = true;
-      const code = Number(lib.us_quic_stream_error_code(s));
-      this.options.stream?.close?.(stream, code >= 0 ? code : undefined);
-    }, [ptr]);
+  constructor(protected options: QuicOptions) {}
+
+  /** The engine's events for `conn`, as the application's callbacks. */
+  protected eventsFor(conn: QuicConnection): ConnectionEvents {
+    return {
+      onHandshake: ok => this.onHandshake(conn, ok),
+      onDatagram: (data, len) => this.options.datagram?.(conn, copy(data, len)),
+      onStream: (s, local) => this.streamOpened(conn, s, local),
+      onClose: () => this.onClose(conn),
+    };
   }
 
-  protected abstract onOpen(c: Pointer): void;
-  protected abstract onHandshake(c: Pointer, ok: boolean): void;
+  protected abstract onHandshake(conn: QuicConnection, ok: boolean): void;
 
-  private onStreamOpen(s: Pointer, locallyOpened: boolean) {
-    const lib = quic();
-    const conn = this.conns.get(handle(lib.us_quic_stream_socket(s))!);
-    if (!conn) return;
-    const stream = new QuicStream(s, Number(lib.us_quic_stream_id(s)), conn);
-    this.streamObjs.set(s, stream);
+  private streamOpened(conn: QuicConnection, s: Pointer, local: boolean): StreamEvents {
+    const handlers = this.options.stream;
+    const stream = new QuicStream(s, Number(quic().us_quic_stream_id(s)), conn);
     conn.streams.set(s, stream);
-    if (locallyOpened) conn.waiters.shift()?.(stream);
-    this.options.stream?.open?.(stream);
+    if (local) conn.waiters.shift()?.(stream);
+    handlers?.open?.(stream);
+    return {
+      onData: (_s, data, len, fin) => {
+        if (len > 0) {
+          const chunk = copy(data, len);
+          handlers?.data?.(stream, chunk);
+          this.options.message?.(conn, chunk);
+        }
+        if (fin) handlers?.end?.(stream);
+      },
+      onWritable: () => handlers?.drain?.(stream),
+      onClose: () => {
+        conn.streams.delete(s);
+        stream.closed = true;
+        const code = Number(quic().us_quic_stream_error_code(s));
+        handlers?.close?.(stream, code >= 0 ? code : undefined);
+      },
+    };
   }
 
-  protected onClose(c: Pointer) {
-    const conn = this.conns.get(c);
-    this.conns.delete(c);
-    if (!conn) return;
+  private onClose(conn: QuicConnection) {
+    if (conn.ptr) this.conns.delete(conn.ptr);
     conn.readyState = "closed";
     conn.ptr = null;
     this.options.close?.(conn);
@@ -313,42 +303,33 @@ abstract class Endpoint {
   }
 
   protected connectionGone() {}
-
-  protected freeContext() {
-    if (this.closedEndpoint) return;
-    this.closedEndpoint = true;
-    quic().us_quic_socket_context_free(this.ctx);
-    scheduleFlush();
-    retire(this.callbacks.splice(0));
-  }
 }
 
-export class QuicServer extends Endpoint {
+export class QuicServer extends QuicSide {
   readonly isServer = true;
   readonly port: number;
   readonly hostname: string;
   readyState: ReadyState = "open";
   serverName = "";
   private listen: Pointer | null;
+  private endpoint: Endpoint;
 
   constructor(options: QuicOptions) {
+    super(options);
     const lib = quic();
-    const cert = Buffer.from(pemText(options.tls!.cert, "tls.cert"), "latin1");
-    const key = Buffer.from(pemText(options.tls!.key, "tls.key"), "latin1");
-    const pass = options.tls!.passphrase ? Buffer.from(options.tls!.passphrase) : null;
-    const err = new Uint8Array(512);
-    const loop = acquireLoop();
-    const ctx = handle(lib.us_quic_embed_server_context(loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, 30, err, err.byteLength));
-    if (!ctx) {
-      releaseLoop();
-      throw new TypeError(`tls: ${Buffer.from(err).toString("utf8").replace(/\0.*$/s, "")}`);
-    }
-    super(options, ctx);
+    const ctx = serverContext({ certificates: [options.tls!], idleTimeoutSeconds: 30, certificateError: "tls: " });
+    configure(ctx, options);
+    this.endpoint = new Endpoint(ctx, c => {
+      const conn = new QuicConnection(c, true, this);
+      this.conns.set(c, conn);
+      return { ...this.eventsFor(conn), onOpen: () => this.options.connection?.(conn) };
+    });
     ref();
     this.hostname = options.hostname ?? "0.0.0.0";
     this.listen = handle(lib.us_quic_socket_context_listen(ctx, Buffer.from(this.hostname + "\0"), options.port ?? 0, 0, 0));
     if (!this.listen) {
-      this.freeContext();
+      this.closedEndpoint = true;
+      this.endpoint.free();
       throw quicError(`Failed to listen for QUIC at ${this.hostname}:${options.port ?? 0}`, "EADDRINUSE");
     }
     this.port = lib.us_quic_listen_socket_port(this.listen);
@@ -359,18 +340,13 @@ export class QuicServer extends Endpoint {
     return [...this.conns.values()];
   }
 
-  protected onOpen(c: Pointer) {
-    const conn = new QuicConnection(c, true, this);
-    this.conns.set(c, conn);
-    this.options.connection?.(conn);
-  }
-
   protected onHandshake() {}
 
   close() {
     if (this.readyState === "closed") return;
     this.readyState = "closed";
-    this.freeContext();
+    this.closedEndpoint = true;
+    this.endpoint.free();
   }
 
   stop() {
@@ -378,62 +354,42 @@ export class QuicServer extends Endpoint {
   }
 }
 
-export class QuicClient extends Endpoint {
+export class QuicClient extends QuicSide {
   connection: QuicConnection;
   serverName: string;
 
   constructor(options: QuicOptions) {
-    const lib = quic();
-    const loop = acquireLoop();
-    const ctx = handle(lib.us_create_quic_client_context(loop, 0, 8, 8))!;
-    super(options, ctx);
-    ref();
-    this.serverName = options.tls?.serverName ?? (isIP(options.hostname!) ? "" : options.hostname!);
-    if (options.tls?.ca !== undefined) {
-      const pem = Buffer.from(pemText(options.tls.ca, "tls.ca"), "latin1");
-      if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) {
-        this.freeContext();
-        throw new TypeError("tls.ca contains no certificate");
-      }
-    }
-    this.connection = new QuicConnection(null, false, this);
-    this.connect(options).catch(err => this.fail(err));
-  }
-
-  private async connect(options: QuicOptions) {
-    const lib = quic();
+    super(options);
+    const ca = options.tls?.ca === undefined ? undefined : pemText(options.tls.ca, "tls.ca");
+    const settings = `bun.quic\0${alpnWire(options.alpn).toString("latin1")}\0${options.datagrams ? 1 : 0}\0${options.maxStreams ?? 100}\0${options.idleTimeout ?? 30_000}`;
+    const endpoint = clientEndpoint({ ca, key: settings, configure: ctx => configure(ctx, options), fail: message => quicError(message, "ERR_QUIC") });
     const host = options.hostname!.replace(/^\[|\]$/g, "");
-    const address = isIP(host) ? host : (await lookup(host)).address;
-    const out = new BigUint64Array(1);
-    const pending = new BigUint64Array(1);
-    const sni = options.tls?.serverName ?? (isIP(host) ? undefined : host);
-    const reject = verifiesPeer(options.tls?.rejectUnauthorized) ? 1 : 0;
-    const r = lib.us_quic_socket_context_connect(this.ctx, Buffer.from(address + "\0"), options.port!, sni ? Buffer.from(sni + "\0") : null, reject, out, pending, null);
-    const c = r === 1 ? handle(Number(out[0])) : null;
-    if (!c) throw quicError(`cannot connect to ${host}:${options.port}`, "ECONNREFUSED");
-    // (on_open already fired inside connect, before the pointer was known.)
-    this.connection.ptr = c;
-    this.conns.set(c, this.connection);
-    scheduleFlush();
+    this.serverName = options.tls?.serverName ?? (isIP(host) ? "" : host);
+    this.connection = new QuicConnection(null, false, this);
+    ref(); // until the connection is gone
+    const to = { host, port: options.port!, serverName: options.tls?.serverName, verify: verifiesPeer(options.tls?.rejectUnauthorized) };
+    dial(endpoint, to, this.eventsFor(this.connection), message => quicError(message, "ECONNREFUSED")).then(
+      c => {
+        this.connection.ptr = c;
+        this.conns.set(c, this.connection);
+      },
+      err => this.fail(err),
+    );
   }
 
   private fail(err: Error) {
     this.options.error?.(this.connection, err);
     this.connection.readyState = "closed";
-    this.freeContext();
+    this.connectionGone();
   }
 
-  protected onOpen() {}
-
-  protected onHandshake(c: Pointer, ok: boolean) {
-    const conn = this.conns.get(c);
-    if (!conn) return;
+  protected onHandshake(conn: QuicConnection, ok: boolean) {
     if (ok) {
       conn.readyState = "open";
       this.options.open?.(conn);
       return;
     }
-    const errno = quic().us_quic_socket_errno(c);
+    const errno = conn.ptr ? quic().us_quic_socket_errno(conn.ptr) : 0;
     const err =
       errno === ECONNREFUSED
         ? quicError(`connection refused by ${this.options.hostname}:${this.options.port} (no QUIC server on that UDP port)`, "ECONNREFUSED")
@@ -442,7 +398,9 @@ export class QuicClient extends Endpoint {
   }
 
   protected connectionGone() {
-    this.freeContext();
+    if (this.closedEndpoint) return;
+    this.closedEndpoint = true;
+    unref();
   }
 }
 

@@ -8,7 +8,7 @@
 // (static), a Bun.file or a Response of one (a file route: Range, conditional
 // requests, Last-Modified), an HTML import (served by Bun's own server), a
 // handler, a per-method object of those, and false.
-import { OriginalResponse, fileBody, isBunFile, responseOf, type BunFileLike } from "../internal/quic/response-body";
+import { OriginalResponse, fileBody, isBunFile, responseOf, type BunFileLike } from "../internal/rust-quic/response-body";
 
 export type RouteHandler = (req: Request & { params: Record<string, string> }, server: any) => Response | Promise<Response>;
 type RouteLeaf = Response | RouteHandler | BunFileLike | Blob | HTMLBundleLike;

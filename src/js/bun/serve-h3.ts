@@ -2,18 +2,18 @@
 // same port number as the TCP listener, calling the same handlers. The request the
 // handlers get is h3-request.ts's; answers are written by h3-response.ts.
 import type { Pointer } from "bun:ffi";
-import { FFIType, callback, handle, quic } from "../internal/quic/native";
-import { H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/quic/constants";
-import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { acquireLoop, idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/quic/loop";
+import { FFIType, callback, callbackInstaller, handle, quic } from "../internal/rust-quic/binding";
+import { H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/rust-quic/constants";
+import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
+import { idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import type { RouteMatch, Router, RouteTarget } from "./router";
 import { etagMatches, serveFile, staticEtag } from "./file-route";
 import { errorPage } from "./error-page";
-import { callbackInstaller, deliverBody, incomingBody, wakeWriter } from "../internal/quic/streams";
+import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
-import { pemText, type TlsInput } from "../internal/quic/tls";
-import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/quic/webtransport";
-import { bodyInfo, responseOf } from "../internal/quic/response-body";
+import { serverContext, type TlsInput } from "../internal/rust-quic/tls";
+import { WTRouter, WTSession, type WebTransportStreamLike } from "../internal/rust-quic/webtransport";
+import { bodyInfo, responseOf } from "../internal/rust-quic/response-body";
 import { H3Request, H3RouteRequest, StreamState } from "./h3-request";
 import { headFields, respond } from "./h3-response";
 
@@ -114,52 +114,24 @@ export class H3Listener {
     const lib = quic();
     const entries = Array.isArray(options.tls) ? options.tls : [options.tls];
     const main = entries[0] ?? {};
-    const cert = Buffer.from(pemText(main.cert, "tls.cert"), "latin1");
-    const key = Buffer.from(pemText(main.key, "tls.key"), "latin1");
-    const pass = main.passphrase ? Buffer.from(main.passphrase) : null;
-    const loop = acquireLoop();
-    const err = new Uint8Array(512);
-    const idle = Math.ceil((options.idleTimeout ?? 30) || 30);
-    this.ctx = handle(
-      lib.us_quic_embed_server_context(loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, idle, err, err.byteLength),
-    );
-    if (!this.ctx) {
-      releaseLoop();
-      const why = Buffer.from(err).toString("utf8").replace(/\0.*$/s, "");
-      throw new TypeError(`tls: cannot use the certificate for HTTP/3: ${why}`);
-    }
+    this.ctx = serverContext({
+      certificates: entries,
+      idleTimeoutSeconds: Math.ceil((options.idleTimeout ?? 30) || 30),
+      requestCert: main.requestCert,
+      ca: main.ca,
+      rejectUnauthorized: main.rejectUnauthorized,
+      certificateError: "tls: cannot use the certificate for HTTP/3: ",
+    });
     try {
       applyH3Limits(this.ctx, options.h3Limits);
     } catch (err) {
-      this.free();
+      lib.us_quic_socket_context_free(this.ctx);
+      releaseLoop();
       throw err;
     }
     this.install();
     this.registerStaticRoutes();
     ref(); // a server keeps the process alive until free() (which unrefs)
-    for (const [i, entry] of entries.entries()) {
-      if (i === 0 && !entry.serverName) continue;
-      if (!entry.serverName) {
-        this.free();
-        throw new TypeError(`tls[${i}].serverName is required for every certificate after the first`);
-      }
-      const c = Buffer.from(pemText(entry.cert, `tls[${i}].cert`), "latin1");
-      const k = Buffer.from(pemText(entry.key, `tls[${i}].key`), "latin1");
-      const p = entry.passphrase ? Buffer.from(entry.passphrase) : null;
-      const why = new Uint8Array(512);
-      if (lib.us_quic_embed_add_server_name(this.ctx, Buffer.from(entry.serverName + "\0"), c, c.byteLength, k, k.byteLength, p, p?.byteLength ?? 0, why, why.byteLength) !== 0) {
-        this.free();
-        throw new TypeError(`tls[${i}]: ${Buffer.from(why).toString("utf8").replace(/\0.*$/s, "")}`);
-      }
-    }
-    if (main.requestCert) {
-      const ca = main.ca === undefined ? null : Buffer.from(pemText(main.ca, "tls.ca"), "latin1");
-      const reject = main.rejectUnauthorized !== false;
-      if (lib.us_quic_socket_context_set_client_verification(this.ctx, ca, ca?.byteLength ?? 0, 1, reject ? 1 : 0) !== 0) {
-        this.free();
-        throw new TypeError("tls.ca: no usable certificate for verifying clients");
-      }
-    }
     if (handlers.webtransport) {
       const max = handlers.webtransport.maxSessions ?? 16;
       lib.us_quic_socket_context_set_webtransport(this.ctx, max);

@@ -3,12 +3,12 @@
 // :protocol webtransport, then streams and datagrams through the shared session code.
 import type { Pointer } from "bun:ffi";
 import { createHash } from "node:crypto";
-import { pemText, type TlsInput } from "../internal/quic/tls";
-import { encodeHeaders, readHeaders } from "../internal/quic/headers";
-import { ref, scheduleFlush, unref } from "../internal/quic/loop";
-import { callbackInstaller } from "../internal/quic/streams";
-import { connectTo, createClientContext, verifiesPeer } from "../internal/quic/connect";
-import { FFIType, callback, handle, quic } from "../internal/quic/native";
+import { pemText, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
+import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
+import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
+import { quic } from "../internal/rust-quic/binding";
+import { ClientEndpoint, ConnectionPool, clientEndpoint, dial, poolKey, type Destination } from "../internal/rust-quic/client-pool";
+import type { ConnectionEvents, StreamEvents } from "../internal/rust-quic/endpoint";
 import {
   ECONNREFUSED,
   H3_REQUEST_CANCELLED,
@@ -18,11 +18,10 @@ import {
   SETTINGS_ENABLE_WEBTRANSPORT,
   SETTINGS_H3_DATAGRAM,
   SETTINGS_WT_MAX_SESSIONS,
-} from "../internal/quic/constants";
-import { WTRouter, WTSession, type CloseInfo, type WebTransportStreamLike } from "../internal/quic/webtransport";
-import { WebTransportError } from "../internal/quic/wt-wire";
+} from "../internal/rust-quic/constants";
+import { WTRouter, WTSession, type CloseInfo, type WebTransportStreamLike } from "../internal/rust-quic/webtransport";
+import { WebTransportError } from "../internal/rust-quic/wt-wire";
 
-const { ptr, i32, u32 } = FFIType;
 
 export interface WebTransportHash {
   algorithm: string;
@@ -49,8 +48,15 @@ class Attempt {
   ) {}
 }
 
+/** WebTransport's client sessions and streams, by pointer (one router for every client endpoint). */
+const router = new WTRouter();
+/** Connections shared by allowPooling sessions. */
+const pool = new ConnectionPool<Connection>();
+
+const sessionError = (message: string) => new WebTransportError(message, { source: "session" });
+
 /** A QUIC connection carrying one session, or several with allowPooling. */
-class Connection {
+class Connection implements ConnectionEvents {
   conn: Pointer | null = null;
   handshakeDone = false;
   settingsSeen = false;
@@ -60,147 +66,139 @@ class Connection {
     readonly poolKey: string | null,
     readonly hashes: Uint8Array[] | null,
   ) {}
-}
 
-class ClientContext {
-  ctx: Pointer;
-  router = new WTRouter();
-  private conns = new Map<Pointer, Connection>();
-  private pool = new Map<string, Connection>();
-  private callbacks: ReturnType<typeof callback>[] = [];
-
-  constructor(ca: string | undefined) {
-    const lib = quic();
-    const ctx = createClientContext(ca, message => new WebTransportError(message, { source: "session" }));
-    this.ctx = ctx;
-    lib.us_quic_socket_context_set_webtransport(ctx, 16);
-    const router = this.router;
-    const on = callbackInstaller(ctx, this.callbacks);
-    on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => this.onHandshake(c, ok !== 0), [ptr, i32]);
-    on(lib.us_quic_socket_context_on_settings, (c: Pointer) => {
-      const conn = this.conns.get(c);
-      if (conn) {
-        conn.settingsSeen = true;
-        this.maybeConnect(conn);
-      }
-    }, [ptr]);
-    on(lib.us_quic_socket_context_on_close, (c: Pointer) => {
-      const conn = this.conns.get(c);
-      this.conns.delete(c);
-      router.connectionClosed(c);
-      if (!conn) return;
-      this.forget(conn);
-      for (const a of conn.attempts) a.session.fail(new WebTransportError("the WebTransport connection closed", { source: "session" }));
-      unref();
-    }, [ptr]);
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
-      // A server's stream waits for its WebTransport header (on_stream_headers).
-      if (!local || router.opened(s)) return;
-      const conn = this.conns.get(handle(lib.us_quic_stream_socket(s))!);
-      const a = conn?.attempts.find(x => x.requested && !x.connect);
-      if (!a) return lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-      a.connect = s;
-      this.sendConnect(conn!, a, s);
-    }, [ptr, i32]);
-    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, d: Pointer, len: number, fin: number) => router.data(s, d, len, fin), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => router.writable(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, d: Pointer, len: number) => router.datagram(s, d, len), [ptr, ptr, u32]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
-      router.closed(s);
-      const conn = this.conns.get(handle(lib.us_quic_stream_socket(s))!);
-      const a = conn?.attempts.find(x => x.connect === s);
-      if (!conn || !a) return;
-      a.session.fail(new WebTransportError("the WebTransport session's stream was reset before the server answered", { source: "session" }));
-      this.finishAttempt(conn, a);
-    }, [ptr]);
-  }
-
-  /** A session is over: its connection closes with its last session. */
-  private finishAttempt(conn: Connection, a: Attempt) {
-    conn.attempts = conn.attempts.filter(x => x !== a);
-    if (conn.attempts.length > 0 || !conn.conn) return;
-    conn.closing = true;
-    this.forget(conn);
-    quic().us_quic_socket_close(conn.conn);
-    scheduleFlush();
-  }
-
-  private forget(conn: Connection) {
-    if (conn.poolKey && this.pool.get(conn.poolKey) === conn) this.pool.delete(conn.poolKey);
-  }
-
-  async start(a: Attempt, host: string, port: number, serverName: string | undefined, verify: boolean, hashes: Uint8Array[] | null, pooling: boolean) {
-    const key = pooling ? `${host}:${port}|${serverName ?? ""}|${verify}|${(hashes ?? []).map(h => Buffer.from(h).toString("hex")).join(",")}` : null;
-    const pooled = key ? this.pool.get(key) : undefined;
-    if (pooled && !pooled.closing) {
-      pooled.attempts.push(a);
-      return this.maybeConnect(pooled);
-    }
-    const conn = new Connection(key, hashes);
-    conn.attempts.push(a);
-    if (key) this.pool.set(key, conn);
+  async start(endpoint: ClientEndpoint, to: Destination) {
     ref(); // a connection keeps the process alive; unref at on_close
     try {
-      conn.conn = await connectTo(this.ctx, host, port, serverName, verify, message => new WebTransportError(message, { source: "session" }));
+      this.conn = await dial(endpoint, to, this, sessionError);
     } catch (err) {
       unref();
-      this.forget(conn);
-      for (const x of conn.attempts) x.session.fail(err as Error);
+      pool.forget(this.poolKey, this);
+      for (const a of this.attempts) a.session.fail(err as Error);
+    }
+  }
+
+  /** Another session on this (pooled) connection. */
+  join(a: Attempt) {
+    this.attempts.push(a);
+    this.maybeConnect();
+  }
+
+  onHandshake(ok: boolean) {
+    const lib = quic();
+    if (!ok) {
+      const refused = lib.us_quic_socket_errno(this.conn) === ECONNREFUSED;
+      return this.fail(refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)");
+    }
+    if (this.hashes) {
+      const der = new Uint8Array(Math.max(0, lib.us_quic_socket_peer_certificate(this.conn, null, 0)));
+      lib.us_quic_socket_peer_certificate(this.conn, der, der.byteLength);
+      const digest = createHash("sha256").update(der).digest();
+      if (!this.hashes.some(h => Buffer.from(h).equals(digest))) return this.fail("the server's certificate matches none of serverCertificateHashes");
+    }
+    this.handshakeDone = true;
+    this.maybeConnect();
+  }
+
+  onSettings() {
+    this.settingsSeen = true;
+    this.maybeConnect();
+  }
+
+  onClose() {
+    router.connectionClosed(this.conn!);
+    pool.forget(this.poolKey, this);
+    for (const a of this.attempts) a.session.fail(sessionError("the WebTransport connection closed"));
+    unref();
+  }
+
+  /** Every stream's events: the router's streams and the CONNECT streams share them. */
+  private readonly streamEvents: StreamEvents = {
+    onHeaders: s => this.streamHeaders(s),
+    onData: (s, data, len, fin) => router.data(s, data, len, fin ? 1 : 0),
+    onWritable: s => router.writable(s),
+    onDatagram: (s, data, len) => router.datagram(s, data, len),
+    onClose: s => this.streamClosed(s),
+  };
+
+  onStream(s: Pointer, local: boolean): StreamEvents {
+    // A server's stream waits for its WebTransport header (onHeaders).
+    if (local && !router.opened(s)) {
+      const a = this.attempts.find(x => x.requested && !x.connect);
+      if (!a) quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      else {
+        a.connect = s;
+        this.sendConnect(a, s);
+      }
+    }
+    return this.streamEvents;
+  }
+
+  private streamHeaders(s: Pointer) {
+    const lib = quic();
+    const kind = lib.us_quic_stream_headers_kind(s);
+    if (kind === HEADERS_WEBTRANSPORT) return router.peerStream(s);
+    if (kind !== HEADERS_INITIAL) return;
+    const a = this.attempts.find(x => x.connect === s);
+    if (!a) return;
+    const status = Number(readHeaders(s).find(([n]) => n === ":status")?.[1] ?? 0);
+    if (status < 200 || status > 299) {
+      a.session.fail(sessionError(`the server refused the WebTransport session (status ${status})`));
+      lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
       return;
     }
-    this.conns.set(conn.conn, conn);
+    a.session.attach(this.conn!, s);
+  }
+
+  private streamClosed(s: Pointer) {
+    router.closed(s);
+    const a = this.attempts.find(x => x.connect === s);
+    if (!a) return;
+    a.session.fail(sessionError("the WebTransport session's stream was reset before the server answered"));
+    this.finishAttempt(a);
+  }
+
+  /** A session is over: the connection closes with its last session. */
+  private finishAttempt(a: Attempt) {
+    this.attempts = this.attempts.filter(x => x !== a);
+    if (this.attempts.length > 0 || !this.conn) return;
+    this.closing = true;
+    pool.forget(this.poolKey, this);
+    quic().us_quic_socket_close(this.conn);
     scheduleFlush();
   }
 
-  private failConnection(conn: Connection, message: string) {
-    for (const a of conn.attempts) a.session.fail(new WebTransportError(message, { source: "session" }));
-    conn.attempts = [];
-    conn.closing = true;
-    this.forget(conn);
-    if (conn.conn) quic().us_quic_socket_close(conn.conn);
+  private fail(message: string) {
+    for (const a of this.attempts) a.session.fail(sessionError(message));
+    this.attempts = [];
+    this.closing = true;
+    pool.forget(this.poolKey, this);
+    if (this.conn) quic().us_quic_socket_close(this.conn);
     scheduleFlush();
-  }
-
-  private onHandshake(c: Pointer, ok: boolean) {
-    const conn = this.conns.get(c);
-    if (!conn) return;
-    if (!ok) {
-      const refused = quic().us_quic_socket_errno(c) === ECONNREFUSED;
-      return this.failConnection(conn, refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)");
-    }
-    if (conn.hashes) {
-      const lib = quic();
-      const der = new Uint8Array(Math.max(0, lib.us_quic_socket_peer_certificate(c, null, 0)));
-      lib.us_quic_socket_peer_certificate(c, der, der.byteLength);
-      const digest = createHash("sha256").update(der).digest();
-      if (!conn.hashes.some(h => Buffer.from(h).equals(digest))) return this.failConnection(conn, "the server's certificate matches none of serverCertificateHashes");
-    }
-    conn.handshakeDone = true;
-    this.maybeConnect(conn);
   }
 
   /** After the handshake and the server's SETTINGS: an extended CONNECT per waiting session. */
-  private maybeConnect(conn: Connection) {
-    if (!conn.handshakeDone || !conn.settingsSeen || !conn.conn) return;
+  private maybeConnect() {
+    if (!this.handshakeDone || !this.settingsSeen || !this.conn) return;
     const lib = quic();
+    const conn = this.conn;
     const setting = (id: bigint) => {
       const v = new BigUint64Array(1);
-      return lib.us_quic_socket_peer_setting(conn.conn, id, v) === 1 ? v[0] : 0n;
+      return lib.us_quic_socket_peer_setting(conn, id, v) === 1 ? v[0] : 0n;
     };
     const wt = setting(SETTINGS_ENABLE_WEBTRANSPORT) === 1n || setting(SETTINGS_WT_MAX_SESSIONS) > 0n;
     if (setting(SETTINGS_ENABLE_CONNECT_PROTOCOL) !== 1n || setting(SETTINGS_H3_DATAGRAM) !== 1n || !wt) {
-      return this.failConnection(conn, "the server does not support WebTransport over HTTP/3 (no WebTransport SETTINGS)");
+      return this.fail("the server does not support WebTransport over HTTP/3 (no WebTransport SETTINGS)");
     }
-    for (const a of conn.attempts) {
+    for (const a of this.attempts) {
       if (a.requested) continue;
       a.requested = true;
-      lib.us_quic_socket_make_stream(conn.conn);
+      lib.us_quic_socket_make_stream(conn);
     }
     scheduleFlush();
   }
 
-  private sendConnect(conn: Connection, a: Attempt, s: Pointer) {
+  private sendConnect(a: Attempt, s: Pointer) {
     const fields: [string, string][] = [
       [":method", "CONNECT"],
       [":protocol", "webtransport"],
@@ -212,31 +210,24 @@ class ClientContext {
     ];
     const block = encodeHeaders(fields);
     if (quic().us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) {
-      a.session.fail(new WebTransportError("could not send the CONNECT request", { source: "session" }));
+      a.session.fail(sessionError("could not send the CONNECT request"));
       quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
     }
     scheduleFlush();
   }
-
-  private onHeaders(s: Pointer) {
-    const lib = quic();
-    const kind = lib.us_quic_stream_headers_kind(s);
-    if (kind === HEADERS_WEBTRANSPORT) return this.router.peerStream(s);
-    if (kind !== HEADERS_INITIAL) return;
-    const c = handle(lib.us_quic_stream_socket(s))!;
-    const a = this.conns.get(c)?.attempts.find(x => x.connect === s);
-    if (!a) return;
-    const status = Number(readHeaders(s).find(([n]) => n === ":status")?.[1] ?? 0);
-    if (status < 200 || status > 299) {
-      a.session.fail(new WebTransportError(`the server refused the WebTransport session (status ${status})`, { source: "session" }));
-      lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-      return;
-    }
-    a.session.attach(c, s);
-  }
 }
 
-const contexts = new Map<string, ClientContext>();
+/** A new session: on a pooled connection (allowPooling) or a connection of its own. */
+function startSession(a: Attempt, ca: string | undefined, to: Destination, hashes: Uint8Array[] | null, pooling: boolean) {
+  const endpoint = clientEndpoint({ ca, key: "webtransport", configure: ctx => quic().us_quic_socket_context_set_webtransport(ctx, 16), fail: sessionError });
+  const key = pooling ? poolKey(to, `${endpoint.key}|${(hashes ?? []).map(h => Buffer.from(h).toString("hex")).join(",")}`) : null;
+  const pooled = key ? pool.get(key) : undefined;
+  if (pooled && !pooled.closing) return pooled.join(a);
+  const conn = new Connection(key, hashes);
+  conn.attempts.push(a);
+  if (key) pool.add(key, conn);
+  void conn.start(endpoint, to);
+}
 
 function hashesFrom(list: WebTransportHash[] | undefined): Uint8Array[] | null {
   if (list === undefined) return null;
@@ -271,12 +262,9 @@ export class WebTransport {
     if (typeof tls !== "object") throw new TypeError("tls must be an object");
     this.congestionControl = options.congestionControl ?? "default";
     const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
-    let client = contexts.get(ca ?? "");
-    if (!client) contexts.set(ca ?? "", (client = new ClientContext(ca)));
-    this.#session = new WTSession(client.router);
-    const verify = !hashes && verifiesPeer(tls.rejectUnauthorized);
-    const attempt = new Attempt(this.#session, parsed);
-    void client.start(attempt, parsed.hostname, Number(parsed.port || 443), tls.serverName, verify, hashes, options.allowPooling === true);
+    this.#session = new WTSession(router);
+    const to: Destination = { host: parsed.hostname, port: Number(parsed.port || 443), serverName: tls.serverName, verify: !hashes && verifiesPeer(tls.rejectUnauthorized) };
+    startSession(new Attempt(this.#session, parsed), ca, to, hashes, options.allowPooling === true);
   }
 
   get ready(): Promise<void> {

@@ -1,9 +1,9 @@
 // Randomised (seeded, bounded) testing of the WebTransport capsule parser
-// (RFC 9297 3.2; src/js/internal/quic/wt-wire.ts), which reads what a peer
+// (RFC 9297 3.2; src/js/internal/rust-quic/wt-wire.ts), which reads what a peer
 // writes on a CONNECT stream. CAPSULE_FUZZ_RUNS=N runs N inputs of each kind
 // (the documented long run: 10,000,000); the suite runs 10,000.
 import { expect, test } from "bun:test";
-import { CapsuleParser, WebTransportError } from "../../../../src/js/internal/quic/wt-wire";
+import { CapsuleParser, WebTransportError } from "../../../../src/js/internal/rust-quic/wt-wire";
 
 const RUNS = Number(process.env.CAPSULE_FUZZ_RUNS ?? 10_000);
 const MAX_CAPSULE_BUFFER = 64 * 1024;

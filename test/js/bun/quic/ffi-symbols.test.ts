@@ -1,4 +1,4 @@
-// The runtime's bun:ffi symbol table (src/js/internal/quic/native.ts) against
+// The runtime's bun:ffi symbol table (src/js/internal/rust-quic/binding.ts) against
 // the C headers (quic.h, quic_embed.h): every symbol the runtime binds is
 // declared, with the same number of arguments and matching types, so a change
 // to the ABI cannot leave the runtime calling a function with a stale signature.
@@ -6,7 +6,7 @@ import { FFIType } from "bun:ffi";
 import { expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { symbols } from "../../../../src/js/internal/quic/native";
+import { symbols } from "../../../../src/js/internal/rust-quic/binding";
 import { ROOT } from "./harness";
 
 type Decl = { returns: string; args: string[] };
@@ -70,7 +70,7 @@ test("every bound symbol is declared in quic.h or quic_embed.h with the same sig
 });
 
 test("the runtime's shared constants are the headers' and the engine's numbers", async () => {
-  const c = await import("../../../../src/js/internal/quic/constants");
+  const c = await import("../../../../src/js/internal/rust-quic/constants");
   const src = (...p: string[]) => readFileSync(join(ROOT, ...p), "utf8");
   const defines = new Map<string, number>();
   for (const file of ["quic.h", "libusockets.h"]) {

@@ -385,7 +385,7 @@ test("allowPooling shares a connection; maxSessions per connection is enforced",
 
 describe("WebTransport wire helpers", () => {
   test("application error codes map into the HTTP/3 range and back, skipping reserved codepoints", async () => {
-    const { appToHttp3, http3ToApp } = await import("../../../../src/js/internal/quic/wt-wire");
+    const { appToHttp3, http3ToApp } = await import("../../../../src/js/internal/rust-quic/wt-wire");
     expect(appToHttp3(0)).toBe(0x52e4a40fa8dbn);
     for (const code of [0, 1, 0x1d, 0x1e, 0x1f, 1000, 0xffffffff]) {
       const h3 = appToHttp3(code);
@@ -397,7 +397,7 @@ describe("WebTransport wire helpers", () => {
   });
 
   test("capsules parse in any split; an oversized one is refused", async () => {
-    const { CapsuleParser, encodeCloseCapsule } = await import("../../../../src/js/internal/quic/wt-wire");
+    const { CapsuleParser, encodeCloseCapsule } = await import("../../../../src/js/internal/rust-quic/wt-wire");
     const close = encodeCloseCapsule(42, "bye");
     const drain = new Uint8Array([0x80, 0x00, 0x78, 0xae, 0x00]);
     const all = new Uint8Array([...close, ...drain]);

@@ -7,7 +7,7 @@
 import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { scheduleFlush } from "./loop";
-import { handle, quic } from "./native";
+import { handle, quic } from "./binding";
 import { deliverBody, incomingBody, wakeWriter, type IncomingState } from "./streams";
 import { writeAll } from "./write";
 import { bytesOf } from "./bytes";

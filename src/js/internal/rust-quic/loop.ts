@@ -6,7 +6,7 @@
 // read is cancelled, so idle pooled connections never keep the process alive;
 // the next ref resumes reading and catches up with whatever happened meanwhile.
 import type { Pointer } from "bun:ffi";
-import { handle as asPointer, quic } from "./native";
+import { handle as asPointer, quic } from "./binding";
 
 let embed: Pointer | null = null;
 let loopPtr: Pointer | null = null;

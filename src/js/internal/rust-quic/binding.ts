@@ -130,4 +130,13 @@ export function callback(fn: (...args: any[]) => void, args: FFIType[]): JSCallb
   return new JSCallback(guarded, { args, returns: FFIType.void });
 }
 
+/** `on(setter, fn, args)`: registers a JS callback on `ctx`, kept alive in `store`. */
+export function callbackInstaller(ctx: Pointer, store: JSCallback[]) {
+  return (setter: (c: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
+    const cb = callback(fn, args);
+    store.push(cb);
+    setter(ctx, cb.ptr);
+  };
+}
+
 export { FFIType };

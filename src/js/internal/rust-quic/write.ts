@@ -2,7 +2,7 @@
 // server (Bun.serve h3) and the client (fetch over HTTP/3).
 import type { Pointer } from "bun:ffi";
 import { scheduleFlush } from "./loop";
-import { quic } from "./native";
+import { quic } from "./binding";
 
 /** What a stream's JS state exposes: closed, and where to park a writer. */
 export interface WritableState {

@@ -2,7 +2,7 @@
 // repeated [u32 name length][name][u32 value length][value], native endian.
 // Field names and values are ByteStrings (latin1), so one char is one byte.
 import type { Pointer } from "bun:ffi";
-import { quic } from "./native";
+import { quic } from "./binding";
 
 type Latin1Buffer = Buffer & {
   latin1Slice(start: number, end: number): string;

@@ -1,19 +1,10 @@
-// What the HTTP/3 server (Bun.serve h3), the HTTP/3 client (fetch) and Bun.quic
-// share about engine streams and contexts: installing callbacks, an incoming
-// body as a ReadableStream with flow control, and waking a parked writer.
-import type { JSCallback, Pointer } from "bun:ffi";
+// What the HTTP/3 server (Bun.serve h3) and client (fetch) share about engine
+// streams: an incoming body as a ReadableStream with flow control, and waking a
+// parked writer.
+import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { scheduleFlush } from "./loop";
-import { FFIType, callback, quic } from "./native";
-
-/** `on(setter, fn, args)`: registers a JS callback on `ctx`, kept alive in `store`. */
-export function callbackInstaller(ctx: Pointer, store: JSCallback[]) {
-  return (setter: (c: Pointer | null, cb: Pointer | null) => unknown, fn: (...a: any[]) => void, args: FFIType[]) => {
-    const cb = callback(fn, args);
-    store.push(cb);
-    setter(ctx, cb.ptr);
-  };
-}
+import { quic } from "./binding";
 
 /** The JS side of a stream that receives a body. */
 export interface IncomingState {

@@ -1,0 +1,41 @@
+// Starting a client connection on an engine context: an IP literal connects at
+// once; a host name is resolved here (node:dns) and handed to the pending connect.
+// (Contexts come from tls.ts; client-pool.ts dials through here.)
+import type { Pointer } from "bun:ffi";
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
+import { handle, quic } from "./binding";
+
+const cstr = (text: string) => Buffer.from(text + "\0");
+
+/** The new connection; `fail(message, cause)` builds the caller's error type. */
+export async function connectTo(
+  ctx: Pointer,
+  host: string,
+  port: number,
+  serverName: string | undefined,
+  verify: boolean,
+  fail: (message: string, cause?: unknown) => Error,
+): Promise<Pointer> {
+  const lib = quic();
+  const out = new BigUint64Array(1);
+  const pending = new BigUint64Array(1);
+  const bare = host.replace(/^\[|\]$/g, "");
+  const r = lib.us_quic_socket_context_connect(ctx, cstr(bare), port, serverName ? cstr(serverName) : null, verify ? 1 : 0, out, pending, null);
+  let conn: Pointer | null = null;
+  if (r === 1) conn = handle(Number(out[0]));
+  else if (r === 0) {
+    const pc = handle(Number(pending[0]));
+    let address: string;
+    try {
+      address = isIP(bare) ? bare : (await lookup(bare)).address;
+    } catch (err) {
+      lib.us_quic_pending_connect_cancel(pc);
+      throw fail(`Unable to resolve ${bare}`, err);
+    }
+    lib.us_quic_pending_connect_set_address(pc, cstr(address));
+    conn = handle(lib.us_quic_pending_connect_resolved(pc));
+  }
+  if (!conn) throw fail(`Unable to connect to ${host}:${port} over QUIC`);
+  return conn;
+}
