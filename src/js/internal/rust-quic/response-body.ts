@@ -5,41 +5,56 @@
 // kind, so the preload records it at construction (and for Response.json). The
 // HTTP/3 server then answers as Bun's server does, and in one engine call when
 // the bytes are in memory.
-const bodies = new WeakMap<Response, unknown>();
+
+/** Where a tracked Response keeps what it was built from (a symbol: invisible to keys, JSON and inspect). */
+const BODY = Symbol("rust-quic response body");
+type Tracked = Response & { [BODY]?: unknown };
 let installed = false;
 /** The untracked constructor, for Responses the runtime itself builds (fetch results). */
 export const OriginalResponse = globalThis.Response;
 
+/**
+ * Replaces the global Response with a constructor that records the body. It
+ * is a plain function sharing Response's prototype (not a Proxy, not a
+ * subclass): `instanceof Response` holds for every Response, Bun's own too;
+ * subclasses, `constructor` and the static methods work as before; and a
+ * construction costs one Reflect.construct and a property store (about
+ * 0.1 µs over the bare constructor, against 0.5-0.8 µs for a Proxy's trap).
+ */
 export function trackResponseBodies() {
   if (installed) return;
   installed = true;
   const Original = OriginalResponse;
   const json = Original.json;
-  const trackedJson = function (this: unknown, data: unknown, init?: ResponseInit) {
-    const response = json.call(Original, data, init);
-    // Response.json's body is JSON.stringify's text (Bun's own encoder agrees on every value it accepts).
-    const text = JSON.stringify(data);
-    if (typeof text === "string") bodies.set(response, text);
+  function Response(this: unknown, body?: unknown, init?: ResponseInit): Response {
+    // Without new: Bun's own error (ERR_ILLEGAL_CONSTRUCTOR), thrown by Bun's constructor.
+    if (new.target === undefined) return (Original as unknown as (...a: unknown[]) => Response)(body, init);
+    const response: Tracked = Reflect.construct(Original, arguments.length > 1 ? [body, init] : arguments.length ? [body] : [], new.target);
+    if (body !== undefined && body !== null) response[BODY] = body;
     return response;
-  };
-  // A Proxy keeps `instanceof Response`, subclassing and the static methods intact.
-  globalThis.Response = new Proxy(Original, {
-    construct(target, args, newTarget) {
-      const response = Reflect.construct(target, args, newTarget);
-      if (args[0] !== undefined && args[0] !== null) bodies.set(response, args[0]);
+  }
+  Object.setPrototypeOf(Response, Original); // Response.error, Response.redirect
+  Object.defineProperty(Response, "prototype", { value: Original.prototype, writable: false });
+  Object.defineProperty(Response, "length", { value: Original.length });
+  Object.defineProperty(Response, "toString", { value: () => Function.prototype.toString.call(Original), writable: true, configurable: true });
+  Object.defineProperty(Original.prototype, "constructor", { value: Response, writable: true, configurable: true });
+  const statics = {
+    json(data: unknown, init?: ResponseInit) {
+      const response: Tracked = json.call(Original, data, init);
+      // Response.json's body is JSON.stringify's text (Bun's own encoder agrees on every value it accepts).
+      const text = JSON.stringify(data);
+      if (typeof text === "string") response[BODY] = text;
       return response;
     },
-    get(target, prop, receiver) {
-      if (prop === "json") return trackedJson;
-      return Reflect.get(target, prop, receiver);
-    },
-  });
+  };
+  Object.defineProperty(Response, "json", { value: statics.json, writable: true, configurable: true });
+  globalThis.Response = Response as unknown as typeof globalThis.Response;
 }
 
 /** A Response the runtime builds itself, with its body recorded as if the application had built it. */
 export function responseOf(body: ConstructorParameters<typeof Response>[0], init?: ResponseInit): Response {
-  const response = new OriginalResponse(body, init);
-  if (body !== null && body !== undefined) bodies.set(response, body);
+  const response: Tracked = new OriginalResponse(body, init);
+  if (body !== null && body !== undefined) response[BODY] = body;
   return response;
 }
 
@@ -68,7 +83,7 @@ export interface BodyInfo {
 
 /** The body's kind and bytes when known and unread; undefined for streams and unknown bodies. */
 export function bodyInfo(response: Response): BodyInfo | undefined {
-  const body = bodies.get(response);
+  const body = (response as Tracked)[BODY];
   if (body === undefined || response.bodyUsed) return undefined;
   if (typeof body === "string") return { bytes: Buffer.from(body), defaultType: body ? "text/plain;charset=utf-8" : undefined };
   // Bun's server gives empty bodies no default content-type.
@@ -89,6 +104,6 @@ export function bodyInfo(response: Response): BodyInfo | undefined {
 
 /** The Bun.file a Response was built from (`new Response(Bun.file(path))`), if any. */
 export function fileBody(response: Response): BunFileLike | undefined {
-  const body = bodies.get(response);
+  const body = (response as Tracked)[BODY];
   return isBunFile(body) ? body : undefined;
 }

@@ -512,3 +512,33 @@ describe("deliberate differences from upstream (docs/guide.md)", () => {
     }
   });
 });
+
+// The preload replaces the global Response (to learn each body's kind for the
+// HTTP/3 server); a program sees the same Response as on stock Bun.
+test("the global Response looks and behaves as stock Bun's: instanceof (Bun's own Responses too), subclasses, constructor, statics, errors", async () => {
+  const script = `
+    class Mine extends Response { extra = 7; }
+    const r = new Response("hi", { status: 201 });
+    const mine = new Mine("sub");
+    let withoutNew = "";
+    try { Response("x"); } catch (e) { withoutNew = e.constructor.name + " " + e.code + " " + e.message; }
+    const fetched = await fetch("data:text/plain,abc");
+    console.log(JSON.stringify({
+      instance: [r, Response.json({ a: 1 }), Response.error(), Response.redirect("https://x.test/", 302), r.clone(), fetched, mine].map(x => x instanceof Response),
+      subclass: [mine instanceof Mine, mine.extra, await mine.text(), Object.getPrototypeOf(Mine) === Response],
+      constructor: [r.constructor === Response, fetched.constructor === Response, Object.getPrototypeOf(r) === Response.prototype, Object.getPrototypeOf(fetched) === Response.prototype],
+      shape: [Response.name, Response.length, typeof Response.json, String(Response), Object.prototype.toString.call(r), Object.keys(r), Object.getOwnPropertyNames(r), JSON.stringify(r)],
+      bodies: [await r.text(), r.status, await Response.json({ a: 1 }).text(), new Response(null, { status: 204 }).body, await new Response(new Uint8Array([65, 66])).text()],
+      withoutNew,
+    }));`;
+  const run = async (preload: boolean) => {
+    const argv = [BUN, ...(preload ? ["--preload", join(ROOT, "src/js/preload.ts")] : []), "-e", script];
+    const proc = Bun.spawn(argv, { cwd: tmpdir(), stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    expect({ code, err }).toEqual({ code: 0, err: "" });
+    return JSON.parse(out);
+  };
+  const [ours, stock] = await Promise.all([run(true), run(false)]);
+  expect(ours).toEqual(stock);
+  expect(ours.instance).toEqual([true, true, true, true, true, true, true]);
+});
