@@ -10,6 +10,7 @@
 //! for the next pass) are recorded here for the connection to act on.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use crate::context::{Context, Protocol};
@@ -96,13 +97,38 @@ impl Phase {
     }
 }
 
+/// Hashes a QUIC stream id for the per-connection tables. SipHash's
+/// flooding resistance buys nothing here: a peer can only name ids below the
+/// stream limits we grant. A multiply spreads the ids (consecutive ones of a
+/// type differ by 4) and the fold brings high bits down to the bucket index.
+#[derive(Default)]
+pub struct StreamIdHasher(u64);
+
+impl Hasher for StreamIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        let x = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A table keyed by stream id.
+pub type StreamIdMap<V> = HashMap<u64, V, BuildHasherDefault<StreamIdHasher>>;
+
 pub struct ConnectionCore {
     pub ctx: *mut Context,
     /// The connection this is the core of (events and the dirty list name it).
     pub handle: ConnectionHandle,
     pub conn: quiche::Connection,
     /// Open streams by id.
-    pub streams: HashMap<u64, StreamHandle>,
+    pub streams: StreamIdMap<StreamHandle>,
     /// Where the connection is in its life.
     pub(crate) phase: Phase,
     /// Servers: this connection's deadlines and allowances (limits.rs).
@@ -129,7 +155,7 @@ impl ConnectionCore {
             ctx,
             handle,
             conn,
-            streams: HashMap::new(),
+            streams: StreamIdMap::default(),
             phase: Phase::Handshake,
             guard: ConnectionGuard::new(),
             in_dirty: false,
@@ -223,6 +249,24 @@ pub(crate) unsafe fn close_for_load(core: *mut ConnectionCore, reason: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::hash::BuildHasher;
+
+    #[test]
+    fn stream_ids_of_one_type_spread_over_the_buckets() {
+        // hashbrown takes the bucket from the low bits and a tag from the top 7.
+        let hasher = BuildHasherDefault::<StreamIdHasher>::default();
+        for kind in 0..4u64 {
+            let hashes: Vec<u64> = (0..64u64).map(|n| hasher.hash_one(n * 4 + kind)).collect();
+            let buckets: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
+            let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert!(buckets.len() >= 32, "stream type {kind}: {} of 64 buckets", buckets.len());
+            assert!(tags.len() >= 32, "stream type {kind}: {} tags", tags.len());
+        }
+        let mut map = StreamIdMap::default();
+        map.insert(8u64, 'a');
+        assert_eq!(map.get(&8), Some(&'a'));
+        assert_eq!(map.get(&12), None);
+    }
 
     const ALL: [Phase; 5] = [Phase::Handshake, Phase::Open, Phase::GoingAway, Phase::Closing, Phase::Closed];
 

@@ -3,13 +3,12 @@
 //! addresses, the socket it belongs to, the HTTP/3 session (control and QPACK
 //! streams, peer settings, GOAWAY) and the table of open streams.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::cid::{self, CidKey};
 pub use crate::connection::Phase;
-use crate::connection::{self, ConnectionCore, ShutdownStep};
+use crate::connection::{self, ConnectionCore, ShutdownStep, StreamIdMap};
 use crate::context::{Context, Role};
 use crate::events::Event;
 use crate::ext::Ext;
@@ -39,7 +38,7 @@ pub struct H3Session {
     peer_encoder: Option<u64>,
     peer_decoder: Option<u64>,
     pub peer_settings: Option<PeerSettings>,
-    uni: HashMap<u64, UniReader>,
+    uni: StreamIdMap<UniReader>,
     pub goaway_sent: Option<u64>,
     pub goaway_received: Option<u64>,
     /// Servers: the push ID of the client's last GOAWAY (each may only stay or shrink).
@@ -267,7 +266,15 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
             stream::on_writable(s);
         }
     }
-    let blocked: Vec<*mut Stream> = open_streams(pc).into_iter().filter(|&s| stream::is_send_blocked(&*s)).collect();
+    // (Collected first: a stopped stream's callback may close others. Usually
+    // none is blocked, and an empty Vec allocates nothing.)
+    let blocked: Vec<*mut Stream> = (*pc)
+        .core
+        .streams
+        .values()
+        .map(|&h| Stream::from_handle(h))
+        .filter(|&s| stream::is_send_blocked(&*s))
+        .collect();
     for s in blocked {
         stream::check_stopped(s);
     }
