@@ -19,7 +19,9 @@ import {
   SETTINGS_H3_DATAGRAM,
   SETTINGS_WT_MAX_SESSIONS,
 } from "../internal/rust-quic/constants";
-import { WTRouter, WTSession, type CloseInfo, type WebTransportStreamLike } from "../internal/rust-quic/webtransport";
+import { WTRouter } from "../internal/rust-quic/wt-router";
+import { WTSession, type CloseInfo } from "../internal/rust-quic/wt-session";
+import type { WebTransportStreamLike } from "../internal/rust-quic/wt-stream";
 import { WebTransportError } from "../internal/rust-quic/wt-wire";
 
 
