@@ -45,6 +45,21 @@ pub(crate) fn destination_cid(datagram: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// What every QUIC version's long header has (RFC 8999 5.1): the version and
+/// both connection IDs, each up to 255 bytes in versions other than 1. None
+/// for a short header or a truncated one.
+pub(crate) fn long_header_invariants(datagram: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+    if datagram.first()? & 0x80 == 0 {
+        return None;
+    }
+    let version = u32::from_be_bytes(datagram.get(1..5)?.try_into().ok()?);
+    let dcid_len = usize::from(*datagram.get(5)?);
+    let dcid = datagram.get(6..6 + dcid_len)?;
+    let scid_len = usize::from(*datagram.get(6 + dcid_len)?);
+    let scid = datagram.get(7 + dcid_len..7 + dcid_len + scid_len)?;
+    Some((version, dcid, scid))
+}
+
 impl std::fmt::Debug for CidKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.as_bytes().iter().try_for_each(|b| write!(f, "{b:02x}"))
@@ -54,6 +69,16 @@ impl std::fmt::Debug for CidKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_header_invariants_read_any_version_and_long_ids() {
+        let mut d = vec![0x80, 0x1a, 0x2a, 0x3a, 0x4a, 30];
+        d.extend([7u8; 30]);
+        d.push(0);
+        assert_eq!(long_header_invariants(&d), Some((0x1a2a_3a4a, &[7u8; 30][..], &[][..])));
+        assert_eq!(long_header_invariants(&d[..20]), None, "truncated inside the DCID");
+        assert_eq!(long_header_invariants(&[0x40, 0, 0, 0, 1, 0, 0]), None, "short header");
+    }
 
     #[test]
     fn keys_compare_by_their_bytes_and_length() {

@@ -101,6 +101,22 @@ pub(crate) unsafe fn route_datagram(ls: *mut ListenSocket, data: &mut [u8], from
     route
 }
 
+/// The Version Negotiation answer to a datagram of an unknown version: only
+/// for one that could carry a client's first flight (at least 1200 bytes), so
+/// a small spoofed packet cannot draw a larger answer at its victim.
+fn version_negotiation(len: usize, dcid: &[u8], scid: &[u8], from: SocketAddr) -> Route {
+    if len < MIN_INITIAL_DATAGRAM {
+        return Route::Dropped;
+    }
+    // First byte, version, two IDs of up to 255 bytes with their lengths, our versions.
+    let mut out = [0u8; 1 + 4 + 2 * 256 + 16];
+    let (peer_scid, peer_dcid) = (quiche::ConnectionId::from_ref(scid), quiche::ConnectionId::from_ref(dcid));
+    match quiche::negotiate_version(&peer_scid, &peer_dcid, &mut out) {
+        Ok(n) => Route::Reply { to: from, packets: vec![out[..n].to_vec()] },
+        Err(_) => Route::Dropped,
+    }
+}
+
 /// # Safety
 /// `ls` is a live listen socket.
 unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
@@ -117,25 +133,22 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     if let Some(pc) = known {
         return deliver(pc, data, from, to);
     }
-    let Ok(header) = quiche::Header::from_slice(data, CID_LEN) else { return Route::Dropped };
-    let (ty, version) = (header.ty, header.version);
-    let Some(dcid) = CidKey::new(&header.dcid) else { return Route::Dropped };
-    if (*ctx).role != Role::Server || ty != quiche::Type::Initial && ty != quiche::Type::VersionNegotiation {
+    if (*ctx).role != Role::Server {
         return Route::Dropped;
     }
-    if !quiche::version_is_supported(version) {
-        // Only answer datagrams that could carry an Initial, so we cannot be
-        // used to amplify small spoofed packets.
-        if data.len() < MIN_INITIAL_DATAGRAM || ty == quiche::Type::VersionNegotiation {
-            return Route::Dropped;
+    // Any long header of a version we do not speak, whatever its first byte's
+    // version-specific bits and connection ID lengths say (RFC 9000 6.1, RFC
+    // 8999 6), is answered with Version Negotiation; Version Negotiation
+    // itself (version 0) never is.
+    if let Some((version, dcid, scid)) = cid::long_header_invariants(data) {
+        if version != 0 && !quiche::version_is_supported(version) {
+            return version_negotiation(data.len(), dcid, scid, from);
         }
-        let mut out = [0u8; 256];
-        return match quiche::negotiate_version(&header.scid, &header.dcid, &mut out) {
-            Ok(n) => Route::Reply { to: from, packets: vec![out[..n].to_vec()] },
-            Err(_) => Route::Dropped,
-        };
     }
-    if (*ctx).shutting_down || (*ls).closing || data.len() < MIN_INITIAL_DATAGRAM || ty != quiche::Type::Initial {
+    let Ok(header) = quiche::Header::from_slice(data, CID_LEN) else { return Route::Dropped };
+    let Some(dcid) = CidKey::new(&header.dcid) else { return Route::Dropped };
+    if (*ctx).shutting_down || (*ls).closing || data.len() < MIN_INITIAL_DATAGRAM || header.ty != quiche::Type::Initial
+    {
         return Route::Dropped;
     }
     let our_cid = cid::random_cid();

@@ -128,14 +128,26 @@ fn garbage_truncated_and_unknown_version_datagrams() {
         let mut flipped = initial.clone();
         flipped[80] ^= 0xff;
         cases.push(flipped);
+        // Answered: datagrams of first-flight size whose (version-independent)
+        // long header names a version other than ours, random bytes included.
+        let unknown_long_header = |d: &[u8]| {
+            d.len() >= 1200 && d[0] & 0x80 != 0 && {
+                let version = u32::from_be_bytes(d[1..5].try_into().unwrap());
+                version != 0 && !quiche::version_is_supported(version)
+            }
+        };
+        let expected = cases.iter().filter(|d| unknown_long_header(d)).count();
+        assert!(expected >= 1);
         for mut d in cases {
             edge::recv_datagram(p.listen, &mut d, from, server_addr);
         }
         edge::after_io(p.server);
-        // Exactly one Version Negotiation answer went out, nothing else crashed.
+        // Only Version Negotiation answers went out, nothing else crashed.
         let answers: Vec<_> = p.net.borrow_mut().queue.drain(..).collect();
-        assert_eq!(answers.len(), 1, "only the unknown-version datagram is answered");
-        assert_eq!(answers[0].data[1..5], [0, 0, 0, 0], "version negotiation packet");
+        assert_eq!(answers.len(), expected, "only the unknown-version datagrams are answered");
+        for answer in &answers {
+            assert_eq!(answer.data[1..5], [0, 0, 0, 0], "version negotiation packet");
+        }
         let st = stats(p.server);
         assert!(st.packets_dropped >= 10, "{st:?}");
         assert!((*p.server).connections.is_empty(), "garbage must not create connections");
@@ -473,6 +485,77 @@ fn another_path_is_probed_and_never_black_holed() {
         let largest = largest_server_datagram_in_a_download(&p);
         assert!(largest > 1400, "a probe above the path's limit was tried");
         assert!(p.net.borrow().dropped < 200, "only probes were lost: {}", p.net.borrow().dropped);
+        p.free();
+    }
+}
+
+#[test]
+fn every_long_header_of_an_unknown_version_gets_version_negotiation() {
+    unsafe {
+        let p = pair();
+        let server_addr = (*p.listen).local;
+        let from: std::net::SocketAddr = "127.0.0.9:5556".parse().unwrap();
+        let datagram = |first: u8, version: u32, dcid: &[u8], scid: &[u8], len: usize| {
+            let mut d = vec![first];
+            d.extend(version.to_be_bytes());
+            d.push(dcid.len() as u8);
+            d.extend(dcid);
+            d.push(scid.len() as u8);
+            d.extend(scid);
+            d.resize(len, 0x5a);
+            d
+        };
+        let dcid_long = [0xd1; 40]; // longer than version 1 allows: other versions may
+        let mut sent = 0;
+        for first in 0x80..=0xffu8 {
+            // Every version-specific pattern of the first byte, greased and real
+            // unknown versions (QUIC v2 among them), connection IDs of any length.
+            for (version, dcid, scid) in [
+                (0x1a2a_3a4au32, &[0xd0u8; 8][..], &[0xc0u8; 8][..]),
+                (0x6b33_43cf, &[0xd2; 20][..], &[][..]),
+                (0xff00_001d, &dcid_long[..], &[0xc3; 255][..]),
+            ] {
+                let mut d = datagram(first, version, dcid, scid, 1200.max(dcid.len() + scid.len() + 7));
+                edge::recv_datagram(p.listen, &mut d, from, server_addr);
+                edge::after_io(p.server);
+                let answers: Vec<_> = p.net.borrow_mut().queue.drain(..).collect();
+                assert_eq!(answers.len(), 1, "first byte {first:#04x}, version {version:#x}: one answer");
+                let vn = &answers[0].data;
+                assert_eq!(answers[0].to, from);
+                assert_eq!(vn[0] & 0x80, 0x80, "a long header");
+                assert_eq!(vn[1..5], [0, 0, 0, 0], "version 0: Version Negotiation");
+                // Its destination is the client's source ID and the other way round.
+                let (v, vn_dcid, vn_scid) =
+                    (u32::from_be_bytes(vn[1..5].try_into().unwrap()), &vn[6..6 + vn[5] as usize], {
+                        let at = 6 + vn[5] as usize;
+                        &vn[at + 1..at + 1 + vn[at] as usize]
+                    });
+                assert_eq!((v, vn_dcid, vn_scid), (0, scid, dcid));
+                let versions_at = 7 + scid.len() + dcid.len();
+                let versions: Vec<u32> =
+                    vn[versions_at..].chunks(4).map(|c| u32::from_be_bytes(c.try_into().unwrap())).collect();
+                assert!(versions.contains(&1), "offers QUIC v1: {versions:x?}");
+                assert!(vn.len() < 1200, "never larger than what drew it");
+                sent += 1;
+            }
+        }
+        assert_eq!(sent, 128 * 3);
+        // Not answered: too small to be a first flight (an amplification
+        // vector otherwise), Version Negotiation itself, and a short header.
+        for mut d in [
+            datagram(0xc0, 0x1a2a_3a4a, &[1; 8], &[2; 8], 1199),
+            datagram(0x80, 0, &[1; 8], &[2; 8], 1200),
+            datagram(0x40, 0x1a2a_3a4a, &[1; 8], &[2; 8], 1200),
+        ] {
+            edge::recv_datagram(p.listen, &mut d, from, server_addr);
+        }
+        edge::after_io(p.server);
+        assert!(p.net.borrow().queue.is_empty(), "no answer to those");
+        assert!((*p.server).connections.is_empty());
+        // And real clients are still served.
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/size/1")], 5);
+        assert_eq!(r[0].status(), 200);
         p.free();
     }
 }

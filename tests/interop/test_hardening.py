@@ -317,3 +317,31 @@ def test_a_connection_that_only_pings_is_closed_after_the_idle_timeout(limited):
     assert closed is not None and closed.error_code == H3_NO_ERROR
     assert 0.8 <= after < 4
     assert quic_stats(limited)["connectionsClosedIdle"] >= before + 1
+
+
+# ---- Version Negotiation over real UDP (RFC 9000 6, RFC 8999 6), both servers ----
+
+def test_every_unknown_version_long_header_gets_version_negotiation_over_udp(server):
+    import socket
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(2.0)
+    try:
+        for first in (0x80, 0xc0, 0xd3, 0xe7, 0xff):  # the version-specific bits vary; the long-header bit is set
+            for version, dcid, scid in ((0x1A2A3A4A, b"\xd0" * 8, b"\xc0" * 8), (0x6B3343CF, b"\xd1" * 20, b""),
+                                        (0xFF00001D, b"\xd2" * 40, b"\xc2" * 30)):
+                datagram = bytes([first]) + version.to_bytes(4, "big") + bytes([len(dcid)]) + dcid + bytes([len(scid)]) + scid
+                sock.sendto(datagram.ljust(1200, b"\x5a"), ("127.0.0.1", server.port))
+                answer, _ = sock.recvfrom(2048)
+                assert answer[0] & 0x80 and answer[1:5] == b"\0\0\0\0", answer[:8]
+                at = 6 + answer[5]
+                assert answer[6:at] == scid and answer[at + 1:at + 1 + answer[at]] == dcid
+                versions = answer[at + 1 + answer[at]:]
+                assert b"\x00\x00\x00\x01" in [versions[i:i + 4] for i in range(0, len(versions), 4)]
+                assert len(answer) < 1200
+        # Too small to start a connection: no answer (no amplification of spoofed packets).
+        sock.sendto(bytes([0xc0]) + (0x1A2A3A4A).to_bytes(4, "big") + b"\x08" + b"\x01" * 8 + b"\x00", ("127.0.0.1", server.port))
+        sock.settimeout(0.3)
+        with pytest.raises(socket.timeout):
+            sock.recvfrom(2048)
+    finally:
+        sock.close()
