@@ -91,7 +91,10 @@ pub unsafe fn start(
             }
         };
         match quiche::connect(sni, &quiche::ConnectionId::from_ref(&cid), local, peer, config) {
-            Ok(c) => c,
+            Ok(mut c) => {
+                (*ctx).log_keys_of(&mut c);
+                c
+            }
             Err(e) => {
                 listen_socket::close(ls);
                 return Err(format!("connect: {e}"));

@@ -18,6 +18,7 @@ use crate::events::{Callbacks, EventQueue};
 use crate::ext::Ext;
 use crate::handles::{ConnectionHandle, ListenSocketHandle, StreamHandle};
 use crate::http3;
+use crate::keylog::KeyLog;
 use crate::limits::{ConnectionCounts, Limits};
 use crate::outbox::Outbox;
 use crate::tls::{self, SharedSni, TlsOptions};
@@ -116,6 +117,9 @@ pub struct Settings {
     /// Servers: deadlines, rates and counts that bound one client's cost.
     pub limits: Limits,
     pub congestion_control: CongestionControl,
+    /// Where the TLS secrets of this context's connections are logged (NSS key
+    /// log format); by default `$SSLKEYLOGFILE` when the context is made.
+    pub keylog_path: Option<std::path::PathBuf>,
 }
 
 impl Default for Settings {
@@ -139,6 +143,7 @@ impl Default for Settings {
             max_streams_uni: 16,
             initial_max_data: 16 * 1024 * 1024,
             initial_max_stream_data: 2 * 1024 * 1024,
+            keylog_path: crate::keylog::path_from_env(),
         }
     }
 }
@@ -181,6 +186,8 @@ pub struct Context {
     /// Client contexts: the certificate shown to servers that request one.
     pub(crate) client_identity: Option<tls::Identity>,
     pub sni: SharedSni,
+    /// Open when `settings.keylog_path` is set: every connection's secrets go there.
+    pub(crate) keylog: Option<KeyLog>,
     pub listen_sockets: Vec<ListenSocketHandle>,
     pub connections: Vec<ConnectionHandle>,
     /// Connections with work since they were last serviced (`peer_context::mark_dirty`).
@@ -275,7 +282,17 @@ pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 impl Context {
     fn new(role: Role, settings: Settings, ext_size: usize, driver: Box<dyn Driver>) -> Context {
+        // A key log that cannot be opened is said once and not kept (the
+        // connections work as without one).
+        let keylog = settings.keylog_path.as_deref().and_then(|path| match KeyLog::open(path) {
+            Ok(log) => Some(log),
+            Err(e) => {
+                eprintln!("rust-quic: cannot open the key log {}: {e}", path.display());
+                None
+            }
+        });
         Context {
+            keylog,
             role,
             settings,
             callbacks: Callbacks::default(),
@@ -466,6 +483,9 @@ impl Context {
         c.set_initial_rtt(INITIAL_RTT);
         c.set_cc_algorithm(s.congestion_control.algorithm());
         c.enable_dgram(s.datagrams, 1024, 1024);
+        if self.keylog.is_some() {
+            c.log_keys();
+        }
         Ok(())
     }
 
@@ -486,6 +506,13 @@ impl Context {
         let config = self.client_configs.get_mut(&verify).expect("inserted above");
         aim_at(config, &self.settings, peer);
         Ok(config)
+    }
+
+    /// Logs `conn`'s secrets when this context keeps a key log.
+    pub(crate) fn log_keys_of(&self, conn: &mut quiche::Connection) {
+        if let Some(log) = &self.keylog {
+            conn.set_keylog(log.writer());
+        }
     }
 
     /// True while an engine frame of this context (and so maybe a callback) runs.

@@ -47,6 +47,7 @@ pub mod ext;
 pub mod ffi;
 pub mod handles;
 pub mod http3;
+pub mod keylog;
 pub mod limits;
 pub mod listen_socket;
 pub mod outbox;

@@ -157,6 +157,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
         return Route::Dropped;
     };
+    (*ctx).log_keys_of(&mut conn);
     // A first datagram that does not authenticate creates nothing: forged or
     // corrupted Initials must not hold connection state or draw an answer.
     // (quiche's recv drops undecryptable packets without an error: count them.)

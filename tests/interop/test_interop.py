@@ -225,3 +225,55 @@ def test_our_client_downloads_1mb_from_bun_native(bun_server, site):
 
 def test_our_client_posts_to_bun_native_echo(bun_server, site):
     assert h3_client(url(bun_server, "/echo"), "--data", f"@{site / 'post.bin'}") == (site / "post.bin").read_bytes()
+
+
+# ---- TLS key logging (SSLKEYLOGFILE): our secrets are the peer's ----
+
+def key_lines(path):
+    """{(label, client random): secret} of an NSS key log."""
+    out = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and not line.startswith("#"):
+            out[(parts[0], parts[1].lower())] = parts[2].lower()
+    return out
+
+
+QUIC_SECRETS = {"CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET", "CLIENT_TRAFFIC_SECRET_0",
+                "SERVER_TRAFFIC_SECRET_0"}
+
+
+def test_server_key_log_matches_aioquic_clients(site, tmp_path):
+    ours = tmp_path / "server.keys"
+    s = Server([str(BIN / "h3-server"), "--cert", str(CERT), "--key", str(KEY), "--host", "127.0.0.1", "--port", "0",
+                "--root", str(site)], env={**os.environ, "SSLKEYLOGFILE": str(ours)})
+    try:
+        theirs = tmp_path / "client.keys"
+        argv = ["python3", str(AIOQUIC / "http3_client.py"), "--insecure", "--secrets-log", str(theirs),
+                "--output-dir", str(tmp_path), url(s, "/index.html")]
+        r = run(argv, timeout=60, cwd=str(AIOQUIC))
+        assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+    finally:
+        s.stop()
+    mine, peer = key_lines(ours), key_lines(theirs)
+    assert {label for label, _ in peer} >= QUIC_SECRETS
+    # Every secret aioquic derived for the connection, we logged the same (one connection, one client random).
+    assert {k: v for k, v in peer.items() if k[0] in QUIC_SECRETS} == {k: v for k, v in mine.items() if k[0] in QUIC_SECRETS}
+
+
+def test_client_key_log_matches_aioquic_servers(tmp_path):
+    port = free_udp_port()
+    theirs = tmp_path / "server.keys"
+    s = Server(["python3", str(AIOQUIC / "http3_server.py"), "--certificate", str(CERT), "--private-key", str(KEY),
+                "--host", "127.0.0.1", "--port", str(port), "--secrets-log", str(theirs), "demo:app"], port=port,
+               ready=udp_bound(port), cwd=str(AIOQUIC))
+    try:
+        ours = tmp_path / "client.keys"
+        r = run([str(BIN / "h3-client"), "--insecure", f"https://127.0.0.1:{port}/"], timeout=30,
+                env={**os.environ, "SSLKEYLOGFILE": str(ours)})
+        assert r.returncode == 0 and b"aioquic" in r.stdout, r.stderr.decode(errors="replace")[-2000:]
+    finally:
+        s.stop()
+    mine, peer = key_lines(ours), key_lines(theirs)
+    assert {label for label, _ in mine} >= QUIC_SECRETS
+    assert {k: v for k, v in peer.items() if k[0] in QUIC_SECRETS} == {k: v for k, v in mine.items() if k[0] in QUIC_SECRETS}
