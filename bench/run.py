@@ -307,6 +307,8 @@ def write_report(results, sides, rounds, quick):
             ax.set_title("\n".join(textwrap.wrap(name, 26)), fontsize=9)
             ax.set_ylabel(unit, fontsize=8)
             ax.tick_params(labelsize=8)
+        for ax in axes.flatten()[len(chart):]:
+            ax.axis("off")  # an odd number of charts leaves one cell empty
         fig.tight_layout()
         fig.savefig(ROOT / "docs" / "benchmarks.png", dpi=110)
     except ImportError:
