@@ -559,3 +559,41 @@ fn every_long_header_of_an_unknown_version_gets_version_negotiation() {
         p.free();
     }
 }
+
+#[test]
+fn a_key_log_that_cannot_be_opened_leaves_connections_working() {
+    unsafe {
+        // A key log path in a directory that does not exist: said once on
+        // stderr, and the connection works as without one.
+        let bad = Settings { keylog_path: Some("/nonexistent-rust-quic-dir/keys.log".into()), ..Settings::default() };
+        let p = pair_with(bad.clone(), bad);
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+        assert_eq!(r[0].status(), 200);
+        assert!(!std::path::Path::new("/nonexistent-rust-quic-dir").exists());
+        p.free();
+        // A good one gets both ends' secrets, with the same client random.
+        let path = std::env::temp_dir().join(format!("rust-quic-keys-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let good = Settings { keylog_path: Some(path.clone()), ..Settings::default() };
+        let p = pair_with(good.clone(), good);
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+        assert_eq!(r[0].status(), 200);
+        p.free();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split(' ').collect()).collect();
+        let secret = |label: &str| lines.iter().filter(|f| f[0] == label).map(|f| (f[1], f[2])).collect::<Vec<_>>();
+        for label in [
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+            "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0",
+            "SERVER_TRAFFIC_SECRET_0",
+        ] {
+            let both = secret(label);
+            assert_eq!(both.len(), 2, "{label}: one line from each end");
+            assert_eq!(both[0], both[1], "{label}: client and server agree");
+        }
+    }
+}
