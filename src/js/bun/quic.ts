@@ -7,7 +7,7 @@ import { pemText, serverContext, verifiesPeer, type TlsInput } from "../internal
 import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import { handle, quic } from "../internal/rust-quic/binding";
 import { ECONNREFUSED } from "../internal/rust-quic/constants";
-import { bytesOf } from "../internal/rust-quic/bytes";
+import { bytesOf, cString } from "../internal/rust-quic/bytes";
 import { Endpoint, type ConnectionEvents, type StreamEvents } from "../internal/rust-quic/endpoint";
 import { clientEndpoint, dial } from "../internal/rust-quic/client-pool";
 
@@ -326,7 +326,7 @@ export class QuicServer extends QuicSide {
     });
     ref();
     this.hostname = options.hostname ?? "0.0.0.0";
-    this.listen = handle(lib.us_quic_socket_context_listen(ctx, Buffer.from(this.hostname + "\0"), options.port ?? 0, 0, 0));
+    this.listen = handle(lib.us_quic_socket_context_listen(ctx, cString(this.hostname), options.port ?? 0, 0, 0));
     if (!this.listen) {
       this.closedEndpoint = true;
       this.endpoint.free();

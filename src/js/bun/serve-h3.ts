@@ -12,6 +12,7 @@ import { errorPage } from "./error-page";
 import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { serverContext, type TlsInput } from "../internal/rust-quic/tls";
+import { cString } from "../internal/rust-quic/bytes";
 import { WTRouter } from "../internal/rust-quic/wt-router";
 import { WTSession } from "../internal/rust-quic/wt-session";
 import type { WebTransportStreamLike } from "../internal/rust-quic/wt-stream";
@@ -139,7 +140,7 @@ export class H3Listener {
       lib.us_quic_socket_context_set_webtransport(this.ctx, max);
     }
     // No hostname: every address, IPv4 and IPv6 (a dual-stack "::" socket), as Bun's server binds.
-    const host = options.hostname ? Buffer.from(options.hostname + "\0") : null;
+    const host = options.hostname ? cString(options.hostname) : null;
     this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? LISTEN_REUSE_PORT : 0, 0));
     if (!this.listen) {
       this.free();

@@ -2,6 +2,11 @@
 // datagrams, WebTransport chunks and datagrams): a view over the caller's
 // memory where there is one, so nothing is copied before the engine's own copy.
 
+/** A NUL-terminated C string, as the engine takes host names, addresses and server names. */
+export function cString(text: string): Buffer {
+  return Buffer.from(text + "\0");
+}
+
 /** `data` as bytes; a TypeError naming `what` for anything else. */
 export function bytesOf(data: unknown, what: string): Uint8Array {
   if (data instanceof Uint8Array) return data;

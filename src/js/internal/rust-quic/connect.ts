@@ -5,8 +5,7 @@ import type { Pointer } from "bun:ffi";
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { handle, quic } from "./binding";
-
-const cstr = (text: string) => Buffer.from(text + "\0");
+import { cString } from "./bytes";
 
 /** The new connection; `fail(message, cause)` builds the caller's error type. */
 export async function connectTo(
@@ -21,7 +20,7 @@ export async function connectTo(
   const out = new BigUint64Array(1);
   const pending = new BigUint64Array(1);
   const bare = host.replace(/^\[|\]$/g, "");
-  const r = lib.us_quic_socket_context_connect(ctx, cstr(bare), port, serverName ? cstr(serverName) : null, verify ? 1 : 0, out, pending, null);
+  const r = lib.us_quic_socket_context_connect(ctx, cString(bare), port, serverName ? cString(serverName) : null, verify ? 1 : 0, out, pending, null);
   let conn: Pointer | null = null;
   if (r === 1) conn = handle(Number(out[0]));
   else if (r === 0) {
@@ -33,7 +32,7 @@ export async function connectTo(
       lib.us_quic_pending_connect_cancel(pc);
       throw fail(`Unable to resolve ${bare}`, err);
     }
-    lib.us_quic_pending_connect_set_address(pc, cstr(address));
+    lib.us_quic_pending_connect_set_address(pc, cString(address));
     conn = handle(lib.us_quic_pending_connect_resolved(pc));
   }
   if (!conn) throw fail(`Unable to connect to ${host}:${port} over QUIC`);

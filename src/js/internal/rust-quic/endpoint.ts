@@ -90,10 +90,6 @@ export class Endpoint {
     this.conns.set(c, events);
   }
 
-  get isFreed() {
-    return this.freed;
-  }
-
   /**
    * Frees the context: what is still open in it closes (its callbacks fire
    * now); a tick later the callbacks are released with the loop use and the

@@ -6,6 +6,7 @@ import type { Pointer } from "bun:ffi";
 import { readFileSync } from "node:fs";
 import { handle, quic } from "./binding";
 import { acquireLoop, releaseLoop } from "./loop";
+import { cString } from "./bytes";
 
 export type TlsInput = string | ArrayBufferView | ArrayBuffer | Blob | Array<string | ArrayBufferView | Blob>;
 
@@ -21,7 +22,6 @@ export function pemText(value: TlsInput | undefined, option: string): string {
 }
 
 const pemBytes = (value: TlsInput | undefined, option: string) => Buffer.from(pemText(value, option), "latin1");
-const cstr = (text: string) => Buffer.from(text + "\0");
 /** The NUL-terminated reason the engine wrote into `buf`. */
 const reason = (buf: Uint8Array) => Buffer.from(buf).toString("utf8").replace(/\0.*$/s, "");
 
@@ -86,7 +86,7 @@ function addServerName(ctx: Pointer, entry: ServerCertificate, i: number) {
   const key = pemBytes(entry.key, `tls[${i}].key`);
   const pass = entry.passphrase ? Buffer.from(entry.passphrase) : null;
   const why = new Uint8Array(512);
-  if (quic().us_quic_embed_add_server_name(ctx, cstr(entry.serverName), cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, why, why.byteLength) !== 0) {
+  if (quic().us_quic_embed_add_server_name(ctx, cString(entry.serverName), cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, why, why.byteLength) !== 0) {
     throw new TypeError(`tls[${i}]: ${reason(why)}`);
   }
 }
