@@ -73,6 +73,61 @@ int us_quic_embed_add_static_route(us_quic_socket_context_t *ctx, const unsigned
 /* Forgets every static route (before registering a reloaded set). */
 void us_quic_embed_clear_static_routes(us_quic_socket_context_t *ctx);
 
+/* fetch's HTTP/3 client on a thread of its own (rust-quic/src/embed/client_thread.rs),
+ * as upstream runs its client on Bun's HTTP thread: packets, crypto, loss recovery
+ * and timers run there. The host calls the functions below from one thread of its
+ * own; each takes a lock the client thread holds while it runs an iteration, so it
+ * is as synchronous as a call on the host's loop. Connections and requests are
+ * named by ids the host chooses (not 0); the engine's objects never leave the
+ * thread's module, so a call naming a closed one does nothing (or returns -1).
+ *
+ * Events reach the host through a buffer: a byte on the wake fd means "poll". Each
+ * event is [u8 kind][u32 id][u32 payload length][payload], little endian:
+ *   1 HANDSHAKE (connection)      [u8 ok][i32 errno]
+ *   2 GOAWAY (connection)
+ *   3 CONNECTION_CLOSED (connection; its waiting requests are closed first)
+ *   4 HEADERS (request)           [u8 us_quic_stream_headers_kind][block, us_quic_embed_read_headers layout]
+ *   5 DATA (request)              [u8 fin][bytes]
+ *   6 WRITABLE (request)          (its stream opened with a body to come, or flow control has room)
+ *   7 REQUEST_CLOSED (request)    [i64 stream error code, -1 for none] - the request's last event */
+typedef struct us_quic_client_thread_s us_quic_client_thread_t;
+
+/* Starts the thread and its loop. NULL if it could not. */
+us_quic_client_thread_t *us_quic_client_thread_create(void);
+/* The fd the host reads (blocking): a byte means "call us_quic_client_thread_poll". */
+int us_quic_client_thread_wake_fd(us_quic_client_thread_t *t);
+/* A client configuration: trust besides the system roots (PEM, len 0 for none) and a
+ * client certificate with its key (len 0 for none). Its id (>= 0), or -1 (no context),
+ * -2 (ca holds no certificate), -3 (certificate and key not usable). */
+int us_quic_client_thread_add_config(us_quic_client_thread_t *t, const char *ca, unsigned int ca_len,
+    const char *cert, unsigned int cert_len, const char *key, unsigned int key_len, const char *passphrase,
+    unsigned int passphrase_len);
+/* Connects to an IP literal with configuration `config`, as connection `id`;
+ * server_name (NULL: none) is the SNI, checked with the chain when verify. 0 or -1. */
+int us_quic_client_thread_connect(us_quic_client_thread_t *t, int config, unsigned int id, const char *ip,
+    int port, const char *server_name, int verify);
+/* Request `id` on connection `conn`: the header block goes out when a stream opens,
+ * with FIN when end_stream. 0, or -1 (unknown connection, id in use). */
+int us_quic_client_thread_request(us_quic_client_thread_t *t, unsigned int conn, unsigned int id,
+    const unsigned char *block, unsigned int len, int end_stream);
+/* Body bytes: the count accepted (0 before the stream opens or under full flow
+ * control: WRITABLE follows), -1 once the request is closed. */
+int us_quic_client_thread_write(us_quic_client_thread_t *t, unsigned int id, const char *data, unsigned int len);
+/* Ends the request body (FIN). */
+void us_quic_client_thread_shutdown(us_quic_client_thread_t *t, unsigned int id);
+/* Resets the request with an HTTP/3 error code; REQUEST_CLOSED follows. */
+void us_quic_client_thread_reset(us_quic_client_thread_t *t, unsigned int id, unsigned long long code);
+/* Stops (0) or resumes (1) delivering the response body. */
+void us_quic_client_thread_want_read(us_quic_client_thread_t *t, unsigned int id, int want);
+/* Closes connection `id`. */
+void us_quic_client_thread_close(us_quic_client_thread_t *t, unsigned int id);
+/* Wakes the thread to send what the calls since the last flush queued. */
+void us_quic_client_thread_flush(us_quic_client_thread_t *t);
+/* The events since the last poll (valid until the next poll) and their length in *len. */
+const unsigned char *us_quic_client_thread_poll(us_quic_client_thread_t *t, unsigned int *len);
+/* Stops the thread and frees everything. */
+void us_quic_client_thread_free(us_quic_client_thread_t *t);
+
 #ifdef __cplusplus
 }
 #endif

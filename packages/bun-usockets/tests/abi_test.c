@@ -405,6 +405,127 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     us_quic_embed_free(e);
 }
 
+/* The client thread's events, as a host reads them after a wake byte. */
+static int ct_hsk_ok, ct_status[16], ct_body_len[16], ct_fin[16], ct_closed[16], ct_conn_closed;
+static long long ct_code[16];
+static char ct_body[16][16];
+
+static void ct_take_events(us_quic_client_thread_t *t) {
+    unsigned len = 0;
+    const unsigned char *ev = us_quic_client_thread_poll(t, &len);
+    for (unsigned off = 0; off + 9 <= len;) {
+        unsigned char kind = ev[off];
+        unsigned id, size;
+        memcpy(&id, ev + off + 1, 4);
+        memcpy(&size, ev + off + 5, 4);
+        const unsigned char *p = ev + off + 9;
+        off += 9 + size;
+        unsigned r = id % 16;
+        if (kind == 1) ct_hsk_ok = p[0];
+        else if (kind == 3) ct_conn_closed++;
+        else if (kind == 4 && size > 12 && p[0] == US_QUIC_HEADERS_INITIAL && !memcmp(p + 5, ":status", 7)) ct_status[r] = atoi((const char *)p + 16);
+        else if (kind == 5) {
+            if (ct_body_len[r] + size - 1 <= sizeof ct_body[r]) memcpy(ct_body[r] + ct_body_len[r], p + 1, size - 1);
+            ct_body_len[r] += (int)size - 1;
+            ct_fin[r] |= p[0];
+        } else if (kind == 7) {
+            ct_closed[r]++;
+            memcpy(&ct_code[r], p, 8);
+        }
+    }
+}
+
+/* Runs the server's loop and takes the client thread's events until done() or ~5 s. */
+static void ct_pump(struct us_loop_t *sloop, us_quic_client_thread_t *t, int (*done)(void)) {
+    int wake = us_quic_client_thread_wake_fd(t);
+    for (int i = 0; i < 5000 && !done(); i++) {
+        us_loop_run_once(sloop, 1);
+        struct pollfd pfd = {.fd = wake, .events = POLLIN};
+        if (poll(&pfd, 1, 0) > 0) {
+            char bytes[8];
+            CHECK(read(wake, bytes, sizeof bytes) >= 1);
+            ct_take_events(t);
+        }
+    }
+}
+
+static int ct_requests_done(void) { return ct_closed[10] && ct_closed[12] && ct_closed[13]; }
+static int ct_connection_done(void) { return ct_conn_closed > 0; }
+
+static void test_client_thread(const char *cert, unsigned cert_len, const char *key, unsigned key_len) {
+    unsigned len = 7;
+    CHECK(us_quic_client_thread_create != NULL && us_quic_client_thread_wake_fd(NULL) == -1);
+    CHECK(us_quic_client_thread_add_config(NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0) == -1);
+    CHECK(us_quic_client_thread_connect(NULL, 0, 1, "127.0.0.1", 1, NULL, 0) == -1);
+    CHECK(us_quic_client_thread_request(NULL, 1, 1, NULL, 0, 1) == -1);
+    CHECK(us_quic_client_thread_write(NULL, 1, "x", 1) == -1);
+    CHECK(us_quic_client_thread_poll(NULL, &len) == NULL);
+    us_quic_client_thread_shutdown(NULL, 1);
+    us_quic_client_thread_reset(NULL, 1, 0x10c);
+    us_quic_client_thread_want_read(NULL, 1, 1);
+    us_quic_client_thread_close(NULL, 1);
+    us_quic_client_thread_flush(NULL);
+    us_quic_client_thread_free(NULL);
+
+    /* The server: a static route on a loop of this thread. */
+    struct us_loop_t *sloop = us_create_loop(NULL, NULL, NULL, NULL, 0);
+    char err[256] = "";
+    us_quic_socket_context_t *srv =
+        us_quic_embed_server_context(sloop, cert, cert_len, key, key_len, NULL, 0, 5, err, sizeof err);
+    unsigned char fields[64];
+    unsigned flen = put_field(fields, 0, ":status", "200");
+    CHECK(us_quic_embed_add_static_route(srv, (const unsigned char *)"/static", 7, fields, flen,
+              (const unsigned char *)"threaded", 8) == 0);
+    us_quic_listen_socket_t *ls = us_quic_socket_context_listen(srv, "127.0.0.1", 0, 0, 0);
+    int port = us_quic_listen_socket_port(ls);
+
+    us_quic_client_thread_t *t = us_quic_client_thread_create();
+    CHECK(t != NULL && us_quic_client_thread_wake_fd(t) >= 0);
+    CHECK(us_quic_client_thread_add_config(t, "garbage", 7, NULL, 0, NULL, 0, NULL, 0) == -2);
+    CHECK(us_quic_client_thread_add_config(t, NULL, 0, "garbage", 7, "x", 1, NULL, 0) == -3);
+    /* Trusting the test certificate: the connection below verifies it. */
+    int config = us_quic_client_thread_add_config(t, cert, cert_len, NULL, 0, NULL, 0, NULL, 0);
+    CHECK(config == 0);
+    CHECK(us_quic_client_thread_connect(t, 7, 1, "127.0.0.1", port, "localhost", 1) == -1); /* no such config */
+    CHECK(us_quic_client_thread_connect(t, config, 0, "127.0.0.1", port, "localhost", 1) == -1); /* id 0 */
+    CHECK(us_quic_client_thread_connect(t, config, 1, "localhost", port, NULL, 1) == -1); /* not an IP literal */
+    CHECK(us_quic_client_thread_connect(t, config, 1, "127.0.0.1", port, "localhost", 1) == 0);
+    CHECK(us_quic_client_thread_connect(t, config, 1, "127.0.0.1", port, "localhost", 1) == -1); /* id in use */
+
+    unsigned char get[128];
+    unsigned glen = put_field(get, 0, ":method", "GET");
+    glen = put_field(get, glen, ":scheme", "https");
+    glen = put_field(get, glen, ":authority", "localhost");
+    glen = put_field(get, glen, ":path", "/static");
+    CHECK(us_quic_client_thread_request(t, 1, 10, get, glen, 1) == 0);
+    CHECK(us_quic_client_thread_request(t, 1, 10, get, glen, 1) == -1); /* id in use */
+    CHECK(us_quic_client_thread_request(t, 99, 11, get, glen, 1) == -1); /* no such connection */
+    /* A body that ends at once (FIN after the head), and one request reset. */
+    CHECK(us_quic_client_thread_request(t, 1, 12, get, glen, 0) == 0);
+    CHECK(us_quic_client_thread_write(t, 12, "", 0) >= 0);
+    us_quic_client_thread_shutdown(t, 12);
+    CHECK(us_quic_client_thread_request(t, 1, 13, get, glen, 0) == 0);
+    us_quic_client_thread_reset(t, 13, 0x10c);
+    us_quic_client_thread_want_read(t, 10, 1);
+    us_quic_client_thread_flush(t);
+    ct_pump(sloop, t, ct_requests_done);
+    CHECK(ct_hsk_ok == 1);
+    CHECK(ct_status[10] == 200 && ct_body_len[10] == 8 && !memcmp(ct_body[10], "threaded", 8) && ct_fin[10]);
+    CHECK(ct_closed[10] == 1 && ct_code[10] == -1);
+    CHECK(ct_status[12] == 200 && ct_closed[12] == 1);
+    CHECK(ct_closed[13] == 1 && ct_code[13] == 0x10c && ct_status[13] == 0);
+    CHECK(us_quic_client_thread_write(t, 10, "x", 1) == -1); /* closed: unknown now */
+    us_quic_client_thread_close(t, 1);
+    us_quic_client_thread_flush(t);
+    ct_pump(sloop, t, ct_connection_done);
+    CHECK(ct_conn_closed == 1);
+    us_quic_client_thread_free(t);
+    us_quic_listen_socket_close(ls);
+    us_quic_socket_context_free(srv);
+    us_loop_run_once(sloop, 0);
+    us_loop_free(sloop);
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) {
         fprintf(stderr, "usage: abi-test CERT.pem KEY.pem\n");
@@ -530,6 +651,7 @@ int main(int argc, char **argv) {
     us_quic_socket_context_free(server);
     us_loop_free(loop);
     test_embed(pem, (unsigned)pem_len, key_pem, (unsigned)key_len);
+    test_client_thread(pem, (unsigned)pem_len, key_pem, (unsigned)key_len);
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

@@ -5,6 +5,8 @@
 //!   that only wakes the host through a pipe);
 //! - `abi`: FFI-shaped helpers (PEM contexts, serialized header blocks, a whole
 //!   response in one call);
+//! - `client_thread`: fetch's client on a thread of its own (request-level
+//!   calls under one lock, events through a pipe-woken buffer);
 //! - `static_route`: Bun.serve's static `routes`, answered by the engine.
 //!
 //! The core knows none of this. It offers embedders two seams: one request-head
@@ -14,7 +16,9 @@
 
 mod abi;
 mod bridge;
+mod client_thread;
 pub mod static_route;
 
 pub use abi::*;
 pub use bridge::*;
+pub use client_thread::*;
