@@ -1,11 +1,11 @@
 /*
  * Embedding rust-quic in a host event loop that is not usockets (Bun's, here,
  * through bun:ffi): the engine's loop runs one iteration at a time on the
- * host's thread, woken through a pipe by a watcher thread that touches no
- * engine state; plus helpers shaped for an FFI that cannot pass C structs by
+ * host's thread, woken by a datagram from a watcher thread that touches no
+ * engine state; fetch's client on a thread of its own; plus helpers shaped for an FFI that cannot pass C structs by
  * value (PEM buffers, header blocks serialized into one buffer).
  *
- * Everything here is ours (rust-quic/src/embed.rs); upstream has no equivalent.
+ * Everything here is ours (rust-quic/src/embed/); upstream has no equivalent.
  * Threading, lifetimes and the rest of the ABI are quic.h's.
  */
 #ifndef US_QUIC_EMBED_H
@@ -19,15 +19,15 @@ extern "C" {
 
 typedef struct us_quic_embed_s us_quic_embed_t;
 
-/* A loop for embedding, with its watcher thread. NULL if the pipes or the thread
- * could not be created. */
+/* A loop for embedding. NULL if the loop or its pipes could not be created. */
 us_quic_embed_t *us_quic_embed_create(void);
 /* The embedded loop, for us_create_quic_client_context and friends; NULL for NULL. */
 struct us_loop_t *us_quic_embed_loop(us_quic_embed_t *e);
-/* The fd the host reads: each byte means "call us_quic_embed_run". Made blocking
- * (as a host's pipe reader expects); the engine keeps it and closes it in
- * us_quic_embed_free, so stop reading it first. -1 for NULL. */
-int us_quic_embed_wake_fd(us_quic_embed_t *e);
+/* Starts the watcher thread: whenever the loop has work it sends a one-byte datagram
+ * to 127.0.0.1:port (a UDP socket the host polls; each means "call us_quic_embed_run")
+ * and waits for that run before watching again. Until then the host runs iterations
+ * itself. 0, or -1 (port 0, started already, no socket or thread). */
+int us_quic_embed_set_wake_port(us_quic_embed_t *e, unsigned int port);
 /* One non-blocking iteration on the caller's thread, then re-arms the watcher.
  * Returns how many handles keep the loop alive (-1 for NULL). Connections whose
  * requests reached the callbacks in this iteration send nothing yet: the host
@@ -81,7 +81,8 @@ void us_quic_embed_clear_static_routes(us_quic_socket_context_t *ctx);
  * named by ids the host chooses (not 0); the engine's objects never leave the
  * thread's module, so a call naming a closed one does nothing (or returns -1).
  *
- * Events reach the host through a buffer: a byte on the wake fd means "poll". Each
+ * Events reach the host through a buffer: a one-byte datagram on the host's wake-up
+ * port (127.0.0.1, a UDP socket the host polls) means "poll". Each
  * event is [u8 kind][u32 id][u32 payload length][payload], little endian:
  *   1 HANDSHAKE (connection)      [u8 ok][i32 errno]
  *   2 GOAWAY (connection)
@@ -92,10 +93,9 @@ void us_quic_embed_clear_static_routes(us_quic_socket_context_t *ctx);
  *   7 REQUEST_CLOSED (request)    [i64 stream error code, -1 for none] - the request's last event */
 typedef struct us_quic_client_thread_s us_quic_client_thread_t;
 
-/* Starts the thread and its loop. NULL if it could not. */
-us_quic_client_thread_t *us_quic_client_thread_create(void);
-/* The fd the host reads (blocking): a byte means "call us_quic_client_thread_poll". */
-int us_quic_client_thread_wake_fd(us_quic_client_thread_t *t);
+/* Starts the thread and its loop, waking the host with a datagram to 127.0.0.1:wake_port.
+ * NULL if it could not (or wake_port is 0). */
+us_quic_client_thread_t *us_quic_client_thread_create(unsigned int wake_port);
 /* A client configuration: trust besides the system roots (PEM, len 0 for none) and a
  * client certificate with its key (len 0 for none). Its id (>= 0), or -1 (no context),
  * -2 (ca holds no certificate), -3 (certificate and key not usable). */

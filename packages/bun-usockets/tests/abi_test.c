@@ -344,8 +344,23 @@ static void embed_on_stream_data(us_quic_stream_t *s, const char *data, unsigned
 
 static void embed_on_stream_noop(us_quic_stream_t *s) { (void)s; }
 
+/* A UDP socket on 127.0.0.1 (an ephemeral port): the host's wake-up socket in these tests. */
+static int loopback_udp_socket(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in at = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    CHECK(fd >= 0 && bind(fd, (struct sockaddr *)&at, sizeof at) == 0);
+    return fd;
+}
+
+static unsigned udp_port(int fd) {
+    struct sockaddr_in at;
+    socklen_t len = sizeof at;
+    CHECK(getsockname(fd, (struct sockaddr *)&at, &len) == 0);
+    return ntohs(at.sin_port);
+}
+
 static void test_embed(const char *cert, unsigned cert_len, const char *key, unsigned key_len) {
-    CHECK(us_quic_embed_loop(NULL) == NULL && us_quic_embed_wake_fd(NULL) == -1 && us_quic_embed_run(NULL) == -1);
+    CHECK(us_quic_embed_loop(NULL) == NULL && us_quic_embed_set_wake_port(NULL, 1) == -1 && us_quic_embed_run(NULL) == -1);
     CHECK(us_quic_embed_read_headers(NULL, NULL, 0) == 0);
     CHECK(us_quic_embed_send_headers(NULL, NULL, 0, 1) == -1);
     CHECK(us_quic_embed_respond(NULL, NULL, 0, NULL, 0) == -1);
@@ -353,8 +368,11 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     us_quic_embed_t *e = us_quic_embed_create();
     CHECK(e != NULL);
     struct us_loop_t *eloop = us_quic_embed_loop(e);
-    int wake = us_quic_embed_wake_fd(e);
-    CHECK(wake >= 0);
+    /* The host's wake-up socket, as Bun's UDP socket would be. */
+    int wake = loopback_udp_socket();
+    CHECK(us_quic_embed_set_wake_port(e, 0) == -1);
+    CHECK(us_quic_embed_set_wake_port(e, udp_port(wake)) == 0);
+    CHECK(us_quic_embed_set_wake_port(e, udp_port(wake)) == -1); /* started already */
     char err[256] = "";
     CHECK(us_quic_embed_server_context(eloop, "garbage", 7, key, key_len, NULL, 0, 5, err, sizeof err) == NULL);
     CHECK(err[0] != 0);
@@ -386,12 +404,12 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     CHECK(us_quic_socket_context_connect(embed_client, "127.0.0.1", us_quic_listen_socket_port(ls), "localhost", 0,
               &conn, &pending, NULL) == 1);
     us_quic_loop_process(eloop);
-    /* As Bun drives it: wait for a byte on the wake fd, run one iteration, flush. */
+    /* As Bun drives it: wait for a wake-up datagram, run one iteration, flush. */
     for (int i = 0; i < 2000 && !embed_done; i++) {
         struct pollfd pfd = {.fd = wake, .events = POLLIN};
         if (poll(&pfd, 1, 5) > 0) {
             char byte;
-            CHECK(read(wake, &byte, 1) == 1);
+            CHECK(recv(wake, &byte, 1, 0) == 1);
             CHECK(us_quic_embed_run(e) >= 0);
         }
         us_quic_loop_process(eloop);
@@ -403,6 +421,9 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     us_quic_socket_context_free(srv);
     us_quic_loop_process(eloop);
     us_quic_embed_free(e);
+    close(wake);
+    /* An embed whose watcher never started frees its pipes too (valgrind counts fds). */
+    us_quic_embed_free(us_quic_embed_create());
 }
 
 /* The client thread's events, as a host reads them after a wake byte. */
@@ -436,14 +457,13 @@ static void ct_take_events(us_quic_client_thread_t *t) {
 }
 
 /* Runs the server's loop and takes the client thread's events until done() or ~5 s. */
-static void ct_pump(struct us_loop_t *sloop, us_quic_client_thread_t *t, int (*done)(void)) {
-    int wake = us_quic_client_thread_wake_fd(t);
+static void ct_pump(struct us_loop_t *sloop, us_quic_client_thread_t *t, int wake, int (*done)(void)) {
     for (int i = 0; i < 5000 && !done(); i++) {
         us_loop_run_once(sloop, 1);
         struct pollfd pfd = {.fd = wake, .events = POLLIN};
         if (poll(&pfd, 1, 0) > 0) {
-            char bytes[8];
-            CHECK(read(wake, bytes, sizeof bytes) >= 1);
+            char byte;
+            CHECK(recv(wake, &byte, 1, 0) == 1);
             ct_take_events(t);
         }
     }
@@ -454,7 +474,7 @@ static int ct_connection_done(void) { return ct_conn_closed > 0; }
 
 static void test_client_thread(const char *cert, unsigned cert_len, const char *key, unsigned key_len) {
     unsigned len = 7;
-    CHECK(us_quic_client_thread_create != NULL && us_quic_client_thread_wake_fd(NULL) == -1);
+    CHECK(us_quic_client_thread_create(0) == NULL); /* no wake-up port */
     CHECK(us_quic_client_thread_add_config(NULL, NULL, 0, NULL, 0, NULL, 0, NULL, 0) == -1);
     CHECK(us_quic_client_thread_connect(NULL, 0, 1, "127.0.0.1", 1, NULL, 0) == -1);
     CHECK(us_quic_client_thread_request(NULL, 1, 1, NULL, 0, 1) == -1);
@@ -479,8 +499,9 @@ static void test_client_thread(const char *cert, unsigned cert_len, const char *
     us_quic_listen_socket_t *ls = us_quic_socket_context_listen(srv, "127.0.0.1", 0, 0, 0);
     int port = us_quic_listen_socket_port(ls);
 
-    us_quic_client_thread_t *t = us_quic_client_thread_create();
-    CHECK(t != NULL && us_quic_client_thread_wake_fd(t) >= 0);
+    int wake = loopback_udp_socket();
+    us_quic_client_thread_t *t = us_quic_client_thread_create(udp_port(wake));
+    CHECK(t != NULL);
     CHECK(us_quic_client_thread_add_config(t, "garbage", 7, NULL, 0, NULL, 0, NULL, 0) == -2);
     CHECK(us_quic_client_thread_add_config(t, NULL, 0, "garbage", 7, "x", 1, NULL, 0) == -3);
     /* Trusting the test certificate: the connection below verifies it. */
@@ -508,7 +529,7 @@ static void test_client_thread(const char *cert, unsigned cert_len, const char *
     us_quic_client_thread_reset(t, 13, 0x10c);
     us_quic_client_thread_want_read(t, 10, 1);
     us_quic_client_thread_flush(t);
-    ct_pump(sloop, t, ct_requests_done);
+    ct_pump(sloop, t, wake, ct_requests_done);
     CHECK(ct_hsk_ok == 1);
     CHECK(ct_status[10] == 200 && ct_body_len[10] == 8 && !memcmp(ct_body[10], "threaded", 8) && ct_fin[10]);
     CHECK(ct_closed[10] == 1 && ct_code[10] == -1);
@@ -517,9 +538,10 @@ static void test_client_thread(const char *cert, unsigned cert_len, const char *
     CHECK(us_quic_client_thread_write(t, 10, "x", 1) == -1); /* closed: unknown now */
     us_quic_client_thread_close(t, 1);
     us_quic_client_thread_flush(t);
-    ct_pump(sloop, t, ct_connection_done);
+    ct_pump(sloop, t, wake, ct_connection_done);
     CHECK(ct_conn_closed == 1);
     us_quic_client_thread_free(t);
+    close(wake);
     us_quic_listen_socket_close(ls);
     us_quic_socket_context_free(srv);
     us_loop_run_once(sloop, 0);

@@ -1,15 +1,19 @@
 //! Running the engine inside another event loop (Bun's), through `bun:ffi`.
 //!
 //! The engine's loop is one epoll fd (sockets and timerfds). A helper thread
-//! does nothing but wait for that fd to become readable and then write one byte
-//! to a pipe that the host loop reads; it then waits for the host's
+//! does nothing but wait for that fd to become readable and then send a one-byte
+//! datagram to the host's wake-up port (a loopback UDP socket the host's loop
+//! polls: in Bun it can be unref()ed, where a pipe read cannot, and a second
+//! pipe reader beside another one stalled); it then waits for the host's
 //! acknowledgement before polling again, so it never spins on a level-triggered
-//! fd. When the byte arrives, the host calls `us_quic_embed_run` on its own
+//! fd. When the datagram arrives, the host calls `us_quic_embed_run` on its own
 //! thread, which runs one non-blocking iteration of the loop: every callback,
 //! every protocol step happens on the host's thread. The thread touches no
-//! engine state and calls nothing but poll/read/write on its own fds.
+//! engine state and calls nothing but poll/read/send on its own fds. It starts
+//! when the host names its port (`us_quic_embed_set_wake_port`); until then the
+//! host runs iterations itself (what arrives waits in the sockets' buffers).
 
-use std::ffi::c_int;
+use std::ffi::{c_int, c_uint};
 use std::thread::JoinHandle;
 
 use usockets_sys as us;
@@ -18,13 +22,15 @@ use crate::usockets_driver;
 
 pub struct Embed {
     loop_: *mut us::us_loop_t,
-    wake_read: c_int,
     ack_write: c_int,
+    /// The watcher's end of the acknowledgement pipe, until the watcher takes it.
+    ack_read: c_int,
     stop_write: c_int,
+    stop_read: c_int,
     thread: Option<JoinHandle<()>>,
 }
 
-fn pipe_pair() -> Option<(c_int, c_int)> {
+pub(crate) fn pipe_pair() -> Option<(c_int, c_int)> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: fds has room for two descriptors.
     let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
@@ -52,11 +58,12 @@ fn drain(fd: c_int) {
     while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
 }
 
-/// The helper thread: loop fd readable -> one byte to the host -> wait for ack.
-fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
+/// The helper thread: loop fd readable -> one datagram to the host -> wait for ack.
+fn watch(loop_fd: c_int, wake: c_int, ack_read: c_int, stop_read: c_int) {
     while let Some(1) = wait_readable(&[stop_read, loop_fd]) {
-        // SAFETY: one byte from a static buffer to our own pipe.
-        unsafe { libc::write(wake_write, b"!".as_ptr().cast(), 1) };
+        // SAFETY: one byte from a static buffer on our own socket. A datagram the
+        // host's full buffer drops is no loss: the host has one to read, runs, and acks.
+        unsafe { libc::send(wake, b"!".as_ptr().cast(), 1, 0) };
         match wait_readable(&[stop_read, ack_read]) {
             Some(1) => drain(ack_read),
             _ => break,
@@ -64,14 +71,14 @@ fn watch(loop_fd: c_int, wake_write: c_int, ack_read: c_int, stop_read: c_int) {
     }
     // SAFETY: these fds belong to this thread from here on.
     unsafe {
-        libc::close(wake_write);
+        libc::close(wake);
         libc::close(ack_read);
         libc::close(stop_read);
     }
 }
 
-/// A loop for embedding, with its watcher thread. NULL if fds or the thread
-/// could not be created.
+/// A loop for embedding; its watcher starts with `us_quic_embed_set_wake_port`.
+/// NULL if the loop or the pipes could not be made.
 #[no_mangle]
 pub extern "C" fn us_quic_embed_create() -> *mut Embed {
     // SAFETY: a new loop, freed here on every failure path and by
@@ -80,22 +87,61 @@ pub extern "C" fn us_quic_embed_create() -> *mut Embed {
     if loop_.is_null() {
         return std::ptr::null_mut();
     }
-    let (Some((wake_read, wake_write)), Some((ack_read, ack_write)), Some((stop_read, stop_write))) =
-        (pipe_pair(), pipe_pair(), pipe_pair())
-    else {
+    let (Some((ack_read, ack_write)), Some((stop_read, stop_write))) = (pipe_pair(), pipe_pair()) else {
         unsafe { us::us_loop_free(loop_) };
         return std::ptr::null_mut();
     };
-    let loop_fd = unsafe { us::us_loop_fd(loop_) };
-    let thread = std::thread::Builder::new()
-        .name("quic-loop-watch".into())
-        .spawn(move || watch(loop_fd, wake_write, ack_read, stop_read))
-        .ok();
-    if thread.is_none() {
-        unsafe { us::us_loop_free(loop_) };
-        return std::ptr::null_mut();
+    Box::into_raw(Box::new(Embed { loop_, ack_write, ack_read, stop_write, stop_read, thread: None }))
+}
+
+/// Starts the watcher, waking the host with a datagram to 127.0.0.1:`port`.
+/// 0, or -1 (NULL, port 0, started already, no socket or thread).
+///
+/// # Safety
+/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_embed_set_wake_port(e: *mut Embed, port: c_uint) -> c_int {
+    let Some(e) = e.as_mut() else { return -1 };
+    let Ok(port @ 1..) = u16::try_from(port) else { return -1 };
+    if e.thread.is_some() {
+        return -1;
     }
-    Box::into_raw(Box::new(Embed { loop_, wake_read, ack_write, stop_write, thread }))
+    let Some(wake) = wake_socket(port) else { return -1 };
+    let (loop_fd, ack_read, stop_read) = (us::us_loop_fd(e.loop_), e.ack_read, e.stop_read);
+    match std::thread::Builder::new()
+        .name("quic-loop-watch".into())
+        .spawn(move || watch(loop_fd, wake, ack_read, stop_read))
+    {
+        Ok(t) => {
+            e.thread = Some(t);
+            0
+        }
+        Err(_) => {
+            libc::close(wake);
+            -1
+        }
+    }
+}
+
+/// A UDP socket connected to the host's wake-up port on loopback.
+pub(crate) fn wake_socket(port: u16) -> Option<c_int> {
+    // SAFETY: a new socket, closed on failure; the address is a local sockaddr_in.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return None;
+        }
+        let mut to: libc::sockaddr_in = std::mem::zeroed();
+        to.sin_family = libc::AF_INET as libc::sa_family_t;
+        to.sin_port = port.to_be();
+        to.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        if libc::connect(fd, (&to as *const libc::sockaddr_in).cast(), len) != 0 {
+            libc::close(fd);
+            return None;
+        }
+        Some(fd)
+    }
 }
 
 /// # Safety
@@ -103,20 +149,6 @@ pub extern "C" fn us_quic_embed_create() -> *mut Embed {
 #[no_mangle]
 pub unsafe extern "C" fn us_quic_embed_loop(e: *mut Embed) -> *mut us::us_loop_t {
     e.as_ref().map_or(std::ptr::null_mut(), |e| e.loop_)
-}
-
-/// The fd the host loop reads: one byte means "call us_quic_embed_run". The
-/// engine keeps it (closes it in us_quic_embed_free): stop reading it first.
-/// Blocking, as Bun's file streams expect from a pipe.
-///
-/// # Safety
-/// `e` is NULL or an embed from `us_quic_embed_create` not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn us_quic_embed_wake_fd(e: *mut Embed) -> c_int {
-    let Some(e) = e.as_ref() else { return -1 };
-    let flags = libc::fcntl(e.wake_read, libc::F_GETFL);
-    libc::fcntl(e.wake_read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    e.wake_read
 }
 
 /// One non-blocking iteration on the caller's thread, then re-arm the watcher.
@@ -151,10 +183,16 @@ pub unsafe extern "C" fn us_quic_embed_free(e: *mut Embed) {
     }
     let mut e = Box::from_raw(e);
     libc::write(e.stop_write, b"!".as_ptr().cast(), 1);
-    if let Some(t) = e.thread.take() {
-        let _ = t.join();
+    match e.thread.take() {
+        // The watcher closed its own ends.
+        Some(t) => {
+            let _ = t.join();
+        }
+        None => {
+            libc::close(e.ack_read);
+            libc::close(e.stop_read);
+        }
     }
-    libc::close(e.wake_read);
     libc::close(e.ack_write);
     libc::close(e.stop_write);
     // Run once more so closed handles are released, then free.

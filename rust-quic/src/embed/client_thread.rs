@@ -12,7 +12,8 @@
 //! request the engine has closed (and freed) is simply unknown to a later call.
 //!
 //! What the engine tells the host is serialized into an event buffer; the thread
-//! writes one byte to a pipe when the buffer becomes non-empty, and the host takes
+//! sends a one-byte datagram to the host's wake-up port when the buffer becomes
+//! non-empty (a UDP socket can be unref()ed in Bun, a pipe read cannot), and the host takes
 //! the whole buffer with `us_quic_client_thread_poll`. Nothing here calls the host.
 //!
 //! Backpressure: a request whose undelivered body bytes pass `BUFFER_LIMIT` stops
@@ -87,7 +88,8 @@ struct Engine {
     /// What the host's last poll took; valid until its next poll.
     delivered: Vec<u8>,
     notified: bool,
-    wake_write: c_int,
+    /// Connected to the host's wake-up port.
+    wake: c_int,
 }
 
 /// The lock and what it guards. The engine sits in an `UnsafeCell`, not inside
@@ -120,7 +122,6 @@ impl Shared {
 
 pub struct ClientThread {
     shared: Arc<Shared>,
-    wake_read: c_int,
     stop_write: c_int,
     thread: Option<JoinHandle<()>>,
 }
@@ -157,9 +158,12 @@ impl Engine {
             self.events.extend_from_slice(p);
         }
         if !self.notified {
-            self.notified = true;
-            // SAFETY: one byte from a static buffer to our own non-blocking pipe.
-            unsafe { libc::write(self.wake_write, b"!".as_ptr().cast(), 1) };
+            // SAFETY: one byte from a static buffer on our own non-blocking socket. A
+            // datagram the host's full buffer drops is no loss: the host drains
+            // everything whenever any wake-up arrives, and it has one pending.
+            let sent = unsafe { libc::send(self.wake, b"!".as_ptr().cast(), 1, 0) };
+            // Not sent (our own buffer full): the next event tries again.
+            self.notified = sent == 1;
         }
     }
 
@@ -285,13 +289,6 @@ unsafe extern "C" fn on_stream_close(s: *mut Stream) {
     }
 }
 
-fn pipe_pair() -> Option<(c_int, c_int)> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: fds has room for two descriptors.
-    let r = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) };
-    (r == 0).then_some((fds[0], fds[1]))
-}
-
 /// The thread: wait for the loop (sockets, timers, the host's wake-ups) without
 /// the lock, then run one iteration with it.
 fn run(shared: Arc<Shared>, loop_fd: c_int, stop_read: c_int) {
@@ -318,25 +315,25 @@ fn run(shared: Arc<Shared>, loop_fd: c_int, stop_read: c_int) {
     unsafe { libc::close(stop_read) };
 }
 
-/// A client thread with its loop; NULL if the loop, the pipes or the thread
-/// could not be made.
+/// A client thread with its loop, waking the host with a one-byte datagram to
+/// 127.0.0.1:`wake_port` (a UDP socket the host's event loop already polls, and
+/// can stop counting as keep-alive, which a pipe read in Bun cannot); NULL if
+/// the loop, the sockets or the thread could not be made.
 #[no_mangle]
-pub extern "C" fn us_quic_client_thread_create() -> *mut ClientThread {
+pub extern "C" fn us_quic_client_thread_create(wake_port: c_uint) -> *mut ClientThread {
+    let Ok(wake_port @ 1..) = u16::try_from(wake_port) else { return std::ptr::null_mut() };
     // SAFETY: a new loop, freed on every failure path below and by free otherwise.
     let loop_ = unsafe { us::us_create_loop(std::ptr::null_mut(), None, None, None, 0) };
     if loop_.is_null() {
         return std::ptr::null_mut();
     }
-    let (Some((wake_read, wake_write)), Some((stop_read, stop_write))) = (pipe_pair(), pipe_pair()) else {
+    let (Some(wake), Some((stop_read, stop_write))) =
+        (super::bridge::wake_socket(wake_port), super::bridge::pipe_pair())
+    else {
         // SAFETY: the loop made above, unused.
         unsafe { us::us_loop_free(loop_) };
         return std::ptr::null_mut();
     };
-    // SAFETY: our own fd. The host reads it with a blocking reader, as Bun's file streams expect.
-    unsafe {
-        let flags = libc::fcntl(wake_read, libc::F_GETFL);
-        libc::fcntl(wake_read, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-    }
     let shared = Arc::new(Shared {
         lock: Mutex::new(()),
         engine: UnsafeCell::new(Engine {
@@ -348,7 +345,7 @@ pub extern "C" fn us_quic_client_thread_create() -> *mut ClientThread {
             events: Vec::new(),
             delivered: Vec::new(),
             notified: false,
-            wake_write,
+            wake,
         }),
     });
     // SAFETY: the loop made above.
@@ -359,23 +356,14 @@ pub extern "C" fn us_quic_client_thread_create() -> *mut ClientThread {
     if thread.is_none() {
         // SAFETY: our own fds and the loop made above, used by no thread.
         unsafe {
-            for fd in [wake_read, wake_write, stop_read, stop_write] {
+            for fd in [wake, stop_read, stop_write] {
                 libc::close(fd);
             }
             us::us_loop_free(loop_);
         }
         return std::ptr::null_mut();
     }
-    Box::into_raw(Box::new(ClientThread { shared, wake_read, stop_write, thread }))
-}
-
-/// The fd the host reads: a byte means "poll". -1 for NULL.
-///
-/// # Safety
-/// `t` is NULL or a live client thread.
-#[no_mangle]
-pub unsafe extern "C" fn us_quic_client_thread_wake_fd(t: *mut ClientThread) -> c_int {
-    t.as_ref().map_or(-1, |t| t.wake_read)
+    Box::into_raw(Box::new(ClientThread { shared, stop_write, thread }))
 }
 
 /// A client configuration (a TLS client context with extra trust and a client
@@ -683,7 +671,6 @@ pub unsafe extern "C" fn us_quic_client_thread_free(t: *mut ClientThread) {
     // Once more so closed handles are released, then free.
     us::us_loop_run_once((*engine).loop_, 0);
     us::us_loop_free((*engine).loop_);
-    libc::close(t.wake_read);
-    libc::close((*engine).wake_write);
+    libc::close((*engine).wake);
     libc::close(t.stop_write);
 }

@@ -1,17 +1,33 @@
 // fetch(url, { protocol: "http3" }) on rust-quic: one pooled QUIC connection per
 // origin and TLS settings, multiplexed; bodies streamed both ways with
-// backpressure; an abort resets the stream, not the connection.
-import type { Pointer } from "bun:ffi";
-import { pemText, type TlsInput } from "../internal/rust-quic/tls";
-import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
-import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
-import { writeAll } from "../internal/rust-quic/write";
-import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
-import { quic } from "../internal/rust-quic/binding";
+// backpressure; an abort resets the stream, not the connection. The QUIC work
+// runs on the engine's client thread (client-thread.ts); this file is fetch's
+// semantics on top of its request-level calls and events.
+import { isIP } from "node:net";
+import { pemText, verifiesPeer, type ClientIdentity, type TlsInput } from "../internal/rust-quic/tls";
+import { encodeHeaders } from "../internal/rust-quic/headers";
+import { writeAllWith } from "../internal/rust-quic/write";
+import { bodyStream, enqueueBody, wakeWriter } from "../internal/rust-quic/streams";
 import { ECONNREFUSED, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, HEADERS_INITIAL } from "../internal/rust-quic/constants";
-import { verifiesPeer, type ClientIdentity } from "../internal/rust-quic/tls";
-import { ClientEndpoint, ConnectionPool, clientEndpoint, dial, poolKey, type Destination } from "../internal/rust-quic/client-pool";
-import type { ConnectionEvents, StreamEvents } from "../internal/rust-quic/endpoint";
+import { ConnectionPool, poolKey, type Destination } from "../internal/rust-quic/client-pool";
+import { resolveHost } from "../internal/rust-quic/connect";
+import { cString } from "../internal/rust-quic/bytes";
+import {
+  addClientConfig,
+  closeConnection,
+  connectClient,
+  endRequest,
+  readRequest,
+  refClient as ref,
+  resetRequest,
+  clientThreadRunning,
+  startClientThread,
+  startRequest,
+  unrefClient as unref,
+  writeRequest,
+  type ThreadConnectionEvents,
+  type ThreadRequestEvents,
+} from "../internal/rust-quic/client-thread";
 import { OriginalResponse, isBunFile } from "../internal/rust-quic/response-body";
 
 /** Response fields beyond which a response is refused (Bun's limit for every protocol). */
@@ -61,14 +77,16 @@ Object.assign(FetchResponse.prototype, {
 });
 Object.defineProperty(FetchResponse, "name", { value: "Response" });
 
-/** One request's stream: its response head and body as the engine reports them. */
-class ClientStream implements StreamEvents {
+/** One request: its response head and body as the client thread reports them. */
+class ClientStream implements ThreadRequestEvents {
   resolve!: (r: Response) => void;
   reject!: (e: unknown) => void;
   response = new Promise<Response>((res, rej) => {
     this.resolve = res;
     this.reject = rej;
   });
+  /** The request's id on the client thread (0 until it starts). */
+  id = 0;
   body?: ReadableStreamDefaultController<Uint8Array>;
   gotHead = false;
   done = false;
@@ -80,21 +98,17 @@ class ClientStream implements StreamEvents {
   writable?: () => void;
   /** Removes the request's abort listener; called when the stream closes. */
   detachAbort?: () => void;
-  constructor(
-    readonly s: Pointer,
-    readonly session: Session,
-  ) {}
+  constructor(readonly session: Session) {}
 
-  onHeaders() {
-    const s = this.s;
-    if (this.gotHead || quic().us_quic_stream_headers_kind(s) !== HEADERS_INITIAL) return;
+  private pause = () => readRequest(this.id, false);
+
+  onHeaders(kind: number, fields: [string, string][]) {
+    if (this.gotHead || kind !== HEADERS_INITIAL) return;
     this.gotHead = true;
     let status = 0;
     const headers = new Headers();
-    const fields = readHeaders(s);
     if (fields.length - 1 > MAX_RESPONSE_FIELDS) {
-      quic().us_quic_stream_reset_with_code(s, H3_EXCESSIVE_LOAD);
-      scheduleFlush();
+      resetRequest(this.id, H3_EXCESSIVE_LOAD);
       this.reject(fetchError(`The response has more than ${MAX_RESPONSE_FIELDS} header fields`, "ResponseHeadersTooLarge"));
       return;
     }
@@ -103,24 +117,26 @@ class ClientStream implements StreamEvents {
       else if (name.charCodeAt(0) !== 58) headers.append(name, value);
     }
     this.bodyless = status === 204 || status === 304 || this.bodyless;
-    let body = this.bodyless ? null : incomingBody(s, this, () => quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED));
+    const id = this.id;
+    let body = this.bodyless
+      ? null
+      : bodyStream(this, { resume: () => readRequest(id, true), cancel: () => resetRequest(id, H3_REQUEST_CANCELLED) });
     if (body && this.decompress) body = decoded(body, headers.get("content-encoding"));
     this.resolve(new FetchResponse(body, { status, headers }));
   }
 
-  onData(s: Pointer, data: Pointer, len: number, fin: boolean) {
+  onData(bytes: Uint8Array, fin: boolean) {
     if (!this.body) return;
     if (fin) this.done = true;
-    deliverBody(s, this, data, len, fin);
+    enqueueBody(this, bytes.byteLength > 0 ? bytes : null, fin, this.pause);
   }
 
   onWritable() {
     wakeWriter(this);
   }
 
-  onClose(s: Pointer) {
+  onClose(code: number) {
     this.closed = true;
-    const code = Number(quic().us_quic_stream_error_code(s));
     const session = this.session;
     const error = () =>
       session.closed
@@ -150,8 +166,9 @@ class ClientStream implements StreamEvents {
   }
 }
 /** A pooled connection to one origin: requests are streams on it. */
-class Session implements ConnectionEvents {
-  conn: Pointer | null = null;
+class Session implements ThreadConnectionEvents {
+  /** The connection's id on the client thread (0 until it starts). */
+  conn = 0;
   ready: Promise<void>;
   private markReady!: () => void;
   private markFailed!: (e: unknown) => void;
@@ -163,7 +180,6 @@ class Session implements ConnectionEvents {
   get gone(): Promise<void> {
     return this.whenClosed.promise;
   }
-  waiters: { resolve: (st: ClientStream) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(readonly key: string) {
     this.ready = new Promise<void>((res, rej) => {
@@ -173,10 +189,10 @@ class Session implements ConnectionEvents {
     this.ready.catch(() => {});
   }
 
-  onHandshake(ok: boolean) {
+  onHandshake(ok: boolean, errno: number) {
     if (ok) return this.markReady();
     this.error =
-      quic().us_quic_socket_errno(this.conn) === ECONNREFUSED
+      errno === ECONNREFUSED
         ? fetchError("Unable to connect: the server refused the QUIC connection (ICMP port unreachable)", "ConnectionRefused")
         : fetchError("The QUIC/TLS handshake failed (certificate rejected, no common ALPN, or no answer)", "HTTP3HandshakeFailed");
     this.markFailed(this.error);
@@ -187,35 +203,18 @@ class Session implements ConnectionEvents {
     sessions.forget(this.key, this);
   }
 
-  onStream(s: Pointer, local: boolean): ClientStream | undefined {
-    if (!local) return undefined;
-    const waiter = this.waiters.shift();
-    if (!waiter) {
-      quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-      return undefined;
-    }
-    const st = new ClientStream(s, this);
-    waiter.resolve(st);
-    return st;
-  }
-
   onClose() {
     this.closed = true;
     this.usable = false;
     this.error ??= fetchError("The HTTP/3 connection closed", "HTTP3ConnectionClosed");
     this.markFailed(this.error);
-    for (const w of this.waiters.splice(0)) w.reject(this.error);
     sessions.forget(this.key, this);
     this.whenClosed.resolve();
   }
 
-  openStream(): Promise<ClientStream> {
-    if (!this.usable || !this.conn) return Promise.reject(this.error ?? fetchError("The HTTP/3 connection is closed", "HTTP3ConnectionClosed"));
-    return new Promise<ClientStream>((resolve, reject) => {
-      this.waiters.push({ resolve, reject });
-      quic().us_quic_socket_make_stream(this.conn);
-      scheduleFlush();
-    });
+  /** Why no new request can start here. */
+  get closedError(): Error {
+    return this.error ?? fetchError("The HTTP/3 connection is closed", "HTTP3ConnectionClosed");
   }
 
   /** The connection could not even be started (name resolution, no socket). */
@@ -232,19 +231,38 @@ class Session implements ConnectionEvents {
     this.usable = false;
     this.markFailed(this.error);
     sessions.forget(this.key, this);
-    if (this.conn && !this.closed) {
-      quic().us_quic_socket_close(this.conn);
-      scheduleFlush();
-    }
+    if (this.conn && !this.closed) closeConnection(this.conn);
   }
 }
 
-/** fetch's connections, by origin, TLS settings and client endpoint. */
+/** fetch's connections, by origin, TLS settings and client configuration. */
 const sessions = new ConnectionPool<Session>();
 
-/** The client endpoint for a trust and identity configuration. */
-function endpointFor(ca: string | undefined, identity: ClientIdentity | undefined): ClientEndpoint {
-  return clientEndpoint({ ca, identity, key: "fetch", fail: message => fetchError(message, "HTTP3Unsupported") });
+/** Client configurations on the client thread, by trust and identity. */
+const configs = new Map<string, number>();
+
+/** The client thread's configuration for a trust and identity (made on first use). */
+function configFor(ca: string | undefined, identity: ClientIdentity | undefined): number {
+  const key = identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
+  let id = configs.get(key);
+  if (id === undefined) {
+    const made = addClientConfig(ca, identity);
+    if (made instanceof TypeError) throw made;
+    if (made instanceof Error) throw fetchError(made.message, "HTTP3Unsupported");
+    configs.set(key, (id = made));
+  }
+  return id;
+}
+
+/** Starts a connection (a name is resolved first); its id on the client thread. */
+async function dial(config: number, to: Destination, session: Session): Promise<number> {
+  const bare = to.host.replace(/^\[|\]$/g, "");
+  const address = await resolveHost(bare, (message, cause) => fetchError(message, "ConnectionRefused", cause));
+  // A name is the TLS server name (SNI, checked against the certificate); an IP literal is not.
+  const serverName = to.serverName || (isIP(bare) ? null : bare);
+  const id = connectClient(config, cString(address), to.port, serverName ? cString(serverName) : null, to.verify, session);
+  if (id === 0) throw fetchError(`Unable to connect to ${to.host}:${to.port} over QUIC`, "ConnectionRefused");
+  return id;
 }
 
 /**
@@ -252,11 +270,12 @@ function endpointFor(ca: string | undefined, identity: ClientIdentity | undefine
  * stops the wait (the handshake goes on for later requests, up to the connect
  * timeout).
  */
-async function sessionFor(endpoint: ClientEndpoint, to: Destination, signal: AbortSignal | null): Promise<Session> {
-  const key = poolKey(to, endpoint.key);
-  // Taken before looking at the pool: when the loop was idle, ref() first catches
-  // up on what arrived meanwhile, so a session its server closed (CONNECTION_CLOSE,
-  // GOAWAY) is gone from the pool instead of taking a request it cannot answer.
+async function sessionFor(config: number, to: Destination, signal: AbortSignal | null): Promise<Session> {
+  const key = poolKey(to, String(config));
+  // Taken before looking at the pool: when the client thread's events were not
+  // being read, ref() first takes what arrived meanwhile, so a session its server
+  // closed (CONNECTION_CLOSE, GOAWAY) is gone from the pool instead of taking a
+  // request it cannot answer.
   ref();
   const pooled = sessions.get(key);
   if (pooled && pooled.usable) {
@@ -277,7 +296,7 @@ async function sessionFor(endpoint: ClientEndpoint, to: Destination, signal: Abo
   ref();
   const settled = () => (clearTimeout(timer), unref());
   session.ready.then(settled, settled);
-  dial(endpoint, to, session, (message, cause) => fetchError(message, "ConnectionRefused", cause)).then(
+  dial(config, to, session).then(
     conn => void (session.conn = conn),
     err => session.failed(err),
   );
@@ -369,11 +388,12 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
   if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
   const identity =
     tls.cert === undefined ? undefined : { cert: pemText(tls.cert, "tls.cert"), key: pemText(tls.key, "tls.key"), passphrase: tls.passphrase };
-  const endpoint = endpointFor(ca, identity);
+  if (!clientThreadRunning()) await startClientThread();
+  const config = configFor(ca, identity);
   const to: Destination = { host: url.hostname, port, serverName: tls.serverName, verify: reject };
   let attempt = 0;
   for (;;) {
-    const session = await sessionFor(endpoint, to, signal);
+    const session = await sessionFor(config, to, signal);
     try {
       return await exchange(session, ex);
     } catch (err) {
@@ -390,29 +410,8 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
 async function exchange(session: Session, ex: Exchange) {
   const { request, url, body, signal } = ex;
   signal?.throwIfAborted();
-  ref();
-  let st: ClientStream;
-  try {
-    st = await abortable(session.openStream(), signal);
-  } catch (err) {
-    unref();
-    throw err;
-  }
-  const s = st.s;
-  const lib = quic();
-  const onAbort = () => {
-    if (st.closed) return;
-    const reason = signal!.reason;
-    st.reject(reason);
-    st.body?.error(reason);
-    st.body = undefined;
-    lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-    scheduleFlush();
-  };
-  // Until the stream closes: an abort while the body streams must reset it too.
-  signal?.addEventListener("abort", onAbort, { once: true });
-  st.detachAbort = () => signal?.removeEventListener("abort", onAbort);
-  st.response.catch(() => {}); // a late rejection after we stopped waiting is not "unhandled"
+  if (!session.usable || !session.conn) throw session.closedError;
+  const st = new ClientStream(session);
   const method = request.method;
   st.bodyless = method === "HEAD";
   st.decompress = ex.decompress;
@@ -434,35 +433,48 @@ async function exchange(session: Session, ex: Exchange) {
   if (ex.decompress && !ex.headers.has("accept-encoding")) fields.push(["accept-encoding", "gzip, deflate, br, zstd"]);
   if (body.encoding) fields.push(["content-encoding", body.encoding]);
   if (buffered) fields.push(["content-length", String(body.bytes!.byteLength)]);
-  const block = encodeHeaders(fields);
   const endNow = body.stream === null && (body.bytes === null || body.bytes.byteLength === 0);
-  if (lib.us_quic_embed_send_headers(s, block, block.byteLength, endNow ? 1 : 0) !== 0) {
-    lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
-    throw fetchError("Could not send the request headers", "HTTP3StreamReset");
+  ref();
+  const id = startRequest(session.conn, encodeHeaders(fields), endNow, st);
+  if (id === 0) {
+    unref();
+    throw session.closedError;
   }
-  scheduleFlush();
+  st.id = id;
+  const onAbort = () => {
+    if (st.closed) return;
+    const reason = signal!.reason;
+    st.reject(reason);
+    st.body?.error(reason);
+    st.body = undefined;
+    resetRequest(id, H3_REQUEST_CANCELLED);
+  };
+  // Until the stream closes: an abort while the body streams must reset it too.
+  signal?.addEventListener("abort", onAbort, { once: true });
+  st.detachAbort = () => signal?.removeEventListener("abort", onAbort);
+  st.response.catch(() => {}); // a late rejection after we stopped waiting is not "unhandled"
   if (!endNow) {
+    const write = (bytes: Uint8Array) => writeRequest(id, bytes);
     (async () => {
       try {
         if (body.bytes) {
-          if (!(await writeAll(s, st, body.bytes))) return;
+          if (!(await writeAllWith(st, body.bytes, write))) return;
         } else {
           let sent = 0;
           for await (const chunk of body.stream as any as AsyncIterable<Uint8Array | string>) {
             const c = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
             sent += c.byteLength;
             if (body.declared !== undefined && sent > body.declared) throw lengthMismatch(sent, body.declared);
-            if (!(await writeAll(s, st, c))) return;
+            if (!(await writeAllWith(st, c, write))) return;
           }
           if (body.declared !== undefined && sent !== body.declared) throw lengthMismatch(sent, body.declared);
         }
-        if (!st.closed) lib.us_quic_stream_shutdown(s);
+        if (!st.closed) endRequest(id);
       } catch (err) {
         // A request body that fails is an aborted upload: RESET_STREAM, not FIN.
-        if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+        if (!st.closed) resetRequest(id, H3_REQUEST_CANCELLED);
         if ((err as any)?.code === "ERR_HTTP_CONTENT_LENGTH_MISMATCH") st.reject(err);
       }
-      scheduleFlush();
     })();
   }
   return st.response;

@@ -5,7 +5,7 @@ import type { Pointer } from "bun:ffi";
 import { FFIType, callback, callbackInstaller, handle, quic } from "../internal/rust-quic/binding";
 import { H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/rust-quic/constants";
 import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
-import { idleService, ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/rust-quic/loop";
+import { ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import type { RouteMatch, Router, RouteTarget } from "./router";
 import { etagMatches, serveFile, staticEtag } from "./file-route";
 import { errorPage } from "./error-page";
@@ -171,7 +171,6 @@ export class H3Listener {
   setRef(keep: boolean) {
     if (!this.ctx || keep === this.held) return;
     this.held = keep;
-    idleService(keep ? -1 : 1);
     if (keep) ref();
     else unref();
   }
@@ -557,10 +556,7 @@ export class H3Listener {
     const ctx = this.ctx;
     this.ctx = null;
     const lib = quic();
-    if (!this.held) {
-      idleService(-1);
-      ref(); // retire() below releases the server's ref
-    }
+    if (!this.held) ref(); // retire() below releases the server's ref
     lib.us_quic_socket_context_free(ctx);
     scheduleFlush();
     retire(this.callbacks.splice(0));

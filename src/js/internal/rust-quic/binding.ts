@@ -9,7 +9,7 @@ const { ptr, i32, u32, void: none, u64 } = FFIType;
 export const symbols = {
   us_quic_embed_create: { returns: ptr },
   us_quic_embed_loop: { args: [ptr], returns: ptr },
-  us_quic_embed_wake_fd: { args: [ptr], returns: i32 },
+  us_quic_embed_set_wake_port: { args: [ptr, u32], returns: i32 },
   us_quic_embed_run: { args: [ptr], returns: i32 },
   us_quic_embed_free: { args: [ptr], returns: none },
   us_quic_embed_server_context: { args: [ptr, ptr, u32, ptr, u32, ptr, u32, u32, ptr, u32], returns: ptr },
@@ -85,6 +85,18 @@ export const symbols = {
   us_quic_stream_webtransport_session: { args: [ptr], returns: FFIType.i64_fast },
   us_quic_stream_send_datagram: { args: [ptr, ptr, u32], returns: i32 },
   us_quic_stream_datagram_max_size: { args: [ptr], returns: i32 },
+  us_quic_client_thread_create: { args: [u32], returns: ptr },
+  us_quic_client_thread_add_config: { args: [ptr, ptr, u32, ptr, u32, ptr, u32, ptr, u32], returns: i32 },
+  us_quic_client_thread_connect: { args: [ptr, i32, u32, ptr, i32, ptr, i32], returns: i32 },
+  us_quic_client_thread_request: { args: [ptr, u32, u32, ptr, u32, i32], returns: i32 },
+  us_quic_client_thread_write: { args: [ptr, u32, ptr, u32], returns: i32 },
+  us_quic_client_thread_shutdown: { args: [ptr, u32], returns: none },
+  us_quic_client_thread_reset: { args: [ptr, u32, u64], returns: none },
+  us_quic_client_thread_want_read: { args: [ptr, u32, i32], returns: none },
+  us_quic_client_thread_close: { args: [ptr, u32], returns: none },
+  us_quic_client_thread_flush: { args: [ptr], returns: none },
+  us_quic_client_thread_poll: { args: [ptr, ptr], returns: ptr },
+  us_quic_client_thread_free: { args: [ptr], returns: none },
 } as const;
 
 /** Where the engine is: $BUN_RUST_QUIC_LIB, else the repository's release build. */

@@ -27,14 +27,24 @@ export async function connectTo(
     const pc = handle(Number(pending[0]));
     let address: string;
     try {
-      address = isIP(bare) ? bare : (await lookup(bare)).address;
+      address = await resolveHost(bare, fail);
     } catch (err) {
       lib.us_quic_pending_connect_cancel(pc);
-      throw fail(`Unable to resolve ${bare}`, err);
+      throw err;
     }
     lib.us_quic_pending_connect_set_address(pc, cString(address));
     conn = handle(lib.us_quic_pending_connect_resolved(pc));
   }
   if (!conn) throw fail(`Unable to connect to ${host}:${port} over QUIC`);
   return conn;
+}
+
+/** An IP literal for `host` (itself, or its first address from node:dns). */
+export async function resolveHost(host: string, fail: (message: string, cause?: unknown) => Error): Promise<string> {
+  if (isIP(host)) return host;
+  try {
+    return (await lookup(host)).address;
+  } catch (err) {
+    throw fail(`Unable to resolve ${host}`, err);
+  }
 }

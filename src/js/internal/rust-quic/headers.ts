@@ -18,19 +18,23 @@ export function readHeaders(stream: Pointer): [string, string][] {
     scratch = Buffer.allocUnsafe(Math.max(need, scratch.byteLength * 2)) as Latin1Buffer;
     need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   }
-  const buf = scratch;
+  return parseHeaders(scratch, 0, need);
+}
+
+/** The fields of a block held in `buf` from `start` to `end`. */
+export function parseHeaders(buf: Uint8Array, start: number, end: number): [string, string][] {
   // One decode of the whole block, then substrings (which share its storage):
   // a native call per field costs more than the fields themselves (0.4 against
   // 1.1 µs for a six-field request head).
-  const text = buf.latin1Slice(0, need);
+  const text = (buf as Latin1Buffer).latin1Slice(start, end);
   const out: [string, string][] = [];
-  let off = 0;
-  while (off < need) {
+  let off = start;
+  while (off < end) {
     const nameLen = u32At(buf, off);
-    const name = text.substring(off + 4, off + 4 + nameLen);
+    const name = text.substring(off + 4 - start, off + 4 - start + nameLen);
     off += 4 + nameLen;
     const valueLen = u32At(buf, off);
-    const value = text.substring(off + 4, off + 4 + valueLen);
+    const value = text.substring(off + 4 - start, off + 4 - start + valueLen);
     off += 4 + valueLen;
     out.push([name, value]);
   }

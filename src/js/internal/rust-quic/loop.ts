@@ -1,19 +1,22 @@
-// The engine's loop inside Bun's: a watcher thread in the engine signals a pipe
-// when the engine's epoll fd is ready; Bun reads the pipe like any stream, and on
-// each byte we run one non-blocking engine iteration on this (the JS) thread.
+// The engine's loop inside Bun's: a watcher thread in the engine sends a
+// one-byte datagram to a loopback UDP socket of Bun's whenever the engine's epoll
+// fd is ready, and on each one we run one non-blocking engine iteration on this
+// (the JS) thread.
 //
-// Keep-alive: servers and in-flight requests hold a ref. With no ref the pending
-// read is cancelled, so idle pooled connections never keep the process alive;
-// the next ref resumes reading and catches up with whatever happened meanwhile.
+// Keep-alive: servers and in-flight requests hold a ref; with none the wake-up
+// socket is unref()ed, so idle pooled connections and unref()ed servers never
+// keep the process alive, and both are still served while something else does.
+// (A UDP socket, not a pipe: Bun cannot unref() a pipe read, and a second pipe
+// reader beside this one, fetch's, stalled it.)
 import type { Pointer } from "bun:ffi";
+import type { udp } from "bun";
 import { handle as asPointer, quic } from "./binding";
 
 let embed: Pointer | null = null;
 let loopPtr: Pointer | null = null;
-let wakeFd = -1;
+let wake: udp.Socket<"buffer"> | null = null;
 let users = 0;
 let refs = 0;
-let reader: { read(): Promise<{ done: boolean }>; cancel(): Promise<void> } | null = null;
 let flushQueued = false;
 
 let inEngine = false;
@@ -32,57 +35,20 @@ function runEngine(handle: Pointer) {
   scheduleFlush();
 }
 
-function startReading() {
-  if (reader || !embed) return;
-  const handle = embed;
-  const current = Bun.file(wakeFd).stream().getReader();
-  reader = current;
-  updateIdlePoll();
-  runEngine(handle); // catch up on what happened while paused
-  (async () => {
-    for (;;) {
-      let done = true;
-      try {
-        ({ done } = await current.read());
-      } catch {}
-      if (done || reader !== current || handle !== embed) break;
-      runEngine(handle);
-    }
-  })();
-}
-
-function stopReading() {
-  const current = reader;
-  reader = null;
-  current?.cancel().catch(() => {});
-  updateIdlePoll();
-}
-
 /**
- * Servers that were unref()ed must still serve while something else keeps the
- * process alive, without keeping it alive themselves. A pipe read cannot be
- * unref()ed, so while no ref is held and such a server exists, the engine is
- * polled from an unref()ed timer instead.
+ * Binds the wake-up socket and starts the engine's watcher on it. Until then
+ * (the rest of this turn) nothing is lost: datagrams wait in the engine's sockets.
  */
-let idleServers = 0;
-let idlePoll: ReturnType<typeof setInterval> | null = null;
-const IDLE_POLL_MS = 5;
-
-function updateIdlePoll() {
-  const want = idleServers > 0 && reader === null && embed !== null;
-  if (want && !idlePoll) {
-    idlePoll = setInterval(() => embed && runEngine(embed), IDLE_POLL_MS);
-    idlePoll.unref();
-  } else if (!want && idlePoll) {
-    clearInterval(idlePoll);
-    idlePoll = null;
+async function startWatching(handle: Pointer) {
+  const socket = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: () => void (embed === handle && runEngine(handle)) } });
+  if (embed !== handle || quic().us_quic_embed_set_wake_port(handle, socket.port) !== 0) {
+    socket.close(); // released meanwhile (or no watcher: nothing would ever wake us)
+    if (embed === handle) throw new Error("rust-quic: could not start its loop watcher");
+    return;
   }
-}
-
-/** An unref()ed server begins (+1) or stops (-1) needing service without a ref. */
-export function idleService(delta: 1 | -1) {
-  idleServers += delta;
-  updateIdlePoll();
+  if (refs === 0) socket.unref();
+  wake = socket;
+  runEngine(handle); // what arrived before the watcher ran
 }
 
 /** The engine loop, created on first use. Pair with releaseLoop. */
@@ -93,8 +59,11 @@ export function acquireLoop(): Pointer {
     if (!created) throw new Error("rust-quic: could not create its event loop");
     embed = created;
     loopPtr = asPointer(lib.us_quic_embed_loop(created));
-    wakeFd = lib.us_quic_embed_wake_fd(created);
-    if (refs > 0) startReading();
+    startWatching(created).catch(err =>
+      queueMicrotask(() => {
+        throw err;
+      }),
+    );
   }
   users++;
   return loopPtr!;
@@ -105,31 +74,19 @@ export function releaseLoop() {
   const handle = embed;
   embed = null;
   loopPtr = null;
-  stopReading();
-  updateIdlePoll();
-  // After the current callbacks: stops the watcher, closes the pipe.
+  wake?.close();
+  wake = null;
+  // After the current callbacks: stops the watcher, frees the loop.
   queueMicrotask(() => quic().us_quic_embed_free(handle));
 }
 
-/** Keep the process alive and the loop running (a server, a request in flight). */
+/** Keep the process alive (a server, a request in flight). */
 export function ref() {
-  refs++;
-  startReading(); // idempotent: whatever happened before, a ref means "keep reading"
+  if (refs++ === 0) wake?.ref();
 }
 
-let stopQueued = false;
-
 export function unref() {
-  if (refs > 0 && --refs === 0 && !stopQueued) {
-    // Stop at the end of this turn, unless something took a ref meanwhile (a
-    // client issuing its next request right after a response): re-arming the
-    // reader per request would cost more than the request.
-    stopQueued = true;
-    setImmediate(() => {
-      stopQueued = false;
-      if (refs === 0) stopReading();
-    });
-  }
+  if (refs > 0 && --refs === 0) wake?.unref();
 }
 
 /**
@@ -147,7 +104,7 @@ export function retire(callbacks: { close(): void }[]) {
 
 /** For diagnostics and tests. */
 export function loopState() {
-  return { users, refs, reading: reader !== null, embed: embed !== null };
+  return { users, refs, watching: wake !== null, embed: embed !== null };
 }
 
 /**

@@ -1,5 +1,5 @@
-// Writing a chunk to an engine stream under QUIC flow control, shared by the
-// server (Bun.serve h3) and the client (fetch over HTTP/3).
+// Writing a chunk to a stream under QUIC flow control, shared by the server
+// (Bun.serve h3), WebTransport and the client (fetch over HTTP/3).
 import type { Pointer } from "bun:ffi";
 import { scheduleFlush } from "./loop";
 import { quic } from "./binding";
@@ -10,20 +10,29 @@ export interface WritableState {
   writable?: () => void;
 }
 
-/** Writes all of `chunk`, waiting for on_stream_writable; false if the stream went away. */
-export async function writeAll(s: Pointer, st: WritableState, chunk: Uint8Array): Promise<boolean> {
-  const lib = quic();
+/**
+ * Writes all of `chunk` through `write` (bytes accepted, -1 when the stream
+ * went away), waiting for the stream's writable event when it takes less;
+ * false if the stream went away.
+ */
+export async function writeAllWith(st: WritableState, chunk: Uint8Array, write: (bytes: Uint8Array) => number): Promise<boolean> {
   let off = 0;
   while (off < chunk.byteLength) {
     if (st.closed) return false;
-    const n = lib.us_quic_stream_write(s, chunk.subarray(off), chunk.byteLength - off);
+    const n = write(off === 0 ? chunk : chunk.subarray(off));
     if (n < 0) return false;
     off += n;
-    if (off < chunk.byteLength) {
-      scheduleFlush();
-      await new Promise<void>(resolve => (st.writable = resolve));
-    }
+    if (off < chunk.byteLength) await new Promise<void>(resolve => (st.writable = resolve));
   }
-  scheduleFlush();
   return !st.closed;
+}
+
+/** writeAllWith for an engine stream of this thread's loop. */
+export function writeAll(s: Pointer, st: WritableState, chunk: Uint8Array): Promise<boolean> {
+  const lib = quic();
+  return writeAllWith(st, chunk, bytes => {
+    const n = lib.us_quic_stream_write(s, bytes, bytes.byteLength);
+    scheduleFlush();
+    return n;
+  });
 }

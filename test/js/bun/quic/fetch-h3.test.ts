@@ -145,6 +145,20 @@ describe("fetch over HTTP/3 against our server", () => {
     expect(err?.name).toBe("TimeoutError");
   });
 
+  test("a slow reader holds the response back (flow control) and gets every byte", async () => {
+    const sent = bytes(4 * 1024 * 1024);
+    const res = await h3(url("/echo"), { method: "POST", body: sent });
+    const reader = res.body!.getReader();
+    const parts: Uint8Array[] = [];
+    for (let i = 0; ; i++) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parts.push(value);
+      if (i < 40) await Bun.sleep(5); // long enough for the queue to fill and pause the stream
+    }
+    expect(sha256(Buffer.concat(parts))).toBe(sha256(sent));
+  });
+
   test("an http: URL is rejected clearly", async () => {
     const err = await fetch(`http://127.0.0.1:${server.port}/`, { protocol: "http3" } as any).catch(e => e);
     expect(err).toBeInstanceOf(TypeError);
@@ -186,6 +200,23 @@ describe("fetch over HTTP/3: TLS and failures", () => {
     const err = await fetch(`https://127.0.0.1:${port}/`, { protocol: "http3", tls: insecure } as any).catch(e => e);
     expect(err.code).toBe("ConnectionRefused");
     expect(performance.now() - start).toBeLessThan(2000);
+  });
+
+  test("the QUIC work runs on the client thread, not on the JS thread's engine loop", async () => {
+    // A client-only process: its fetch needs no engine loop on the JS thread (no
+    // "quic-loop-watch"), and the thread that does its QUIC work is there.
+    const script = `const r = await fetch("https://127.0.0.1:${server.port}/", { protocol: "http3", tls: { rejectUnauthorized: false } });
+      await r.text();
+      const { readdirSync, readFileSync } = require("node:fs");
+      console.log(readdirSync("/proc/self/task").map(t => readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim()).join(","));`;
+    const proc = Bun.spawn([BUN, "--preload", join(ROOT, "src", "js", "preload.ts"), "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const timer = setTimeout(() => proc.kill(), 10_000);
+    const [out, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+    clearTimeout(timer);
+    const threads = out.trim().split(",");
+    expect(threads).toContain("quic-fetch");
+    expect(threads).not.toContain("quic-loop-watch");
+    expect(code).toBe(0);
   });
 
   test("a script that used a pooled connection exits by itself", async () => {
