@@ -1,12 +1,16 @@
 // The client-side benchmark: the same fetch({ protocol: "http3" }) code, run with
 // the project's preload (rust-quic) or on plain Bun 1.4.5 (lsquic).
-// usage: bun [--preload src/js/preload.ts] bench/client.ts ORIGIN small|big
+// usage: bun [--preload src/js/preload.ts] bench/client.ts ORIGIN small|big|busy
+// (busy: 2 x 32 MB while the JS thread works 1 ms after each chunk it reads)
 // Prints one JSON line: requests, seconds, rps, mib_per_s, p50_us, p99_us, cpu_s.
 const [origin, mode] = process.argv.slice(2);
 const init = { protocol: "http3", tls: { rejectUnauthorized: false } } as RequestInit;
 const cpuBefore = process.cpuUsage();
 const latencies: number[] = [];
 let bytes = 0;
+
+/** Work the JS thread does after each chunk (busy mode), in ms. */
+const workPerChunk = mode === "busy" ? 1 : 0;
 
 async function one(path: string) {
   const t0 = performance.now();
@@ -17,6 +21,10 @@ async function one(path: string) {
     const { value, done } = await reader.read();
     if (done) break;
     bytes += value.byteLength;
+    if (workPerChunk) {
+      const until = performance.now() + workPerChunk;
+      while (performance.now() < until);
+    }
   }
   latencies.push((performance.now() - t0) * 1000);
 }
@@ -38,6 +46,7 @@ latencies.length = 0;
 bytes = 0;
 const start = performance.now();
 if (mode === "big") await run(4, 4, "/32mb");
+else if (mode === "busy") await run(2, 1, "/32mb");
 else await run(2000, 32, "/fetch");
 const seconds = (performance.now() - start) / 1000;
 const cpu = process.cpuUsage(cpuBefore);

@@ -148,6 +148,7 @@ def scenarios(quick):
         ("1,000 idle connections", "/hi", ["1000"], "idle"),
         ("client: 2,000 small requests, 32 in flight", "small", [], "client_req"),
         ("client: 4 x 32 MB", "big", [], "client_mib"),
+        ("client: 2 x 32 MB while the JS thread works 1 ms per chunk read", "busy", [], "client_mib"),
         ("both ends: 4 x 32 MB, our fetch to our server vs native to native", "big", [], "both_mib"),
         ("1 MB through 10% loss each way (ngtcp2 client -r 0.1 -t 0.1)", "/1mb", ["10" if quick else "20"], "lossy"),
     ]

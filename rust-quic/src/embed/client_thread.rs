@@ -49,6 +49,8 @@ mod event {
     pub const REQUEST_CLOSED: u8 = 7;
 }
 
+/// An event's head: `[u8 kind][u32 id][u32 payload length]`.
+const EVENT_HEAD: usize = 9;
 /// Undelivered body bytes per request beyond which it stops reading until the host polls.
 const BUFFER_LIMIT: usize = 1 << 20;
 /// H3_REQUEST_CANCELLED (RFC 9114 8.1): for a stream no request is waiting for.
@@ -88,6 +90,8 @@ struct Engine {
     /// What the host's last poll took; valid until its next poll.
     delivered: Vec<u8>,
     notified: bool,
+    /// Where the buffer's last event starts, when it is DATA (not final) of this request.
+    open_data: Option<(usize, u32)>,
     /// Connected to the host's wake-up port.
     wake: c_int,
 }
@@ -150,6 +154,7 @@ unsafe fn request_id(s: *mut Stream) -> u32 {
 
 impl Engine {
     fn push(&mut self, kind: u8, id: u32, payload: &[&[u8]]) {
+        self.open_data = (kind == event::DATA && payload[0] == [0]).then_some((self.events.len(), id));
         let len: usize = payload.iter().map(|p| p.len()).sum();
         self.events.push(kind);
         self.events.extend_from_slice(&id.to_le_bytes());
@@ -164,6 +169,21 @@ impl Engine {
             let sent = unsafe { libc::send(self.wake, b"!".as_ptr().cast(), 1, 0) };
             // Not sent (our own buffer full): the next event tries again.
             self.notified = sent == 1;
+        }
+    }
+
+    /// Body bytes: appended to the buffer's last event when that is this request's
+    /// DATA too, so a host that polls after several reads gets one chunk, not many.
+    fn push_data(&mut self, id: u32, bytes: &[u8], fin: bool) {
+        let Some((at, _)) = self.open_data.filter(|&(_, open)| open == id) else {
+            return self.push(event::DATA, id, &[&[u8::from(fin)], bytes]);
+        };
+        self.events.extend_from_slice(bytes);
+        let len = (self.events.len() - at - EVENT_HEAD) as u32;
+        self.events[at + 5..at + EVENT_HEAD].copy_from_slice(&len.to_le_bytes());
+        if fin {
+            self.events[at + EVENT_HEAD] = 1;
+            self.open_data = None;
         }
     }
 
@@ -259,7 +279,7 @@ unsafe extern "C" fn on_stream_headers(s: *mut Stream) {
 unsafe extern "C" fn on_stream_data(s: *mut Stream, data: *const c_char, len: c_uint, fin: c_int) {
     let id = request_id(s);
     let engine: *mut Engine = engine_of(us_quic_stream_context(s));
-    (*engine).push(event::DATA, id, &[&[u8::from(fin != 0)], raw_bytes(data, len)]);
+    (*engine).push_data(id, raw_bytes(data, len), fin != 0);
     let Some(r) = (*engine).requests.get_mut(&id) else { return };
     if r.queued == 0 {
         (*engine).queued.push(id);
@@ -345,6 +365,7 @@ pub extern "C" fn us_quic_client_thread_create(wake_port: c_uint) -> *mut Client
             events: Vec::new(),
             delivered: Vec::new(),
             notified: false,
+            open_data: None,
             wake,
         }),
     });
@@ -627,6 +648,7 @@ pub unsafe extern "C" fn us_quic_client_thread_poll(t: *mut ClientThread, len: *
     std::mem::swap(&mut e.events, &mut e.delivered);
     e.events.clear();
     e.notified = false;
+    e.open_data = None;
     let queued = std::mem::take(&mut e.queued);
     let mut resumed = false;
     for &id in &queued {
