@@ -53,6 +53,8 @@ mod event {
 const EVENT_HEAD: usize = 9;
 /// Undelivered body bytes per request beyond which it stops reading until the host polls.
 const BUFFER_LIMIT: usize = 1 << 20;
+/// Event buffer capacity kept between polls; beyond it a buffer is let go once delivered.
+const KEEP_CAPACITY: usize = 256 * 1024;
 /// H3_REQUEST_CANCELLED (RFC 9114 8.1): for a stream no request is waiting for.
 const REQUEST_CANCELLED: u64 = 0x10c;
 
@@ -647,6 +649,10 @@ pub unsafe extern "C" fn us_quic_client_thread_poll(t: *mut ClientThread, len: *
     let e = &mut *engine;
     std::mem::swap(&mut e.events, &mut e.delivered);
     e.events.clear();
+    if e.events.capacity() > KEEP_CAPACITY {
+        // A burst (a large body while the host was busy) leaves no lasting buffer.
+        e.events = Vec::new();
+    }
     e.notified = false;
     e.open_data = None;
     let queued = std::mem::take(&mut e.queued);
