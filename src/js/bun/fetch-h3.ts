@@ -4,7 +4,7 @@
 // runs on the engine's client thread (client-thread.ts); this file is fetch's
 // semantics on top of its request-level calls and events.
 import { isIP } from "node:net";
-import { pemText, verifiesPeer, type ClientIdentity, type TlsInput } from "../internal/rust-quic/tls";
+import { clientIdentity, pemText, verifiesPeer, type ClientIdentity, type TlsInput } from "../internal/rust-quic/tls";
 import { encodeHeaders } from "../internal/rust-quic/headers";
 import { writeAllWith } from "../internal/rust-quic/write";
 import { bodyStream, enqueueBody, wakeWriter } from "../internal/rust-quic/streams";
@@ -385,9 +385,7 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
   const port = connectPort ?? Number(url.port || 443);
   const reject = verifiesPeer(tls.rejectUnauthorized);
   const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
-  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
-  const identity =
-    tls.cert === undefined ? undefined : { cert: pemText(tls.cert, "tls.cert"), key: pemText(tls.key, "tls.key"), passphrase: tls.passphrase };
+  const identity = clientIdentity(tls);
   if (!clientThreadRunning()) await startClientThread();
   const config = configFor(ca, identity);
   const to: Destination = { host: url.hostname, port, serverName: tls.serverName, verify: reject };

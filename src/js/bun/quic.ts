@@ -3,7 +3,7 @@
 import type { Pointer } from "bun:ffi";
 import { toArrayBuffer } from "bun:ffi";
 import { isIP } from "node:net";
-import { pemText, serverContext, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
+import { clientIdentity, pemText, serverContext, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
 import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import { handle, quic } from "../internal/rust-quic/binding";
 import { ECONNREFUSED } from "../internal/rust-quic/constants";
@@ -23,7 +23,12 @@ export interface QuicOptions {
   hostname?: string;
   port?: number;
   server?: boolean;
-  tls?: { cert?: TlsInput; key?: TlsInput; ca?: TlsInput; passphrase?: string; rejectUnauthorized?: boolean; serverName?: string };
+  /**
+   * A server's certificate (`cert`, `key`), or a client's own for servers that ask for one.
+   * `requestCert` (server): ask clients for a certificate, checked against `ca` unless
+   * `rejectUnauthorized` is false. `rejectUnauthorized`, `serverName` (client): the server's check.
+   */
+  tls?: { cert?: TlsInput; key?: TlsInput; ca?: TlsInput; passphrase?: string; rejectUnauthorized?: boolean; serverName?: string; requestCert?: boolean };
   alpn?: string | string[];
   idleTimeout?: number;
   maxStreams?: number;
@@ -71,6 +76,8 @@ function validate(o: any): QuicOptions {
     if (o.stream?.[name] !== undefined && typeof o.stream[name] !== "function") throw new TypeError(`stream.${name} must be a function`);
   }
   if (isServer && (!o.tls || o.tls.cert === undefined || o.tls.key === undefined)) throw new TypeError("tls.cert and tls.key are required for a QUIC server");
+  if (o.tls?.requestCert !== undefined && typeof o.tls.requestCert !== "boolean") throw new TypeError("tls.requestCert must be a boolean");
+  if (!isServer && o.tls?.requestCert !== undefined) throw new TypeError("tls.requestCert is for a QUIC server");
   return o;
 }
 
@@ -317,7 +324,15 @@ export class QuicServer extends QuicSide {
   constructor(options: QuicOptions) {
     super(options);
     const lib = quic();
-    const ctx = serverContext({ certificates: [options.tls!], idleTimeoutSeconds: 30, certificateError: "tls: " });
+    const tls = options.tls!;
+    const ctx = serverContext({
+      certificates: [tls],
+      idleTimeoutSeconds: 30,
+      certificateError: "tls: ",
+      requestCert: tls.requestCert,
+      ca: tls.ca,
+      rejectUnauthorized: tls.rejectUnauthorized,
+    });
     configure(ctx, options);
     this.endpoint = new Endpoint(ctx, c => {
       const conn = new QuicConnection(c, true, this);
@@ -361,8 +376,9 @@ export class QuicClient extends QuicSide {
   constructor(options: QuicOptions) {
     super(options);
     const ca = options.tls?.ca === undefined ? undefined : pemText(options.tls.ca, "tls.ca");
+    const identity = clientIdentity(options.tls ?? {});
     const settings = `bun.quic\0${alpnWire(options.alpn).toString("latin1")}\0${options.datagrams ? 1 : 0}\0${options.maxStreams ?? 100}\0${options.idleTimeout ?? 30_000}`;
-    const endpoint = clientEndpoint({ ca, key: settings, configure: ctx => configure(ctx, options), fail: message => quicError(message, "ERR_QUIC") });
+    const endpoint = clientEndpoint({ ca, identity, key: settings, configure: ctx => configure(ctx, options), fail: message => quicError(message, "ERR_QUIC") });
     const host = options.hostname!.replace(/^\[|\]$/g, "");
     this.serverName = options.tls?.serverName ?? (isIP(host) ? "" : host);
     this.connection = new QuicConnection(null, false, this);

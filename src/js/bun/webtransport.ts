@@ -3,7 +3,7 @@
 // :protocol webtransport, then streams and datagrams through the shared session code.
 import type { Pointer } from "bun:ffi";
 import { createHash } from "node:crypto";
-import { pemText, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
+import { clientIdentity, pemText, verifiesPeer, type ClientIdentity, type TlsInput } from "../internal/rust-quic/tls";
 import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
 import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import { quic } from "../internal/rust-quic/binding";
@@ -36,8 +36,8 @@ export interface WebTransportOptions {
   congestionControl?: "default" | "throughput" | "low-latency";
   /** Trust the server's certificate by its SHA-256 hash instead of a CA (W3C). */
   serverCertificateHashes?: WebTransportHash[];
-  /** Bun extension, as in fetch: verification and extra CAs. */
-  tls?: { rejectUnauthorized?: boolean; ca?: TlsInput; serverName?: string };
+  /** Bun extension, as in fetch: trust (`ca`, `rejectUnauthorized`, `serverName`) and a client certificate (`cert`, `key`, `passphrase`) for servers that ask for one. */
+  tls?: { rejectUnauthorized?: boolean; ca?: TlsInput; serverName?: string; cert?: TlsInput; key?: TlsInput; passphrase?: string };
 }
 
 /** One session's progress: its CONNECT stream on a (maybe shared) connection. */
@@ -220,8 +220,8 @@ class Connection implements ConnectionEvents {
 }
 
 /** A new session: on a pooled connection (allowPooling) or a connection of its own. */
-function startSession(a: Attempt, ca: string | undefined, to: Destination, hashes: Uint8Array[] | null, pooling: boolean) {
-  const endpoint = clientEndpoint({ ca, key: "webtransport", configure: ctx => quic().us_quic_socket_context_set_webtransport(ctx, 16), fail: sessionError });
+function startSession(a: Attempt, ca: string | undefined, identity: ClientIdentity | undefined, to: Destination, hashes: Uint8Array[] | null, pooling: boolean) {
+  const endpoint = clientEndpoint({ ca, identity, key: "webtransport", configure: ctx => quic().us_quic_socket_context_set_webtransport(ctx, 16), fail: sessionError });
   const key = pooling ? poolKey(to, `${endpoint.key}|${(hashes ?? []).map(h => Buffer.from(h).toString("hex")).join(",")}`) : null;
   const pooled = key ? pool.get(key) : undefined;
   if (pooled && !pooled.closing) return pooled.join(a);
@@ -264,9 +264,10 @@ export class WebTransport {
     if (typeof tls !== "object") throw new TypeError("tls must be an object");
     this.congestionControl = options.congestionControl ?? "default";
     const ca = tls.ca === undefined ? undefined : pemText(tls.ca, "tls.ca");
+    const identity = clientIdentity(tls);
     this.#session = new WTSession(router);
     const to: Destination = { host: parsed.hostname, port: Number(parsed.port || 443), serverName: tls.serverName, verify: !hashes && verifiesPeer(tls.rejectUnauthorized) };
-    startSession(new Attempt(this.#session, parsed), ca, to, hashes, options.allowPooling === true);
+    startSession(new Attempt(this.#session, parsed), ca, identity, to, hashes, options.allowPooling === true);
   }
 
   get ready(): Promise<void> {

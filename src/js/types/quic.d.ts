@@ -174,6 +174,8 @@ declare module "bun" {
       passphrase?: string;
       rejectUnauthorized?: boolean;
       serverName?: string;
+      /** Server: ask clients for a certificate (checked against `ca` unless `rejectUnauthorized` is false). A client sends `cert`/`key` when asked. */
+      requestCert?: boolean;
     };
     /** @default "bun-quic" */
     alpn?: string | string[];
@@ -217,8 +219,15 @@ declare global {
     requireUnreliable?: boolean;
     congestionControl?: "default" | "throughput" | "low-latency";
     serverCertificateHashes?: WebTransportHash[];
-    /** Bun extension, as in fetch. */
-    tls?: { rejectUnauthorized?: boolean; ca?: string | ArrayBufferView | Array<string | ArrayBufferView>; serverName?: string };
+    /** Bun extension, as in fetch: trust, and a client certificate for servers that ask for one. */
+    tls?: {
+      rejectUnauthorized?: boolean;
+      ca?: string | ArrayBufferView | Array<string | ArrayBufferView>;
+      serverName?: string;
+      cert?: string | ArrayBufferView;
+      key?: string | ArrayBufferView;
+      passphrase?: string;
+    };
   }
   interface WebTransportBidirectionalStream {
     readonly readable: ReadableStream<Uint8Array>;

@@ -106,6 +106,13 @@ export interface ClientIdentity {
   passphrase?: string;
 }
 
+/** The client certificate a client's `tls` options name (`cert` with `key`), if any. */
+export function clientIdentity(tls: { cert?: TlsInput; key?: TlsInput; passphrase?: string }): ClientIdentity | undefined {
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls.cert and tls.key go together (a client certificate needs its key)");
+  if (tls.cert === undefined) return undefined;
+  return { cert: pemText(tls.cert, "tls.cert"), key: pemText(tls.key!, "tls.key"), passphrase: tls.passphrase };
+}
+
 /**
  * A client context on the engine loop (holding a loop reference, as a server
  * context does), trusting `ca` (PEM) besides the system roots, presenting

@@ -2,7 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { createSocket } from "node:dgram";
 import { readdirSync } from "node:fs";
-import { bytes, sha256, tls } from "./harness";
+import { bytes, clientCertificates, sha256, tls } from "./harness";
 
 const quic = (o: any): any => (Bun as any).quic(o);
 const insecure = { rejectUnauthorized: false };
@@ -250,6 +250,40 @@ describe("Bun.quic", () => {
     }
   });
 
+  test("tls.requestCert: only a client whose certificate chains to tls.ca gets a connection", async () => {
+    // TLS 1.3: a client finishes its handshake before the server has checked its
+    // certificate, so a refused client sees its connection closed right after open.
+    const certs = clientCertificates();
+    let admit: (() => void) | undefined;
+    const server = quic({
+      server: true,
+      port: 0,
+      hostname: "127.0.0.1",
+      tls: { ...tls, ca: certs.ca, requestCert: true, rejectUnauthorized: true },
+      connection: () => admit?.(),
+    });
+    const attempt = (identity?: { cert: string; key: string }) =>
+      new Promise<string>(resolve => {
+        admit = () => resolve("served");
+        quic({
+          hostname: "127.0.0.1",
+          port: server.port,
+          tls: { ...insecure, ...identity },
+          close: () => resolve("refused"),
+          error: () => resolve("refused"),
+        });
+      });
+    try {
+      expect({ none: await attempt(), untrusted: await attempt(certs.untrusted), trusted: await attempt(certs.trusted) }).toEqual({
+        none: "refused",
+        untrusted: "refused",
+        trusted: "served",
+      });
+    } finally {
+      server.close();
+    }
+  });
+
   test("close from inside every handler", async () => {
     for (const where of ["open", "connection", "streamOpen", "data", "end", "datagram"]) {
       let closed!: () => void;
@@ -323,6 +357,9 @@ describe("Bun.quic", () => {
     expect(() => quic({ server: true, tls, datagrams: "yes" })).toThrow(/datagrams/);
     expect(() => quic({ server: true, tls, stream: { data: 1 } })).toThrow(/stream\.data/);
     expect(() => quic({ server: "yes", tls })).toThrow(/server/);
+    expect(() => quic({ server: true, tls: { ...tls, requestCert: "yes" } })).toThrow(/tls\.requestCert/);
+    expect(() => quic({ hostname: "127.0.0.1", port: 1, tls: { requestCert: true } })).toThrow(/tls\.requestCert/);
+    expect(() => quic({ hostname: "127.0.0.1", port: 1, tls: { cert: "x" } })).toThrow(/tls\.cert and tls\.key/);
   });
 });
 

@@ -5,7 +5,7 @@ import { createHash, createPublicKey } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { CERT, ROOT, startAioquicServer, tls } from "./harness";
+import { CERT, ROOT, clientCertificates, startAioquicServer, tls } from "./harness";
 
 const T = 20_000;
 
@@ -156,6 +156,25 @@ describe("WebTransport: our client against our server", () => {
     await pinned.ready;
     pinned.close();
     await pinned.closed;
+  }, T);
+
+  test("tls.cert / tls.key: a server that asks for a client certificate gets ours", async () => {
+    const certs = clientCertificates();
+    await using server: any = Bun.serve({
+      port: 0,
+      h3: true,
+      tls: { ...tls, ca: certs.ca, requestCert: true, rejectUnauthorized: true },
+      fetch: (req: Request, srv: any) => (srv.upgradeWebTransport(req) ? (undefined as any) : new Response("plain")),
+      webtransport: { open() {} },
+    } as any);
+    const at = `https://127.0.0.1:${server.port}/wt`;
+    const refused = new WebTransport(at, { tls: { rejectUnauthorized: false } } as any);
+    await expect(refused.ready).rejects.toThrow();
+    const admitted = new WebTransport(at, { tls: { rejectUnauthorized: false, ...certs.trusted } } as any);
+    await admitted.ready;
+    admitted.close();
+    await admitted.closed;
+    expect(() => new WebTransport(at, { tls: { cert: certs.trusted.cert } } as any)).toThrow(/tls\.cert and tls\.key/);
   }, T);
 
   test("bad arguments are errors that name them", () => {
