@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """A raw-QUIC echo peer on aioquic (no HTTP/3), ALPN "bun-quic", for Bun.quic interop.
 
-    aioquic_echo.py server CERT KEY          prints "listening on PORT"; echoes every stream
-                                             (FIN for FIN) and every datagram
+    aioquic_echo.py server CERT KEY [--ask-client-cert]
+                                             prints "listening on PORT"; echoes every stream
+                                             (FIN for FIN) and every datagram; with
+                                             --ask-client-cert it asks each client for a
+                                             certificate and prints "client certificate: <subject>"
+                                             (or "client certificate: none") after the handshake
     aioquic_echo.py client PORT MESSAGE      opens a stream to 127.0.0.1:PORT, sends MESSAGE
                                              with FIN, sends a datagram, prints
                                              "stream: <reply>" and "datagram: <reply>"
@@ -13,13 +17,31 @@ import sys
 
 from aioquic.asyncio import QuicConnectionProtocol, connect, serve
 from aioquic.quic.configuration import QuicConfiguration
-from aioquic.quic.events import DatagramFrameReceived, StreamDataReceived
+from aioquic import tls
+from aioquic.quic.events import DatagramFrameReceived, HandshakeCompleted, StreamDataReceived
 
 ALPN = ["bun-quic"]
+ASK_CLIENT_CERT = "--ask-client-cert" in sys.argv
+
+
+def ask_for_client_certificates():
+    """aioquic can send a CertificateRequest only through a flag of its TLS context
+    (it reads the certificate and checks its signature, not its chain)."""
+    init = tls.Context.__init__
+
+    def patched(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        if not self._is_client:
+            self._request_client_certificate = True
+
+    tls.Context.__init__ = patched
 
 
 class EchoServer(QuicConnectionProtocol):
     def quic_event_received(self, event):
+        if isinstance(event, HandshakeCompleted) and ASK_CLIENT_CERT:
+            peer = self._quic.tls._peer_certificate
+            print(f"client certificate: {peer.subject.rfc4514_string() if peer else 'none'}", flush=True)
         if isinstance(event, StreamDataReceived):
             self._quic.send_stream_data(event.stream_id, event.data, end_stream=event.end_stream)
             self.transmit()
@@ -70,6 +92,8 @@ async def run_client(port, message):
 
 if __name__ == "__main__":
     if sys.argv[1] == "server":
+        if ASK_CLIENT_CERT:
+            ask_for_client_certificates()
         asyncio.run(run_server(sys.argv[2], sys.argv[3]))
     else:
         asyncio.run(run_client(int(sys.argv[2]), sys.argv[3]))

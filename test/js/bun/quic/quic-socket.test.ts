@@ -398,6 +398,33 @@ describe("Bun.quic with aioquic's raw QUIC API (ALPN bun-quic)", () => {
     }
   }, 30_000);
 
+  test("Bun.quic client sends tls.cert to an aioquic server that asks for one", async () => {
+    const certs = clientCertificates();
+    const proc = Bun.spawn(["python3", peer, "server", tls.cert.name!, tls.key.name!, "--ask-client-cert"], { stdout: "pipe", stderr: "inherit" });
+    try {
+      const lines = proc.stdout.pipeThrough(new TextDecoderStream()).getReader();
+      let out = "";
+      const nextLine = async (pattern: RegExp) => {
+        while (!pattern.test(out)) {
+          const { value, done } = await lines.read();
+          if (done) break;
+          out += value;
+        }
+        return out.match(pattern)!;
+      };
+      const port = Number((await nextLine(/listening on (\d+)/))[1]);
+      const without: any = await connect(port);
+      expect((await nextLine(/client certificate: (.*)\n/))[1]).toBe("none");
+      without.close();
+      out = "";
+      const withCert: any = await connect(port, { tls: { ...insecure, ...certs.trusted } });
+      expect((await nextLine(/client certificate: (.*)\n/))[1]).toBe("CN=trusted client");
+      withCert.close();
+    } finally {
+      proc.kill();
+    }
+  }, 30_000);
+
   test("aioquic client against a Bun.quic echo server: stream and datagram", async () => {
     const server = echoServer();
     try {
