@@ -11,6 +11,24 @@ pub(crate) fn random_cid() -> [u8; CID_LEN] {
     cid
 }
 
+/// The stateless reset token of one of our connection IDs (RFC 9000 10.3.2): a
+/// keyed hash of it, so a restarted server, or another process, holding the same
+/// key can reset a connection it has no state for, and no one without the key can
+/// forge a reset.
+pub(crate) fn reset_token(key: &[u8; 32], cid: &[u8]) -> [u8; 16] {
+    let mac = boring::hash::hmac_sha256(key, cid).expect("BoringSSL HMAC");
+    let mut token = [0u8; 16];
+    token.copy_from_slice(&mac[..16]);
+    token
+}
+
+/// A random key for reset tokens (a context's own, unless one is given).
+pub(crate) fn random_reset_key() -> [u8; 32] {
+    let mut key = [0u8; 32];
+    boring::rand::rand_bytes(&mut key).expect("BoringSSL RNG");
+    key
+}
+
 /// A connection ID as a map key: fixed size and `Copy`, so routing a datagram
 /// allocates nothing. Holds any ID a peer may choose (up to 20 bytes, RFC 9000 17.2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -120,6 +120,10 @@ pub struct Settings {
     /// Where the TLS secrets of this context's connections are logged (NSS key
     /// log format); by default `$SSLKEYLOGFILE` when the context is made.
     pub keylog_path: Option<std::path::PathBuf>,
+    /// Servers: the key stateless reset tokens are derived from (RFC 9000 10.3.2);
+    /// random per context when None. Processes, or a restarted server, that share
+    /// it can reset each other's connections.
+    pub reset_key: Option<[u8; 32]>,
 }
 
 impl Default for Settings {
@@ -144,6 +148,7 @@ impl Default for Settings {
             initial_max_data: 16 * 1024 * 1024,
             initial_max_stream_data: 2 * 1024 * 1024,
             keylog_path: crate::keylog::path_from_env(),
+            reset_key: None,
         }
     }
 }
@@ -185,6 +190,10 @@ pub struct Context {
     pub(crate) ca_pem: Option<Vec<u8>>,
     /// Client contexts: the certificate shown to servers that request one.
     pub(crate) client_identity: Option<tls::Identity>,
+    /// See `Settings::reset_key`; drawn at creation when not given.
+    pub(crate) reset_key: [u8; 32],
+    /// Stateless resets sent (they answer packets anyone can forge: bounded).
+    pub(crate) resets: crate::limits::TokenBucket,
     pub sni: SharedSni,
     /// Open when `settings.keylog_path` is set: every connection's secrets go there.
     pub(crate) keylog: Option<KeyLog>,
@@ -293,6 +302,8 @@ impl Context {
         });
         Context {
             keylog,
+            reset_key: settings.reset_key.unwrap_or_else(crate::cid::random_reset_key),
+            resets: crate::limits::TokenBucket::new(),
             role,
             settings,
             callbacks: Callbacks::default(),
@@ -355,6 +366,17 @@ impl Context {
     pub fn add_server_name(&mut self, hostname: &str, identity: &TlsOptions) -> Result<(), String> {
         let id = tls::Identity::from_options(identity)?;
         self.sni.write().map_err(|_| "SNI table poisoned".to_string())?.insert(hostname, id);
+        Ok(())
+    }
+
+    /// The key of this server's stateless reset tokens (see `Settings::reset_key`),
+    /// for connections accepted and connection IDs issued from now on.
+    pub fn set_reset_key(&mut self, key: [u8; 32]) -> Result<(), String> {
+        if self.role != Role::Server {
+            return Err("a reset key is a server's".into());
+        }
+        self.settings.reset_key = Some(key);
+        self.reset_key = key;
         Ok(())
     }
 

@@ -989,6 +989,17 @@ pub unsafe extern "C" fn us_quic_socket_context_set_idle_timeout(ctx: *mut Conte
     }
 }
 
+/// The key stateless reset tokens are derived from (32 bytes; servers).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `key` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_reset_key(ctx: *mut Context, key: *const u8, len: c_uint) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let Ok(key) = <[u8; 32]>::try_from(raw_bytes(key, len)) else { return -1 };
+    ctx.set_reset_key(key).map_or(-1, |()| 0)
+}
+
 /// `us_quic_socket_context_get_limits`: the context's limits into `out`.
 ///
 /// # Safety

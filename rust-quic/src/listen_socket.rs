@@ -117,6 +117,35 @@ fn version_negotiation(len: usize, dcid: &[u8], scid: &[u8], from: SocketAddr) -
     }
 }
 
+/// Stateless resets a server context sends per second (and twice that in a burst).
+const RESETS_PER_SECOND: u32 = 100;
+/// A reset's size bounds: at least 5 unpredictable bytes and the token (RFC 9000
+/// 10.3), at most what a short header with one of our IDs and a small packet takes.
+const MIN_RESET: usize = 21;
+const MAX_RESET: usize = 1 + CID_LEN + 24 + 16;
+
+/// The answer to a short-header packet for a connection this socket does not
+/// have (a restarted server, state lost): a Stateless Reset (RFC 9000 10.3), so
+/// the peer closes now instead of at its idle timeout. Always shorter than the
+/// packet it answers (two endpoints cannot keep resetting each other), and
+/// bounded per second (anyone can send the packets that draw it).
+///
+/// # Safety
+/// `ctx` is a live server context.
+unsafe fn stateless_reset(ctx: *mut Context, data: &[u8], from: SocketAddr) -> Route {
+    let Some(dcid) = data.get(1..1 + CID_LEN) else { return Route::Dropped };
+    let len = (data.len() - 1).min(MAX_RESET);
+    if len < MIN_RESET || !(*ctx).resets.take(RESETS_PER_SECOND, std::time::Instant::now()) {
+        return Route::Dropped;
+    }
+    let mut reset = vec![0u8; len];
+    boring::rand::rand_bytes(&mut reset[..len - 16]).expect("BoringSSL RNG");
+    // A short header's look: form bit 0, fixed bit 1, the rest unpredictable.
+    reset[0] = (reset[0] & 0x3f) | 0x40;
+    reset[len - 16..].copy_from_slice(&cid::reset_token(&(*ctx).reset_key, dcid));
+    Route::Reply { to: from, packets: vec![reset] }
+}
+
 /// # Safety
 /// `ls` is a live listen socket.
 unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
@@ -136,6 +165,9 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     if (*ctx).role != Role::Server {
         return Route::Dropped;
     }
+    if data.first().is_some_and(|b| b & 0x80 == 0) {
+        return stateless_reset(ctx, data, from);
+    }
     // Any long header of a version we do not speak, whatever its first byte's
     // version-specific bits and connection ID lengths say (RFC 9000 6.1, RFC
     // 8999 6), is answered with Version Negotiation; Version Negotiation
@@ -154,6 +186,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     let our_cid = cid::random_cid();
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
     crate::context::aim_at(config, &(*ctx).settings, from);
+    config.set_stateless_reset_token(Some(u128::from_be_bytes(cid::reset_token(&(*ctx).reset_key, &our_cid))));
     let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
         return Route::Dropped;
     };

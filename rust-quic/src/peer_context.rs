@@ -327,8 +327,7 @@ unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
     }
     while (*pc).core.conn.scids_left() > 0 {
         let cid = cid::random_cid();
-        let mut token = [0u8; 16];
-        boring::rand::rand_bytes(&mut token).expect("BoringSSL RNG");
+        let token = cid::reset_token(&(*(*pc).core.ctx).reset_key, &cid);
         if (*pc).core.conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
             break;
         }

@@ -136,17 +136,29 @@ fn garbage_truncated_and_unknown_version_datagrams() {
                 version != 0 && !quiche::version_is_supported(version)
             }
         };
+        // And short headers long enough to carry one of our IDs and a reset
+        // token: no connection has that ID, so they draw a Stateless Reset.
+        let short_header = |d: &[u8]| d.len() > 21 && d.len() > 1 + rust_quic::cid::CID_LEN && d[0] & 0x80 == 0;
         let expected = cases.iter().filter(|d| unknown_long_header(d)).count();
-        assert!(expected >= 1);
+        let expected_resets = cases.iter().filter(|d| short_header(d)).count();
+        assert!(expected >= 1 && expected_resets >= 1);
         for mut d in cases {
             edge::recv_datagram(p.listen, &mut d, from, server_addr);
         }
         edge::after_io(p.server);
-        // Only Version Negotiation answers went out, nothing else crashed.
+        // Only Version Negotiation and resets went out, nothing else crashed.
         let answers: Vec<_> = p.net.borrow_mut().queue.drain(..).collect();
-        assert_eq!(answers.len(), expected, "only the unknown-version datagrams are answered");
-        for answer in &answers {
+        let (vn, resets): (Vec<_>, Vec<_>) = answers.iter().partition(|a| a.data[0] & 0x80 != 0);
+        assert_eq!(vn.len(), expected, "the unknown-version datagrams are answered");
+        for answer in &vn {
             assert_eq!(answer.data[1..5], [0, 0, 0, 0], "version negotiation packet");
+        }
+        assert_eq!(resets.len(), expected_resets, "the short headers are answered with a reset");
+        for reset in &resets {
+            assert!(
+                (21..1200).contains(&reset.data.len()) && reset.data[0] & 0xc0 == 0x40,
+                "a reset looks like a short header"
+            );
         }
         let st = stats(p.server);
         assert!(st.packets_dropped >= 10, "{st:?}");
@@ -541,12 +553,9 @@ fn every_long_header_of_an_unknown_version_gets_version_negotiation() {
         }
         assert_eq!(sent, 128 * 3);
         // Not answered: too small to be a first flight (an amplification
-        // vector otherwise), Version Negotiation itself, and a short header.
-        for mut d in [
-            datagram(0xc0, 0x1a2a_3a4a, &[1; 8], &[2; 8], 1199),
-            datagram(0x80, 0, &[1; 8], &[2; 8], 1200),
-            datagram(0x40, 0x1a2a_3a4a, &[1; 8], &[2; 8], 1200),
-        ] {
+        // vector otherwise) and Version Negotiation itself. (A short header is
+        // no version's: it draws a Stateless Reset, tested below.)
+        for mut d in [datagram(0xc0, 0x1a2a_3a4a, &[1; 8], &[2; 8], 1199), datagram(0x80, 0, &[1; 8], &[2; 8], 1200)] {
             edge::recv_datagram(p.listen, &mut d, from, server_addr);
         }
         edge::after_io(p.server);
@@ -595,5 +604,71 @@ fn a_key_log_that_cannot_be_opened_leaves_connections_working() {
             assert_eq!(both.len(), 2, "{label}: one line from each end");
             assert_eq!(both[0], both[1], "{label}: client and server agree");
         }
+    }
+}
+
+/// A server that lost its state (a crash and restart on the same port) answers
+/// its old connections' packets with a Stateless Reset (RFC 9000 10.3): with the
+/// reset key of the server before it, the client recognizes the token and closes
+/// at once; with another key it does not (and waits for its idle timeout).
+#[test]
+fn a_restarted_server_resets_the_connections_it_lost() {
+    unsafe {
+        for same_key in [true, false] {
+            let server_settings = Settings { reset_key: Some([7; 32]), ..Settings::default() };
+            let client_settings = Settings { stream_ext_size: 16, ..Settings::default() };
+            let mut p = pair_with(server_settings, client_settings);
+            let pc = p.connect();
+            let r = p.fetch_all(pc, vec![Request::get("/size/1")], 5);
+            assert_eq!(r[0].status(), 200);
+            // The server is gone without a word: whatever it said while closing is lost.
+            edge::request_free(p.server);
+            edge::destroy(p.server);
+            p.net.borrow_mut().queue.clear();
+            let key = if same_key { [7; 32] } else { [8; 32] };
+            let (tls, _) = server_tls();
+            let restarted = Settings { reset_key: Some(key), ..Settings::default() };
+            p.server = Box::into_raw(
+                Context::new_server(&tls, restarted, 16, MemoryDriver::new(&p.net, "127.0.0.1")).unwrap(),
+            );
+            install_callbacks(p.server);
+            p.listen = edge::listen(p.server, None, 4433, 0, 16, None).unwrap();
+            // The client's next request reaches a server without its connection.
+            p.send(pc, vec![Request::get("/size/1")]);
+            let closed = p.run(2, || is_closed(pc));
+            assert_eq!(closed, same_key, "reset key shared: {same_key}");
+            p.free();
+        }
+    }
+}
+
+/// Anyone can send the short-header packets that draw a Stateless Reset, with any
+/// source address: each reset is smaller than its trigger (no amplification, no
+/// reset loop between two servers), none answers a packet too small to hide a
+/// token, and a flood draws a bounded number.
+#[test]
+fn stateless_resets_are_smaller_than_their_trigger_and_bounded() {
+    unsafe {
+        let p = pair();
+        let server_addr = (*p.listen).local;
+        let from: std::net::SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        for mut d in [vec![0x40; 21], vec![0x40; 10]] {
+            edge::recv_datagram(p.listen, &mut d, from, server_addr);
+        }
+        edge::after_io(p.server);
+        assert!(p.net.borrow().queue.is_empty(), "too small to answer");
+        for i in 0..1000u32 {
+            let mut d = vec![0x40; 60];
+            d[1..5].copy_from_slice(&i.to_be_bytes());
+            edge::recv_datagram(p.listen, &mut d, from, server_addr);
+        }
+        edge::after_io(p.server);
+        let resets: Vec<_> = p.net.borrow_mut().queue.drain(..).collect();
+        assert!((100..=200).contains(&resets.len()), "a flood of 1000 drew {} resets", resets.len());
+        assert!(resets.iter().all(|r| (21..60).contains(&r.data.len())));
+        // Tokens are per connection ID.
+        let token = |r: &testing::Datagram| r.data[r.data.len() - 16..].to_vec();
+        assert_ne!(token(&resets[0]), token(&resets[1]));
+        p.free();
     }
 }

@@ -4,6 +4,7 @@ Bun.serve({ h3: true }), and each gets the answer RFC 9114 / 9204 or our limits
 (QUIC.md, "Limits") name: the connection error code, or the one stream's status.
 """
 import asyncio
+import subprocess
 import json
 import ssl
 import time
@@ -345,3 +346,37 @@ def test_every_unknown_version_long_header_gets_version_negotiation_over_udp(ser
             sock.recvfrom(2048)
     finally:
         sock.close()
+
+
+# ---- stateless reset (RFC 9000 10.3), against ngtcp2's client ----
+
+@pytest.mark.parametrize("same_key", [True, False])
+def test_a_restarted_server_resets_the_connection_it_lost(same_key, tmp_path):
+    """ngtcp2 completes its handshake, holds its request for a second, and meanwhile the
+    server dies (SIGKILL: no CONNECTION_CLOSE) and a new one takes its port. The request
+    reaches a server without its connection, which answers with a Stateless Reset: the
+    client recognizes the token (and drains at once) only when the new server derives
+    tokens from the same key (h3-server --reset-key)."""
+    def h3_server(port, key):
+        return Server([str(BIN / "h3-server"), "--cert", str(CERTS / "cert.pem"), "--key", str(CERTS / "key.pem"),
+                       "--host", "127.0.0.1", "--port", str(port), "--root", str(tmp_path), "--reset-key", key])
+    first = h3_server(0, "ab" * 32)
+    port = first.port
+    client = subprocess.Popen(["gtlsclient", "--exit-on-all-streams-close", "--delay-stream=1s", "--timeout=4s",
+                               "127.0.0.1", str(port), f"https://127.0.0.1:{port}/"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(0.4)  # the handshake is done; the request is not sent yet
+    first.proc.kill()
+    first.proc.wait()
+    second = h3_server(port, "ab" * 32 if same_key else "cd" * 32)
+    try:
+        assert second.port == port
+        began = time.monotonic()
+        out, _ = client.communicate(timeout=30)
+        took = time.monotonic() - began
+    finally:
+        second.stop()
+    recognized = b" SR token=" in out
+    assert recognized == same_key, out[-2000:].decode(errors="replace")
+    if same_key:
+        assert took < 2.0, f"drained at once after the reset, not at the timeout ({took:.1f} s)"

@@ -3,6 +3,8 @@
  * Written only against quic.h and libusockets.h; links librust_quic.a.
  *
  *   h3-server --cert cert.pem --key key.pem [--host 0.0.0.0] [--port 4433] [--root .]
+ *             [--reset-key HEX64]   (the stateless reset key: a restart with the same
+ *                                    key resets the connections it lost)
  *
  * Prints "listening on <port>" once bound. SIGINT/SIGTERM: GOAWAY, drain, exit.
  */
@@ -31,6 +33,7 @@ struct request {
 };
 
 static const char *root_dir = ".";
+static const char *reset_key_hex;
 static char root_real[PATH_MAX];
 static struct us_loop_t *loop;
 static us_quic_socket_context_t *ctx;
@@ -231,7 +234,7 @@ static void on_signal(int sig) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR]\n");
+    fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n");
     exit(2);
 }
 
@@ -245,6 +248,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--cert") && v) cert = v, i++;
         else if (!strcmp(a, "--key") && v) key = v, i++;
         else if (!strcmp(a, "--root") && v) root_dir = v, i++;
+        else if (!strcmp(a, "--reset-key") && v) reset_key_hex = v, i++;
         else usage();
     }
     if (!cert || !key || port < 0 || port > 65535) usage();
@@ -262,6 +266,15 @@ int main(int argc, char **argv) {
     if (!ctx) {
         fprintf(stderr, "h3-server: could not load the certificate or key\n");
         return 1;
+    }
+    if (reset_key_hex) {
+        unsigned char reset_key[32];
+        for (int i = 0; i < 32; i++) {
+            unsigned byte;
+            if (strlen(reset_key_hex) != 64 || sscanf(reset_key_hex + 2 * i, "%2x", &byte) != 1) usage();
+            reset_key[i] = (unsigned char)byte;
+        }
+        if (us_quic_socket_context_set_reset_key(ctx, reset_key, sizeof reset_key) != 0) usage();
     }
     us_quic_socket_context_on_stream_open(ctx, on_stream_open);
     us_quic_socket_context_on_stream_headers(ctx, on_stream_headers);

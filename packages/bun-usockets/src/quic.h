@@ -287,6 +287,13 @@ void us_quic_stream_stop_sending(us_quic_stream_t *s, unsigned long long code);
 int us_quic_socket_context_set_congestion_control(us_quic_socket_context_t *ctx, const char *name, unsigned int len);
 /* Idle timeout of new connections, in milliseconds. 0 or -1. */
 int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsigned int ms);
+/* Extension. The 32-byte key a server derives its stateless reset tokens from
+ * (HMAC-SHA256 of each connection ID, RFC 9000 10.3.2); random per context unless
+ * set. A server answers a short-header packet of a connection it does not have with
+ * a Stateless Reset (smaller than the packet, at most 100 a second, burst 200), so
+ * processes, or a restarted server, sharing the key make their peers close at once.
+ * 0, or -1 (not a server context, or len is not 32). */
+int us_quic_socket_context_set_reset_key(us_quic_socket_context_t *ctx, const unsigned char *key, unsigned int len);
 /* Extension. Limits that bound what one client can cost a server; 0 turns a
  * limit off. A request past a deadline gets 408; a connection past a rate or the stall count is
  * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with

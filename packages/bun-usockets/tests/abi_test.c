@@ -565,6 +565,9 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_add_server_name(server, "bad.test", files(argv[1], "/nonexistent")) == -1);
     us_quic_socket_context_set_conn_ext_size(server, 32);
     us_quic_socket_context_set_max_header_size(server, 32 * 1024);
+    unsigned char reset_key[32] = {1, 2, 3};
+    CHECK(us_quic_socket_context_set_reset_key(server, reset_key, 31) == -1); /* 32 bytes or nothing */
+    CHECK(us_quic_socket_context_set_reset_key(server, reset_key, sizeof reset_key) == 0);
     install(server);
     listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
     CHECK(listener != NULL);
@@ -579,6 +582,7 @@ int main(int argc, char **argv) {
 
     client = us_create_quic_client_context(loop, 8, 16, 64);
     CHECK(client != NULL);
+    CHECK(us_quic_socket_context_set_reset_key(client, (const unsigned char *)"0123456789abcdef0123456789abcdef", 32) == -1); /* a server's */
     install(client);
     us_quic_socket_context_on_datagram(client, NULL);
     /* Raw-QUIC settings on a scratch context (the HTTP/3 test keeps its own). */
