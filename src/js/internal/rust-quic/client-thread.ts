@@ -143,7 +143,7 @@ function dispatch(buf: Buffer, len: number) {
 }
 
 /** Sends what the calls of this turn queued: one wake-up of the thread per turn. */
-export function flushClient() {
+function flushClient() {
   if (flushQueued) return;
   flushQueued = true;
   queueMicrotask(() => {
