@@ -91,6 +91,13 @@ void us_quic_embed_clear_static_routes(us_quic_socket_context_t *ctx);
  *   5 DATA (request)              [u8 fin][bytes]
  *   6 WRITABLE (request)          (its stream opened with a body to come, or flow control has room)
  *   7 REQUEST_CLOSED (request)    [i64 stream error code, -1 for none] - the request's last event */
+#define US_QUIC_CLIENT_EVENT_HANDSHAKE 1
+#define US_QUIC_CLIENT_EVENT_GOAWAY 2
+#define US_QUIC_CLIENT_EVENT_CONNECTION_CLOSED 3
+#define US_QUIC_CLIENT_EVENT_HEADERS 4
+#define US_QUIC_CLIENT_EVENT_DATA 5
+#define US_QUIC_CLIENT_EVENT_WRITABLE 6
+#define US_QUIC_CLIENT_EVENT_REQUEST_CLOSED 7
 typedef struct us_quic_client_thread_s us_quic_client_thread_t;
 
 /* Starts the thread and its loop, waking the host with a datagram to 127.0.0.1:wake_port.

@@ -442,14 +442,14 @@ static void ct_take_events(us_quic_client_thread_t *t) {
         const unsigned char *p = ev + off + 9;
         off += 9 + size;
         unsigned r = id % 16;
-        if (kind == 1) ct_hsk_ok = p[0];
-        else if (kind == 3) ct_conn_closed++;
-        else if (kind == 4 && size > 12 && p[0] == US_QUIC_HEADERS_INITIAL && !memcmp(p + 5, ":status", 7)) ct_status[r] = atoi((const char *)p + 16);
-        else if (kind == 5) {
+        if (kind == US_QUIC_CLIENT_EVENT_HANDSHAKE) ct_hsk_ok = p[0];
+        else if (kind == US_QUIC_CLIENT_EVENT_CONNECTION_CLOSED) ct_conn_closed++;
+        else if (kind == US_QUIC_CLIENT_EVENT_HEADERS && size > 12 && p[0] == US_QUIC_HEADERS_INITIAL && !memcmp(p + 5, ":status", 7)) ct_status[r] = atoi((const char *)p + 16);
+        else if (kind == US_QUIC_CLIENT_EVENT_DATA) {
             if (ct_body_len[r] + size - 1 <= sizeof ct_body[r]) memcpy(ct_body[r] + ct_body_len[r], p + 1, size - 1);
             ct_body_len[r] += (int)size - 1;
             ct_fin[r] |= p[0];
-        } else if (kind == 7) {
+        } else if (kind == US_QUIC_CLIENT_EVENT_REQUEST_CLOSED) {
             ct_closed[r]++;
             memcpy(&ct_code[r], p, 8);
         }

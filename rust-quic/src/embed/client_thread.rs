@@ -34,7 +34,8 @@ use crate::ffi::*;
 use crate::peer_context::PeerContext;
 use crate::stream::Stream;
 
-/// Event kinds, as the host reads them: `[u8 kind][u32 id][u32 payload length][payload]`, little endian.
+/// Event kinds, as the host reads them: `[u8 kind][u32 id][u32 payload length][payload]`,
+/// little endian; quic_embed.h's `US_QUIC_CLIENT_EVENT_*` (the C ABI test reads events by them).
 mod event {
     /// Connection id; payload `[u8 ok][i32 errno]`.
     pub const HANDSHAKE: u8 = 1;
@@ -55,8 +56,6 @@ const EVENT_HEAD: usize = 9;
 const BUFFER_LIMIT: usize = 1 << 20;
 /// Event buffer capacity kept between polls; beyond it a buffer is let go once delivered.
 const KEEP_CAPACITY: usize = 256 * 1024;
-/// H3_REQUEST_CANCELLED (RFC 9114 8.1): for a stream no request is waiting for.
-const REQUEST_CANCELLED: u64 = 0x10c;
 
 struct Waiting {
     id: u32,
@@ -250,7 +249,7 @@ unsafe extern "C" fn on_stream_open(s: *mut Stream, _is_client: c_int) {
     let conn = us_quic_stream_socket(s);
     let engine: *mut Engine = engine_of(us_quic_stream_context(s));
     let Some(w) = (*engine).connections.get_mut(&conn_id(conn)).and_then(|c| c.waiting.pop_front()) else {
-        us_quic_stream_reset_with_code(s, REQUEST_CANCELLED);
+        us_quic_stream_reset_with_code(s, crate::http3::H3_REQUEST_CANCELLED);
         return;
     };
     *us_quic_stream_ext(s).cast::<u32>() = w.id;
@@ -260,7 +259,7 @@ unsafe extern "C" fn on_stream_open(s: *mut Stream, _is_client: c_int) {
     let sent =
         super::us_quic_embed_send_headers(s, w.block.as_ptr(), w.block.len() as c_uint, c_int::from(w.end_stream));
     if sent != 0 {
-        us_quic_stream_reset_with_code(s, REQUEST_CANCELLED);
+        us_quic_stream_reset_with_code(s, crate::http3::H3_REQUEST_CANCELLED);
     } else if !w.end_stream {
         (*engine).push(event::WRITABLE, w.id, &[]);
     }

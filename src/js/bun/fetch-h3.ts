@@ -9,7 +9,7 @@ import { encodeHeaders } from "../internal/rust-quic/headers";
 import { writeAllWith } from "../internal/rust-quic/write";
 import { bodyStream, enqueueBody, wakeWriter } from "../internal/rust-quic/streams";
 import { ECONNREFUSED, H3_EXCESSIVE_LOAD, H3_REQUEST_CANCELLED, H3_REQUEST_REJECTED, HEADERS_INITIAL } from "../internal/rust-quic/constants";
-import { ConnectionPool, poolKey, type Destination } from "../internal/rust-quic/client-pool";
+import { ConnectionPool, poolKey, trustKey, type Destination } from "../internal/rust-quic/client-pool";
 import { resolveHost } from "../internal/rust-quic/connect";
 import { cString } from "../internal/rust-quic/bytes";
 import {
@@ -243,7 +243,7 @@ const configs = new Map<string, number>();
 
 /** The client thread's configuration for a trust and identity (made on first use). */
 function configFor(ca: string | undefined, identity: ClientIdentity | undefined): number {
-  const key = identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
+  const key = trustKey(ca, identity);
   let id = configs.get(key);
   if (id === undefined) {
     const made = addClientConfig(ca, identity);

@@ -33,14 +33,18 @@ export class ClientEndpoint extends Endpoint {
 
 const endpoints = new Map<string, ClientEndpoint>();
 
+/** What tells a client configuration's trust and identity apart (a map key). */
+export function trustKey(ca: string | undefined, identity: ClientIdentity | undefined): string {
+  return identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
+}
+
 /**
  * The endpoint for `config`, made on first use and kept: without connections a
  * client context holds only its configuration (no socket, no ref on the loop).
  */
 export function clientEndpoint(config: ClientConfig): ClientEndpoint {
   const { ca, identity } = config;
-  const trust = identity ? `${ca ?? ""}\0${identity.cert}\0${identity.key}\0${identity.passphrase ?? ""}` : (ca ?? "");
-  const key = `${config.key}\0${trust}`;
+  const key = `${config.key}\0${trustKey(ca, identity)}`;
   let endpoint = endpoints.get(key);
   if (!endpoint) {
     const ctx = clientContext(ca, config.fail, identity);

@@ -12,6 +12,15 @@ import { toArrayBuffer, type Pointer } from "bun:ffi";
 import type { udp } from "bun";
 import { handle, quic } from "./binding";
 import { parseHeaders } from "./headers";
+import {
+  CLIENT_EVENT_CONNECTION_CLOSED,
+  CLIENT_EVENT_DATA,
+  CLIENT_EVENT_GOAWAY,
+  CLIENT_EVENT_HANDSHAKE,
+  CLIENT_EVENT_HEADERS,
+  CLIENT_EVENT_REQUEST_CLOSED,
+  CLIENT_EVENT_WRITABLE,
+} from "./constants";
 
 /** What a connection hears from the thread. */
 export interface ThreadConnectionEvents {
@@ -28,15 +37,6 @@ export interface ThreadRequestEvents {
   onClose(code: number): void;
 }
 
-const enum Event {
-  Handshake = 1,
-  Goaway = 2,
-  ConnectionClosed = 3,
-  Headers = 4,
-  Data = 5,
-  Writable = 6,
-  RequestClosed = 7,
-}
 /** [u8 kind][u32 id][u32 payload length] */
 const EVENT_HEAD = 9;
 
@@ -113,11 +113,11 @@ function dispatch(buf: Buffer, len: number) {
     const at = off + EVENT_HEAD;
     off = at + size;
     try {
-      if (kind <= Event.ConnectionClosed) {
+      if (kind <= CLIENT_EVENT_CONNECTION_CLOSED) {
         const c = connections.get(id);
         if (!c) continue;
-        if (kind === Event.Handshake) c.onHandshake(buf[at] === 1, buf.readInt32LE(at + 1));
-        else if (kind === Event.Goaway) c.onGoaway();
+        if (kind === CLIENT_EVENT_HANDSHAKE) c.onHandshake(buf[at] === 1, buf.readInt32LE(at + 1));
+        else if (kind === CLIENT_EVENT_GOAWAY) c.onGoaway();
         else {
           connections.delete(id);
           c.onClose();
@@ -126,10 +126,10 @@ function dispatch(buf: Buffer, len: number) {
       }
       const r = requests.get(id);
       if (!r) continue;
-      if (kind === Event.Headers) r.onHeaders(buf[at], parseHeaders(buf, at + 1, at + size));
-      else if (kind === Event.Data) r.onData(new Uint8Array(buf.buffer.slice(buf.byteOffset + at + 1, buf.byteOffset + at + size)), buf[at] === 1);
-      else if (kind === Event.Writable) r.onWritable();
-      else if (kind === Event.RequestClosed) {
+      if (kind === CLIENT_EVENT_HEADERS) r.onHeaders(buf[at], parseHeaders(buf, at + 1, at + size));
+      else if (kind === CLIENT_EVENT_DATA) r.onData(new Uint8Array(buf.buffer.slice(buf.byteOffset + at + 1, buf.byteOffset + at + size)), buf[at] === 1);
+      else if (kind === CLIENT_EVENT_WRITABLE) r.onWritable();
+      else if (kind === CLIENT_EVENT_REQUEST_CLOSED) {
         requests.delete(id);
         r.onClose(Number(buf.readBigInt64LE(at)));
       }

@@ -1,5 +1,5 @@
 // Numbers the runtime shares with the engine, in one place: quic.h's header
-// kinds, libusockets.h's listen flags, HTTP/3's registry (rust-quic/src/http3/
+// kinds, quic_embed.h's client-thread event kinds, libusockets.h's listen flags, HTTP/3's registry (rust-quic/src/http3/
 // codes.rs). test/js/bun/quic/ffi-symbols.test.ts checks each against its source.
 import { constants as os } from "node:os";
 
@@ -8,6 +8,15 @@ export const HEADERS_INFORMATIONAL = 1;
 export const HEADERS_INITIAL = 2;
 export const HEADERS_TRAILERS = 3;
 export const HEADERS_WEBTRANSPORT = 4;
+
+/** quic_embed.h US_QUIC_CLIENT_EVENT_*: the kinds of the client thread's events. */
+export const CLIENT_EVENT_HANDSHAKE = 1;
+export const CLIENT_EVENT_GOAWAY = 2;
+export const CLIENT_EVENT_CONNECTION_CLOSED = 3;
+export const CLIENT_EVENT_HEADERS = 4;
+export const CLIENT_EVENT_DATA = 5;
+export const CLIENT_EVENT_WRITABLE = 6;
+export const CLIENT_EVENT_REQUEST_CLOSED = 7;
 
 /** libusockets.h LIBUS_LISTEN_REUSE_PORT. */
 export const LISTEN_REUSE_PORT = 4;

@@ -73,7 +73,7 @@ test("the runtime's shared constants are the headers' and the engine's numbers",
   const c = await import("../../../../src/js/internal/rust-quic/constants");
   const src = (...p: string[]) => readFileSync(join(ROOT, ...p), "utf8");
   const defines = new Map<string, number>();
-  for (const file of ["quic.h", "libusockets.h"]) {
+  for (const file of ["quic.h", "quic_embed.h", "libusockets.h"]) {
     for (const m of src("packages", "bun-usockets", "src", file).matchAll(/^#define (\w+) (0x[0-9a-fA-F]+|\d+)\b/gm)) defines.set(m[1], Number(m[2]));
   }
   const codes = new Map<string, bigint>();
@@ -90,6 +90,7 @@ test("the runtime's shared constants are the headers' and the engine's numbers",
   };
   for (const name of Object.keys(c)) {
     if (name.startsWith("H3_") || name.startsWith("SETTINGS_")) expected[name] = codes.get(name);
+    if (name.startsWith("CLIENT_EVENT_")) expected[name] = defines.get(`US_QUIC_${name}`);
   }
   const actual = Object.fromEntries(Object.keys(expected).map(k => [k, (c as Record<string, unknown>)[k]]));
   expect(Object.values(expected).every(v => v !== undefined)).toBe(true);
