@@ -146,6 +146,20 @@ impl ConnectionGuard {
         Verdict::Allow
     }
 
+    /// Stream `id`'s head arrived: its deadline goes at once when it is at
+    /// either end of the queue, as it is when the head came with the stream's
+    /// first bytes (almost always); one in the middle waits for the expiry
+    /// pass. Without this the queue would hold every request of the last head
+    /// timeout under a steady load, where quiche's timers keep moving and the
+    /// pass seldom runs (10 s × the request rate, searched on every open).
+    pub fn head_arrived(&mut self, id: u64) {
+        if self.head_deadlines.back().is_some_and(|&(_, last)| last == id) {
+            self.head_deadlines.pop_back();
+        } else if self.head_deadlines.front().is_some_and(|&(_, first)| first == id) {
+            self.head_deadlines.pop_front();
+        }
+    }
+
     /// A request stream ended (or the connection was just established, with
     /// none): with none left open, the connection may stay quiet for `idle`.
     pub fn request_closed(&mut self, idle: Duration, now: Instant) {
@@ -272,6 +286,24 @@ mod tests {
         assert_eq!(g.stream_opened(&open_limited, 0, now), Verdict::Allow);
         assert_eq!(g.stream_opened(&open_limited, 4, now), Verdict::Allow);
         assert!(matches!(g.stream_opened(&open_limited, 8, now), Verdict::Close(_)));
+    }
+
+    #[test]
+    fn heads_that_arrive_leave_the_queue() {
+        let now = Instant::now();
+        let limits = Limits::default();
+        let mut g = ConnectionGuard::new();
+        for id in (0..4000).step_by(4) {
+            assert_eq!(g.stream_opened(&limits, id, now), Verdict::Allow);
+            g.head_arrived(id);
+        }
+        assert!(g.head_deadlines.is_empty(), "a steady load of whole heads queues nothing");
+        g.stream_opened(&limits, 0, now);
+        g.stream_opened(&limits, 4, now);
+        g.stream_opened(&limits, 8, now);
+        g.head_arrived(0);
+        g.head_arrived(4);
+        assert_eq!(g.head_deadlines.iter().map(|&(_, id)| id).collect::<Vec<_>>(), [8]);
     }
 
     #[test]

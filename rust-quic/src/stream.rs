@@ -231,6 +231,7 @@ unsafe fn become_webtransport(s: *mut Stream, session: u64) -> Step {
     (*s).wt_session = Some(session);
     (*s).headers_kind = HeadersKind::WebTransport;
     (*s).recv.head_received();
+    (*(*s).conn).guard.head_arrived((*s).id);
     (*s).send.head_sent(false);
     Step::Output(ReadOutput::Headers { announce: announce_late(s) })
 }
@@ -682,6 +683,7 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
             (*s).content_length = head.content_length;
             (*s).is_head_request = head.is_head_request;
             (*s).recv.head_received();
+            (*pc).guard.head_arrived((*s).id);
             // An extended CONNECT's stream carries a session, not a body.
             if !head.is_connect && head.content_length != Some(0) {
                 let now = Instant::now();
