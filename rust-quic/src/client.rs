@@ -101,7 +101,15 @@ pub unsafe fn start(
             }
         }
     };
+    let mut conn = conn;
+    // A ticket from an earlier connection to this server resumes its session
+    // (and sends 0-RTT when the ticket allows it and the context offers it).
+    // One quiche cannot read starts a full handshake instead.
+    let server = (server_name.to_string(), peer.port(), verify);
+    let resuming = (*ctx).sessions.take(&server).is_some_and(|ticket| conn.set_session(&ticket).is_ok());
     let pc = listen_socket::adopt(ls, conn, peer, local);
+    (*pc).resuming = resuming;
+    (*pc).ticket_server = Some(server);
     (*ls).client_conn = Some(pc);
     (*ls).closing = true; // the socket goes with its connection
     if verify && name_is_ip {

@@ -147,6 +147,9 @@ pub struct ConnectionCore {
     /// Streams the application is done with whose bytes QUIC may still be
     /// delivering; a graceful close waits for them.
     pub(crate) lingering: Vec<u64>,
+    /// Servers: request streams whose head arrived in 0-RTT and waits for the
+    /// handshake (`EarlyData::SafeMethods`: not safe to run in replayable data).
+    pub(crate) held_for_handshake: Vec<u64>,
 }
 
 impl ConnectionCore {
@@ -164,6 +167,7 @@ impl ConnectionCore {
             awaiting_answers: false,
             resumed_reads: Vec::new(),
             lingering: Vec::new(),
+            held_for_handshake: Vec::new(),
         }
     }
 

@@ -96,6 +96,23 @@ impl CongestionControl {
     }
 }
 
+/// What a server lets run in 0-RTT (TLS early data), and whether clients send it.
+/// Early data can be replayed by anyone who captured it (RFC 8446 8), so what it
+/// may carry is the application protocol's choice (RFC 8470 for HTTP).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum EarlyData {
+    /// No 0-RTT: tickets allow none, clients send none.
+    Off,
+    /// HTTP/3: requests with safe methods (GET, HEAD, OPTIONS) run at once,
+    /// marked `early-data: 1`; any other request waits for the handshake, so
+    /// a replay (which never completes one) never reaches the application.
+    /// Raw QUIC has no methods: there it means Off.
+    SafeMethods,
+    /// Everything runs at once (HTTP/3 requests marked `early-data: 1`; the
+    /// application answers 425 Too Early to what it will not take).
+    All,
+}
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub idle_timeout_ms: u64,
@@ -124,6 +141,7 @@ pub struct Settings {
     /// random per context when None. Processes, or a restarted server, that share
     /// it can reset each other's connections.
     pub reset_key: Option<[u8; 32]>,
+    pub early_data: EarlyData,
 }
 
 impl Default for Settings {
@@ -149,6 +167,7 @@ impl Default for Settings {
             initial_max_stream_data: 2 * 1024 * 1024,
             keylog_path: crate::keylog::path_from_env(),
             reset_key: None,
+            early_data: EarlyData::SafeMethods,
         }
     }
 }
@@ -176,6 +195,14 @@ pub struct Stats {
     pub connections_closed_for_load: u64,
     /// Connections closed for having no request open for the idle timeout.
     pub connections_closed_idle: u64,
+    /// Handshakes that resumed a session (a ticket), server or client.
+    pub connections_resumed: u64,
+    /// Servers: connections whose 0-RTT was accepted; clients: whose 0-RTT the server took.
+    pub early_data_accepted: u64,
+    /// Servers: requests that reached the application in 0-RTT (marked `early-data: 1`).
+    pub requests_in_early_data: u64,
+    /// Servers: requests that arrived in 0-RTT and waited for the handshake (not safe to replay).
+    pub requests_held_for_handshake: u64,
 }
 
 pub struct Context {
@@ -192,6 +219,11 @@ pub struct Context {
     pub(crate) client_identity: Option<tls::Identity>,
     /// See `Settings::reset_key`; drawn at creation when not given.
     pub(crate) reset_key: [u8; 32],
+    /// Servers: what seals and opens session tickets (every TLS context built shares it).
+    pub(crate) ticket_keys: std::sync::Arc<tls::TicketKeys>,
+    /// Clients: the latest session ticket of each server, offered once by the next
+    /// connection to it (see `SessionCache`).
+    pub(crate) sessions: SessionCache,
     /// Stateless resets sent (they answer packets anyone can forge: bounded).
     pub(crate) resets: crate::limits::TokenBucket,
     pub sni: SharedSni,
@@ -304,6 +336,8 @@ impl Context {
             keylog,
             reset_key: settings.reset_key.unwrap_or_else(crate::cid::random_reset_key),
             resets: crate::limits::TokenBucket::new(),
+            ticket_keys: std::sync::Arc::new(tls::TicketKeys::drawn()),
+            sessions: SessionCache::default(),
             role,
             settings,
             callbacks: Callbacks::default(),
@@ -349,14 +383,50 @@ impl Context {
         driver: Box<dyn Driver>,
     ) -> Result<Box<Context>, String> {
         let mut ctx = Box::new(Context::new(Role::Server, settings, ext_size, driver));
-        let id = tls::Identity::from_options(identity)?;
-        let builder = tls::server_builder(&id, ctx.sni.clone(), identity)?;
+        ctx.rebuild_server_config(identity.clone())?;
+        Ok(ctx)
+    }
+
+    /// The server's quiche configuration (and TLS context) for `identity`, with
+    /// the current settings: what changes the TLS context itself rebuilds it.
+    fn rebuild_server_config(&mut self, identity: TlsOptions) -> Result<(), String> {
+        let id = tls::Identity::from_options(&identity)?;
+        let mut builder = tls::server_builder(&id, self.sni.clone(), &identity)?;
+        tls::install_tickets(&mut builder, self.ticket_keys.clone(), self.accepts_early_data());
         let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
             .map_err(|e| format!("quiche config: {e}"))?;
-        ctx.apply_transport_settings(&mut config)?;
-        ctx.server_config = Some(config);
-        ctx.server_identity = Some(identity.clone());
-        Ok(ctx)
+        self.apply_transport_settings(&mut config)?;
+        self.server_config = Some(config);
+        self.server_identity = Some(identity);
+        Ok(())
+    }
+
+    /// 0-RTT is offered (clients) or accepted (servers): see `EarlyData`.
+    pub(crate) fn accepts_early_data(&self) -> bool {
+        match self.settings.early_data {
+            EarlyData::Off => false,
+            EarlyData::SafeMethods => self.settings.protocol == Protocol::Http3,
+            EarlyData::All => true,
+        }
+    }
+
+    /// What 0-RTT may carry on new connections (see `EarlyData`).
+    pub fn set_early_data(&mut self, mode: EarlyData) -> Result<(), String> {
+        self.settings.early_data = mode;
+        self.client_configs.clear();
+        match self.server_identity.clone() {
+            Some(identity) => self.rebuild_server_config(identity),
+            None => Ok(()),
+        }
+    }
+
+    /// Servers: the session-ticket keys, 48 bytes each, the first sealing (see
+    /// `tls::TicketKeys::set`); applies to the next handshake.
+    pub fn set_ticket_keys(&mut self, keys: &[u8]) -> Result<(), String> {
+        if self.role != Role::Server {
+            return Err("ticket keys are a server's".into());
+        }
+        self.ticket_keys.set(keys)
     }
 
     pub fn new_client(settings: Settings, ext_size: usize, driver: Box<dyn Driver>) -> Box<Context> {
@@ -385,8 +455,12 @@ impl Context {
         if alpn.is_empty() || alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return Err("each ALPN protocol must be 1 to 255 bytes".into());
         }
+        let early_data_before = self.accepts_early_data();
         self.settings.protocol = Protocol::Raw;
         self.settings.alpn = alpn;
+        if early_data_before != self.accepts_early_data() {
+            return self.set_early_data(self.settings.early_data);
+        }
         self.reconfigure()
     }
 
@@ -456,12 +530,14 @@ impl Context {
     pub fn set_client_ca(&mut self, pem: Option<Vec<u8>>) {
         self.ca_pem = pem;
         self.client_configs.clear();
+        self.sessions.clear(); // verified against other roots
     }
 
     /// Client contexts: the certificate presented to servers that ask for one (None: no certificate).
     pub fn set_client_identity(&mut self, identity: Option<&TlsOptions>) -> Result<(), String> {
         self.client_identity = identity.map(tls::Identity::from_options).transpose()?;
         self.client_configs.clear();
+        self.sessions.clear(); // made with another client certificate
         Ok(())
     }
 
@@ -475,14 +551,7 @@ impl Context {
         let mut identity = self.server_identity.clone().ok_or("not a server context")?;
         identity.client_verification = verification;
         identity.ca_pem = ca_pem;
-        let id = tls::Identity::from_options(&identity)?;
-        let builder = tls::server_builder(&id, self.sni.clone(), &identity)?;
-        let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
-            .map_err(|e| format!("quiche config: {e}"))?;
-        self.apply_transport_settings(&mut config)?;
-        self.server_config = Some(config);
-        self.server_identity = Some(identity);
-        Ok(())
+        self.rebuild_server_config(identity)
     }
 
     fn apply_transport_settings(&self, c: &mut quiche::Config) -> Result<(), String> {
@@ -518,7 +587,8 @@ impl Context {
         peer: std::net::SocketAddr,
     ) -> Result<&mut quiche::Config, String> {
         if !self.client_configs.contains_key(&verify) {
-            let builder = tls::client_builder(verify, self.ca_pem.as_deref(), self.client_identity.as_ref())?;
+            let mut builder = tls::client_builder(verify, self.ca_pem.as_deref(), self.client_identity.as_ref())?;
+            tls::set_early_data(&mut builder, self.accepts_early_data());
             let mut config = quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)
                 .map_err(|e| format!("quiche config: {e}"))?;
             self.apply_transport_settings(&mut config)?;
@@ -560,5 +630,51 @@ impl Context {
 
     pub fn loop_ptr(&self) -> *mut c_void {
         self.driver.loop_ptr()
+    }
+}
+
+/// A session's server (name, port) and whether its chain was verified: a session
+/// made without verification never resumes a connection that verifies (a
+/// resumed handshake checks no certificate).
+pub(crate) type SessionKey = (String, u16, bool);
+
+/// Clients: session tickets by server (name and port), each offered once: a
+/// ticket used twice links the two connections for an observer (RFC 8446 C.4),
+/// and the resumed connection brings a fresh one. Bounded; the oldest entry
+/// goes first.
+#[derive(Default)]
+pub(crate) struct SessionCache {
+    tickets: HashMap<SessionKey, Vec<u8>>,
+    order: std::collections::VecDeque<SessionKey>,
+}
+
+/// Servers a client context remembers tickets for.
+const SESSION_CACHE_ENTRIES: usize = 256;
+
+impl SessionCache {
+    pub(crate) fn take(&mut self, server: &SessionKey) -> Option<Vec<u8>> {
+        let ticket = self.tickets.remove(server)?;
+        self.order.retain(|k| k != server);
+        Some(ticket)
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.tickets.clear();
+        self.order.clear();
+    }
+
+    pub(crate) fn store(&mut self, server: SessionKey, ticket: &[u8]) {
+        if let Some(old) = self.tickets.get_mut(&server) {
+            old.clear();
+            old.extend_from_slice(ticket);
+            return;
+        }
+        if self.tickets.len() >= SESSION_CACHE_ENTRIES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.tickets.remove(&oldest);
+            }
+        }
+        self.order.push_back(server.clone());
+        self.tickets.insert(server, ticket.to_vec());
     }
 }

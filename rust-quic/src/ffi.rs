@@ -9,7 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use usockets_sys as us;
 
 use crate::client::{Connect, PendingConnect};
-use crate::context::{Context, Settings, Stats};
+use crate::context::{Context, EarlyData, Settings, Stats};
 use crate::edge;
 use crate::events;
 use crate::http3::{self, FieldRef};
@@ -1000,6 +1000,36 @@ pub unsafe extern "C" fn us_quic_socket_context_set_reset_key(ctx: *mut Context,
     ctx.set_reset_key(key).map_or(-1, |()| 0)
 }
 
+/// `us_quic_socket_context_set_early_data`: 0, or -1 (NULL, unknown mode).
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_early_data(ctx: *mut Context, mode: c_int) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let mode = match mode {
+        0 => EarlyData::Off,
+        1 => EarlyData::SafeMethods,
+        2 => EarlyData::All,
+        _ => return -1,
+    };
+    ctx.set_early_data(mode).map_or(-1, |()| 0)
+}
+
+/// `us_quic_socket_context_set_ticket_keys`: 0, or -1 (NULL, not a server, bad length).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `keys` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_ticket_keys(
+    ctx: *mut Context,
+    keys: *const u8,
+    len: c_uint,
+) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    ctx.set_ticket_keys(raw_bytes(keys, len)).map_or(-1, |()| 0)
+}
+
 /// `us_quic_socket_context_get_limits`: the context's limits into `out`.
 ///
 /// # Safety
@@ -1044,6 +1074,7 @@ pub struct SocketInfo {
     pub streams: u64,
     pub established: u64,
     pub resumed: u64,
+    pub early_data: u64,
 }
 
 /// # Safety
@@ -1063,6 +1094,7 @@ pub unsafe extern "C" fn us_quic_socket_info(s: *mut PeerContext, out: *mut Sock
         streams: pc.core.streams.len() as u64,
         established: u64::from(pc.is_established()),
         resumed: u64::from(pc.core.conn.is_resumed()),
+        early_data: u64::from(pc.core.conn.is_in_early_data() || crate::peer_context::early_data_accepted(pc)),
     };
     0
 }

@@ -97,6 +97,14 @@ pub struct PeerContext {
     /// on_hsk_done) goes out first: quiche sends nothing at all for an
     /// application close issued before that.
     deferred_close: Option<(u64, Vec<u8>)>,
+    /// Clients: the server (name, port) its session tickets are kept for, and
+    /// whether the first one has been (later ones replace it at the end).
+    pub(crate) ticket_server: Option<crate::context::SessionKey>,
+    ticket_stored: bool,
+    /// Clients: started with a ticket (0-RTT if it allows it and the context offers it).
+    pub resuming: bool,
+    /// Clients: the first send started a handshake with 0-RTT (noted once).
+    early_data_started: bool,
 }
 
 crate::handles::owned_by_handle!(PeerContext, ConnectionHandle);
@@ -154,6 +162,10 @@ pub(crate) unsafe fn create(
         close_at: None,
         socket_error: None,
         deferred_close: None,
+        ticket_server: None,
+        ticket_stored: false,
+        resuming: false,
+        early_data_started: false,
     }));
     (*pc).core.handle = PeerContext::handle(pc);
     if is_server && is_h3(&*pc) {
@@ -222,28 +234,41 @@ fn initiated_locally(pc: &PeerContext, id: u64) -> bool {
 pub(crate) unsafe fn service(pc: *mut PeerContext) {
     let ctx = (*pc).core.ctx;
     let mut just_established = false;
+    if (*pc).core.phase == Phase::Handshake && (*pc).core.conn.is_in_early_data() {
+        match (*ctx).role {
+            // 0-RTT accepted: the connection serves (in 0.5-RTT) before its handshake ends.
+            Role::Server => open_for_requests(pc),
+            // Resuming with 0-RTT: SETTINGS and requests go out before the handshake ends.
+            Role::Client => open_control_streams(pc),
+        }
+    }
     if (*pc).core.phase == Phase::Handshake && (*pc).core.conn.is_established() {
         just_established = true;
         (*pc).core.phase.handshake_finished(check_ip_identity(pc));
         if (*pc).core.phase == Phase::Closing {
             return;
         }
-        if is_h3(&*pc) {
-            open_control_streams(pc);
-        }
+        count_resumption(pc);
         match (*ctx).role {
-            Role::Server => {
-                (*pc).open_fired = true;
-                (*ctx).events.push(Event::ConnectionOpened(PeerContext::handle(pc)));
-            }
+            Role::Server => open_for_requests(pc),
             Role::Client => {
+                open_control_streams(pc);
                 (*pc).hsk_reported = true;
                 (*ctx).events.push(Event::HandshakeDone(PeerContext::handle(pc), true));
+            }
+        }
+        // Requests that arrived in 0-RTT and were not safe to run in it run now.
+        for id in std::mem::take(&mut (*pc).core.held_for_handshake) {
+            if let Some(s) = stream_at(pc, id) {
+                stream::release_held_head(s);
             }
         }
         if (*ctx).shutting_down && (*ctx).role == Role::Server {
             begin_goaway(pc);
         }
+    }
+    if (*ctx).role == Role::Client && !(*pc).ticket_stored {
+        keep_ticket(pc);
     }
     if !(*pc).core.phase.streams_flow((*pc).core.conn.is_in_early_data()) {
         return;
@@ -296,6 +321,68 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     {
         finish_graceful_close(pc);
     }
+}
+
+/// Servers: the connection takes requests (its handshake ended, or its 0-RTT
+/// was accepted): control streams out, the application told. Once.
+///
+/// # Safety
+/// `pc` is a live server connection.
+unsafe fn open_for_requests(pc: *mut PeerContext) {
+    if (*pc).open_fired {
+        return;
+    }
+    open_control_streams(pc);
+    (*pc).open_fired = true;
+    (*(*pc).core.ctx).events.push(Event::ConnectionOpened(PeerContext::handle(pc)));
+}
+
+/// The handshake ended: count a resumed session and accepted 0-RTT.
+///
+/// # Safety
+/// `pc` is a live connection.
+unsafe fn count_resumption(pc: *mut PeerContext) {
+    let stats = &mut (*(*pc).core.ctx).stats;
+    if (*pc).core.conn.is_resumed() {
+        stats.connections_resumed += 1;
+    }
+    if early_data_accepted(&*pc) {
+        stats.early_data_accepted += 1;
+    }
+}
+
+/// The handshake ended with the 0-RTT accepted.
+pub fn early_data_accepted(pc: &PeerContext) -> bool {
+    /// BoringSSL's `ssl_early_data_accepted`.
+    const EARLY_DATA_ACCEPTED: u32 = 2;
+    pc.core.conn.early_data_reason() == EARLY_DATA_ACCEPTED
+}
+
+/// After a send: a resuming client's first one started its handshake, and
+/// with it 0-RTT. Serviced again at once, its streams are granted and its
+/// requests leave in 0-RTT packets, a round trip before the handshake ends.
+///
+/// # Safety
+/// `pc` is a live connection.
+pub(crate) unsafe fn note_early_data(pc: *mut PeerContext) {
+    if (*pc).early_data_started || (*pc).core.phase != Phase::Handshake || (*pc).core.conn.is_server() {
+        return;
+    }
+    if (*pc).core.conn.is_in_early_data() {
+        (*pc).early_data_started = true;
+        mark_dirty(pc);
+    }
+}
+
+/// Clients: keeps the connection's latest session ticket for the next
+/// connection to the same server (`Context::sessions`).
+///
+/// # Safety
+/// `pc` is a live client connection.
+unsafe fn keep_ticket(pc: *mut PeerContext) {
+    let (Some(server), Some(ticket)) = ((*pc).ticket_server.as_ref(), (*pc).core.conn.session()) else { return };
+    (*(*pc).core.ctx).sessions.store(server.clone(), ticket);
+    (*pc).ticket_stored = true;
 }
 
 /// After GOAWAY, with every stream done: the client closes at once (its app
@@ -537,6 +624,9 @@ pub(crate) unsafe fn connection_error(pc: *mut PeerContext, code: u64, reason: &
 /// # Safety
 /// `pc` is a live connection.
 unsafe fn open_control_streams(pc: *mut PeerContext) {
+    if !is_h3(&*pc) || (*pc).h3.local_control.is_some() {
+        return; // raw QUIC, or opened already (in 0-RTT)
+    }
     let ctx = (*pc).core.ctx;
     let mut control = Vec::with_capacity(64);
     http3::put_varint(&mut control, http3::STREAM_TYPE_CONTROL);
@@ -887,10 +977,9 @@ pub fn uni_streams_available(pc: &PeerContext) -> u64 {
 }
 
 fn streams_available_base(pc: &PeerContext) -> bool {
-    pc.core.phase != Phase::Open
-        || pc.deferred_close.is_some()
-        || pc.core.conn.is_closed()
-        || pc.core.conn.is_draining()
+    // Open, or still in a handshake whose 0-RTT carries streams.
+    let open = pc.core.phase == Phase::Open || (pc.core.phase == Phase::Handshake && pc.core.conn.is_in_early_data());
+    !open || pc.deferred_close.is_some() || pc.core.conn.is_closed() || pc.core.conn.is_draining()
 }
 
 /// CONNECTION_CLOSE with an application error, as the application asked:
@@ -1059,6 +1148,10 @@ pub(crate) unsafe fn finalize(pc: *mut PeerContext) {
     let ctx = (*pc).core.ctx;
     if let Some(ip) = (*pc).admitted_ip.take() {
         (*ctx).connection_counts.release(ip);
+    }
+    if (*ctx).role == Role::Client {
+        // The latest ticket (a server may send more after the first).
+        keep_ticket(pc);
     }
     // QUIC's own concurrency limit: quiche closed the connection because the
     // peer opened more streams than MAX_STREAMS allowed.

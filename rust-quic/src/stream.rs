@@ -16,7 +16,7 @@ use std::ffi::{c_char, c_int, c_uint};
 use std::time::{Duration, Instant};
 
 use crate::connection::{self, ConnectionCore};
-use crate::context::{EngineAnswer, Role};
+use crate::context::{EarlyData, EngineAnswer, Role};
 use crate::events::Event;
 use crate::ext::Ext;
 use crate::handles::StreamHandle;
@@ -67,12 +67,28 @@ enum Step {
     Output(ReadOutput),
     /// Nothing to deliver from what was read; read more.
     NeedInput,
+    /// Deliver nothing now and keep what was read: a request head that arrived
+    /// in 0-RTT waits for the handshake (`release_held_head`).
+    Hold,
     /// The stream (or the connection) failed: the rest of what was read is dropped.
     Stop,
 }
 
+/// Where a request head that arrived in 0-RTT is (see `Step::Hold`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) enum HeldHead {
+    #[default]
+    No,
+    /// Decoded and kept: the application hears of it after the handshake.
+    Waiting,
+    /// The handshake ended: the next pull delivers it.
+    Released,
+}
+
 pub struct Stream {
     pub id: u64,
+    /// A request head held for the handshake (servers, 0-RTT).
+    pub(crate) head_held: HeldHead,
     /// The core of its connection (connection.rs): all a stream may touch of it.
     pub conn: *mut ConnectionCore,
     pub ext: Ext,
@@ -127,6 +143,7 @@ pub(crate) unsafe fn create(pc: *mut ConnectionCore, id: u64, ext_size: usize, l
     let framed = (*pc).is_h3();
     let s = Box::into_raw(Box::new(Stream {
         id,
+        head_held: HeldHead::No,
         conn: pc,
         ext: Ext::new(ext_size),
         local,
@@ -351,6 +368,19 @@ pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
         check_stopped(s);
         maybe_complete(s);
     }
+    match (*s).head_held {
+        HeldHead::No => {}
+        HeldHead::Waiting => return None,
+        HeldHead::Released => {
+            (*s).head_held = HeldHead::No;
+            if !(*s).finished && !(*pc).finalized() {
+                if (*(*pc).ctx).defer_answers {
+                    (*pc).awaiting_answers = true;
+                }
+                return Some(ReadOutput::Headers { announce: announce_late(s) });
+            }
+        }
+    }
     loop {
         if (*s).finished || (*pc).finalized() {
             release_inbox(s);
@@ -374,6 +404,7 @@ pub(crate) unsafe fn poll_read(s: *mut Stream) -> Option<ReadOutput> {
         match step {
             Step::Output(out) => return Some(out),
             Step::NeedInput => {}
+            Step::Hold => return None,
             Step::Stop => {
                 (*s).in_start = (*s).in_end;
                 (*s).in_fin = false;
@@ -669,6 +700,7 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
         }
     }
     let fields = &(*ctx).decoded_fields;
+    let mut held = false;
     let kind = match (*s).recv.header_block() {
         HeaderBlock::Head if (*ctx).role == Role::Server => {
             let max_fields = (*ctx).settings.limits.max_header_fields as usize;
@@ -694,6 +726,17 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
             (*ctx).stats.requests += 1;
             if (*ctx).request_head_hook.is_some() && answer_in_engine(s) {
                 return Step::NeedInput;
+            }
+            if (*pc).conn.is_in_early_data() {
+                // Arrived in 0-RTT, which anyone who captured it can replay.
+                if (*ctx).settings.early_data == EarlyData::SafeMethods && !head.is_safe_method {
+                    held = true;
+                } else {
+                    (*ctx).stats.requests_in_early_data += 1;
+                    if (*ctx).decoded_fields.get(b"early-data").is_none() {
+                        (*ctx).decoded_fields.append(b"early-data", b"1"); // RFC 8470 5.1
+                    }
+                }
             }
             HeadersKind::Initial
         }
@@ -743,10 +786,29 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
         qpack_index: -1,
     }));
     (*s).headers_kind = kind;
+    if held {
+        // Kept with what follows it in the inbox until `release_held_head`.
+        (*s).head_held = HeldHead::Waiting;
+        (*pc).held_for_handshake.push((*s).id);
+        (*ctx).stats.requests_held_for_handshake += 1;
+        return Step::Hold;
+    }
     if kind == HeadersKind::Initial && (*ctx).defer_answers {
         (*pc).awaiting_answers = true;
     }
     Step::Output(ReadOutput::Headers { announce: announce_late(s) })
+}
+
+/// The handshake of a request held in 0-RTT ended: its head (and then what
+/// followed it) is delivered on the next pull.
+///
+/// # Safety
+/// `s` is a live stream.
+pub(crate) unsafe fn release_held_head(s: *mut Stream) {
+    if (*s).head_held == HeldHead::Waiting {
+        (*s).head_held = HeldHead::Released;
+        queue_read(s);
+    }
 }
 
 /// A server's request streams are announced (on_stream_open) with their head,

@@ -5,6 +5,12 @@
  *   h3-server --cert cert.pem --key key.pem [--host 0.0.0.0] [--port 4433] [--root .]
  *             [--reset-key HEX64]   (the stateless reset key: a restart with the same
  *                                    key resets the connections it lost)
+ *             [--ticket-keys HEX]   (session-ticket keys, 96 hex digits each, the first
+ *                                    sealing: a restart with them resumes old sessions)
+ *             [--early-data off|safe|all]   (what 0-RTT may carry; default safe)
+ *
+ * `/early-data` answers "early" to a request that arrived in 0-RTT (the engine
+ * marked it `early-data: 1`) and "after-handshake" to any other.
  *
  * Prints "listening on <port>" once bound. SIGINT/SIGTERM: GOAWAY, drain, exit.
  */
@@ -33,7 +39,7 @@ struct request {
 };
 
 static const char *root_dir = ".";
-static const char *reset_key_hex;
+static const char *reset_key_hex, *ticket_keys_hex, *early_data_mode;
 static char root_real[PATH_MAX];
 static struct us_loop_t *loop;
 static us_quic_socket_context_t *ctx;
@@ -165,6 +171,15 @@ static void on_stream_headers(us_quic_stream_t *s) {
     if (plen >= sizeof p) return respond_text(s, 414, "path too long\n");
     memcpy(p, path, plen);
     p[plen] = 0;
+    if (!strcmp(p, "/early-data")) {
+        unsigned elen = 0;
+        const char *early = NULL;
+        for (unsigned i = 0; i < us_quic_stream_header_count(s); i++) {
+            const struct us_quic_header_t *h = us_quic_stream_header(s, i);
+            if (h->name_len == 10 && !memcmp(h->name, "early-data", 10)) early = h->value, elen = h->value_len;
+        }
+        return respond_text(s, 200, early && elen == 1 && early[0] == '1' ? "early\n" : "after-handshake\n");
+    }
     /* /echo answers any method with the request body (ngtcp2's client sends it on a GET). */
     if (!strcmp(p, "/echo")) {
         r->is_echo = 1; /* answered when the body is complete */
@@ -234,8 +249,21 @@ static void on_signal(int sig) {
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n");
+    fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n"
+                    "                 [--ticket-keys HEX96...] [--early-data off|safe|all]\n");
     exit(2);
+}
+
+/* Hex digits into out (at most max bytes); the byte count, or usage() on bad input. */
+static size_t parse_hex(const char *hex, unsigned char *out, size_t max) {
+    size_t n = strlen(hex);
+    if (n % 2 || n / 2 > max) usage();
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned byte;
+        if (sscanf(hex + 2 * i, "%2x", &byte) != 1) usage();
+        out[i] = (unsigned char)byte;
+    }
+    return n / 2;
 }
 
 int main(int argc, char **argv) {
@@ -249,6 +277,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--key") && v) key = v, i++;
         else if (!strcmp(a, "--root") && v) root_dir = v, i++;
         else if (!strcmp(a, "--reset-key") && v) reset_key_hex = v, i++;
+        else if (!strcmp(a, "--ticket-keys") && v) ticket_keys_hex = v, i++;
+        else if (!strcmp(a, "--early-data") && v) early_data_mode = v, i++;
         else usage();
     }
     if (!cert || !key || port < 0 || port > 65535) usage();
@@ -269,12 +299,20 @@ int main(int argc, char **argv) {
     }
     if (reset_key_hex) {
         unsigned char reset_key[32];
-        for (int i = 0; i < 32; i++) {
-            unsigned byte;
-            if (strlen(reset_key_hex) != 64 || sscanf(reset_key_hex + 2 * i, "%2x", &byte) != 1) usage();
-            reset_key[i] = (unsigned char)byte;
-        }
+        if (parse_hex(reset_key_hex, reset_key, sizeof reset_key) != sizeof reset_key) usage();
         if (us_quic_socket_context_set_reset_key(ctx, reset_key, sizeof reset_key) != 0) usage();
+    }
+    if (ticket_keys_hex) {
+        unsigned char keys[48 * 8];
+        size_t n = parse_hex(ticket_keys_hex, keys, sizeof keys);
+        if (us_quic_socket_context_set_ticket_keys(ctx, keys, (unsigned)n) != 0) usage();
+    }
+    if (early_data_mode) {
+        int mode = !strcmp(early_data_mode, "off")    ? US_QUIC_EARLY_DATA_OFF
+                   : !strcmp(early_data_mode, "safe") ? US_QUIC_EARLY_DATA_SAFE
+                   : !strcmp(early_data_mode, "all")  ? US_QUIC_EARLY_DATA_ALL
+                                                      : -1;
+        if (us_quic_socket_context_set_early_data(ctx, mode) != 0) usage();
     }
     us_quic_socket_context_on_stream_open(ctx, on_stream_open);
     us_quic_socket_context_on_stream_headers(ctx, on_stream_headers);

@@ -294,6 +294,28 @@ int us_quic_socket_context_set_idle_timeout(us_quic_socket_context_t *ctx, unsig
  * processes, or a restarted server, sharing the key make their peers close at once.
  * 0, or -1 (not a server context, or len is not 32). */
 int us_quic_socket_context_set_reset_key(us_quic_socket_context_t *ctx, const unsigned char *key, unsigned int len);
+/* Extension. What 0-RTT (TLS early data on a resumed session) may carry on new
+ * connections. Early data can be replayed by anyone who captured it, so:
+ * US_QUIC_EARLY_DATA_OFF: tickets allow none, clients send none;
+ * US_QUIC_EARLY_DATA_SAFE (the default): HTTP/3 servers run GET, HEAD and OPTIONS
+ *   requests that arrive in it at once, with an `early-data: 1` field added (RFC 8470),
+ *   and hold any other request until the handshake completes (a replay never completes
+ *   one); clients send 0-RTT when their ticket allows it. Raw QUIC: as OFF;
+ * US_QUIC_EARLY_DATA_ALL: everything runs at once (HTTP/3 requests marked
+ *   `early-data: 1`; answer 425 Too Early to what must not).
+ * Clients resume with the latest ticket of the same server name and port, each ticket
+ * once (a context keeps 256). 0, or -1 (unknown mode). */
+#define US_QUIC_EARLY_DATA_OFF 0
+#define US_QUIC_EARLY_DATA_SAFE 1
+#define US_QUIC_EARLY_DATA_ALL 2
+int us_quic_socket_context_set_early_data(us_quic_socket_context_t *ctx, int mode);
+/* Extension. A server's session-ticket keys: len is a multiple of 48 (per key: 16-byte
+ * name, 16-byte HMAC-SHA256 key, 16-byte AES-128 key, as Node's ticketKeys); the first
+ * seals new tickets, the others still open the tickets they sealed (rotate by putting
+ * the new key first). Processes sharing the keys resume, and accept 0-RTT of, each
+ * other's sessions. Without this a context draws its own, replaced every 12 hours.
+ * Applies to the next handshake. 0, or -1 (not a server, bad length). */
+int us_quic_socket_context_set_ticket_keys(us_quic_socket_context_t *ctx, const unsigned char *keys, unsigned int len);
 /* Extension. Limits that bound what one client can cost a server; 0 turns a
  * limit off. A request past a deadline gets 408; a connection past a rate or the stall count is
  * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with
@@ -340,7 +362,10 @@ struct us_quic_socket_info_t {
     unsigned long long bytes_received;
     unsigned long long streams;
     unsigned long long established;
-    unsigned long long resumed; /* a resumed (0-RTT capable) session */
+    unsigned long long resumed; /* a resumed session (a ticket) */
+    /* 0-RTT: the server accepted it (once the handshake is done), or it is
+     * flowing now (during the handshake). */
+    unsigned long long early_data;
 };
 int us_quic_socket_info(us_quic_socket_t *s, struct us_quic_socket_info_t *out);
 /* The negotiated ALPN protocol / the SNI server name, NUL-terminated in buf;
@@ -403,6 +428,14 @@ struct us_quic_context_stats_t {
     /* HTTP/3 connections closed (GOAWAY) after no request was open for the idle
      * timeout, however often the client pinged. */
     unsigned long long connections_closed_idle;
+    /* Handshakes that resumed a session. */
+    unsigned long long connections_resumed;
+    /* Connections whose 0-RTT was accepted (servers: that they accepted). */
+    unsigned long long early_data_accepted;
+    /* Servers: requests that reached the application in 0-RTT (early-data: 1). */
+    unsigned long long requests_in_early_data;
+    /* Servers: requests that arrived in 0-RTT and waited for the handshake. */
+    unsigned long long requests_held_for_handshake;
 };
 void us_quic_socket_context_stats(us_quic_socket_context_t *ctx, struct us_quic_context_stats_t *out);
 

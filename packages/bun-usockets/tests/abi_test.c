@@ -87,7 +87,7 @@ static void on_hsk_done(us_quic_socket_t *s, int ok) {
     CHECK(us_quic_socket_status(s, status, sizeof status) > 0);
     CHECK(strstr(status, "established") != NULL);
     struct us_quic_socket_info_t info;
-    CHECK(us_quic_socket_info(s, &info) == 0 && info.established == 1 && info.bytes_received > 0);
+    CHECK(us_quic_socket_info(s, &info) == 0 && info.established == 1 && info.bytes_received > 0 && info.resumed == 0 && info.early_data == 0);
     char name[64];
     CHECK(us_quic_socket_alpn(s, name, sizeof name) == 2 && !strcmp(name, "h3"));
     CHECK(us_quic_socket_server_name(s, name, sizeof name) >= 0);
@@ -510,7 +510,7 @@ static void test_client_thread(const char *cert, unsigned cert_len, const char *
     CHECK(us_quic_client_thread_connect(t, 7, 1, "127.0.0.1", port, "localhost", 1) == -1); /* no such config */
     CHECK(us_quic_client_thread_connect(t, config, 0, "127.0.0.1", port, "localhost", 1) == -1); /* id 0 */
     CHECK(us_quic_client_thread_connect(t, config, 1, "localhost", port, NULL, 1) == -1); /* not an IP literal */
-    CHECK(us_quic_client_thread_connect(t, config, 1, "127.0.0.1", port, "localhost", 1) == 0);
+    CHECK(us_quic_client_thread_connect(t, config, 1, "127.0.0.1", port, "localhost", 1) == 0); /* no ticket yet */
     CHECK(us_quic_client_thread_connect(t, config, 1, "127.0.0.1", port, "localhost", 1) == -1); /* id in use */
 
     unsigned char get[128];
@@ -568,6 +568,11 @@ int main(int argc, char **argv) {
     unsigned char reset_key[32] = {1, 2, 3};
     CHECK(us_quic_socket_context_set_reset_key(server, reset_key, 31) == -1); /* 32 bytes or nothing */
     CHECK(us_quic_socket_context_set_reset_key(server, reset_key, sizeof reset_key) == 0);
+    unsigned char ticket_keys[96] = {7};
+    CHECK(us_quic_socket_context_set_ticket_keys(server, ticket_keys, 47) == -1); /* 48 bytes per key */
+    CHECK(us_quic_socket_context_set_ticket_keys(server, ticket_keys, sizeof ticket_keys) == 0);
+    CHECK(us_quic_socket_context_set_early_data(server, 3) == -1);
+    CHECK(us_quic_socket_context_set_early_data(server, US_QUIC_EARLY_DATA_SAFE) == 0);
     install(server);
     listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
     CHECK(listener != NULL);
@@ -583,6 +588,8 @@ int main(int argc, char **argv) {
     client = us_create_quic_client_context(loop, 8, 16, 64);
     CHECK(client != NULL);
     CHECK(us_quic_socket_context_set_reset_key(client, (const unsigned char *)"0123456789abcdef0123456789abcdef", 32) == -1); /* a server's */
+    CHECK(us_quic_socket_context_set_ticket_keys(client, ticket_keys, 48) == -1); /* a server's */
+    CHECK(us_quic_socket_context_set_early_data(client, US_QUIC_EARLY_DATA_ALL) == 0);
     install(client);
     us_quic_socket_context_on_datagram(client, NULL);
     /* Raw-QUIC settings on a scratch context (the HTTP/3 test keeps its own). */
@@ -670,6 +677,8 @@ int main(int argc, char **argv) {
     us_quic_socket_context_stats(server, &st);
     CHECK(st.connections_accepted == 1 && st.requests >= 2 && st.connections_active == 0);
     CHECK(st.bytes_sent > 0 && st.packets_received > 0);
+    CHECK(st.connections_resumed == 0 && st.early_data_accepted == 0); /* one connection, no ticket before it */
+    CHECK(st.requests_in_early_data == 0 && st.requests_held_for_handshake == 0);
 
     CHECK(dead_hsk == 0 && dead_errno == ECONNREFUSED);
     us_quic_socket_context_free(dead);

@@ -84,6 +84,7 @@ pub(super) unsafe fn write_out(pc: *mut PeerContext) {
     if peer_context::apply_deferred_close(pc) {
         transmit(pc);
     }
+    peer_context::note_early_data(pc);
 }
 
 /// # Safety

@@ -445,8 +445,10 @@ pub unsafe extern "C" fn us_quic_client_thread_add_config(
 
 /// Connects with configuration `config` to the IP literal `ip`, naming the
 /// connection `id` (not 0, not in use); `server_name` (NULL: none) is sent as SNI
-/// and checked when `verify`. 0, or -1 (unknown configuration, id in use, not an
-/// IP literal, no socket).
+/// and checked when `verify`. 0; 1 when it resumes a session of an earlier
+/// connection to the server (its safe requests may go before the handshake
+/// ends, in 0-RTT if the ticket allows it); -1 (unknown configuration, id in
+/// use, not an IP literal, no socket).
 ///
 /// # Safety
 /// `t` is NULL or a live client thread; `ip` and `server_name` are NULL or NUL-terminated strings.
@@ -491,7 +493,7 @@ pub unsafe extern "C" fn us_quic_client_thread_connect(
     }
     *us_quic_socket_ext(conn).cast::<u32>() = id;
     (*engine).connections.insert(id, Connection { conn, waiting: VecDeque::new() });
-    0
+    c_int::from((*conn).resuming)
 }
 
 /// Sends a request on connection `conn` as request `id` (not 0, not in use): its

@@ -15,6 +15,8 @@ pub struct MessageHead {
     pub status: u16,
     pub is_head_request: bool,
     pub is_connect: bool,
+    /// A safe method (RFC 9110 9.2.1) whose replay changes nothing: what may run in 0-RTT.
+    pub is_safe_method: bool,
 }
 
 fn valid_name(name: &[u8]) -> bool {
@@ -119,6 +121,7 @@ pub fn validate_request<'a>(
     }
     head.is_head_request = method == b"HEAD";
     head.is_connect = method == b"CONNECT";
+    head.is_safe_method = matches!(method, b"GET" | b"HEAD" | b"OPTIONS");
     if head.is_connect && protocol.is_none() {
         // Plain CONNECT: authority only.
         if authority.is_none() || scheme.is_some() || path.is_some() {

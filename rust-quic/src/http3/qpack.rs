@@ -111,6 +111,14 @@ impl Fields {
         self.iter().find(|f| f.name == name).map(|f| f.value)
     }
 
+    /// Adds a field after the decoded ones (one the engine sets, such as `early-data`).
+    pub fn append(&mut self, name: &[u8], value: &[u8]) {
+        let name_at = self.bytes.len();
+        self.bytes.extend_from_slice(name);
+        self.bytes.extend_from_slice(value);
+        self.push(name_at, name.len());
+    }
+
     fn push(&mut self, name_at: usize, name_len: usize) {
         let value_len = self.bytes.len() - name_at - name_len;
         self.spans.push(FieldSpan { name_at: name_at as u32, name_len: name_len as u32, value_len: value_len as u32 });

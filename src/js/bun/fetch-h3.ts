@@ -170,6 +170,10 @@ class Session implements ThreadConnectionEvents {
   /** The connection's id on the client thread (0 until it starts). */
   conn = 0;
   ready: Promise<void>;
+  /** Settles when a safe request may start: at `ready`, or once a connection
+   * that resumes a session has started (its requests go in 0-RTT). */
+  startable: Promise<void>;
+  private markStartable!: () => void;
   private markReady!: () => void;
   private markFailed!: (e: unknown) => void;
   usable = true;
@@ -187,6 +191,15 @@ class Session implements ThreadConnectionEvents {
       this.markFailed = rej;
     });
     this.ready.catch(() => {});
+    const early = new Promise<void>(res => (this.markStartable = res));
+    this.startable = Promise.race([this.ready, early]);
+    this.startable.catch(() => {});
+  }
+
+  /** The connection started on the client thread. */
+  started(conn: number, resuming: boolean) {
+    this.conn = conn;
+    if (resuming) this.markStartable();
   }
 
   onHandshake(ok: boolean, errno: number) {
@@ -254,15 +267,15 @@ function configFor(ca: string | undefined, identity: ClientIdentity | undefined)
   return id;
 }
 
-/** Starts a connection (a name is resolved first); its id on the client thread. */
-async function dial(config: number, to: Destination, session: Session): Promise<number> {
+/** Starts the session's connection (a name is resolved first). */
+async function dial(config: number, to: Destination, session: Session): Promise<void> {
   const bare = to.host.replace(/^\[|\]$/g, "");
   const address = await resolveHost(bare, (message, cause) => fetchError(message, "ConnectionRefused", cause));
   // A name is the TLS server name (SNI, checked against the certificate); an IP literal is not.
   const serverName = to.serverName || (isIP(bare) ? null : bare);
-  const id = connectClient(config, cString(address), to.port, serverName ? cString(serverName) : null, to.verify, session);
-  if (id === 0) throw fetchError(`Unable to connect to ${to.host}:${to.port} over QUIC`, "ConnectionRefused");
-  return id;
+  const started = connectClient(config, cString(address), to.port, serverName ? cString(serverName) : null, to.verify, session);
+  if (started.id === 0) throw fetchError(`Unable to connect to ${to.host}:${to.port} over QUIC`, "ConnectionRefused");
+  session.started(started.id, started.resuming);
 }
 
 /**
@@ -270,7 +283,7 @@ async function dial(config: number, to: Destination, session: Session): Promise<
  * stops the wait (the handshake goes on for later requests, up to the connect
  * timeout).
  */
-async function sessionFor(config: number, to: Destination, signal: AbortSignal | null): Promise<Session> {
+async function sessionFor(config: number, to: Destination, signal: AbortSignal | null, early: boolean): Promise<Session> {
   const key = poolKey(to, String(config));
   // Taken before looking at the pool: when the client thread's events were not
   // being read, ref() first takes what arrived meanwhile, so a session its server
@@ -281,7 +294,7 @@ async function sessionFor(config: number, to: Destination, signal: AbortSignal |
   if (pooled && pooled.usable) {
     try {
       // It may still be in its handshake (begun by a request since aborted).
-      await abortable(pooled.ready, signal);
+      await abortable(early ? pooled.startable : pooled.ready, signal);
     } finally {
       unref();
     }
@@ -297,11 +310,11 @@ async function sessionFor(config: number, to: Destination, signal: AbortSignal |
   const settled = () => (clearTimeout(timer), unref());
   session.ready.then(settled, settled);
   dial(config, to, session).then(
-    conn => void (session.conn = conn),
+    () => {},
     err => session.failed(err),
   );
   try {
-    await abortable(session.ready, signal);
+    await abortable(early ? session.startable : session.ready, signal);
     return session;
   } finally {
     unref();
@@ -391,7 +404,7 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
   const to: Destination = { host: url.hostname, port, serverName: tls.serverName, verify: reject };
   let attempt = 0;
   for (;;) {
-    const session = await sessionFor(config, to, signal);
+    const session = await sessionFor(config, to, signal, canGoEarly(ex));
     try {
       return await exchange(session, ex);
     } catch (err) {
@@ -403,6 +416,12 @@ async function once(ex: Exchange, tls: H3TlsOptions, connectPort?: number): Prom
       attempt++;
     }
   }
+}
+
+/** Safe to replay (RFC 8470): may go in 0-RTT on a resumed connection, before its handshake ends. */
+function canGoEarly(ex: Exchange): boolean {
+  const m = ex.request.method;
+  return (m === "GET" || m === "HEAD" || m === "OPTIONS") && !ex.body.bytes && !ex.body.stream;
 }
 
 async function exchange(session: Session, ex: Exchange) {

@@ -6,7 +6,7 @@ import { isIP } from "node:net";
 import { clientIdentity, pemText, serverContext, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
 import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import { handle, quic } from "../internal/rust-quic/binding";
-import { ECONNREFUSED } from "../internal/rust-quic/constants";
+import { ECONNREFUSED, SOCKET_INFO_FIELDS } from "../internal/rust-quic/constants";
 import { bytesOf, cString } from "../internal/rust-quic/bytes";
 import { Endpoint, type ConnectionEvents, type StreamEvents } from "../internal/rust-quic/endpoint";
 import { clientEndpoint, dial } from "../internal/rust-quic/client-pool";
@@ -133,7 +133,7 @@ export class QuicConnection {
   private defaultStream?: QuicStream;
   private defaultPending: Uint8Array[] = [];
   private defaultRequested = false;
-  private info = new BigUint64Array(9);
+  private info = new BigUint64Array(SOCKET_INFO_FIELDS);
 
   constructor(
     public ptr: Pointer | null,
@@ -178,7 +178,8 @@ export class QuicConnection {
     return {
       streamCount: this.streams.size,
       isConnected: this.readyState === "open",
-      has0RTT: i[8] === 1n,
+      has0RTT: i[9] === 1n,
+      resumed: i[8] === 1n,
       bytesSent: Number(i[4]),
       bytesReceived: Number(i[5]),
       rtt: Number(i[0]) / 1000,

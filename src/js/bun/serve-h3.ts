@@ -3,7 +3,7 @@
 // handlers get is h3-request.ts's; answers are written by h3-response.ts.
 import type { Pointer } from "bun:ffi";
 import { FFIType, callback, callbackInstaller, handle, quic } from "../internal/rust-quic/binding";
-import { H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/rust-quic/constants";
+import { CONTEXT_STATS_FIELDS, H3_REQUEST_CANCELLED, HEADERS_INITIAL, HEADERS_WEBTRANSPORT, LISTEN_REUSE_PORT } from "../internal/rust-quic/constants";
 import { encodeHeaders, readHeaders } from "../internal/rust-quic/headers";
 import { ref, releaseLoop, retire, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import type { RouteMatch, Router, RouteTarget } from "./router";
@@ -12,6 +12,7 @@ import { errorPage } from "./error-page";
 import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { serverContext, type TlsInput } from "../internal/rust-quic/tls";
+import { applyEarlyData, applyTicketKeys, type H3EarlyData } from "./early-data";
 import { cString } from "../internal/rust-quic/bytes";
 import { WTRouter } from "../internal/rust-quic/wt-router";
 import { WTSession } from "../internal/rust-quic/wt-session";
@@ -74,6 +75,8 @@ export interface TlsEntry {
   requestCert?: boolean;
   /** With requestCert (default true): refuse clients whose certificate does not verify. */
   rejectUnauthorized?: boolean;
+  /** Session-ticket keys, 48 bytes each, the first sealing (the default entry's only). */
+  ticketKeys?: ArrayBufferView | ArrayBuffer;
 }
 
 export interface H3Options {
@@ -84,6 +87,7 @@ export interface H3Options {
   tls: TlsEntry | TlsEntry[];
   idleTimeout?: number;
   h3Limits?: H3Limits;
+  h3EarlyData?: H3EarlyData;
 }
 
 export type QuicStats = import("bun").QuicServerStats;
@@ -127,6 +131,8 @@ export class H3Listener {
     });
     try {
       applyH3Limits(this.ctx, options.h3Limits);
+      applyEarlyData(this.ctx, options.h3EarlyData);
+      if (main.ticketKeys !== undefined) applyTicketKeys(this.ctx, main.ticketKeys, "tls.ticketKeys");
     } catch (err) {
       lib.us_quic_socket_context_free(this.ctx);
       releaseLoop();
@@ -504,7 +510,7 @@ export class H3Listener {
   }
 
   /** us_quic_context_stats_t, kept after free() for stats() on a stopped server. */
-  private lastStats = new BigUint64Array(14);
+  private lastStats = new BigUint64Array(CONTEXT_STATS_FIELDS);
 
   stats(): QuicStats {
     const raw = this.lastStats;
@@ -522,6 +528,22 @@ export class H3Listener {
       connectionsRefused: Number(raw[11]),
       connectionsClosedForLoad: Number(raw[12]),
       connectionsClosedIdle: Number(raw[13]),
+      connectionsResumed: Number(raw[14]),
+      earlyDataAccepted: Number(raw[15]),
+      requestsInEarlyData: Number(raw[16]),
+      requestsHeldForHandshake: Number(raw[17]),
+    };
+  }
+
+  /** `server.quic`: counters, the UDP port, and ticket-key rotation. */
+  facade() {
+    return {
+      stats: (): QuicStats => this.stats(),
+      port: this.port,
+      setTicketKeys: (keys: ArrayBufferView | ArrayBuffer) => {
+        if (!this.ctx) throw new Error("the server has stopped");
+        applyTicketKeys(this.ctx, keys, "ticketKeys");
+      },
     };
   }
 

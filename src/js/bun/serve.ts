@@ -3,11 +3,12 @@
 // listener never starts: h3/http3 are removed before the native Bun.serve sees them.
 // The server object has what upstream's has, with the same values, whether or
 // not a TCP listener exists (`http1: false`).
-import { H3Listener, type H3Handlers, type HtmlRoutes, type QuicStats } from "./serve-h3";
+import { H3Listener, type H3Handlers, type HtmlRoutes } from "./serve-h3";
 import { Router, withHeader, type RouteValue } from "./router";
 
 import { nativeServe } from "./native-serve";
 import { validateH3Limits } from "./h3-limits";
+import { earlyDataMode, ticketKeyBytes } from "./early-data";
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
@@ -52,6 +53,8 @@ function validate(options: any) {
   if (typeof options.fetch !== "function" && !options.routes) return false;
   validateWebTransport(options.webtransport);
   validateH3Limits(options.h3Limits);
+  earlyDataMode(options.h3EarlyData);
+  if (tls.ticketKeys !== undefined) ticketKeyBytes(tls.ticketKeys, "tls.ticketKeys");
   return true;
 }
 
@@ -136,19 +139,20 @@ export function serve(options: any): any {
   if (!validate(options)) {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
     if (options?.h3Limits !== undefined) throw new TypeError("h3Limits needs h3: true");
+    if (options?.h3EarlyData !== undefined) throw new TypeError("h3EarlyData needs h3: true");
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, h3EarlyData, ...rest } = options;
   const http1 = http1Option === undefined || !!http1Option;
   const tls = rest.tls;
   let handlers = handlersOf(options);
   let proxy: any;
   let listener: H3Listener;
-  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits });
+  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits, h3EarlyData });
   if (!http1) {
     try {
       listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);
@@ -194,13 +198,13 @@ export function serve(options: any): any {
   const overrides: Record<PropertyKey, unknown> = {
     stop,
     reload: (next: any) => {
-      const { h3: _a, http3: _b, http1: _c, webtransport, h3Limits: _limits, ...nextRest } = next ?? {};
+      const { h3: _a, http3: _b, http1: _c, webtransport, h3Limits: _limits, h3EarlyData: _early, ...nextRest } = next ?? {};
       validateWebTransport(webtransport);
       handlers = handlersOf(next ?? {}, handlers);
       listener.reload(handlers);
       return target.reload(tcpOptions(nextRest, () => port));
     },
-    quic: { stats: (): QuicStats => listener.stats(), port: listener.port },
+    quic: listener.facade(),
     requestIP: (req: Request) => listener.requestIP(req) ?? target.requestIP(req),
     upgrade: (req: Request, o?: any) => (listener.isH3Request(req) ? false : target.upgrade(req, o)),
     timeout: (req: Request, seconds: number) => (listener.isH3Request(req) ? undefined : target.timeout(req, seconds)),
@@ -255,7 +259,7 @@ function h3OnlyServer(listener: H3Listener, options: any, rebuild: (next: any) =
       return listener.pendingRequests;
     },
     pendingWebSockets: 0,
-    quic: { stats: (): QuicStats => listener.stats(), port: listener.port },
+    quic: listener.facade(),
     /** Calls the handler directly, as server.fetch does natively. */
     fetch(req: Request | string) {
       const request = typeof req === "string" ? new Request(req) : req;

@@ -18,7 +18,31 @@ declare module "bun" {
        * 0 turns a limit off; omitted ones keep their defaults.
        */
       h3Limits?: H3Limits;
+      /**
+       * What HTTP/3 0-RTT (early data on a resumed session, a round trip sooner)
+       * may carry. Anyone who captured it can replay it, so by default (`true`,
+       * `"safe"`) GET, HEAD and OPTIONS requests run at once, with an
+       * `early-data: 1` header (RFC 8470), and any other request waits for the
+       * handshake, which a replay never completes. `"all"`: every request runs
+       * at once (marked; answer 425 Too Early to what must not). `false`: no 0-RTT.
+       * @default "safe"
+       */
+      h3EarlyData?: H3EarlyData;
     }
+  }
+
+  type H3EarlyData = boolean | "safe" | "all";
+
+  interface TLSOptions {
+    /**
+     * HTTP/3 session-ticket keys: 48 bytes per key (16-byte name, 16-byte HMAC
+     * key, 16-byte AES key, as Node's `ticketKeys`), the first sealing new
+     * tickets and the others still opening theirs. Servers (or processes)
+     * sharing them resume, and take the 0-RTT of, each other's sessions. Rotate
+     * with `server.quic.setTicketKeys`. Without it a server draws its own,
+     * replaced every 12 hours.
+     */
+    ticketKeys?: ArrayBufferView | ArrayBuffer;
   }
 
   /** `Bun.serve({ h3Limits })`. Timeouts in seconds (fractions allowed), as `idleTimeout`. */
@@ -89,6 +113,14 @@ declare module "bun" {
     connectionsClosedForLoad: number;
     /** Connections closed (GOAWAY) with no request open for the idle timeout, however often the client pinged. */
     connectionsClosedIdle: number;
+    /** Handshakes that resumed a session (a ticket). */
+    connectionsResumed: number;
+    /** Connections whose 0-RTT was accepted. */
+    earlyDataAccepted: number;
+    /** Requests that reached the handler in 0-RTT (with `early-data: 1`). */
+    requestsInEarlyData: number;
+    /** Requests that arrived in 0-RTT and waited for the handshake (not safe to replay). */
+    requestsHeldForHandshake: number;
   }
 
   interface Server<WebSocketData> {
@@ -104,6 +136,8 @@ declare module "bun" {
       /** The UDP port (equal to `port` unless `http1: false`). */
       readonly port: number;
       stats(): QuicServerStats;
+      /** New session-ticket keys (see `tls.ticketKeys`) for the next handshakes: put the new key first. */
+      setTicketKeys(keys: ArrayBufferView | ArrayBuffer): void;
     };
   }
 }
@@ -128,7 +162,10 @@ declare module "bun" {
   interface QuicConnectionStats {
     streamCount: number;
     isConnected: boolean;
+    /** The server accepted this connection's 0-RTT (or it is flowing now). */
     has0RTT: boolean;
+    /** The session was resumed from a ticket. */
+    resumed: boolean;
     bytesSent: number;
     bytesReceived: number;
     /** Smoothed round-trip time, milliseconds. */

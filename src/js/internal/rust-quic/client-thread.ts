@@ -185,12 +185,20 @@ export function addClientConfig(ca: string | undefined, identity: { cert: string
 }
 
 /** Connects to an IP literal; the connection's id, or 0 when it could not start. */
-export function connectClient(config: number, ip: Buffer, port: number, serverName: Buffer | null, verify: boolean, events: ThreadConnectionEvents): number {
+/** A connection started on the client thread: its id (0: it could not start), and
+ * whether it resumes an earlier session (its safe requests may go before the handshake). */
+export interface ClientConnection {
+  id: number;
+  resuming: boolean;
+}
+
+export function connectClient(config: number, ip: Buffer, port: number, serverName: Buffer | null, verify: boolean, events: ThreadConnectionEvents): ClientConnection {
   const id = newId();
-  if (quic().us_quic_client_thread_connect(clientThread(), config, id, ip, port, serverName, verify ? 1 : 0) !== 0) return 0;
+  const r = quic().us_quic_client_thread_connect(clientThread(), config, id, ip, port, serverName, verify ? 1 : 0);
+  if (r < 0) return { id: 0, resuming: false };
   connections.set(id, events);
   flushClient();
-  return id;
+  return { id, resuming: r === 1 };
 }
 
 /** Starts a request on connection `conn`: its id, or 0 when the connection is gone. */

@@ -18,6 +18,15 @@ export const CLIENT_EVENT_DATA = 5;
 export const CLIENT_EVENT_WRITABLE = 6;
 export const CLIENT_EVENT_REQUEST_CLOSED = 7;
 
+/** quic.h US_QUIC_EARLY_DATA_*: what us_quic_socket_context_set_early_data takes. */
+export const EARLY_DATA_OFF = 0;
+export const EARLY_DATA_SAFE = 1;
+export const EARLY_DATA_ALL = 2;
+
+/** The u64 fields of quic.h's out-structs: the BigUint64Arrays the engine fills. */
+export const CONTEXT_STATS_FIELDS = 18; // struct us_quic_context_stats_t
+export const SOCKET_INFO_FIELDS = 10; // struct us_quic_socket_info_t
+
 /** libusockets.h LIBUS_LISTEN_REUSE_PORT. */
 export const LISTEN_REUSE_PORT = 4;
 

@@ -76,6 +76,12 @@ test("the runtime's shared constants are the headers' and the engine's numbers",
   for (const file of ["quic.h", "quic_embed.h", "libusockets.h"]) {
     for (const m of src("packages", "bun-usockets", "src", file).matchAll(/^#define (\w+) (0x[0-9a-fA-F]+|\d+)\b/gm)) defines.set(m[1], Number(m[2]));
   }
+  // An out-struct of quic.h is u64 fields only: the engine writes that many into the runtime's array.
+  const u64Fields = (struct: string) => {
+    const body = src("packages", "bun-usockets", "src", "quic.h").match(new RegExp(`struct ${struct} \\{([^}]*)\\}`))?.[1];
+    const fields = body?.replace(/\/\*[\s\S]*?\*\//g, "").split(";").map(f => f.trim()).filter(Boolean);
+    return fields?.every(f => /^unsigned long long \w+$/.test(f)) ? fields.length : undefined;
+  };
   const codes = new Map<string, bigint>();
   for (const m of src("rust-quic", "src", "http3", "codes.rs").matchAll(/^pub const (\w+): u64 = (0x[0-9a-fA-F_]+|\d+);/gm)) {
     codes.set(m[1], BigInt(m[2].replace(/_/g, "")));
@@ -87,10 +93,12 @@ test("the runtime's shared constants are the headers' and the engine's numbers",
     HEADERS_WEBTRANSPORT: defines.get("US_QUIC_HEADERS_WEBTRANSPORT"),
     LISTEN_REUSE_PORT: defines.get("LIBUS_LISTEN_REUSE_PORT"),
     ECONNREFUSED: 111, // Linux
+    CONTEXT_STATS_FIELDS: u64Fields("us_quic_context_stats_t"),
+    SOCKET_INFO_FIELDS: u64Fields("us_quic_socket_info_t"),
   };
   for (const name of Object.keys(c)) {
     if (name.startsWith("H3_") || name.startsWith("SETTINGS_")) expected[name] = codes.get(name);
-    if (name.startsWith("CLIENT_EVENT_")) expected[name] = defines.get(`US_QUIC_${name}`);
+    if (name.startsWith("CLIENT_EVENT_") || name.startsWith("EARLY_DATA_")) expected[name] = defines.get(`US_QUIC_${name}`);
   }
   const actual = Object.fromEntries(Object.keys(expected).map(k => [k, (c as Record<string, unknown>)[k]]));
   expect(Object.values(expected).every(v => v !== undefined)).toBe(true);

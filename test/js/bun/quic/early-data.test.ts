@@ -1,0 +1,96 @@
+// Session resumption and 0-RTT between Bun.serve and fetch, both on rust-quic:
+// `tls.ticketKeys` (a restarted server takes its predecessor's tickets),
+// `h3EarlyData` (what 0-RTT may carry), `server.quic!.setTicketKeys`, and fetch
+// sending safe requests in 0-RTT when it holds a ticket.
+import { describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { tls } from "./harness";
+
+const insecure = { protocol: "http3", tls: { rejectUnauthorized: false } } as RequestInit;
+const urlOf = (port: number, path = "/") => `https://127.0.0.1:${port}${path}`;
+
+/** A server that reports, per request, whether it arrived in 0-RTT. */
+function serveOn(port: number, options: Record<string, unknown> = {}): any {
+  return Bun.serve({
+    ...options,
+    port,
+    h3: true,
+    http1: false,
+    tls: { ...tls, ...((options.tls as object) ?? {}) },
+    async fetch(req: Request) {
+      const body = req.method === "POST" ? await req.text() : "";
+      return new Response(`${req.method} ${req.headers.get("early-data") ?? "-"} ${body}`);
+    },
+  } as any);
+}
+
+/** One request on a server, which then stops (its connection closes: fetch keeps the ticket). */
+async function firstVisit(port: number, options: Record<string, unknown>) {
+  const server = serveOn(port, options);
+  expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
+  // Gracefully: GOAWAY, and the stop ends once fetch's side has closed (so the
+  // next request to the port does not go on the old connection).
+  await server.stop();
+  return server.port as number;
+}
+
+describe("0-RTT", () => {
+  test("wrong values are TypeErrors naming the option", () => {
+    const base = { port: 0, h3: true, tls, fetch: () => new Response("x") };
+    const attempt = (extra: object) => () => Bun.serve({ ...base, ...extra } as any);
+    const early = 'h3EarlyData must be true, false, "safe" or "all"';
+    expect(attempt({ h3EarlyData: "sometimes" })).toThrow(new TypeError(early));
+    expect(attempt({ h3EarlyData: 1 })).toThrow(new TypeError(early));
+    expect(attempt({ h3: false, h3EarlyData: true })).toThrow(new TypeError("h3EarlyData needs h3: true"));
+    const keys = "tls.ticketKeys must be a Buffer of 48 bytes per key (the first seals new tickets)";
+    expect(attempt({ tls: { ...tls, ticketKeys: Buffer.alloc(47) } })).toThrow(new TypeError(keys));
+    expect(attempt({ tls: { ...tls, ticketKeys: "secret" } })).toThrow(new TypeError(keys));
+    using server = Bun.serve({ ...base, http1: false } as any);
+    expect(() => server.quic!.setTicketKeys(Buffer.alloc(50))).toThrow(new TypeError("ticketKeys must be a Buffer of 48 bytes per key (the first seals new tickets)"));
+    server.quic!.setTicketKeys(randomBytes(96));
+  });
+
+  test("a restarted server with the same ticketKeys takes fetch's GET in 0-RTT and holds its POST for the handshake", async () => {
+    const ticketKeys = randomBytes(48);
+    const port = await firstVisit(0, { tls: { ticketKeys } });
+    await using again = serveOn(port, { tls: { ticketKeys } });
+    const [get, post] = await Promise.all([
+      fetch(urlOf(port, "/a"), insecure).then(r => r.text()),
+      fetch(urlOf(port, "/b"), { ...insecure, method: "POST", body: "payload" }).then(r => r.text()),
+    ]);
+    expect(get).toBe("GET 1 ");
+    expect(post).toBe("POST - payload");
+    const st = again.quic.stats();
+    expect(st.connectionsResumed).toBe(1);
+    expect(st.earlyDataAccepted).toBe(1);
+    expect(st.requestsInEarlyData).toBe(1);
+    // fetch sends a request with a body only after the handshake: nothing was held.
+    expect(st.requestsHeldForHandshake).toBe(0);
+  });
+
+  test("other ticket keys: a full handshake answers the same requests", async () => {
+    const port = await firstVisit(0, { tls: { ticketKeys: randomBytes(48) } });
+    await using again = serveOn(port, { tls: { ticketKeys: randomBytes(48) } });
+    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    const st = again.quic.stats();
+    expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([0, 0, 0]);
+  });
+
+  test("h3EarlyData: false resumes without 0-RTT", async () => {
+    const ticketKeys = randomBytes(48);
+    const port = await firstVisit(0, { tls: { ticketKeys }, h3EarlyData: false });
+    await using again = serveOn(port, { tls: { ticketKeys }, h3EarlyData: false });
+    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    const st = again.quic.stats();
+    expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([1, 0, 0]);
+  });
+
+  test("a ticket the server accepted 0-RTT for, now refused: the GET is sent again after the handshake", async () => {
+    const ticketKeys = randomBytes(48);
+    const port = await firstVisit(0, { tls: { ticketKeys } });
+    await using again = serveOn(port, { tls: { ticketKeys }, h3EarlyData: false });
+    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    const st = again.quic.stats();
+    expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([1, 0, 0]);
+  });
+});
