@@ -142,6 +142,8 @@ pub struct Settings {
     /// it can reset each other's connections.
     pub reset_key: Option<[u8; 32]>,
     pub early_data: EarlyData,
+    /// Servers: when new clients must first answer a Retry.
+    pub retry: crate::address_validation::RetryPolicy,
 }
 
 impl Default for Settings {
@@ -168,6 +170,7 @@ impl Default for Settings {
             keylog_path: crate::keylog::path_from_env(),
             reset_key: None,
             early_data: EarlyData::SafeMethods,
+            retry: crate::address_validation::RetryPolicy::AboveRate,
         }
     }
 }
@@ -203,6 +206,10 @@ pub struct Stats {
     pub requests_in_early_data: u64,
     /// Servers: requests that arrived in 0-RTT and waited for the handshake (not safe to replay).
     pub requests_held_for_handshake: u64,
+    /// Servers: Retry packets sent.
+    pub retries_sent: u64,
+    /// Servers: Initials whose token did not open.
+    pub invalid_tokens: u64,
 }
 
 pub struct Context {
@@ -219,6 +226,10 @@ pub struct Context {
     pub(crate) client_identity: Option<tls::Identity>,
     /// See `Settings::reset_key`; drawn at creation when not given.
     pub(crate) reset_key: [u8; 32],
+    /// Servers: what Retry tokens are sealed with (see address_validation.rs).
+    pub(crate) token_key: [u8; 32],
+    /// Servers: new connections admitted without a Retry, against `Limits::handshakes_per_second`.
+    pub(crate) handshakes: crate::limits::TokenBucket,
     /// Servers: what seals and opens session tickets (every TLS context built shares it).
     pub(crate) ticket_keys: std::sync::Arc<tls::TicketKeys>,
     /// Clients: the latest session ticket of each server, offered once by the next
@@ -337,6 +348,8 @@ impl Context {
             reset_key: settings.reset_key.unwrap_or_else(crate::cid::random_reset_key),
             resets: crate::limits::TokenBucket::new(),
             ticket_keys: std::sync::Arc::new(tls::TicketKeys::drawn()),
+            token_key: crate::cid::random_reset_key(),
+            handshakes: crate::limits::TokenBucket::new(),
             sessions: SessionCache::default(),
             role,
             settings,
@@ -447,6 +460,24 @@ impl Context {
         }
         self.settings.reset_key = Some(key);
         self.reset_key = key;
+        Ok(())
+    }
+
+    /// Servers: when new clients must answer a Retry first.
+    pub fn set_retry(&mut self, policy: crate::address_validation::RetryPolicy) -> Result<(), String> {
+        if self.role != Role::Server {
+            return Err("Retry is a server's".into());
+        }
+        self.settings.retry = policy;
+        Ok(())
+    }
+
+    /// Servers: the key Retry tokens are sealed with (shared by processes behind one address).
+    pub fn set_token_key(&mut self, key: [u8; 32]) -> Result<(), String> {
+        if self.role != Role::Server {
+            return Err("a token key is a server's".into());
+        }
+        self.token_key = key;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use usockets_sys as us;
 
+use crate::address_validation::RetryPolicy;
 use crate::client::{Connect, PendingConnect};
 use crate::context::{Context, EarlyData, Settings, Stats};
 use crate::edge;
@@ -1028,6 +1029,33 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ticket_keys(
 ) -> c_int {
     let Some(ctx) = ctx.as_mut() else { return -1 };
     ctx.set_ticket_keys(raw_bytes(keys, len)).map_or(-1, |()| 0)
+}
+
+/// `us_quic_socket_context_set_retry`: 0, or -1 (NULL, not a server, unknown mode).
+///
+/// # Safety
+/// `ctx` is NULL or a live context.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_retry(ctx: *mut Context, mode: c_int) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let policy = match mode {
+        0 => RetryPolicy::Never,
+        1 => RetryPolicy::Always,
+        2 => RetryPolicy::AboveRate,
+        _ => return -1,
+    };
+    ctx.set_retry(policy).map_or(-1, |()| 0)
+}
+
+/// `us_quic_socket_context_set_token_key`: 0, or -1 (NULL, not a server, not 32 bytes).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `key` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_token_key(ctx: *mut Context, key: *const u8, len: c_uint) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let Ok(key) = <[u8; 32]>::try_from(raw_bytes(key, len)) else { return -1 };
+    ctx.set_token_key(key).map_or(-1, |()| 0)
 }
 
 /// `us_quic_socket_context_get_limits`: the context's limits into `out`.

@@ -35,6 +35,7 @@
 //! callback, as quic.h promises. Callbacks may re-enter the engine through the
 //! C ABI; nothing is freed while an engine frame is on the stack.
 
+pub mod address_validation;
 pub mod cid;
 pub mod client;
 pub mod connection;

@@ -8,7 +8,9 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::time::SystemTime;
 
+use crate::address_validation::{self, RetryPolicy, Token};
 use crate::cid::{self, CidKey};
 use crate::context::{Context, Role};
 use crate::driver::SocketHandle;
@@ -146,6 +148,39 @@ unsafe fn stateless_reset(ctx: *mut Context, data: &[u8], from: SocketAddr) -> R
     Route::Reply { to: from, packets: vec![reset] }
 }
 
+/// Whether a new client without a token must answer a Retry first.
+///
+/// # Safety
+/// `ctx` is a live server context.
+unsafe fn needs_retry(ctx: *mut Context) -> bool {
+    match (*ctx).settings.retry {
+        RetryPolicy::Never => false,
+        RetryPolicy::Always => true,
+        RetryPolicy::AboveRate => {
+            !(*ctx).handshakes.take((*ctx).settings.limits.handshakes_per_second, std::time::Instant::now())
+        }
+    }
+}
+
+/// A Retry (RFC 9000 17.2.5) naming a new connection ID and carrying a token
+/// sealed for `from`; smaller than the Initial that drew it, and nothing kept.
+///
+/// # Safety
+/// `ctx` is a live server context.
+unsafe fn retry(ctx: *mut Context, header: &quiche::Header<'_>, from: SocketAddr) -> Route {
+    let new_cid = cid::random_cid();
+    let token = address_validation::seal(&(*ctx).token_key, from, &header.dcid, &new_cid, SystemTime::now());
+    let mut out = [0u8; 256];
+    let new_id = quiche::ConnectionId::from_ref(&new_cid);
+    match quiche::retry(&header.scid, &header.dcid, &new_id, &token, header.version, &mut out) {
+        Ok(n) => {
+            (*ctx).stats.retries_sent += 1;
+            Route::Reply { to: from, packets: vec![out[..n].to_vec()] }
+        }
+        Err(_) => Route::Dropped,
+    }
+}
+
 /// # Safety
 /// `ls` is a live listen socket.
 unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: SocketAddr) -> Route {
@@ -183,11 +218,35 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     {
         return Route::Dropped;
     }
-    let our_cid = cid::random_cid();
+    // Address validation (address_validation.rs): a token sealed for this
+    // address names the connection's first ID; without one, maybe a Retry.
+    let validated = match address_validation::open(
+        &(*ctx).token_key,
+        from,
+        header.token.as_deref().unwrap_or(&[]),
+        SystemTime::now(),
+    ) {
+        Token::Valid { original_dcid, retry_scid } if retry_scid == header.dcid[..] => Some(original_dcid),
+        Token::Absent => None,
+        Token::Valid { .. } | Token::Invalid => {
+            (*ctx).stats.invalid_tokens += 1;
+            None
+        }
+    };
+    if validated.is_none() && needs_retry(ctx) {
+        return retry(ctx, &header, from);
+    }
+    // After a Retry the client already uses the ID the Retry gave it.
+    let our_cid = match &validated {
+        Some(_) => header.dcid.to_vec(),
+        None => cid::random_cid().to_vec(),
+    };
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
     crate::context::aim_at(config, &(*ctx).settings, from);
     config.set_stateless_reset_token(Some(u128::from_be_bytes(cid::reset_token(&(*ctx).reset_key, &our_cid))));
-    let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), None, to, from, config) else {
+    let original = validated.as_deref().map(quiche::ConnectionId::from_ref);
+    let Ok(mut conn) = quiche::accept(&quiche::ConnectionId::from_ref(&our_cid), original.as_ref(), to, from, config)
+    else {
         return Route::Dropped;
     };
     (*ctx).log_keys_of(&mut conn);
@@ -203,9 +262,14 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     }
     let pc = adopt(ls, conn, from, to);
     (*pc).admitted_ip = Some(from.ip());
+    if validated.is_none() {
+        (*pc).amplification = crate::limits::AmplificationBudget::unvalidated(data.len());
+    }
     register_cid(ls, pc, CidKey::new(&our_cid).expect("CID_LEN fits"));
-    // The client keeps using its chosen DCID until it sees ours.
-    register_cid(ls, pc, dcid);
+    if validated.is_none() {
+        // The client keeps using its chosen DCID until it sees ours.
+        register_cid(ls, pc, dcid);
+    }
     (*ctx).stats.connections_accepted += 1;
     peer_context::mark_dirty(pc);
     Route::Connection
@@ -247,6 +311,7 @@ unsafe fn deliver(pc: *mut PeerContext, data: &mut [u8], from: SocketAddr, to: S
     if (*pc).finalized() {
         return Route::Ignored;
     }
+    (*pc).amplification.received(data.len());
     match (*pc).core.conn.recv(data, quiche::RecvInfo { from, to }) {
         Ok(_) => {
             (*pc).peer_addr = from;

@@ -105,6 +105,8 @@ pub struct PeerContext {
     pub resuming: bool,
     /// Clients: the first send started a handshake with 0-RTT (noted once).
     early_data_started: bool,
+    /// Servers: RFC 9000 8.1's limit until the client's address is validated.
+    pub(crate) amplification: crate::limits::AmplificationBudget,
 }
 
 crate::handles::owned_by_handle!(PeerContext, ConnectionHandle);
@@ -166,6 +168,7 @@ pub(crate) unsafe fn create(
         ticket_stored: false,
         resuming: false,
         early_data_started: false,
+        amplification: crate::limits::AmplificationBudget::default(),
     }));
     (*pc).core.handle = PeerContext::handle(pc);
     if is_server && is_h3(&*pc) {
@@ -245,6 +248,7 @@ pub(crate) unsafe fn service(pc: *mut PeerContext) {
     if (*pc).core.phase == Phase::Handshake && (*pc).core.conn.is_established() {
         just_established = true;
         (*pc).core.phase.handshake_finished(check_ip_identity(pc));
+        (*pc).amplification.validated();
         if (*pc).core.phase == Phase::Closing {
             return;
         }
@@ -1107,6 +1111,8 @@ pub(crate) unsafe fn poll_transmits(pc: *mut PeerContext, out: &mut Outbox) -> b
     loop {
         let Some(room) = out.room(mss) else { return true };
         match (*pc).core.conn.send(room) {
+            // Past the amplification budget: not sent (quiche retransmits it later).
+            Ok((n, _)) if !(*pc).amplification.send(n) => {}
             Ok((n, info)) => out.commit(info.to, n),
             Err(_) => return false,
         }

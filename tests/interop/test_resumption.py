@@ -109,3 +109,43 @@ def test_ngtcp2_resumes_and_sends_0rtt(tmp_path):
         assert body == b"early\n", log[-2000:]
     finally:
         s.stop()
+
+
+# ---- address validation: Retry (RFC 9000 8.1.2) ----
+
+def test_aioquic_answers_our_retry(tmp_path):
+    s = h3_server(tmp_path, 0, "--retry", "always")
+    try:
+        (tmp_path / "page.txt").write_bytes(b"validated\n")
+        out = tmp_path / "out"
+        out.mkdir()
+        qlog = tmp_path / "qlog"
+        qlog.mkdir()
+        argv = ["python3", str(AIOQUIC / "http3_client.py"), "--insecure", "--quic-log", str(qlog), "--output-dir",
+                str(out), f"https://127.0.0.1:{s.port}/page.txt"]
+        r = run(argv, timeout=60, cwd=str(AIOQUIC))
+        assert r.returncode == 0, r.stderr.decode(errors="replace")[-2000:]
+        assert (out / "page.txt").read_bytes() == b"validated\n"
+        events = "".join(f.read_text() for f in qlog.iterdir())
+        assert '"packet_type": "retry"' in events, "aioquic's qlog shows the Retry it answered"
+
+    finally:
+        s.stop()
+
+
+def test_ngtcp2_answers_our_retry(tmp_path):
+    s = h3_server(tmp_path, 0, "--retry", "always")
+    try:
+        (tmp_path / "page.txt").write_bytes(b"validated\n")
+        out = tmp_path / "out"
+        out.mkdir()
+        argv = ["gtlsclient", "--exit-on-all-streams-close", "--timeout=20s", "--download", str(out),
+                "127.0.0.1", str(s.port), f"https://127.0.0.1:{s.port}/page.txt"]
+        r = run(argv, timeout=60)
+        log = (r.stdout + r.stderr).decode(errors="replace")
+        assert r.returncode == 0, log[-2000:]
+        assert (out / "page.txt").read_bytes() == b"validated\n"
+        assert "type=Retry" in log, "ngtcp2 logged the Retry it answered"
+        assert "retry_source_connection_id" in log, "and checked the server's transport parameter"
+    finally:
+        s.stop()

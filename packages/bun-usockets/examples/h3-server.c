@@ -8,6 +8,8 @@
  *             [--ticket-keys HEX]   (session-ticket keys, 96 hex digits each, the first
  *                                    sealing: a restart with them resumes old sessions)
  *             [--early-data off|safe|all]   (what 0-RTT may carry; default safe)
+ *             [--retry never|always|auto]   (address validation; default auto:
+ *                                    only while handshakes exceed the limits' rate)
  *
  * `/early-data` answers "early" to a request that arrived in 0-RTT (the engine
  * marked it `early-data: 1`) and "after-handshake" to any other.
@@ -39,7 +41,7 @@ struct request {
 };
 
 static const char *root_dir = ".";
-static const char *reset_key_hex, *ticket_keys_hex, *early_data_mode;
+static const char *reset_key_hex, *ticket_keys_hex, *early_data_mode, *retry_mode;
 static char root_real[PATH_MAX];
 static struct us_loop_t *loop;
 static us_quic_socket_context_t *ctx;
@@ -250,7 +252,7 @@ static void on_signal(int sig) {
 
 static void usage(void) {
     fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n"
-                    "                 [--ticket-keys HEX96...] [--early-data off|safe|all]\n");
+                    "                 [--ticket-keys HEX96...] [--early-data off|safe|all] [--retry never|always|auto]\n");
     exit(2);
 }
 
@@ -279,6 +281,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reset-key") && v) reset_key_hex = v, i++;
         else if (!strcmp(a, "--ticket-keys") && v) ticket_keys_hex = v, i++;
         else if (!strcmp(a, "--early-data") && v) early_data_mode = v, i++;
+        else if (!strcmp(a, "--retry") && v) retry_mode = v, i++;
         else usage();
     }
     if (!cert || !key || port < 0 || port > 65535) usage();
@@ -313,6 +316,13 @@ int main(int argc, char **argv) {
                    : !strcmp(early_data_mode, "all")  ? US_QUIC_EARLY_DATA_ALL
                                                       : -1;
         if (us_quic_socket_context_set_early_data(ctx, mode) != 0) usage();
+    }
+    if (retry_mode) {
+        int mode = !strcmp(retry_mode, "never")    ? US_QUIC_RETRY_NEVER
+                   : !strcmp(retry_mode, "always") ? US_QUIC_RETRY_ALWAYS
+                   : !strcmp(retry_mode, "auto")   ? US_QUIC_RETRY_ABOVE_RATE
+                                                   : -1;
+        if (us_quic_socket_context_set_retry(ctx, mode) != 0) usage();
     }
     us_quic_socket_context_on_stream_open(ctx, on_stream_open);
     us_quic_socket_context_on_stream_headers(ctx, on_stream_headers);

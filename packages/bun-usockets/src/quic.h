@@ -316,6 +316,21 @@ int us_quic_socket_context_set_early_data(us_quic_socket_context_t *ctx, int mod
  * other's sessions. Without this a context draws its own, replaced every 12 hours.
  * Applies to the next handshake. 0, or -1 (not a server, bad length). */
 int us_quic_socket_context_set_ticket_keys(us_quic_socket_context_t *ctx, const unsigned char *keys, unsigned int len);
+/* Extension. Address validation (RFC 9000 8.1.2): when a new client must first echo a
+ * Retry token sealed for its address (one more round trip) before the server spends
+ * a handshake on it. US_QUIC_RETRY_NEVER; US_QUIC_RETRY_ALWAYS; US_QUIC_RETRY_ABOVE_RATE
+ * (the default): while new connections arrive faster than the limits'
+ * handshakes_per_second. Until validated, quiche sends a client at most three times
+ * the bytes it received. Tokens last 10 s and are bound to the client's address and
+ * port. 0, or -1 (not a server, unknown mode). */
+#define US_QUIC_RETRY_NEVER 0
+#define US_QUIC_RETRY_ALWAYS 1
+#define US_QUIC_RETRY_ABOVE_RATE 2
+int us_quic_socket_context_set_retry(us_quic_socket_context_t *ctx, int mode);
+/* Extension. The 32-byte key Retry tokens are sealed with (AES-256-GCM); random per
+ * context unless set, so processes behind one address share it. 0, or -1 (not a
+ * server, len is not 32). */
+int us_quic_socket_context_set_token_key(us_quic_socket_context_t *ctx, const unsigned char *key, unsigned int len);
 /* Extension. Limits that bound what one client can cost a server; 0 turns a
  * limit off. A request past a deadline gets 408; a connection past a rate or the stall count is
  * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with
@@ -345,6 +360,10 @@ typedef struct us_quic_limits_t {
     /* Fields of a request head (pseudo-headers included) past which it gets 431.
      * Default 200, as Bun's own server. */
     unsigned int max_header_fields;
+    /* New connections per second (burst as many again) past which clients must
+     * first prove their address with a Retry round trip (see
+     * us_quic_socket_context_set_retry); 0: no Retry for load. Default 5000. */
+    unsigned int handshakes_per_second;
 } us_quic_limits_t;
 /* The context's limits into *out. 0 or -1. */
 int us_quic_socket_context_get_limits(us_quic_socket_context_t *ctx, us_quic_limits_t *out);
@@ -436,6 +455,10 @@ struct us_quic_context_stats_t {
     unsigned long long requests_in_early_data;
     /* Servers: requests that arrived in 0-RTT and waited for the handshake. */
     unsigned long long requests_held_for_handshake;
+    /* Servers: Retry packets sent (address validation). */
+    unsigned long long retries_sent;
+    /* Servers: Initials whose token did not open (forged, expired, another address or key). */
+    unsigned long long invalid_tokens;
 };
 void us_quic_socket_context_stats(us_quic_socket_context_t *ctx, struct us_quic_context_stats_t *out);
 

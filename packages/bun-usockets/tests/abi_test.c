@@ -573,6 +573,10 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_ticket_keys(server, ticket_keys, sizeof ticket_keys) == 0);
     CHECK(us_quic_socket_context_set_early_data(server, 3) == -1);
     CHECK(us_quic_socket_context_set_early_data(server, US_QUIC_EARLY_DATA_SAFE) == 0);
+    CHECK(us_quic_socket_context_set_retry(server, 5) == -1);
+    CHECK(us_quic_socket_context_set_retry(server, US_QUIC_RETRY_ALWAYS) == 0); /* this test's client answers a Retry */
+    CHECK(us_quic_socket_context_set_token_key(server, reset_key, 31) == -1);
+    CHECK(us_quic_socket_context_set_token_key(server, reset_key, sizeof reset_key) == 0);
     install(server);
     listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
     CHECK(listener != NULL);
@@ -590,6 +594,8 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_reset_key(client, (const unsigned char *)"0123456789abcdef0123456789abcdef", 32) == -1); /* a server's */
     CHECK(us_quic_socket_context_set_ticket_keys(client, ticket_keys, 48) == -1); /* a server's */
     CHECK(us_quic_socket_context_set_early_data(client, US_QUIC_EARLY_DATA_ALL) == 0);
+    CHECK(us_quic_socket_context_set_retry(client, US_QUIC_RETRY_NEVER) == -1); /* a server's */
+    CHECK(us_quic_socket_context_set_token_key(client, reset_key, sizeof reset_key) == -1);
     install(client);
     us_quic_socket_context_on_datagram(client, NULL);
     /* Raw-QUIC settings on a scratch context (the HTTP/3 test keeps its own). */
@@ -679,6 +685,7 @@ int main(int argc, char **argv) {
     CHECK(st.bytes_sent > 0 && st.packets_received > 0);
     CHECK(st.connections_resumed == 0 && st.early_data_accepted == 0); /* one connection, no ticket before it */
     CHECK(st.requests_in_early_data == 0 && st.requests_held_for_handshake == 0);
+    CHECK(st.retries_sent == 1 && st.invalid_tokens == 0);
 
     CHECK(dead_hsk == 0 && dead_errno == ECONNREFUSED);
     us_quic_socket_context_free(dead);

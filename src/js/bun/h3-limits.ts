@@ -15,6 +15,7 @@ const FIELDS: ReadonlyArray<readonly [keyof H3Limits, boolean]> = [
   ["connectionsPerAddress", false],
   ["maxConnections", false],
   ["maxHeaderFields", false],
+  ["handshakesPerSecond", false],
 ];
 const U32_MAX = 0xffff_ffff;
 

@@ -12,7 +12,7 @@ import { errorPage } from "./error-page";
 import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/streams";
 import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { serverContext, type TlsInput } from "../internal/rust-quic/tls";
-import { applyEarlyData, applyTicketKeys, type H3EarlyData } from "./early-data";
+import { applyEarlyData, applyRetry, applyTicketKeys, type H3EarlyData } from "./handshake-options";
 import { cString } from "../internal/rust-quic/bytes";
 import { WTRouter } from "../internal/rust-quic/wt-router";
 import { WTSession } from "../internal/rust-quic/wt-session";
@@ -88,6 +88,7 @@ export interface H3Options {
   idleTimeout?: number;
   h3Limits?: H3Limits;
   h3EarlyData?: H3EarlyData;
+  h3ValidateAddress?: boolean;
 }
 
 export type QuicStats = import("bun").QuicServerStats;
@@ -132,6 +133,7 @@ export class H3Listener {
     try {
       applyH3Limits(this.ctx, options.h3Limits);
       applyEarlyData(this.ctx, options.h3EarlyData);
+      applyRetry(this.ctx, options.h3ValidateAddress);
       if (main.ticketKeys !== undefined) applyTicketKeys(this.ctx, main.ticketKeys, "tls.ticketKeys");
     } catch (err) {
       lib.us_quic_socket_context_free(this.ctx);
@@ -532,6 +534,8 @@ export class H3Listener {
       earlyDataAccepted: Number(raw[15]),
       requestsInEarlyData: Number(raw[16]),
       requestsHeldForHandshake: Number(raw[17]),
+      retriesSent: Number(raw[18]),
+      invalidTokens: Number(raw[19]),
     };
   }
 

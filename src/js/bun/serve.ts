@@ -8,7 +8,7 @@ import { Router, withHeader, type RouteValue } from "./router";
 
 import { nativeServe } from "./native-serve";
 import { validateH3Limits } from "./h3-limits";
-import { earlyDataMode, ticketKeyBytes } from "./early-data";
+import { earlyDataMode, retryMode, ticketKeyBytes } from "./handshake-options";
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
@@ -54,6 +54,7 @@ function validate(options: any) {
   validateWebTransport(options.webtransport);
   validateH3Limits(options.h3Limits);
   earlyDataMode(options.h3EarlyData);
+  retryMode(options.h3ValidateAddress);
   if (tls.ticketKeys !== undefined) ticketKeyBytes(tls.ticketKeys, "tls.ticketKeys");
   return true;
 }
@@ -140,19 +141,20 @@ export function serve(options: any): any {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
     if (options?.h3Limits !== undefined) throw new TypeError("h3Limits needs h3: true");
     if (options?.h3EarlyData !== undefined) throw new TypeError("h3EarlyData needs h3: true");
+    if (options?.h3ValidateAddress !== undefined) throw new TypeError("h3ValidateAddress needs h3: true");
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, h3EarlyData, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, h3EarlyData, h3ValidateAddress, ...rest } = options;
   const http1 = http1Option === undefined || !!http1Option;
   const tls = rest.tls;
   let handlers = handlersOf(options);
   let proxy: any;
   let listener: H3Listener;
-  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits, h3EarlyData });
+  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits, h3EarlyData, h3ValidateAddress });
   if (!http1) {
     try {
       listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);
@@ -198,7 +200,7 @@ export function serve(options: any): any {
   const overrides: Record<PropertyKey, unknown> = {
     stop,
     reload: (next: any) => {
-      const { h3: _a, http3: _b, http1: _c, webtransport, h3Limits: _limits, h3EarlyData: _early, ...nextRest } = next ?? {};
+      const { h3: _a, http3: _b, http1: _c, webtransport, h3Limits: _limits, h3EarlyData: _early, h3ValidateAddress: _validate, ...nextRest } = next ?? {};
       validateWebTransport(webtransport);
       handlers = handlersOf(next ?? {}, handlers);
       listener.reload(handlers);

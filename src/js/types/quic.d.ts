@@ -28,6 +28,13 @@ declare module "bun" {
        * @default "safe"
        */
       h3EarlyData?: H3EarlyData;
+      /**
+       * Address validation (RFC 9000 8.1.2): `true` makes every new client answer a
+       * Retry (one more round trip) before the server spends a handshake on it;
+       * `false` never does. Unset: only while new connections arrive faster than
+       * `h3Limits.handshakesPerSecond`.
+       */
+      h3ValidateAddress?: boolean;
     }
   }
 
@@ -65,6 +72,8 @@ declare module "bun" {
     maxConnections?: number;
     /** Fields in a request head (pseudo-headers included) past which it gets 431. @default 200 */
     maxHeaderFields?: number;
+    /** New connections per second (bursts of twice that) past which clients must first prove their address with a Retry round trip. 0: never for load. @default 5000 */
+    handshakesPerSecond?: number;
   }
 
   /** A WebTransport session on the server (the W3C session API plus `data` and `sendDatagram`). */
@@ -121,6 +130,10 @@ declare module "bun" {
     requestsInEarlyData: number;
     /** Requests that arrived in 0-RTT and waited for the handshake (not safe to replay). */
     requestsHeldForHandshake: number;
+    /** Retry packets sent: new clients asked to prove their address (`h3Limits.handshakesPerSecond`, `h3ValidateAddress`). */
+    retriesSent: number;
+    /** Initials whose address-validation token did not open (forged, expired, another address). */
+    invalidTokens: number;
   }
 
   interface Server<WebSocketData> {

@@ -23,8 +23,13 @@ export const EARLY_DATA_OFF = 0;
 export const EARLY_DATA_SAFE = 1;
 export const EARLY_DATA_ALL = 2;
 
+/** quic.h US_QUIC_RETRY_*: what us_quic_socket_context_set_retry takes. */
+export const RETRY_NEVER = 0;
+export const RETRY_ALWAYS = 1;
+export const RETRY_ABOVE_RATE = 2;
+
 /** The u64 fields of quic.h's out-structs: the BigUint64Arrays the engine fills. */
-export const CONTEXT_STATS_FIELDS = 18; // struct us_quic_context_stats_t
+export const CONTEXT_STATS_FIELDS = 20; // struct us_quic_context_stats_t
 export const SOCKET_INFO_FIELDS = 10; // struct us_quic_socket_info_t
 
 /** libusockets.h LIBUS_LISTEN_REUSE_PORT. */

@@ -98,7 +98,7 @@ test("the runtime's shared constants are the headers' and the engine's numbers",
   };
   for (const name of Object.keys(c)) {
     if (name.startsWith("H3_") || name.startsWith("SETTINGS_")) expected[name] = codes.get(name);
-    if (name.startsWith("CLIENT_EVENT_") || name.startsWith("EARLY_DATA_")) expected[name] = defines.get(`US_QUIC_${name}`);
+    if (name.startsWith("CLIENT_EVENT_") || name.startsWith("EARLY_DATA_") || name.startsWith("RETRY_")) expected[name] = defines.get(`US_QUIC_${name}`);
   }
   const actual = Object.fromEntries(Object.keys(expected).map(k => [k, (c as Record<string, unknown>)[k]]));
   expect(Object.values(expected).every(v => v !== undefined)).toBe(true);

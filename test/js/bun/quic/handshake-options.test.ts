@@ -94,3 +94,26 @@ describe("0-RTT", () => {
     expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([1, 0, 0]);
   });
 });
+
+describe("address validation", () => {
+  test("wrong values are TypeErrors naming the option", () => {
+    const base = { port: 0, h3: true, tls, fetch: () => new Response("x") };
+    const attempt = (extra: object) => () => Bun.serve({ ...base, ...extra } as any);
+    expect(attempt({ h3ValidateAddress: "yes" })).toThrow(new TypeError("h3ValidateAddress must be a boolean"));
+    expect(attempt({ h3: false, h3ValidateAddress: true })).toThrow(new TypeError("h3ValidateAddress needs h3: true"));
+    expect(attempt({ h3Limits: { handshakesPerSecond: -1 } })).toThrow(new TypeError("h3Limits.handshakesPerSecond must be a non-negative integer"));
+  });
+
+  test("h3ValidateAddress: true makes fetch answer a Retry first, and the request is served", async () => {
+    await using server = serveOn(0, { h3ValidateAddress: true });
+    expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
+    const st = server.quic.stats();
+    expect([st.retriesSent, st.connectionsAccepted, st.invalidTokens]).toEqual([1, 1, 0]);
+  });
+
+  test("by default no Retry below the handshake rate", async () => {
+    await using server = serveOn(0);
+    expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
+    expect(server.quic.stats().retriesSent).toBe(0);
+  });
+});
