@@ -463,6 +463,16 @@ impl Context {
         Ok(())
     }
 
+    /// Clients: a ticket (from `quiche::Connection::session`, maybe of another
+    /// process) for the next connection to `server_name` and `port` that verifies as `verify`.
+    pub fn add_session(&mut self, server_name: &str, port: u16, verify: bool, ticket: &[u8]) -> Result<(), String> {
+        if self.role != Role::Client || ticket.is_empty() {
+            return Err("a session ticket is a client's, and not empty".into());
+        }
+        self.sessions.store((server_name.to_string(), port, verify), ticket);
+        Ok(())
+    }
+
     /// Servers: when new clients must answer a Retry first.
     pub fn set_retry(&mut self, policy: crate::address_validation::RetryPolicy) -> Result<(), String> {
         if self.role != Role::Server {

@@ -1031,6 +1031,38 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ticket_keys(
     ctx.set_ticket_keys(raw_bytes(keys, len)).map_or(-1, |()| 0)
 }
 
+/// `us_quic_socket_context_add_session`: 0, or -1 (NULL, not a client, empty ticket, bad name).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `server_name` is NULL or a NUL-terminated
+/// string; `ticket` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_add_session(
+    ctx: *mut Context,
+    server_name: *const c_char,
+    port: c_int,
+    verify: c_int,
+    ticket: *const u8,
+    len: c_uint,
+) -> c_int {
+    let (Some(ctx), Some(name), Ok(port)) = (ctx.as_mut(), cstr(server_name), u16::try_from(port)) else { return -1 };
+    ctx.add_session(name, port, verify != 0, raw_bytes(ticket, len)).map_or(-1, |()| 0)
+}
+
+/// `us_quic_socket_session`: the ticket's length (copied when it fits), or -1.
+///
+/// # Safety
+/// `s` is NULL or a live connection; `buf` is NULL or points to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_session(s: *mut PeerContext, buf: *mut u8, len: c_uint) -> c_int {
+    let Some(pc) = s.as_ref() else { return -1 };
+    let ticket = pc.core.conn.session().unwrap_or(&[]);
+    if !buf.is_null() && ticket.len() <= len as usize {
+        std::ptr::copy_nonoverlapping(ticket.as_ptr(), buf, ticket.len());
+    }
+    ticket.len() as c_int
+}
+
 /// `us_quic_socket_context_set_retry`: 0, or -1 (NULL, not a server, unknown mode).
 ///
 /// # Safety

@@ -316,6 +316,17 @@ int us_quic_socket_context_set_early_data(us_quic_socket_context_t *ctx, int mod
  * other's sessions. Without this a context draws its own, replaced every 12 hours.
  * Applies to the next handshake. 0, or -1 (not a server, bad length). */
 int us_quic_socket_context_set_ticket_keys(us_quic_socket_context_t *ctx, const unsigned char *keys, unsigned int len);
+/* Extension. Clients: the session ticket (from us_quic_socket_session, maybe of another
+ * process) the next connection to server_name (its SNI, or the IP literal connected to)
+ * and port offers, as if an earlier connection had left it; verify as that connection
+ * will pass it (a ticket is offered only to connections that verify alike). 0, or -1
+ * (not a client, empty ticket). */
+int us_quic_socket_context_add_session(us_quic_socket_context_t *ctx, const char *server_name, int port, int verify,
+    const unsigned char *ticket, unsigned int len);
+/* Extension. Clients: the connection's latest session ticket (quiche's serialized
+ * session and the server's transport parameters), copied into buf when it fits; its
+ * length (0: none yet, the server sends one after the handshake), or -1 (NULL). */
+int us_quic_socket_session(us_quic_socket_t *s, unsigned char *buf, unsigned int len);
 /* Extension. Address validation (RFC 9000 8.1.2): when a new client must first echo a
  * Retry token sealed for its address (one more round trip) before the server spends
  * a handshake on it. US_QUIC_RETRY_NEVER; US_QUIC_RETRY_ALWAYS; US_QUIC_RETRY_ABOVE_RATE

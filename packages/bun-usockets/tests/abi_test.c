@@ -132,7 +132,16 @@ static void on_close(us_quic_socket_t *s) {
         client_conn = NULL;
         CHECK(us_quic_socket_close_error(s, &code, &app) == 1);
         CHECK(code == 0x100 && app == 1);
+        /* The server's ticket arrived after the handshake: it resumes a later connection. */
+        unsigned char ticket[4096];
+        int ticket_len = us_quic_socket_session(s, NULL, 0);
+        CHECK(ticket_len > 32 && ticket_len <= (int)sizeof ticket);
+        CHECK(us_quic_socket_session(s, ticket, sizeof ticket) == ticket_len);
+        CHECK(us_quic_socket_context_add_session(client, "example.test", 443, 1, ticket, (unsigned)ticket_len) == 0);
+        CHECK(us_quic_socket_context_add_session(client, "example.test", 443, 1, ticket, 0) == -1); /* empty */
+        CHECK(us_quic_socket_context_add_session(server, "example.test", 443, 1, ticket, (unsigned)ticket_len) == -1); /* a client's */
     }
+    CHECK(us_quic_socket_session(NULL, NULL, 0) == -1);
     us_quic_socket_close(s); /* closing a closed connection is harmless */
     us_quic_socket_close_with_error(s, 7, "again", 5);
 }

@@ -6,7 +6,7 @@ import { isIP } from "node:net";
 import { clientIdentity, pemText, serverContext, verifiesPeer, type TlsInput } from "../internal/rust-quic/tls";
 import { ref, scheduleFlush, unref } from "../internal/rust-quic/loop";
 import { handle, quic } from "../internal/rust-quic/binding";
-import { ECONNREFUSED, SOCKET_INFO_FIELDS } from "../internal/rust-quic/constants";
+import { EARLY_DATA_ALL, EARLY_DATA_OFF, ECONNREFUSED, SOCKET_INFO_FIELDS } from "../internal/rust-quic/constants";
 import { bytesOf, cString } from "../internal/rust-quic/bytes";
 import { Endpoint, type ConnectionEvents, type StreamEvents } from "../internal/rust-quic/endpoint";
 import { clientEndpoint, dial } from "../internal/rust-quic/client-pool";
@@ -33,6 +33,10 @@ export interface QuicOptions {
   idleTimeout?: number;
   maxStreams?: number;
   datagrams?: boolean;
+  /** Client: a session ticket from an earlier connection's `getSession()` to resume (maybe of another process). */
+  session?: ArrayBufferView;
+  /** Server: accept 0-RTT (early data) from resuming clients; anything it carries can be replayed. */
+  earlyData?: boolean;
   open?(socket: QuicServer | QuicConnection): void;
   connection?(conn: QuicConnection): void;
   message?(conn: QuicConnection, data: Buffer): void;
@@ -78,6 +82,14 @@ function validate(o: any): QuicOptions {
   if (isServer && (!o.tls || o.tls.cert === undefined || o.tls.key === undefined)) throw new TypeError("tls.cert and tls.key are required for a QUIC server");
   if (o.tls?.requestCert !== undefined && typeof o.tls.requestCert !== "boolean") throw new TypeError("tls.requestCert must be a boolean");
   if (!isServer && o.tls?.requestCert !== undefined) throw new TypeError("tls.requestCert is for a QUIC server");
+  if (o.session !== undefined) {
+    if (isServer) throw new TypeError("session is for a QUIC client");
+    if (!ArrayBuffer.isView(o.session) || o.session.byteLength === 0) throw new TypeError("session must be a Buffer (from getSession())");
+  }
+  if (o.earlyData !== undefined) {
+    if (!isServer) throw new TypeError("earlyData is for a QUIC server (Bun.quic clients resume without sending 0-RTT)");
+    if (typeof o.earlyData !== "boolean") throw new TypeError("earlyData must be a boolean");
+  }
   return o;
 }
 
@@ -172,6 +184,16 @@ export class QuicConnection {
     return len[0] === 4 ? [...buf.subarray(0, 4)].join(".") : len[0] === 16 ? Buffer.from(buf).toString("hex").replace(/(.{4})(?!$)/g, "$1:") : "";
   }
 
+  /** Client: the latest session ticket the server sent (after the handshake), for `session` on a later connection. */
+  getSession(): Buffer | undefined {
+    if (!this.ptr || this.isServer) return undefined;
+    const len = quic().us_quic_socket_session(this.ptr, null, 0);
+    if (len <= 0) return undefined;
+    const out = Buffer.alloc(len);
+    quic().us_quic_socket_session(this.ptr, out, len);
+    return out;
+  }
+
   get stats() {
     if (this.ptr) quic().us_quic_socket_info(this.ptr, this.info);
     const i = this.info;
@@ -249,6 +271,7 @@ function configure(ctx: Pointer, options: QuicOptions) {
   const max = options.maxStreams ?? 100;
   lib.us_quic_socket_context_set_max_streams(ctx, max, max);
   lib.us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
+  if (options.server) lib.us_quic_socket_context_set_early_data(ctx, options.earlyData ? EARLY_DATA_ALL : EARLY_DATA_OFF);
 }
 
 /** The ALPN protocol list in TLS wire form (length-prefixed names). */
@@ -385,6 +408,12 @@ export class QuicClient extends QuicSide {
     this.connection = new QuicConnection(null, false, this);
     ref(); // until the connection is gone
     const to = { host, port: options.port!, serverName: options.tls?.serverName, verify: verifiesPeer(options.tls?.rejectUnauthorized) };
+    if (options.session) {
+      // Offered by the connection dialled next to this server name (or address) and port.
+      const t = options.session;
+      const ticket = new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
+      quic().us_quic_socket_context_add_session(endpoint.ctx, cString(to.serverName ?? host), to.port, to.verify ? 1 : 0, ticket, ticket.byteLength);
+    }
     dial(endpoint, to, this.eventsFor(this.connection), message => quicError(message, "ECONNREFUSED")).then(
       c => {
         this.connection.ptr = c;

@@ -201,6 +201,8 @@ declare module "bun" {
     /** true when queued, false when the queue is full; throws RangeError when too large. */
     sendDatagram(data: QuicData): boolean;
     close(errorCode?: number, reason?: string): void;
+    /** Client: the latest session ticket the server sent (after the handshake), for a later connection's `session`. */
+    getSession(): Buffer | undefined;
   }
 
   interface QuicServer {
@@ -235,6 +237,10 @@ declare module "bun" {
     maxStreams?: number;
     /** QUIC DATAGRAM (RFC 9221). @default false */
     datagrams?: boolean;
+    /** Client: a session ticket from an earlier connection's `getSession()` (maybe of another process) to resume. */
+    session?: ArrayBufferView;
+    /** Server: accept 0-RTT from resuming clients (it can be replayed: only for idempotent protocols). @default false */
+    earlyData?: boolean;
     open?(socket: any): void;
     connection?(conn: QuicConnection): void;
     message?(conn: QuicConnection, data: Buffer): void;

@@ -360,6 +360,40 @@ describe("Bun.quic", () => {
     expect(() => quic({ server: true, tls: { ...tls, requestCert: "yes" } })).toThrow(/tls\.requestCert/);
     expect(() => quic({ hostname: "127.0.0.1", port: 1, tls: { requestCert: true } })).toThrow(/tls\.requestCert/);
     expect(() => quic({ hostname: "127.0.0.1", port: 1, tls: { cert: "x" } })).toThrow(/tls\.cert and tls\.key/);
+    expect(() => quic({ server: true, tls, session: Buffer.from("x") })).toThrow(new TypeError("session is for a QUIC client"));
+    expect(() => quic({ hostname: "127.0.0.1", port: 1, session: "ticket" })).toThrow(new TypeError("session must be a Buffer (from getSession())"));
+    expect(() => quic({ server: true, tls, earlyData: 1 })).toThrow(new TypeError("earlyData must be a boolean"));
+    expect(() => quic({ hostname: "127.0.0.1", port: 1, earlyData: true })).toThrow(/^earlyData is for a QUIC server/);
+  });
+
+  test("a session ticket from getSession() resumes a later connection (given as `session`)", async () => {
+    const server = echoServer();
+    const streams = new Map();
+    // Each client below has its own idleTimeout, so its own engine context: no
+    // ticket is shared between them but the one passed as `session`.
+    const first = await connect(server.port, { ...clientHandlers(streams), idleTimeout: 20_001 });
+    let ticket: Buffer | undefined;
+    try {
+      expect((await roundTrip(first, Buffer.from("one"), streams)).toString()).toBe("one");
+      ticket = first.getSession(); // the server's ticket came with the handshake's last flight
+      expect(ticket?.byteLength).toBeGreaterThan(32);
+      expect(first.stats.resumed).toBe(false);
+    } finally {
+      first.close();
+    }
+    const resumed = await connect(server.port, { ...clientHandlers(streams), idleTimeout: 20_002, session: ticket });
+    const fresh = await connect(server.port, { ...clientHandlers(streams), idleTimeout: 20_003 });
+    try {
+      expect((await roundTrip(resumed, Buffer.from("two"), streams)).toString()).toBe("two");
+      expect(resumed.stats.resumed).toBe(true);
+      expect(resumed.stats.has0RTT).toBe(false); // no earlyData on the server
+      expect(fresh.stats.resumed).toBe(false);
+      expect(server.connections.find((c: any) => c.stats.resumed)).toBeDefined();
+    } finally {
+      resumed.close();
+      fresh.close();
+      server.close();
+    }
   });
 });
 
