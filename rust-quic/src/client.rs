@@ -92,7 +92,7 @@ pub unsafe fn start(
         };
         match quiche::connect(sni, &quiche::ConnectionId::from_ref(&cid), local, peer, config) {
             Ok(mut c) => {
-                (*ctx).log_keys_of(&mut c);
+                (*ctx).attach_diagnostics(&mut c);
                 c
             }
             Err(e) => {

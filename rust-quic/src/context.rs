@@ -137,6 +137,8 @@ pub struct Settings {
     /// Where the TLS secrets of this context's connections are logged (NSS key
     /// log format); by default `$SSLKEYLOGFILE` when the context is made.
     pub keylog_path: Option<std::path::PathBuf>,
+    /// Where each connection's qlog goes (qlog.rs); by default `$QLOGDIR` when the context is made.
+    pub qlog_dir: Option<std::path::PathBuf>,
     /// Servers: the key stateless reset tokens are derived from (RFC 9000 10.3.2);
     /// random per context when None. Processes, or a restarted server, that share
     /// it can reset each other's connections.
@@ -168,6 +170,7 @@ impl Default for Settings {
             initial_max_data: 16 * 1024 * 1024,
             initial_max_stream_data: 2 * 1024 * 1024,
             keylog_path: crate::keylog::path_from_env(),
+            qlog_dir: crate::qlog::dir_from_env(),
             reset_key: None,
             early_data: EarlyData::SafeMethods,
             retry: crate::address_validation::RetryPolicy::AboveRate,
@@ -641,11 +644,20 @@ impl Context {
         Ok(config)
     }
 
-    /// Logs `conn`'s secrets when this context keeps a key log.
-    pub(crate) fn log_keys_of(&self, conn: &mut quiche::Connection) {
+    /// A new connection's diagnostics: its secrets to the key log, its events
+    /// to a qlog, when this context keeps them.
+    pub(crate) fn attach_diagnostics(&self, conn: &mut quiche::Connection) {
         if let Some(log) = &self.keylog {
             conn.set_keylog(log.writer());
         }
+        if let Some(dir) = &self.settings.qlog_dir {
+            crate::qlog::attach(conn, dir);
+        }
+    }
+
+    /// Where new connections' qlogs go (None: none).
+    pub fn set_qlog_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.settings.qlog_dir = dir;
     }
 
     /// True while an engine frame of this context (and so maybe a callback) runs.

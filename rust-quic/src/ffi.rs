@@ -1031,6 +1031,17 @@ pub unsafe extern "C" fn us_quic_socket_context_set_ticket_keys(
     ctx.set_ticket_keys(raw_bytes(keys, len)).map_or(-1, |()| 0)
 }
 
+/// `us_quic_socket_context_set_qlog_dir`: 0, or -1 (NULL context).
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `dir` is NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_qlog_dir(ctx: *mut Context, dir: *const c_char) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    ctx.set_qlog_dir(cstr(dir).map(std::path::PathBuf::from));
+    0
+}
+
 /// `us_quic_socket_context_add_session`: 0, or -1 (NULL, not a client, empty ticket, bad name).
 ///
 /// # Safety

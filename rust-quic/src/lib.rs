@@ -53,6 +53,7 @@ pub mod limits;
 pub mod listen_socket;
 pub mod outbox;
 pub mod peer_context;
+pub mod qlog;
 pub mod stream;
 pub mod stream_state;
 #[cfg(any(test, feature = "testing"))]

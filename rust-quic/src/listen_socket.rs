@@ -249,7 +249,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     else {
         return Route::Dropped;
     };
-    (*ctx).log_keys_of(&mut conn);
+    (*ctx).attach_diagnostics(&mut conn);
     // A first datagram that does not authenticate creates nothing: forged or
     // corrupted Initials must not hold connection state or draw an answer.
     // (quiche's recv drops undecryptable packets without an error: count them.)

@@ -635,6 +635,8 @@ unsafe fn open_control_streams(pc: *mut PeerContext) {
     let mut control = Vec::with_capacity(64);
     http3::put_varint(&mut control, http3::STREAM_TYPE_CONTROL);
     let payload = http3::settings_payload(&(*ctx).local_h3_settings());
+    let pairs = || http3::parse_settings(&payload).map(|s| s.all).unwrap_or_default();
+    crate::qlog::settings(&mut (*pc).core.conn, (*pc).next_uni, pairs, false);
     http3::put_frame_header(&mut control, http3::FRAME_SETTINGS, payload.len() as u64);
     control.extend_from_slice(&payload);
     let control_id = (*pc).next_uni;
@@ -806,7 +808,10 @@ unsafe fn control_frame_event(pc: *mut PeerContext, u: &mut UniReader, ev: Frame
         }
         FrameEvent::End { ty } => match ty {
             http3::FRAME_SETTINGS => {
-                (*pc).h3.peer_settings = Some(http3::parse_settings(&u.frame_buf)?);
+                let settings = http3::parse_settings(&u.frame_buf)?;
+                let control = (*pc).h3.peer_control.unwrap_or_default();
+                crate::qlog::settings(&mut (*pc).core.conn, control, || settings.all.clone(), true);
+                (*pc).h3.peer_settings = Some(settings);
                 u.settings_seen = true;
                 (*(*pc).core.ctx).events.push(Event::Settings(PeerContext::handle(pc)));
             }

@@ -700,6 +700,7 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
         }
     }
     let fields = &(*ctx).decoded_fields;
+    crate::qlog::headers(&mut (*pc).conn, (*s).id, fields.iter(), true);
     let mut held = false;
     let kind = match (*s).recv.header_block() {
         HeaderBlock::Head if (*ctx).role == Role::Server => {
@@ -1192,6 +1193,7 @@ unsafe fn send_headers_inner(
     }
     let mut frame = Vec::with_capacity(256);
     http3::encode_headers_frame(fields, &mut frame).map_err(|_| SendRefused)?;
+    crate::qlog::headers(&mut (*pc).conn, (*s).id, fields.iter().copied(), false);
     (*s).pending.extend_from_slice(&frame);
     if !informational {
         (*s).send.head_sent(false);

@@ -422,3 +422,62 @@ fn answers_deferred_in_an_embedder_iteration_leave_at_the_next_flush() {
         p.free();
     }
 }
+
+/// The JSON-SEQ records of a qlog file.
+fn qlog_records(path: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.split('\u{1e}')
+        .filter(|r| !r.trim().is_empty())
+        .map(|r| serde_json::from_str(r).expect("a JSON record"))
+        .collect()
+}
+
+#[test]
+fn qlog_files_hold_transport_and_http3_events_for_both_sides() {
+    unsafe {
+        let dir = std::env::temp_dir().join(format!("rust-quic-qlog-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_qlog =
+            |s: rust_quic::context::Settings| rust_quic::context::Settings { qlog_dir: Some(dir.clone()), ..s };
+        let p = pair_with(
+            with_qlog(Settings::default()),
+            with_qlog(Settings { stream_ext_size: 16, ..Settings::default() }),
+        );
+        let pc = p.connect();
+        let r = p.fetch_all(pc, vec![Request::get("/size/10")], 5);
+        assert_eq!(r[0].status(), 200);
+        p.free();
+        let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        files.sort();
+        let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(
+            names.iter().any(|n| n.ends_with("-server.sqlog")) && names.iter().any(|n| n.ends_with("-client.sqlog"))
+        );
+        for f in &files {
+            let records = qlog_records(f);
+            let events: Vec<&str> = records.iter().filter_map(|r| r["name"].as_str()).collect();
+            assert!(events.contains(&"quic:packet_sent") && events.contains(&"quic:packet_received"), "{events:?}");
+            let frames = |name: &str| -> Vec<String> {
+                records.iter().filter(|r| r["name"] == name).map(|r| r["data"]["frame"].to_string()).collect()
+            };
+            let (parsed, created) = (frames("http3:frame_parsed"), frames("http3:frame_created"));
+            assert!(parsed.iter().any(|f| f.contains("settings")) && created.iter().any(|f| f.contains("settings")));
+            let request_path = |list: &[String]| list.iter().any(|f| f.contains("/size/10"));
+            let status = |list: &[String]| list.iter().any(|f| f.contains(":status"));
+            if f.to_string_lossy().ends_with("-server.sqlog") {
+                assert!(
+                    request_path(&parsed) && status(&created),
+                    "the server parsed the request, created the response"
+                );
+            } else {
+                assert!(
+                    request_path(&created) && status(&parsed),
+                    "the client created the request, parsed the response"
+                );
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -316,6 +316,11 @@ int us_quic_socket_context_set_early_data(us_quic_socket_context_t *ctx, int mod
  * other's sessions. Without this a context draws its own, replaced every 12 hours.
  * Applies to the next handshake. 0, or -1 (not a server, bad length). */
 int us_quic_socket_context_set_ticket_keys(us_quic_socket_context_t *ctx, const unsigned char *keys, unsigned int len);
+/* Extension. A directory for the qlog (JSON-SEQ) of each new connection,
+ * <trace id>-<server|client>.sqlog: quiche's transport events and the engine's
+ * HTTP/3 ones (header blocks, SETTINGS). A context starts with $QLOGDIR; NULL turns
+ * it off. A file that cannot be made is reported once on stderr. 0, or -1 (NULL ctx). */
+int us_quic_socket_context_set_qlog_dir(us_quic_socket_context_t *ctx, const char *dir);
 /* Extension. Clients: the session ticket (from us_quic_socket_session, maybe of another
  * process) the next connection to server_name (its SNI, or the IP literal connected to)
  * and port offers, as if an earlier connection had left it; verify as that connection

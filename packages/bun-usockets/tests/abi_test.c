@@ -605,6 +605,8 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_early_data(client, US_QUIC_EARLY_DATA_ALL) == 0);
     CHECK(us_quic_socket_context_set_retry(client, US_QUIC_RETRY_NEVER) == -1); /* a server's */
     CHECK(us_quic_socket_context_set_token_key(client, reset_key, sizeof reset_key) == -1);
+    CHECK(us_quic_socket_context_set_qlog_dir(NULL, "/tmp") == -1);
+    CHECK(us_quic_socket_context_set_qlog_dir(client, NULL) == 0); /* off ($QLOGDIR is not set here) */
     install(client);
     us_quic_socket_context_on_datagram(client, NULL);
     /* Raw-QUIC settings on a scratch context (the HTTP/3 test keeps its own). */
@@ -694,7 +696,7 @@ int main(int argc, char **argv) {
     CHECK(st.bytes_sent > 0 && st.packets_received > 0);
     CHECK(st.connections_resumed == 0 && st.early_data_accepted == 0); /* one connection, no ticket before it */
     CHECK(st.requests_in_early_data == 0 && st.requests_held_for_handshake == 0);
-    CHECK(st.retries_sent == 1 && st.invalid_tokens == 0);
+    CHECK(st.retries_sent >= 1 && st.invalid_tokens == 0); /* more when a slow run (valgrind) retransmits the first Initial */
 
     CHECK(dead_hsk == 0 && dead_errno == ECONNREFUSED);
     us_quic_socket_context_free(dead);

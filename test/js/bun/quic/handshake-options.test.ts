@@ -7,6 +7,11 @@ import { randomBytes } from "node:crypto";
 import { tls } from "./harness";
 
 const insecure = { protocol: "http3", tls: { rejectUnauthorized: false } } as RequestInit;
+/** fetch options naming the server by a name of this test's own: fetch keeps tickets (and
+ * pools connections) by server name and port, so another test's server that had the same
+ * port before cannot lend its ticket or connection. */
+let origins = 0;
+const uniqueOrigin = (): RequestInit => ({ protocol: "http3", tls: { rejectUnauthorized: false, serverName: `t${++origins}-${process.pid}.early.test` } }) as RequestInit;
 const urlOf = (port: number, path = "/") => `https://127.0.0.1:${port}${path}`;
 
 /** A server that reports, per request, whether it arrived in 0-RTT. */
@@ -25,9 +30,9 @@ function serveOn(port: number, options: Record<string, unknown> = {}): any {
 }
 
 /** One request on a server, which then stops (its connection closes: fetch keeps the ticket). */
-async function firstVisit(port: number, options: Record<string, unknown>) {
+async function firstVisit(port: number, options: Record<string, unknown>, via: RequestInit) {
   const server = serveOn(port, options);
-  expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
+  expect(await (await fetch(urlOf(server.port, "/"), via)).text()).toBe("GET - ");
   // Gracefully: GOAWAY, and the stop ends once fetch's side has closed (so the
   // next request to the port does not go on the old connection).
   await server.stop();
@@ -52,11 +57,12 @@ describe("0-RTT", () => {
 
   test("a restarted server with the same ticketKeys takes fetch's GET in 0-RTT and holds its POST for the handshake", async () => {
     const ticketKeys = randomBytes(48);
-    const port = await firstVisit(0, { tls: { ticketKeys } });
+    const via = uniqueOrigin();
+    const port = await firstVisit(0, { tls: { ticketKeys } }, via);
     await using again = serveOn(port, { tls: { ticketKeys } });
     const [get, post] = await Promise.all([
-      fetch(urlOf(port, "/a"), insecure).then(r => r.text()),
-      fetch(urlOf(port, "/b"), { ...insecure, method: "POST", body: "payload" }).then(r => r.text()),
+      fetch(urlOf(port, "/a"), via).then(r => r.text()),
+      fetch(urlOf(port, "/b"), { ...via, method: "POST", body: "payload" }).then(r => r.text()),
     ]);
     expect(get).toBe("GET 1 ");
     expect(post).toBe("POST - payload");
@@ -69,27 +75,30 @@ describe("0-RTT", () => {
   });
 
   test("other ticket keys: a full handshake answers the same requests", async () => {
-    const port = await firstVisit(0, { tls: { ticketKeys: randomBytes(48) } });
+    const via = uniqueOrigin();
+    const port = await firstVisit(0, { tls: { ticketKeys: randomBytes(48) } }, via);
     await using again = serveOn(port, { tls: { ticketKeys: randomBytes(48) } });
-    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    expect(await (await fetch(urlOf(port, "/"), via)).text()).toBe("GET - ");
     const st = again.quic.stats();
     expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([0, 0, 0]);
   });
 
   test("h3EarlyData: false resumes without 0-RTT", async () => {
     const ticketKeys = randomBytes(48);
-    const port = await firstVisit(0, { tls: { ticketKeys }, h3EarlyData: false });
+    const via = uniqueOrigin();
+    const port = await firstVisit(0, { tls: { ticketKeys }, h3EarlyData: false }, via);
     await using again = serveOn(port, { tls: { ticketKeys }, h3EarlyData: false });
-    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    expect(await (await fetch(urlOf(port, "/"), via)).text()).toBe("GET - ");
     const st = again.quic.stats();
     expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([1, 0, 0]);
   });
 
   test("a ticket the server accepted 0-RTT for, now refused: the GET is sent again after the handshake", async () => {
     const ticketKeys = randomBytes(48);
-    const port = await firstVisit(0, { tls: { ticketKeys } });
+    const via = uniqueOrigin();
+    const port = await firstVisit(0, { tls: { ticketKeys } }, via);
     await using again = serveOn(port, { tls: { ticketKeys }, h3EarlyData: false });
-    expect(await (await fetch(urlOf(port, "/"), insecure)).text()).toBe("GET - ");
+    expect(await (await fetch(urlOf(port, "/"), via)).text()).toBe("GET - ");
     const st = again.quic.stats();
     expect([st.connectionsResumed, st.earlyDataAccepted, st.requestsInEarlyData]).toEqual([1, 0, 0]);
   });
@@ -108,7 +117,9 @@ describe("address validation", () => {
     await using server = serveOn(0, { h3ValidateAddress: true });
     expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
     const st = server.quic.stats();
-    expect([st.retriesSent, st.connectionsAccepted, st.invalidTokens]).toEqual([1, 1, 0]);
+    // (More than one Retry only if a slow run made fetch send its first Initial again.)
+    expect(st.retriesSent).toBeGreaterThanOrEqual(1);
+    expect([st.connectionsAccepted, st.invalidTokens]).toEqual([1, 0]);
   });
 
   test("by default no Retry below the handshake rate", async () => {
