@@ -383,8 +383,14 @@ export class H3Listener {
     if (!st) return;
     st.closed = true;
     if (st.body) {
-      st.body.error(new Error("HTTP/3 stream was reset by the client"));
+      const body = st.body;
       st.body = undefined;
+      try {
+        body.error(new Error("HTTP/3 stream was reset by the client"));
+      } catch {
+        // Already closed or errored by its reader: nothing more to tell it. (An
+        // exception must not leave this engine callback half done.)
+      }
     }
     if (!st.responded) st.abort?.abort();
     st.writable?.();
