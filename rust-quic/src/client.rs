@@ -108,7 +108,7 @@ pub unsafe fn start(
     let server = (server_name.to_string(), peer.port(), verify);
     let resuming = (*ctx).sessions.take(&server).is_some_and(|ticket| conn.set_session(&ticket).is_ok());
     let pc = listen_socket::adopt(ls, conn, peer, local);
-    (*pc).resuming = resuming;
+    (*pc).resuming = resuming && (*ctx).accepts_early_data();
     (*pc).ticket_server = Some(server);
     (*ls).client_conn = Some(pc);
     (*ls).closing = true; // the socket goes with its connection

@@ -101,7 +101,7 @@ pub struct PeerContext {
     /// whether the first one has been (later ones replace it at the end).
     pub(crate) ticket_server: Option<crate::context::SessionKey>,
     ticket_stored: bool,
-    /// Clients: started with a ticket (0-RTT if it allows it and the context offers it).
+    /// Clients: started with a ticket, offering 0-RTT (sent if the ticket allows it).
     pub resuming: bool,
     /// Clients: the first send started a handshake with 0-RTT (noted once).
     early_data_started: bool,
@@ -986,8 +986,12 @@ pub fn uni_streams_available(pc: &PeerContext) -> u64 {
 }
 
 fn streams_available_base(pc: &PeerContext) -> bool {
-    // Open, or still in a handshake whose 0-RTT carries streams.
-    let open = pc.core.phase == Phase::Open || (pc.core.phase == Phase::Handshake && pc.core.conn.is_in_early_data());
+    // Open, or still in a handshake whose 0-RTT carries streams: a resuming
+    // client's streams open even before its first packet (quiche keeps their
+    // bytes until 0-RTT or, if the ticket allows none, 1-RTT keys can carry them),
+    // so a request made right after connect is never a round trip late.
+    let early = pc.core.conn.is_in_early_data() || pc.resuming;
+    let open = pc.core.phase == Phase::Open || (pc.core.phase == Phase::Handshake && early);
     !open || pc.deferred_close.is_some() || pc.core.conn.is_closed() || pc.core.conn.is_draining()
 }
 

@@ -112,8 +112,8 @@ int us_quic_client_thread_add_config(us_quic_client_thread_t *t, const char *ca,
 /* Connects to an IP literal with configuration `config`, as connection `id`;
  * server_name (NULL: none) is the SNI, checked with the chain when verify. 0; 1
  * when it resumes the session of an earlier connection to that server name and
- * port (requests made now go in 0-RTT if the ticket allows it, else after the
- * handshake: send only safe ones before on_handshake); or -1. */
+ * port and offers 0-RTT (requests made now go in 0-RTT if the ticket allows it,
+ * else after the handshake: send only safe ones before on_handshake); or -1. */
 int us_quic_client_thread_connect(us_quic_client_thread_t *t, int config, unsigned int id, const char *ip,
     int port, const char *server_name, int verify);
 /* Request `id` on connection `conn`: the header block goes out when a stream opens,
