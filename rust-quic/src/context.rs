@@ -253,8 +253,15 @@ pub struct Context {
     pub(crate) servicing: Vec<ConnectionHandle>,
     /// What the application has yet to hear of, in order (drained by the edge).
     pub(crate) events: EventQueue,
+    /// Events an embedder's engine thread took off `events` for the host's
+    /// thread, which alone calls the application (edge/dispatch.rs). Objects they
+    /// name stay allocated until both queues are empty.
+    pub(crate) held: EventQueue,
     /// The edge is draining `events` (callbacks run; a nested frame leaves them to it).
     pub(crate) dispatching: bool,
+    /// On an embedder's engine thread: request heads are read to be answered by
+    /// the engine (static routes), and kept for the host's thread otherwise.
+    pub(crate) reading_heads_for_host: bool,
     /// Connections finalized since the edge last unwound a frame: their socket
     /// still routes to them until the edge detaches them (`listen_socket::detach`).
     pub(crate) finished: Vec<ConnectionHandle>,
@@ -372,7 +379,9 @@ impl Context {
             servicing: Vec::new(),
             finished: Vec::new(),
             events: EventQueue::default(),
+            held: EventQueue::default(),
             dispatching: false,
+            reading_heads_for_host: false,
             read_buffers: Vec::new(),
             sweep: Parked::default(),
             depth: 0,
@@ -661,6 +670,11 @@ impl Context {
     }
 
     /// True while an engine frame of this context (and so maybe a callback) runs.
+    /// Events its engine thread held for the host's thread (edge::deliver_held).
+    pub fn holds_for_host(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     pub fn in_callback(&self) -> bool {
         self.depth > 0
     }

@@ -81,7 +81,8 @@ pub(crate) enum HeldHead {
     No,
     /// Decoded and kept: the application hears of it after the handshake.
     Waiting,
-    /// The handshake ended: the next pull delivers it.
+    /// The next pull delivers it: the handshake ended, or an engine thread read
+    /// it for its host (`read_head_for_host`).
     Released,
 }
 
@@ -797,7 +798,45 @@ unsafe fn on_header_block(s: *mut Stream, whole_block: Option<&[u8]>) -> Step {
     if kind == HeadersKind::Initial && (*ctx).defer_answers {
         (*pc).awaiting_answers = true;
     }
+    if kind == HeadersKind::Initial && (*ctx).reading_heads_for_host {
+        // Kept, with what follows it in the inbox, for the host's pull.
+        (*s).head_held = HeldHead::Released;
+        queue_read(s);
+        return Step::Hold;
+    }
     Step::Output(ReadOutput::Headers { announce: announce_late(s) })
+}
+
+/// A peer's request stream with no head read yet, which an engine thread may
+/// read up to its head (`read_head_for_host`): nothing before a request head
+/// reaches the application. Not with WebTransport, whose streams may open with
+/// a signal instead of a head.
+///
+/// # Safety
+/// `s` is a live stream.
+pub(crate) unsafe fn head_readable_for_host(s: *mut Stream) -> bool {
+    let pc = (*s).conn;
+    is_peer_request(&*s)
+        && !webtransport_enabled(&*s)
+        && !(*s).announced
+        && !(*s).finished
+        && !(*pc).finalized()
+        && (*s).head_held == HeldHead::No
+        && (*s).recv.awaits_head()
+}
+
+/// On an engine thread, whose host alone calls the application: reads a
+/// request stream up to its head, which the engine answers (static route,
+/// 431, stream error) or keeps for the host's next pull of the stream (queued).
+///
+/// # Safety
+/// `s` is a live stream for which `head_readable_for_host` holds.
+pub(crate) unsafe fn read_head_for_host(s: *mut Stream) {
+    let ctx = (*(*s).conn).ctx;
+    (*ctx).reading_heads_for_host = true;
+    let output = poll_read(s);
+    (*ctx).reading_heads_for_host = false;
+    debug_assert!(output.is_none(), "a request stream output something before its head");
 }
 
 /// The handshake of a request held in 0-RTT ended: its head (and then what

@@ -306,6 +306,39 @@ pub unsafe fn set_defer_answers(loop_: *mut us::us_loop_t, defer: bool) {
     }
 }
 
+/// The host's turn on an embedded loop whose engine thread ran it: every
+/// context delivers what that thread held for the application.
+///
+/// # Safety
+/// `loop_` is a live usockets loop; its engine thread is not running it.
+pub unsafe fn deliver_held(loop_: *mut us::us_loop_t) {
+    let lq = loop_quic(loop_);
+    if lq.is_null() {
+        return;
+    }
+    // By index: a callback may register a new context (appended), or free one
+    // (removed, which may skip the next: the pass repeats, bounded).
+    for _ in 0..4 {
+        let mut i = 0;
+        while i < (*lq).contexts.len() {
+            edge::deliver_held((&(*lq).contexts)[i]);
+            i += 1;
+        }
+        if !holds_for_host(loop_) {
+            break;
+        }
+    }
+}
+
+/// Whether a context on the loop holds events for the host (see `deliver_held`).
+///
+/// # Safety
+/// `loop_` is a live usockets loop.
+pub unsafe fn holds_for_host(loop_: *mut us::us_loop_t) -> bool {
+    let lq = loop_quic(loop_);
+    !lq.is_null() && (*lq).contexts.iter().any(|&ctx| !(*ctx).held.is_empty())
+}
+
 /// `us_quic_loop_process`: every context on the loop, then the timer.
 ///
 /// # Safety

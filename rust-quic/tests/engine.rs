@@ -335,29 +335,35 @@ fn idle_timeout_closes_both_ends() {
     }
 }
 
+/// us_quic_embed_add_static_route with its fields in the embed ABI's layout.
+unsafe fn add_static_route(
+    ctx: *mut rust_quic::context::Context,
+    path: &str,
+    fields: &[(&str, &str)],
+    body: &[u8],
+) -> std::ffi::c_int {
+    let mut block = Vec::new();
+    for part in fields.iter().flat_map(|&(n, v)| [n, v]) {
+        block.extend_from_slice(&(part.len() as u32).to_ne_bytes());
+        block.extend_from_slice(part.as_bytes());
+    }
+    rust_quic::embed::us_quic_embed_add_static_route(
+        ctx,
+        path.as_ptr(),
+        path.len() as u32,
+        block.as_ptr(),
+        block.len() as u32,
+        body.as_ptr(),
+        body.len() as u32,
+    )
+}
+
 #[test]
 fn static_routes_are_answered_by_the_engine_without_the_application() {
     unsafe {
         let p = pair();
         let fields = [(":status", "200"), ("content-type", "text/plain;charset=utf-8"), ("x-static", "1")];
-        let mut block = Vec::new();
-        for (n, v) in fields {
-            for part in [n, v] {
-                block.extend_from_slice(&(part.len() as u32).to_ne_bytes());
-                block.extend_from_slice(part.as_bytes());
-            }
-        }
-        let add = |path: &str, body: &[u8]| {
-            rust_quic::embed::us_quic_embed_add_static_route(
-                p.server,
-                path.as_ptr(),
-                path.len() as u32,
-                block.as_ptr(),
-                block.len() as u32,
-                body.as_ptr(),
-                body.len() as u32,
-            )
-        };
+        let add = |path: &str, body: &[u8]| add_static_route(p.server, path, &fields, body);
         assert_eq!(add("/hi", b"hello!"), 0);
         assert_eq!(add("no-slash", b""), -1);
         let pc = p.connect();
@@ -387,6 +393,56 @@ fn static_routes_are_answered_by_the_engine_without_the_application() {
         rust_quic::embed::us_quic_embed_clear_static_routes(p.server);
         let r = p.fetch_all(pc, vec![Request::get("/hi")], 5);
         assert_eq!(r[0].status(), 404, "cleared routes go back to the application");
+        p.free();
+    }
+}
+
+#[test]
+fn an_engine_thread_answers_static_routes_alone_and_holds_the_rest_for_its_host() {
+    unsafe {
+        let p = pair();
+        let body = b"static";
+        assert_eq!(add_static_route(p.server, "/hi", &[(":status", "200")], body), 0);
+        let pc = p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)));
+        // The engine thread's share: packets, timers, static answers; never a callback.
+        let engine_steps = || {
+            rust_quic::edge::set_engine_thread(true);
+            for _ in 0..10 {
+                rust_quic::testing::pump(&p.net, 100_000);
+                rust_quic::edge::process(p.client, std::time::Instant::now());
+                rust_quic::edge::process(p.server, std::time::Instant::now());
+            }
+            rust_quic::edge::set_engine_thread(false);
+        };
+        let host_turn = |ctx| {
+            rust_quic::edge::deliver_held(ctx);
+            rust_quic::edge::process(ctx, std::time::Instant::now());
+        };
+        // The host opens the request (its callbacks write it).
+        world(|w| w.requests.push_back(Request::get("/hi")));
+        us_quic_socket_make_stream(pc);
+        engine_steps();
+        assert!(!(*p.server).holds_for_host(), "a static route reaches no callback of the server");
+        assert!((*p.client).holds_for_host(), "the response waits for the client's host");
+        assert_eq!(world(|w| w.responses.len()), 0, "no callback ran on the engine thread");
+        host_turn(p.client);
+        assert_eq!(world(|w| (w.responses.len(), w.responses[0].body.clone())), (1, body.to_vec()));
+        // A request for the application: its head waits, read and decoded, for the host.
+        world(|w| w.requests.push_back(Request::new("POST", "/app", b"posted".to_vec())));
+        us_quic_socket_make_stream(pc);
+        engine_steps();
+        assert!((*p.server).holds_for_host());
+        assert_eq!(world(|w| w.server_requests.len()), 0);
+        host_turn(p.server);
+        assert_eq!(
+            world(|w| w.server_requests.iter().map(|m| m.body.clone()).collect::<Vec<_>>()),
+            vec![b"posted".to_vec()]
+        );
+        engine_steps();
+        host_turn(p.client);
+        assert_eq!(world(|w| w.responses.iter().map(|m| m.status()).collect::<Vec<_>>()), vec![200, 404]);
+        assert!(!(*p.server).holds_for_host() && !(*p.client).holds_for_host());
         p.free();
     }
 }

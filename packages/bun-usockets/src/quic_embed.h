@@ -1,9 +1,10 @@
 /*
  * Embedding rust-quic in a host event loop that is not usockets (Bun's, here,
- * through bun:ffi): the engine's loop runs one iteration at a time on the
- * host's thread, woken by a datagram from a watcher thread that touches no
- * engine state; fetch's client on a thread of its own; plus helpers shaped for an FFI that cannot pass C structs by
- * value (PEM buffers, header blocks serialized into one buffer).
+ * through bun:ffi): the engine's loop runs on an engine thread that never calls
+ * the host, which takes a baton to deliver the callbacks on its own thread when
+ * woken by a datagram; fetch's client on a thread of its own; plus helpers shaped
+ * for an FFI that cannot pass C structs by value (PEM buffers, header blocks
+ * serialized into one buffer).
  *
  * Everything here is ours (rust-quic/src/embed/); upstream has no equivalent.
  * Threading, lifetimes and the rest of the ABI are quic.h's.
@@ -23,18 +24,29 @@ typedef struct us_quic_embed_s us_quic_embed_t;
 us_quic_embed_t *us_quic_embed_create(void);
 /* The embedded loop, for us_create_quic_client_context and friends; NULL for NULL. */
 struct us_loop_t *us_quic_embed_loop(us_quic_embed_t *e);
-/* Starts the watcher thread: whenever the loop has work it sends a one-byte datagram
- * to 127.0.0.1:port (a UDP socket the host polls; each means "call us_quic_embed_run")
- * and waits for that run before watching again. Until then the host runs iterations
- * itself. 0, or -1 (port 0, started already, no socket or thread). */
+/* Starts the engine thread, which runs the loop from now on (packets, crypto,
+ * timers, and the requests the engine answers alone: static routes) and never
+ * calls a callback: what would reach one is held, and the thread sends a one-byte
+ * datagram to 127.0.0.1:port (a UDP socket the host polls; it means "take the
+ * baton and call us_quic_embed_run"). Until then the host runs iterations itself.
+ * 0, or -1 (port 0, started already, no socket or thread). */
 int us_quic_embed_set_wake_port(us_quic_embed_t *e, unsigned int port);
-/* One non-blocking iteration on the caller's thread, then re-arms the watcher.
- * Returns how many handles keep the loop alive (-1 for NULL). Connections whose
- * requests reached the callbacks in this iteration send nothing yet: the host
- * calls us_quic_loop_process once its handlers have answered, so ACKs and answers
- * share packets. */
+/* The host takes the baton, waiting for the engine thread's iteration to end.
+ * Every other call into the loop's objects (contexts, connections, streams) needs
+ * it while the engine thread runs. Held until us_quic_embed_release; taking it
+ * again meanwhile is a no-op. NULL: nothing. */
+void us_quic_embed_lock(us_quic_embed_t *e);
+/* With the baton: the callbacks of what the engine thread held for the host (before
+ * that thread started: one non-blocking iteration on the caller's thread). Returns
+ * how many handles keep the loop alive (-1 for NULL). Connections whose requests
+ * reached the callbacks send nothing yet: us_quic_embed_release, once the handlers
+ * have answered, sends ACKs and answers in the same packets. */
 int us_quic_embed_run(us_quic_embed_t *e);
-/* Stops the watcher and frees the loop. Every context on it must be freed first. */
+/* With the baton, outside any callback: sends what the host wrote
+ * (us_quic_loop_process) and gives the baton back to the engine thread. */
+void us_quic_embed_release(us_quic_embed_t *e);
+/* Stops the engine thread and frees the loop. Every context on it must be freed
+ * first. The caller may hold the baton. */
 void us_quic_embed_free(us_quic_embed_t *e);
 
 /* An HTTP/3 server context on loop from PEM buffers (certificate chain, key,

@@ -382,6 +382,11 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     CHECK(us_quic_embed_set_wake_port(e, 0) == -1);
     CHECK(us_quic_embed_set_wake_port(e, udp_port(wake)) == 0);
     CHECK(us_quic_embed_set_wake_port(e, udp_port(wake)) == -1); /* started already */
+    /* The engine thread runs the loop now: the host holds the baton for every call. */
+    us_quic_embed_lock(NULL);
+    us_quic_embed_release(NULL);
+    us_quic_embed_lock(e);
+    us_quic_embed_lock(e); /* held already: a no-op */
     char err[256] = "";
     CHECK(us_quic_embed_server_context(eloop, "garbage", 7, key, key_len, NULL, 0, 5, err, sizeof err) == NULL);
     CHECK(err[0] != 0);
@@ -412,26 +417,29 @@ static void test_embed(const char *cert, unsigned cert_len, const char *key, uns
     struct us_quic_pending_connect_s *pending = NULL;
     CHECK(us_quic_socket_context_connect(embed_client, "127.0.0.1", us_quic_listen_socket_port(ls), "localhost", 0,
               &conn, &pending, NULL) == 1);
-    us_quic_loop_process(eloop);
-    /* As Bun drives it: wait for a wake-up datagram, run one iteration, flush. */
+    us_quic_embed_release(e);
+    /* As Bun drives it: wait for a wake-up datagram, take the baton, deliver
+     * what the engine thread held, flush and give the baton back. */
     for (int i = 0; i < 2000 && !embed_done; i++) {
         struct pollfd pfd = {.fd = wake, .events = POLLIN};
         if (poll(&pfd, 1, 5) > 0) {
             char byte;
             CHECK(recv(wake, &byte, 1, 0) == 1);
+            us_quic_embed_lock(e);
             CHECK(us_quic_embed_run(e) >= 0);
+            us_quic_embed_release(e);
         }
-        us_quic_loop_process(eloop);
     }
     CHECK(embed_status == 200);
     CHECK(embed_body_len == 8 && !memcmp(embed_body, "embedded", 8));
+    us_quic_embed_lock(e);
     us_quic_listen_socket_close(ls);
     us_quic_socket_context_free(embed_client);
     us_quic_socket_context_free(srv);
     us_quic_loop_process(eloop);
-    us_quic_embed_free(e);
+    us_quic_embed_free(e); /* with the baton held: let go */
     close(wake);
-    /* An embed whose watcher never started frees its pipes too (valgrind counts fds). */
+    /* An embed whose engine thread never started frees its pipes too (valgrind counts fds). */
     us_quic_embed_free(us_quic_embed_create());
 }
 

@@ -1,12 +1,29 @@
 //! The event drain: queued events become quic.h callbacks, in order; readable
 //! streams and DATAGRAMs are pulled while their callbacks run.
+//!
+//! On an embedder's engine thread (embed/bridge.rs), which must never call the
+//! application, the drain delivers only what reaches no callback, lets the
+//! engine answer request heads it can (static routes), and holds the rest, in
+//! order, for the host's thread (`deliver_held`).
 
+use std::cell::Cell;
 use std::ffi::{c_int, c_uint};
 
 use crate::context::Context;
 use crate::events::Event;
 use crate::peer_context::{self, DatagramOutput, PeerContext};
 use crate::stream::{self, ReadOutput, Stream};
+
+thread_local! {
+    static ENGINE_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Makes the calling thread an embedder's engine thread (or not): events that
+/// would call the application wait for `deliver_held`. (Tests play both roles
+/// on one thread.)
+pub fn set_engine_thread(on: bool) {
+    ENGINE_THREAD.with(|t| t.set(on));
+}
 
 /// Delivers every queued event, including those its callbacks queue. Inside a
 /// callback (a nested frame) it returns at once: the running drain goes on.
@@ -18,10 +35,71 @@ pub(super) unsafe fn dispatch(ctx: *mut Context) {
         return;
     }
     (*ctx).dispatching = true;
+    if ENGINE_THREAD.with(Cell::get) {
+        hold_for_host(ctx);
+    } else {
+        while let Some(event) = (*ctx).events.pop() {
+            deliver(ctx, event);
+        }
+    }
+    (*ctx).dispatching = false;
+}
+
+/// The host's turn: what its engine thread held, then what that queued.
+///
+/// # Safety
+/// `ctx` is a live context, in an engine frame on the host's thread.
+pub(super) unsafe fn deliver_held(ctx: *mut Context) {
+    if (*ctx).dispatching {
+        return;
+    }
+    (*ctx).dispatching = true;
+    while let Some(event) = (*ctx).held.pop() {
+        deliver(ctx, event);
+    }
     while let Some(event) = (*ctx).events.pop() {
         deliver(ctx, event);
     }
     (*ctx).dispatching = false;
+}
+
+/// # Safety
+/// `ctx` is a live context, on an engine thread.
+unsafe fn hold_for_host(ctx: *mut Context) {
+    while let Some(event) = (*ctx).events.pop() {
+        match event {
+            // Held heads come back as a StreamReadable, which is held then.
+            Event::StreamReadable(s) if stream::head_readable_for_host(Stream::from_handle(s)) => {
+                stream::read_head_for_host(Stream::from_handle(s));
+            }
+            event if reaches_application(ctx, event) => (*ctx).held.push(event),
+            event => deliver(ctx, event),
+        }
+    }
+}
+
+/// Whether delivering `event` may call the application (when it cannot, it
+/// is delivered on any thread: a close of a stream the engine answered alone).
+///
+/// # Safety
+/// `ctx` is a live context; the event's objects are live.
+unsafe fn reaches_application(ctx: *mut Context, event: Event) -> bool {
+    let cb = (*ctx).callbacks;
+    match event {
+        Event::ConnectionOpened(_) => cb.on_open.is_some(),
+        Event::HandshakeDone(..) => cb.on_hsk_done.is_some(),
+        Event::Settings(_) => cb.on_settings.is_some(),
+        Event::Goaway(_) => cb.on_goaway.is_some(),
+        Event::ConnectionClosed(_) => cb.on_close.is_some(),
+        Event::StreamOpened { .. } => cb.on_stream_open.is_some(),
+        Event::StreamReadable(s) => !(*Stream::from_handle(s)).finished,
+        Event::StreamWritable(s) => {
+            let s = &*Stream::from_handle(s);
+            s.announced && !s.finished && cb.on_stream_writable.is_some()
+        }
+        Event::StreamClosed(s) => (*Stream::from_handle(s)).announced && cb.on_stream_close.is_some(),
+        Event::DatagramsReadable(_) => true,
+    }
 }
 
 /// # Safety

@@ -28,6 +28,7 @@ use crate::peer_context::{self, PeerContext};
 use crate::stream::{self, Stream};
 
 use dispatch::dispatch;
+pub use dispatch::set_engine_thread;
 use io::{close_released_sockets, close_socket, resend_blocked, send_to, send_waiting, write_out};
 pub use io::{flush, listen};
 
@@ -69,11 +70,26 @@ pub unsafe fn call<R>(ctx: *mut Context, f: impl FnOnce() -> R) -> R {
 /// `ctx` is a live context. When no frame is on the stack, objects closed
 /// before the call are dangling after it: the caller holds none of them.
 pub unsafe fn sweep_if_idle(ctx: *mut Context) {
-    if (*ctx).depth == 0 {
+    // Held events name objects the host has yet to hear of (or hear closed).
+    if (*ctx).depth == 0 && (*ctx).held.is_empty() {
         debug_assert!((*ctx).events.is_empty(), "events left undelivered");
         close_released_sockets(ctx);
         free_parked(ctx);
     }
+}
+
+/// On the host's thread: delivers what the context's engine thread held for it
+/// (see dispatch.rs), in an engine frame.
+///
+/// # Safety
+/// `ctx` is a live context; no engine thread runs it meanwhile.
+pub unsafe fn deliver_held(ctx: *mut Context) {
+    if (*ctx).held.is_empty() {
+        return;
+    }
+    enter(ctx);
+    dispatch::deliver_held(ctx);
+    leave(ctx);
 }
 
 /// Sockets let go of the connections that finished (a socket closing with its
@@ -420,6 +436,8 @@ pub unsafe fn request_free(ctx: *mut Context) {
     if (*ctx).free_requested {
         return;
     }
+    // What the application has yet to hear of comes before the closes.
+    deliver_held(ctx);
     call(ctx, || {
         (*ctx).free_requested = true;
         (*ctx).shutting_down = true;

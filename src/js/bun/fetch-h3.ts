@@ -212,6 +212,11 @@ class Session implements ThreadConnectionEvents {
   }
 
   onGoaway() {
+    this.takesNoMore();
+  }
+
+  /** No new request starts here (GOAWAY, or the engine knows the connection is over before its close event). */
+  takesNoMore() {
     this.usable = false;
     sessions.forget(this.key, this);
   }
@@ -455,6 +460,7 @@ async function exchange(session: Session, ex: Exchange) {
   const id = startRequest(session.conn, encodeHeaders(fields), endNow, st);
   if (id === 0) {
     unref();
+    session.takesNoMore(); // so the retry opens a new connection
     throw session.closedError;
   }
   st.id = id;

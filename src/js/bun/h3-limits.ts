@@ -45,17 +45,16 @@ export function validateH3Limits(limits: unknown): void {
 /** The engine's defaults with `limits` written over them. */
 export function applyH3Limits(ctx: Pointer, limits: H3Limits | undefined): void {
   if (!limits) return;
-  const lib = quic();
   // QUIC's own limit (MAX_STREAMS); the unidirectional count stays the HTTP/3
   // default (WebTransport raises it later when enabled).
-  if (limits.maxConcurrentStreams !== undefined && lib.us_quic_socket_context_set_max_streams(ctx, limits.maxConcurrentStreams, 16) !== 0) {
+  if (limits.maxConcurrentStreams !== undefined && quic().us_quic_socket_context_set_max_streams(ctx, limits.maxConcurrentStreams, 16) !== 0) {
     throw new Error("h3Limits: the engine refused maxConcurrentStreams");
   }
   const raw = new Uint32Array(FIELDS.length);
-  if (lib.us_quic_socket_context_get_limits(ctx, raw) !== 0) throw new Error("h3Limits: the engine refused to report its limits");
+  if (quic().us_quic_socket_context_get_limits(ctx, raw) !== 0) throw new Error("h3Limits: the engine refused to report its limits");
   FIELDS.forEach(([name, seconds], i) => {
     const v = limits[name];
     if (v !== undefined) raw[i] = seconds ? Math.round(v * 1000) : v;
   });
-  if (lib.us_quic_socket_context_set_limits(ctx, raw) !== 0) throw new Error("h3Limits: the engine refused the limits");
+  if (quic().us_quic_socket_context_set_limits(ctx, raw) !== 0) throw new Error("h3Limits: the engine refused the limits");
 }

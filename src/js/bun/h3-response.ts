@@ -124,7 +124,6 @@ function responseHead(st: StreamState, response: Response, info: BodyInfo | unde
 
 /** The rest of respond: bodies read, serialised or streamed first, and HEAD. */
 async function respondLater(s: Pointer, st: StreamState, response: Response, isHead: boolean, noContent: boolean, known: BodyInfo | undefined, development: boolean) {
-  const lib = quic();
   let info = known;
   if (info?.formData) {
     // The multipart boundary is only known once the form is serialised.
@@ -154,7 +153,7 @@ async function respondLater(s: Pointer, st: StreamState, response: Response, isH
   const block = responseHead(st, response, info, length, isHead);
   const bytes = info?.bytes;
   const end = isHead || noContent || length === 0 || !response.body ? 1 : 0;
-  if (lib.us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
+  if (quic().us_quic_embed_send_headers(s, block, block.byteLength, end) !== 0) return;
   scheduleFlush();
   if (end) {
     if (reader) await reader.cancel().catch(() => {});
@@ -162,7 +161,7 @@ async function respondLater(s: Pointer, st: StreamState, response: Response, isH
     return;
   }
   if (bytes && !info?.partial) {
-    if ((await writeAll(s, st, bytes)) && !st.closed) lib.us_quic_stream_shutdown(s);
+    if ((await writeAll(s, st, bytes)) && !st.closed) quic().us_quic_stream_shutdown(s);
     scheduleFlush();
     return;
   }
@@ -182,10 +181,10 @@ async function respondLater(s: Pointer, st: StreamState, response: Response, isH
         return;
       }
     }
-    if (!st.closed) lib.us_quic_stream_shutdown(s);
+    if (!st.closed) quic().us_quic_stream_shutdown(s);
   } catch (err) {
     // A body that fails half-way must not look complete: RESET, never FIN.
-    if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_INTERNAL_ERROR);
+    if (!st.closed) quic().us_quic_stream_reset_with_code(s, H3_INTERNAL_ERROR);
     if (development) console.error(err);
   }
   scheduleFlush();

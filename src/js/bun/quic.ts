@@ -217,9 +217,8 @@ export class QuicConnection {
     if (this.readyState !== "open" || !this.ptr) return Promise.reject(quicError("the connection is not open", "ERR_QUIC_NOT_OPEN"));
     return new Promise<QuicStream>(resolve => {
       this.waiters.push(resolve);
-      const lib = quic();
-      if (bidi) lib.us_quic_socket_make_stream(this.ptr);
-      else lib.us_quic_socket_make_uni_stream(this.ptr);
+      if (bidi) quic().us_quic_socket_make_stream(this.ptr);
+      else quic().us_quic_socket_make_uni_stream(this.ptr);
       scheduleFlush();
     });
   }
@@ -264,14 +263,13 @@ export class QuicConnection {
 
 /** The engine context's settings for these options (server and client alike). */
 function configure(ctx: Pointer, options: QuicOptions) {
-  const lib = quic();
   const wire = alpnWire(options.alpn);
-  lib.us_quic_socket_context_set_raw_alpn(ctx, wire, wire.byteLength);
-  lib.us_quic_socket_context_set_datagrams(ctx, options.datagrams ? 1 : 0);
+  quic().us_quic_socket_context_set_raw_alpn(ctx, wire, wire.byteLength);
+  quic().us_quic_socket_context_set_datagrams(ctx, options.datagrams ? 1 : 0);
   const max = options.maxStreams ?? 100;
-  lib.us_quic_socket_context_set_max_streams(ctx, max, max);
-  lib.us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
-  if (options.server) lib.us_quic_socket_context_set_early_data(ctx, options.earlyData ? EARLY_DATA_ALL : EARLY_DATA_OFF);
+  quic().us_quic_socket_context_set_max_streams(ctx, max, max);
+  quic().us_quic_socket_context_set_idle_timeout(ctx, Math.round(options.idleTimeout ?? 30_000));
+  if (options.server) quic().us_quic_socket_context_set_early_data(ctx, options.earlyData ? EARLY_DATA_ALL : EARLY_DATA_OFF);
 }
 
 /** The ALPN protocol list in TLS wire form (length-prefixed names). */
@@ -347,7 +345,6 @@ export class QuicServer extends QuicSide {
 
   constructor(options: QuicOptions) {
     super(options);
-    const lib = quic();
     const tls = options.tls!;
     const ctx = serverContext({
       certificates: [tls],
@@ -365,13 +362,13 @@ export class QuicServer extends QuicSide {
     });
     ref();
     this.hostname = options.hostname ?? "0.0.0.0";
-    this.listen = handle(lib.us_quic_socket_context_listen(ctx, cString(this.hostname), options.port ?? 0, 0, 0));
+    this.listen = handle(quic().us_quic_socket_context_listen(ctx, cString(this.hostname), options.port ?? 0, 0, 0));
     if (!this.listen) {
       this.closedEndpoint = true;
       this.endpoint.free();
       throw quicError(`Failed to listen for QUIC at ${this.hostname}:${options.port ?? 0}`, "EADDRINUSE");
     }
-    this.port = lib.us_quic_listen_socket_port(this.listen);
+    this.port = quic().us_quic_listen_socket_port(this.listen);
     queueMicrotask(() => options.open?.(this));
   }
 

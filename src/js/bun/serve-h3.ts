@@ -119,7 +119,6 @@ export class H3Listener {
     private handlers: H3Handlers,
     private server: () => any,
   ) {
-    const lib = quic();
     const entries = Array.isArray(options.tls) ? options.tls : [options.tls];
     const main = entries[0] ?? {};
     this.ctx = serverContext({
@@ -136,7 +135,7 @@ export class H3Listener {
       applyRetry(this.ctx, options.h3ValidateAddress);
       if (main.ticketKeys !== undefined) applyTicketKeys(this.ctx, main.ticketKeys, "tls.ticketKeys");
     } catch (err) {
-      lib.us_quic_socket_context_free(this.ctx);
+      quic().us_quic_socket_context_free(this.ctx);
       releaseLoop();
       throw err;
     }
@@ -145,11 +144,11 @@ export class H3Listener {
     ref(); // a server keeps the process alive until free() (which unrefs)
     if (handlers.webtransport) {
       const max = handlers.webtransport.maxSessions ?? 16;
-      lib.us_quic_socket_context_set_webtransport(this.ctx, max);
+      quic().us_quic_socket_context_set_webtransport(this.ctx, max);
     }
     // No hostname: every address, IPv4 and IPv6 (a dual-stack "::" socket), as Bun's server binds.
     const host = options.hostname ? cString(options.hostname) : null;
-    this.listen = handle(lib.us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? LISTEN_REUSE_PORT : 0, 0));
+    this.listen = handle(quic().us_quic_socket_context_listen(this.ctx, host, options.port, options.reusePort ? LISTEN_REUSE_PORT : 0, 0));
     if (!this.listen) {
       this.free();
       const err = new Error(`Failed to start server. Is port ${options.port} in use?`) as Error & { code: string; syscall: string };
@@ -157,9 +156,9 @@ export class H3Listener {
       err.syscall = "listen";
       throw err;
     }
-    this.port = lib.us_quic_listen_socket_port(this.listen);
+    this.port = quic().us_quic_listen_socket_port(this.listen);
     const ip = new Uint8Array(16);
-    const n = lib.us_quic_listen_socket_local_address(this.listen, ip, ip.byteLength);
+    const n = quic().us_quic_listen_socket_local_address(this.listen, ip, ip.byteLength);
     this.address = n === 4 ? { address: ip.subarray(0, 4).join("."), family: "IPv4", port: this.port } : { address: ipv6Text(ip), family: "IPv6", port: this.port };
   }
 
@@ -189,27 +188,26 @@ export class H3Listener {
   }
 
   private install() {
-    const lib = quic();
     const on = callbackInstaller(this.ctx!, this.callbacks);
     const wt = this.wt;
     if (this.handlers.webtransport) {
       // Only WebTransport needs it: streams the server opens for a session.
-      on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => void (local && wt.opened(s)), [ptr, i32]);
+      on(quic().us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => void (local && wt.opened(s)), [ptr, i32]);
     }
-    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => {
+    on(quic().us_quic_socket_context_on_stream_headers, (s: Pointer) => this.onHeaders(s), [ptr]);
+    on(quic().us_quic_socket_context_on_stream_data, (s: Pointer, data: Pointer, len: number, fin: number) => {
       if (!wt.data(s, data, len, fin)) this.onData(s, data, len, fin);
     }, [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => wt.writable(s) || wakeWriter(this.streams.get(s)), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
+    on(quic().us_quic_socket_context_on_stream_writable, (s: Pointer) => wt.writable(s) || wakeWriter(this.streams.get(s)), [ptr]);
+    on(quic().us_quic_socket_context_on_stream_close, (s: Pointer) => {
       if (wt.closed(s)) this.streams.delete(s);
       this.onClose(s);
       // A graceful stop frees the context after the last stream, whatever kind it was.
       if (this.stopped && this.streams.size === 0) setTimeout(() => this.free(), 0);
     }, [ptr]);
     if (this.handlers.webtransport) {
-      on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, data: Pointer, len: number) => wt.datagram(s, data, len), [ptr, ptr, u32]);
-      on(lib.us_quic_socket_context_on_close, (conn: Pointer) => wt.connectionClosed(conn), [ptr]);
+      on(quic().us_quic_socket_context_on_stream_datagram, (s: Pointer, data: Pointer, len: number) => wt.datagram(s, data, len), [ptr, ptr, u32]);
+      on(quic().us_quic_socket_context_on_close, (conn: Pointer) => wt.connectionClosed(conn), [ptr]);
     }
   }
 
@@ -227,10 +225,9 @@ export class H3Listener {
       prepared.push([Buffer.from(path), encodeHeaders(headFields(status, new Headers(headers), [], false)), body]);
     }
     if (!this.ctx || generation !== this.routeGeneration) return;
-    const lib = quic();
-    lib.us_quic_embed_clear_static_routes(this.ctx);
+    quic().us_quic_embed_clear_static_routes(this.ctx);
     for (const [path, block, body] of prepared) {
-      lib.us_quic_embed_add_static_route(this.ctx, path, path.byteLength, block, block.byteLength, body, body.byteLength);
+      quic().us_quic_embed_add_static_route(this.ctx, path, path.byteLength, block, block.byteLength, body, body.byteLength);
     }
   }
 
@@ -247,12 +244,11 @@ export class H3Listener {
     if (!entry || !handlers) return false;
     const { s, st } = entry;
     if (st.responded || st.closed || !WEBTRANSPORT_TOKENS.has(st.protocol ?? "")) return false;
-    const lib = quic();
-    const conn = handle(lib.us_quic_stream_socket(s))!;
+    const conn = handle(quic().us_quic_stream_socket(s))!;
     if (this.wt.sessionsOn(conn) >= (handlers.maxSessions ?? 16)) return false;
     const extra: [string, string][] = st.draft02 ? [["sec-webtransport-http3-draft", "draft02"]] : [];
     const block = encodeHeaders(headFields(200, new Headers(options.headers), extra));
-    if (lib.us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) return false;
+    if (quic().us_quic_embed_send_headers(s, block, block.byteLength, 0) !== 0) return false;
     st.responded = st.upgraded = true;
     const session = new WTSession(this.wt);
     session.data = options.data;
@@ -322,8 +318,7 @@ export class H3Listener {
     }
     // An extended CONNECT's stream carries the session (capsules), not a body.
     const hasBody = method !== "GET" && method !== "HEAD" && st.protocol === undefined;
-    const lib = quic();
-    const body = hasBody ? incomingBody(s, st, () => lib.us_quic_stream_shutdown_read(s)) : null;
+    const body = hasBody ? incomingBody(s, st, () => quic().us_quic_stream_shutdown_read(s)) : null;
     // An invalid :authority is not trusted: request.url is then the bare :path, as upstream's.
     const valid = VALID_AUTHORITY.test(authority);
     const url = `https://${valid ? authority : `localhost:${this.port}`}${path}`;
@@ -490,6 +485,9 @@ export class H3Listener {
   }
 
   private async answerError(s: Pointer, st: StreamState, request: Request, err: unknown) {
+    // A handler that failed because its client went away (its body read was
+    // reset) has no one to answer or report to, as on Bun's own server.
+    if (st.closed) return;
     const response = await this.errorResponse(err, request);
     if (st.closed || st.responded) return;
     await this.reply(s, st, response, request.method === "HEAD");
@@ -566,17 +564,16 @@ export class H3Listener {
   stop(force = false) {
     if (this.stopped) return;
     this.stopped = true;
-    const lib = quic();
     if (force) {
       for (const [s, st] of this.streams) {
-        if (!st.closed) lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+        if (!st.closed) quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
       }
       this.free();
       return;
     }
     this.wt.drainAll();
-    lib.us_quic_socket_context_shutdown(this.ctx);
-    lib.us_quic_listen_socket_close(this.listen);
+    quic().us_quic_socket_context_shutdown(this.ctx);
+    quic().us_quic_listen_socket_close(this.listen);
     scheduleFlush();
     // Free once the last in-flight stream is done (see onClose).
     if (this.streams.size === 0) this.free();
@@ -587,9 +584,8 @@ export class H3Listener {
     this.stats(); // keep the final counters readable after stop()
     const ctx = this.ctx;
     this.ctx = null;
-    const lib = quic();
     if (!this.held) ref(); // retire() below releases the server's ref
-    lib.us_quic_socket_context_free(ctx);
+    quic().us_quic_socket_context_free(ctx);
     scheduleFlush();
     retire(this.callbacks.splice(0));
     this.whenFreed.resolve();

@@ -87,14 +87,13 @@ class Connection implements ConnectionEvents {
   }
 
   onHandshake(ok: boolean) {
-    const lib = quic();
     if (!ok) {
-      const refused = lib.us_quic_socket_errno(this.conn) === ECONNREFUSED;
+      const refused = quic().us_quic_socket_errno(this.conn) === ECONNREFUSED;
       return this.fail(refused ? "the server refused the QUIC connection" : "the QUIC/TLS handshake failed (certificate rejected or no answer)");
     }
     if (this.hashes) {
-      const der = new Uint8Array(Math.max(0, lib.us_quic_socket_peer_certificate(this.conn, null, 0)));
-      lib.us_quic_socket_peer_certificate(this.conn, der, der.byteLength);
+      const der = new Uint8Array(Math.max(0, quic().us_quic_socket_peer_certificate(this.conn, null, 0)));
+      quic().us_quic_socket_peer_certificate(this.conn, der, der.byteLength);
       const digest = createHash("sha256").update(der).digest();
       if (!this.hashes.some(h => Buffer.from(h).equals(digest))) return this.fail("the server's certificate matches none of serverCertificateHashes");
     }
@@ -137,8 +136,7 @@ class Connection implements ConnectionEvents {
   }
 
   private streamHeaders(s: Pointer) {
-    const lib = quic();
-    const kind = lib.us_quic_stream_headers_kind(s);
+    const kind = quic().us_quic_stream_headers_kind(s);
     if (kind === HEADERS_WEBTRANSPORT) return router.peerStream(s);
     if (kind !== HEADERS_INITIAL) return;
     const a = this.attempts.find(x => x.connect === s);
@@ -146,7 +144,7 @@ class Connection implements ConnectionEvents {
     const status = Number(readHeaders(s).find(([n]) => n === ":status")?.[1] ?? 0);
     if (status < 200 || status > 299) {
       a.session.fail(sessionError(`the server refused the WebTransport session (status ${status})`));
-      lib.us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
+      quic().us_quic_stream_reset_with_code(s, H3_REQUEST_CANCELLED);
       return;
     }
     a.session.attach(this.conn!, s);
@@ -182,11 +180,10 @@ class Connection implements ConnectionEvents {
   /** After the handshake and the server's SETTINGS: an extended CONNECT per waiting session. */
   private maybeConnect() {
     if (!this.handshakeDone || !this.settingsSeen || !this.conn) return;
-    const lib = quic();
     const conn = this.conn;
     const setting = (id: bigint) => {
       const v = new BigUint64Array(1);
-      return lib.us_quic_socket_peer_setting(conn, id, v) === 1 ? v[0] : 0n;
+      return quic().us_quic_socket_peer_setting(conn, id, v) === 1 ? v[0] : 0n;
     };
     const wt = setting(SETTINGS_ENABLE_WEBTRANSPORT) === 1n || setting(SETTINGS_WT_MAX_SESSIONS) > 0n;
     if (setting(SETTINGS_ENABLE_CONNECT_PROTOCOL) !== 1n || setting(SETTINGS_H3_DATAGRAM) !== 1n || !wt) {
@@ -195,7 +192,7 @@ class Connection implements ConnectionEvents {
     for (const a of this.attempts) {
       if (a.requested) continue;
       a.requested = true;
-      lib.us_quic_socket_make_stream(conn);
+      quic().us_quic_socket_make_stream(conn);
     }
     scheduleFlush();
   }

@@ -10,7 +10,9 @@ export const symbols = {
   us_quic_embed_create: { returns: ptr },
   us_quic_embed_loop: { args: [ptr], returns: ptr },
   us_quic_embed_set_wake_port: { args: [ptr, u32], returns: i32 },
+  us_quic_embed_lock: { args: [ptr], returns: none },
   us_quic_embed_run: { args: [ptr], returns: i32 },
+  us_quic_embed_release: { args: [ptr], returns: none },
   us_quic_embed_free: { args: [ptr], returns: none },
   us_quic_embed_server_context: { args: [ptr, ptr, u32, ptr, u32, ptr, u32, u32, ptr, u32], returns: ptr },
   us_quic_embed_add_server_name: { args: [ptr, ptr, ptr, u32, ptr, u32, ptr, u32, ptr, u32], returns: i32 },
@@ -121,9 +123,27 @@ export function libraryPath(): string {
 type Lib = ReturnType<typeof dlopen<typeof symbols>>["symbols"];
 let loaded: Lib | undefined;
 
+let takeBaton: (() => void) | null = null;
+
+/**
+ * The library, for calls into the embedded loop's objects: the engine thread
+ * runs that loop, so this first takes its baton for the rest of this turn
+ * (loop.ts). Call it at each use: a library kept across an await is not guarded.
+ */
 export function quic(): Lib {
+  takeBaton?.();
+  return library();
+}
+
+/** The library without the baton: the loop's own lifecycle and fetch's client thread (its own lock). */
+export function library(): Lib {
   loaded ??= dlopen(libraryPath(), symbols).symbols;
   return loaded;
+}
+
+/** loop.ts installs how quic() takes the engine's baton. */
+export function guardEngineCalls(take: () => void) {
+  takeBaton = take;
 }
 
 /** A pointer returned by the engine (bun:ffi returns pointers as numbers), or null. */

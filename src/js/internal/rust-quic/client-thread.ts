@@ -10,7 +10,7 @@
 // Bun.file(fd).stream() beside the server loop's stalled that one's reader.)
 import { toArrayBuffer, type Pointer } from "bun:ffi";
 import type { udp } from "bun";
-import { handle, quic } from "./binding";
+import { handle, library } from "./binding";
 import { parseHeaders } from "./headers";
 import {
   CLIENT_EVENT_CONNECTION_CLOSED,
@@ -60,7 +60,7 @@ export function clientThreadRunning(): boolean {
 export function startClientThread(): Promise<void> {
   starting ??= (async () => {
     const socket = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: drain } });
-    const created = handle(quic().us_quic_client_thread_create(socket.port));
+    const created = handle(library().us_quic_client_thread_create(socket.port));
     if (!created) {
       socket.close();
       starting = null;
@@ -90,7 +90,7 @@ function drain() {
   if (draining || !thread) return; // a handler's ref() inside a drain: the loop below goes on
   draining = true;
   try {
-    const lib = quic();
+    const lib = library();
     for (;;) {
       const at = lib.us_quic_client_thread_poll(thread, lengthOut);
       const len = lengthOut[0];
@@ -148,7 +148,7 @@ function flushClient() {
   flushQueued = true;
   queueMicrotask(() => {
     flushQueued = false;
-    if (thread) quic().us_quic_client_thread_flush(thread);
+    if (thread) library().us_quic_client_thread_flush(thread);
   });
 }
 
@@ -177,7 +177,7 @@ export function addClientConfig(ca: string | undefined, identity: { cert: string
   const cert = bytes(identity?.cert);
   const key = bytes(identity?.key);
   const pass = identity?.passphrase ? Buffer.from(identity.passphrase) : null;
-  const id = quic().us_quic_client_thread_add_config(t, pem, pem?.byteLength ?? 0, cert, cert?.byteLength ?? 0, key, key?.byteLength ?? 0, pass, pass?.byteLength ?? 0);
+  const id = library().us_quic_client_thread_add_config(t, pem, pem?.byteLength ?? 0, cert, cert?.byteLength ?? 0, key, key?.byteLength ?? 0, pass, pass?.byteLength ?? 0);
   if (id === -2) return new TypeError("tls.ca contains no certificate");
   if (id === -3) return new TypeError("tls.cert / tls.key: not a usable certificate and matching private key");
   if (id < 0) return new Error("rust-quic: could not create a client context");
@@ -194,7 +194,7 @@ export interface ClientConnection {
 
 export function connectClient(config: number, ip: Buffer, port: number, serverName: Buffer | null, verify: boolean, events: ThreadConnectionEvents): ClientConnection {
   const id = newId();
-  const r = quic().us_quic_client_thread_connect(clientThread(), config, id, ip, port, serverName, verify ? 1 : 0);
+  const r = library().us_quic_client_thread_connect(clientThread(), config, id, ip, port, serverName, verify ? 1 : 0);
   if (r < 0) return { id: 0, resuming: false };
   connections.set(id, events);
   flushClient();
@@ -204,7 +204,7 @@ export function connectClient(config: number, ip: Buffer, port: number, serverNa
 /** Starts a request on connection `conn`: its id, or 0 when the connection is gone. */
 export function startRequest(conn: number, block: Uint8Array, endStream: boolean, events: ThreadRequestEvents): number {
   const id = newId();
-  if (quic().us_quic_client_thread_request(clientThread(), conn, id, block, block.byteLength, endStream ? 1 : 0) !== 0) return 0;
+  if (library().us_quic_client_thread_request(clientThread(), conn, id, block, block.byteLength, endStream ? 1 : 0) !== 0) return 0;
   requests.set(id, events);
   flushClient();
   return id;
@@ -212,27 +212,27 @@ export function startRequest(conn: number, block: Uint8Array, endStream: boolean
 
 /** A request's body bytes: the count accepted, -1 once it is closed. */
 export function writeRequest(id: number, chunk: Uint8Array): number {
-  const n = quic().us_quic_client_thread_write(clientThread(), id, chunk, chunk.byteLength);
+  const n = library().us_quic_client_thread_write(clientThread(), id, chunk, chunk.byteLength);
   flushClient();
   return n;
 }
 
 export function endRequest(id: number) {
-  quic().us_quic_client_thread_shutdown(clientThread(), id);
+  library().us_quic_client_thread_shutdown(clientThread(), id);
   flushClient();
 }
 
 export function resetRequest(id: number, code: bigint) {
-  quic().us_quic_client_thread_reset(clientThread(), id, code);
+  library().us_quic_client_thread_reset(clientThread(), id, code);
   flushClient();
 }
 
 export function readRequest(id: number, want: boolean) {
-  quic().us_quic_client_thread_want_read(clientThread(), id, want ? 1 : 0);
+  library().us_quic_client_thread_want_read(clientThread(), id, want ? 1 : 0);
   if (want) flushClient();
 }
 
 export function closeConnection(id: number) {
-  quic().us_quic_client_thread_close(clientThread(), id);
+  library().us_quic_client_thread_close(clientThread(), id);
   flushClient();
 }

@@ -16,11 +16,10 @@ export async function connectTo(
   verify: boolean,
   fail: (message: string, cause?: unknown) => Error,
 ): Promise<Pointer> {
-  const lib = quic();
   const out = new BigUint64Array(1);
   const pending = new BigUint64Array(1);
   const bare = host.replace(/^\[|\]$/g, "");
-  const r = lib.us_quic_socket_context_connect(ctx, cString(bare), port, serverName ? cString(serverName) : null, verify ? 1 : 0, out, pending, null);
+  const r = quic().us_quic_socket_context_connect(ctx, cString(bare), port, serverName ? cString(serverName) : null, verify ? 1 : 0, out, pending, null);
   let conn: Pointer | null = null;
   if (r === 1) conn = handle(Number(out[0]));
   else if (r === 0) {
@@ -29,11 +28,11 @@ export async function connectTo(
     try {
       address = await resolveHost(bare, fail);
     } catch (err) {
-      lib.us_quic_pending_connect_cancel(pc);
+      quic().us_quic_pending_connect_cancel(pc);
       throw err;
     }
-    lib.us_quic_pending_connect_set_address(pc, cString(address));
-    conn = handle(lib.us_quic_pending_connect_resolved(pc));
+    quic().us_quic_pending_connect_set_address(pc, cString(address));
+    conn = handle(quic().us_quic_pending_connect_resolved(pc));
   }
   if (!conn) throw fail(`Unable to connect to ${host}:${port} over QUIC`);
   return conn;

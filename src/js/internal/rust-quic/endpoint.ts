@@ -49,36 +49,35 @@ export class Endpoint {
     readonly ctx: Pointer,
     accept?: (c: Pointer) => ConnectionEvents | undefined,
   ) {
-    const lib = quic();
     const on = callbackInstaller(ctx, this.callbacks);
     const conns = this.conns;
     const streams = this.streams;
     if (accept) {
-      on(lib.us_quic_socket_context_on_open, (c: Pointer) => {
+      on(quic().us_quic_socket_context_on_open, (c: Pointer) => {
         const events = accept(c);
         if (!events) return;
         conns.set(c, events);
         events.onOpen?.();
       }, [ptr]);
     }
-    on(lib.us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => conns.get(c)?.onHandshake?.(ok !== 0), [ptr, i32]);
-    on(lib.us_quic_socket_context_on_settings, (c: Pointer) => conns.get(c)?.onSettings?.(), [ptr]);
-    on(lib.us_quic_socket_context_on_goaway, (c: Pointer) => conns.get(c)?.onGoaway?.(), [ptr]);
-    on(lib.us_quic_socket_context_on_datagram, (c: Pointer, d: Pointer, len: number) => conns.get(c)?.onDatagram?.(d, len), [ptr, ptr, u32]);
-    on(lib.us_quic_socket_context_on_close, (c: Pointer) => {
+    on(quic().us_quic_socket_context_on_hsk_done, (c: Pointer, ok: number) => conns.get(c)?.onHandshake?.(ok !== 0), [ptr, i32]);
+    on(quic().us_quic_socket_context_on_settings, (c: Pointer) => conns.get(c)?.onSettings?.(), [ptr]);
+    on(quic().us_quic_socket_context_on_goaway, (c: Pointer) => conns.get(c)?.onGoaway?.(), [ptr]);
+    on(quic().us_quic_socket_context_on_datagram, (c: Pointer, d: Pointer, len: number) => conns.get(c)?.onDatagram?.(d, len), [ptr, ptr, u32]);
+    on(quic().us_quic_socket_context_on_close, (c: Pointer) => {
       const events = conns.get(c);
       conns.delete(c);
       events?.onClose();
     }, [ptr]);
-    on(lib.us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
-      const events = conns.get(handle(lib.us_quic_stream_socket(s))!)?.onStream(s, local !== 0);
+    on(quic().us_quic_socket_context_on_stream_open, (s: Pointer, local: number) => {
+      const events = conns.get(handle(quic().us_quic_stream_socket(s))!)?.onStream(s, local !== 0);
       if (events) streams.set(s, events);
     }, [ptr, i32]);
-    on(lib.us_quic_socket_context_on_stream_headers, (s: Pointer) => streams.get(s)?.onHeaders?.(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_data, (s: Pointer, d: Pointer, len: number, fin: number) => streams.get(s)?.onData?.(s, d, len, fin !== 0), [ptr, ptr, u32, i32]);
-    on(lib.us_quic_socket_context_on_stream_writable, (s: Pointer) => streams.get(s)?.onWritable?.(s), [ptr]);
-    on(lib.us_quic_socket_context_on_stream_datagram, (s: Pointer, d: Pointer, len: number) => streams.get(s)?.onDatagram?.(s, d, len), [ptr, ptr, u32]);
-    on(lib.us_quic_socket_context_on_stream_close, (s: Pointer) => {
+    on(quic().us_quic_socket_context_on_stream_headers, (s: Pointer) => streams.get(s)?.onHeaders?.(s), [ptr]);
+    on(quic().us_quic_socket_context_on_stream_data, (s: Pointer, d: Pointer, len: number, fin: number) => streams.get(s)?.onData?.(s, d, len, fin !== 0), [ptr, ptr, u32, i32]);
+    on(quic().us_quic_socket_context_on_stream_writable, (s: Pointer) => streams.get(s)?.onWritable?.(s), [ptr]);
+    on(quic().us_quic_socket_context_on_stream_datagram, (s: Pointer, d: Pointer, len: number) => streams.get(s)?.onDatagram?.(s, d, len), [ptr, ptr, u32]);
+    on(quic().us_quic_socket_context_on_stream_close, (s: Pointer) => {
       const events = streams.get(s);
       streams.delete(s);
       events?.onClose(s);

@@ -12,11 +12,10 @@ type Latin1Buffer = Buffer & {
 let scratch = Buffer.allocUnsafe(16 * 1024) as Latin1Buffer;
 
 export function readHeaders(stream: Pointer): [string, string][] {
-  const lib = quic();
-  let need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
+  let need = quic().us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   if (need > scratch.byteLength) {
     scratch = Buffer.allocUnsafe(Math.max(need, scratch.byteLength * 2)) as Latin1Buffer;
-    need = lib.us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
+    need = quic().us_quic_embed_read_headers(stream, scratch, scratch.byteLength);
   }
   return parseHeaders(scratch, 0, need);
 }

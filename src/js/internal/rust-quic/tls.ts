@@ -51,14 +51,13 @@ export interface ServerTls {
  * throw both are done here.
  */
 export function serverContext(tls: ServerTls): Pointer {
-  const lib = quic();
   const [main = {}, ...others] = tls.certificates;
   const cert = pemBytes(main.cert, "tls.cert");
   const key = pemBytes(main.key, "tls.key");
   const pass = main.passphrase ? Buffer.from(main.passphrase) : null;
   const why = new Uint8Array(512);
   const loop = acquireLoop();
-  const ctx = handle(lib.us_quic_embed_server_context(loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, tls.idleTimeoutSeconds, why, why.byteLength));
+  const ctx = handle(quic().us_quic_embed_server_context(loop, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0, tls.idleTimeoutSeconds, why, why.byteLength));
   if (!ctx) {
     releaseLoop();
     throw new TypeError(`${tls.certificateError}${reason(why)}`);
@@ -68,12 +67,12 @@ export function serverContext(tls: ServerTls): Pointer {
     if (tls.requestCert) {
       const ca = tls.ca === undefined ? null : pemBytes(tls.ca, "tls.ca");
       const reject = tls.rejectUnauthorized !== false;
-      if (lib.us_quic_socket_context_set_client_verification(ctx, ca, ca?.byteLength ?? 0, 1, reject ? 1 : 0) !== 0) {
+      if (quic().us_quic_socket_context_set_client_verification(ctx, ca, ca?.byteLength ?? 0, 1, reject ? 1 : 0) !== 0) {
         throw new TypeError("tls.ca: no usable certificate for verifying clients");
       }
     }
   } catch (err) {
-    lib.us_quic_socket_context_free(ctx);
+    quic().us_quic_socket_context_free(ctx);
     releaseLoop();
     throw err;
   }
@@ -119,8 +118,7 @@ export function clientIdentity(tls: { cert?: TlsInput; key?: TlsInput; passphras
  * `identity` to servers that request a certificate.
  */
 export function clientContext(ca: string | undefined, fail: (message: string) => Error, identity?: ClientIdentity): Pointer {
-  const lib = quic();
-  const ctx = handle(lib.us_create_quic_client_context(acquireLoop(), 0, 8, 8));
+  const ctx = handle(quic().us_create_quic_client_context(acquireLoop(), 0, 8, 8));
   if (!ctx) {
     releaseLoop();
     throw fail("rust-quic: could not create a client context");
@@ -128,18 +126,18 @@ export function clientContext(ca: string | undefined, fail: (message: string) =>
   try {
     if (ca) {
       const pem = Buffer.from(ca, "latin1");
-      if (lib.us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
+      if (quic().us_quic_socket_context_set_ca(ctx, pem, pem.byteLength) !== 0) throw new TypeError("tls.ca contains no certificate");
     }
     if (identity) {
       const cert = Buffer.from(identity.cert, "latin1");
       const key = Buffer.from(identity.key, "latin1");
       const pass = identity.passphrase ? Buffer.from(identity.passphrase) : null;
-      if (lib.us_quic_socket_context_set_client_certificate(ctx, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0) !== 0) {
+      if (quic().us_quic_socket_context_set_client_certificate(ctx, cert, cert.byteLength, key, key.byteLength, pass, pass?.byteLength ?? 0) !== 0) {
         throw new TypeError("tls.cert / tls.key: not a usable certificate and matching private key");
       }
     }
   } catch (err) {
-    lib.us_quic_socket_context_free(ctx);
+    quic().us_quic_socket_context_free(ctx);
     releaseLoop();
     throw err;
   }

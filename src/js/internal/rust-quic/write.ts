@@ -29,9 +29,9 @@ export async function writeAllWith(st: WritableState, chunk: Uint8Array, write: 
 
 /** writeAllWith for an engine stream of this thread's loop. */
 export function writeAll(s: Pointer, st: WritableState, chunk: Uint8Array): Promise<boolean> {
-  const lib = quic();
   return writeAllWith(st, chunk, bytes => {
-    const n = lib.us_quic_stream_write(s, bytes, bytes.byteLength);
+    // quic() each time: a write after an await takes the engine's baton again.
+    const n = quic().us_quic_stream_write(s, bytes, bytes.byteLength);
     scheduleFlush();
     return n;
   });

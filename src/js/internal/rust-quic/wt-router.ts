@@ -91,15 +91,14 @@ export class WTRouter implements SessionRouter {
 
   /** on_stream_open of a locally opened stream. */
   opened(s: Pointer): boolean {
-    const lib = quic();
-    const sessionId = Number(lib.us_quic_stream_webtransport_session(s));
+    const sessionId = Number(quic().us_quic_stream_webtransport_session(s));
     if (sessionId < 0) return false;
-    const conn = handle(lib.us_quic_stream_socket(s))!;
+    const conn = handle(quic().us_quic_stream_socket(s))!;
     const pending = this.opens.get(conn)?.shift();
     const st = new WTStream(s, sessionId, true);
     this.streams.set(s, st);
     if (!pending || pending.cancelled) {
-      lib.us_quic_stream_reset_with_code(s, WT_SESSION_GONE);
+      quic().us_quic_stream_reset_with_code(s, WT_SESSION_GONE);
       return true;
     }
     st.session = pending.session;
@@ -110,16 +109,15 @@ export class WTRouter implements SessionRouter {
 
   /** on_stream_headers with US_QUIC_HEADERS_WEBTRANSPORT: a peer's stream. */
   peerStream(s: Pointer) {
-    const lib = quic();
-    const sessionId = Number(lib.us_quic_stream_webtransport_session(s));
-    const conn = handle(lib.us_quic_stream_socket(s))!;
+    const sessionId = Number(quic().us_quic_stream_webtransport_session(s));
+    const conn = handle(quic().us_quic_stream_socket(s))!;
     const st = new WTStream(s, sessionId, false);
     this.streams.set(s, st);
     const session = this.byId.get(WTRouter.key(conn, sessionId));
     if (session) return session.incoming(st);
     const waiting = this.orphans.get(conn) ?? [];
     if (waiting.length >= MAX_BUFFERED_STREAMS) {
-      lib.us_quic_stream_reset_with_code(s, WT_BUFFERED_STREAM_REJECTED);
+      quic().us_quic_stream_reset_with_code(s, WT_BUFFERED_STREAM_REJECTED);
       return;
     }
     waiting.push(st);

@@ -160,11 +160,10 @@ export class WTSession {
     const code = info.closeCode ?? 0;
     if (!Number.isInteger(code) || code < 0 || code > 0xffffffff) throw new RangeError("closeCode must be a 32-bit unsigned integer");
     const reason = String(info.reason ?? "");
-    const lib = quic();
     const capsule = encodeCloseCapsule(code, reason);
     this.closeSent = true;
-    lib.us_quic_stream_write(this.connect, capsule, capsule.byteLength);
-    lib.us_quic_stream_shutdown(this.connect);
+    quic().us_quic_stream_write(this.connect, capsule, capsule.byteLength);
+    quic().us_quic_stream_shutdown(this.connect);
     this.finish({ closeCode: code, reason });
     scheduleFlush();
   }

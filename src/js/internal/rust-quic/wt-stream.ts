@@ -32,11 +32,10 @@ export class WTStream implements IncomingState {
     readonly sessionId: number,
     readonly local: boolean,
   ) {
-    const lib = quic();
-    this.id = Number(lib.us_quic_stream_id(s));
+    this.id = Number(quic().us_quic_stream_id(s));
     this.unidirectional = (this.id & 2) !== 0;
     if (!this.unidirectional || !local) {
-      this.readable = incomingBody(s, this, () => lib.us_quic_stream_stop_sending(s, appToHttp3(0)));
+      this.readable = incomingBody(s, this, () => quic().us_quic_stream_stop_sending(s, appToHttp3(0)));
     }
     if (!this.unidirectional || local) {
       this.writableStream = new WritableStream<Uint8Array>(
@@ -45,11 +44,11 @@ export class WTStream implements IncomingState {
             if (!(await writeAll(s, this, bytesOf(chunk, "chunk")))) throw this.failure();
           },
           close: () => {
-            if (!this.closed) lib.us_quic_stream_shutdown(s);
+            if (!this.closed) quic().us_quic_stream_shutdown(s);
             scheduleFlush();
           },
           abort: reason => {
-            if (!this.closed) lib.us_quic_stream_reset_with_code(s, appToHttp3((reason as any)?.streamErrorCode ?? 0));
+            if (!this.closed) quic().us_quic_stream_reset_with_code(s, appToHttp3((reason as any)?.streamErrorCode ?? 0));
             scheduleFlush();
           },
         },

@@ -203,8 +203,9 @@ describe("fetch over HTTP/3: TLS and failures", () => {
   });
 
   test("the QUIC work runs on the client thread, not on the JS thread's engine loop", async () => {
-    // A client-only process: its fetch needs no engine loop on the JS thread (no
-    // "quic-loop-watch"), and the thread that does its QUIC work is there.
+    // A client-only process: its fetch needs no embedded engine loop (no
+    // "quic-engine" thread: that one runs servers, Bun.quic and WebTransport), and
+    // the thread that does its QUIC work is there.
     const script = `const r = await fetch("https://127.0.0.1:${server.port}/", { protocol: "http3", tls: { rejectUnauthorized: false } });
       await r.text();
       const { readdirSync, readFileSync } = require("node:fs");
@@ -215,7 +216,7 @@ describe("fetch over HTTP/3: TLS and failures", () => {
     clearTimeout(timer);
     const threads = out.trim().split(",");
     expect(threads).toContain("quic-fetch");
-    expect(threads).not.toContain("quic-loop-watch");
+    expect(threads).not.toContain("quic-engine");
     expect(code).toBe(0);
   });
 

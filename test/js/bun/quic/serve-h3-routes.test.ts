@@ -55,6 +55,16 @@ describe("routes over HTTP/3 and HTTP/1.1", () => {
     expect(tcp.headers.get("alt-svc")).toBe(`h3=":${server.port}"; ma=86400`);
   });
 
+  test("static routes are answered on the engine thread: the JS thread is not woken for them", async () => {
+    const { loopState } = await import("../../../../src/js/internal/rust-quic/loop");
+    const get = () => fetch(url("/static"), { protocol: "http3", tls: { rejectUnauthorized: false } } as RequestInit).then(r => r.text());
+    expect(await get()).toBe("static body"); // the connection: its handshake wakes JS
+    const before = loopState().deliveries;
+    for (let i = 0; i < 50; i++) expect(await get()).toBe("static body");
+    // 50 requests on the pooled connection: no callback of the server's ran for them.
+    expect(loopState().deliveries - before).toBeLessThan(5);
+  });
+
   test(":params", async () => {
     expect(text((await h3Client(url("/users/42"))).body)).toBe("user 42");
     expect(JSON.parse(text((await h3Client(url("/items/a%20b/7"))).body))).toEqual({ group: "a b", item: "7" });
