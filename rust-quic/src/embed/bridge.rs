@@ -46,6 +46,9 @@ struct BatonState {
     holder: Holder,
     /// The host waits for the baton: the engine thread lets it go first.
     host_waiting: bool,
+    /// The engine thread waits for it (a give-back wakes a waiter only: no
+    /// futex call per iteration when nobody waits).
+    engine_waiting: bool,
     /// The host was woken for held events and has not run since.
     notified: bool,
     stopping: bool,
@@ -62,6 +65,7 @@ impl Baton {
             state: Mutex::new(BatonState {
                 holder: Holder::Free,
                 host_waiting: false,
+                engine_waiting: false,
                 notified: false,
                 stopping: false,
             }),
@@ -95,8 +99,10 @@ impl Baton {
     fn take_for_engine(&self) -> bool {
         let mut state = self.state();
         while !state.stopping && (state.holder != Holder::Free || state.host_waiting) {
+            state.engine_waiting = true;
             state = self.wait(state);
         }
+        state.engine_waiting = false;
         if state.stopping {
             return false;
         }
@@ -105,8 +111,13 @@ impl Baton {
     }
 
     fn give_back(&self) {
-        self.state().holder = Holder::Free;
-        self.turn.notify_all();
+        let mut state = self.state();
+        state.holder = Holder::Free;
+        let waited = state.host_waiting || state.engine_waiting;
+        drop(state);
+        if waited {
+            self.turn.notify_all();
+        }
     }
 
     /// The engine thread, holding the baton: whether to wake the host now.
