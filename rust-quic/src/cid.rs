@@ -11,6 +11,67 @@ pub(crate) fn random_cid() -> [u8; CID_LEN] {
     cid
 }
 
+/// How a server makes the connection IDs it issues (its first, a Retry's,
+/// NEW_CONNECTION_ID's). All are `CID_LEN` bytes, so routing a short header
+/// needs no length.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CidScheme {
+    /// Random bytes: nothing outside this process can route by them.
+    #[default]
+    Random,
+    /// QUIC-LB's plaintext algorithm (draft-ietf-quic-load-balancers 5.2), so a
+    /// load balancer that routes by connection ID keeps each connection on this server.
+    QuicLb(QuicLb),
+}
+
+/// A QUIC-LB plaintext configuration: the first octet carries the config
+/// rotation codepoint (top 3 bits) and the ID's length minus one (the length
+/// self-description, low 5 bits); the server ID follows, then a random nonce.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuicLb {
+    config_id: u8,
+    server_id: Vec<u8>,
+}
+
+/// The shortest nonce the draft allows: fewer would repeat IDs within a server.
+pub const QUIC_LB_MIN_NONCE: usize = 4;
+/// Config rotation codepoints 0 to 6; 7 (0b111) marks an ID no load balancer may route.
+pub const QUIC_LB_MAX_CONFIG_ID: u8 = 6;
+
+impl QuicLb {
+    /// A server ID of 1 to `CID_LEN - 1 - QUIC_LB_MIN_NONCE` bytes under config `config_id` (0-6).
+    pub fn new(config_id: u8, server_id: &[u8]) -> Result<QuicLb, String> {
+        if config_id > QUIC_LB_MAX_CONFIG_ID {
+            return Err(format!("the config rotation codepoint is 0 to {QUIC_LB_MAX_CONFIG_ID} (7 means unroutable)"));
+        }
+        let most = CID_LEN - 1 - QUIC_LB_MIN_NONCE;
+        if server_id.is_empty() || server_id.len() > most {
+            return Err(format!("a server ID is 1 to {most} bytes (the rest of a {CID_LEN}-byte ID is the nonce)"));
+        }
+        Ok(QuicLb { config_id, server_id: server_id.to_vec() })
+    }
+
+    /// The server ID and config of one of this configuration's IDs; None for an
+    /// ID of another configuration or length (what a load balancer reads).
+    pub fn decode<'a>(&self, cid: &'a [u8]) -> Option<&'a [u8]> {
+        let first = *cid.first()?;
+        let routable = first >> 5 == self.config_id && usize::from(first & 0x1f) + 1 == cid.len();
+        routable.then(|| cid.get(1..1 + self.server_id.len())).flatten()
+    }
+}
+
+impl CidScheme {
+    /// A new connection ID under this scheme.
+    pub(crate) fn issue(&self) -> [u8; CID_LEN] {
+        let mut cid = random_cid();
+        if let CidScheme::QuicLb(lb) = self {
+            cid[0] = (lb.config_id << 5) | (CID_LEN as u8 - 1);
+            cid[1..1 + lb.server_id.len()].copy_from_slice(&lb.server_id);
+        }
+        cid
+    }
+}
+
 /// The stateless reset token of one of our connection IDs (RFC 9000 10.3.2): a
 /// keyed hash of it, so a restarted server, or another process, holding the same
 /// key can reset a connection it has no state for, and no one without the key can
@@ -87,6 +148,32 @@ impl std::fmt::Debug for CidKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quic_lb_ids_carry_the_config_length_and_server_id_with_a_random_nonce() {
+        let lb = QuicLb::new(2, &[0xab, 0xcd]).unwrap();
+        let scheme = CidScheme::QuicLb(lb.clone());
+        let (a, b) = (scheme.issue(), scheme.issue());
+        // 0b010 (config 2) then 15 (16 bytes, minus one); the server ID; 13 bytes of nonce.
+        assert_eq!(a[0], 0b010_01111);
+        assert_eq!(&a[1..3], &[0xab, 0xcd]);
+        assert_ne!(a[3..], b[3..], "the nonce is random");
+        assert_eq!(lb.decode(&a), Some(&[0xab, 0xcd][..]));
+        // Another config, another length, or a random ID is not this server's.
+        assert_eq!(QuicLb::new(3, &[0xab, 0xcd]).unwrap().decode(&a), None);
+        assert_eq!(lb.decode(&a[..8]), None);
+        let mut other = a;
+        other[0] = 0b111_01111;
+        assert_eq!(lb.decode(&other), None);
+    }
+
+    #[test]
+    fn quic_lb_configurations_outside_the_draft_are_refused() {
+        assert!(QuicLb::new(7, &[1]).is_err(), "codepoint 7 is unroutable");
+        assert!(QuicLb::new(0, &[]).is_err());
+        assert!(QuicLb::new(0, &[1; 11]).is_ok());
+        assert!(QuicLb::new(0, &[1; 12]).is_err(), "leaves a nonce under 4 bytes");
+    }
 
     #[test]
     fn long_header_invariants_read_any_version_and_long_ids() {

@@ -146,6 +146,8 @@ pub struct Settings {
     pub early_data: EarlyData,
     /// Servers: when new clients must first answer a Retry.
     pub retry: crate::address_validation::RetryPolicy,
+    /// Servers: how the connection IDs it issues are made (random, or QUIC-LB's encoding).
+    pub cids: crate::cid::CidScheme,
 }
 
 impl Default for Settings {
@@ -174,6 +176,7 @@ impl Default for Settings {
             reset_key: None,
             early_data: EarlyData::SafeMethods,
             retry: crate::address_validation::RetryPolicy::AboveRate,
+            cids: crate::cid::CidScheme::Random,
         }
     }
 }
@@ -491,6 +494,15 @@ impl Context {
             return Err("Retry is a server's".into());
         }
         self.settings.retry = policy;
+        Ok(())
+    }
+
+    /// Servers: how the connection IDs it issues from now on are made (see `cid::CidScheme`).
+    pub fn set_cid_scheme(&mut self, scheme: crate::cid::CidScheme) -> Result<(), String> {
+        if self.role != Role::Server {
+            return Err("connection IDs for a load balancer are a server's".into());
+        }
+        self.settings.cids = scheme;
         Ok(())
     }
 

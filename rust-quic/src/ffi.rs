@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use usockets_sys as us;
 
 use crate::address_validation::RetryPolicy;
+use crate::cid::{CidScheme, QuicLb};
 use crate::client::{Connect, PendingConnect};
 use crate::context::{Context, EarlyData, Settings, Stats};
 use crate::edge;
@@ -1088,6 +1089,27 @@ pub unsafe extern "C" fn us_quic_socket_context_set_retry(ctx: *mut Context, mod
         _ => return -1,
     };
     ctx.set_retry(policy).map_or(-1, |()| 0)
+}
+
+/// `us_quic_socket_context_set_quic_lb`: 0, or -1 (NULL, not a server, a codepoint
+/// above 6, a server ID too long). A server ID of length 0 goes back to random IDs.
+///
+/// # Safety
+/// `ctx` is NULL or a live context; `server_id` is NULL or points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn us_quic_socket_context_set_quic_lb(
+    ctx: *mut Context,
+    config_id: c_uint,
+    server_id: *const u8,
+    len: c_uint,
+) -> c_int {
+    let Some(ctx) = ctx.as_mut() else { return -1 };
+    let scheme = match (len, u8::try_from(config_id)) {
+        (0, _) => Ok(CidScheme::Random),
+        (_, Ok(config_id)) => QuicLb::new(config_id, raw_bytes(server_id, len)).map(CidScheme::QuicLb),
+        (_, Err(_)) => return -1,
+    };
+    scheme.and_then(|scheme| ctx.set_cid_scheme(scheme)).map_or(-1, |()| 0)
 }
 
 /// `us_quic_socket_context_set_token_key`: 0, or -1 (NULL, not a server, not 32 bytes).

@@ -168,7 +168,7 @@ unsafe fn needs_retry(ctx: *mut Context) -> bool {
 /// # Safety
 /// `ctx` is a live server context.
 unsafe fn retry(ctx: *mut Context, header: &quiche::Header<'_>, from: SocketAddr) -> Route {
-    let new_cid = cid::random_cid();
+    let new_cid = (*ctx).settings.cids.issue();
     let token = address_validation::seal(&(*ctx).token_key, from, &header.dcid, &new_cid, SystemTime::now());
     let mut out = [0u8; 256];
     let new_id = quiche::ConnectionId::from_ref(&new_cid);
@@ -239,7 +239,7 @@ unsafe fn route(ls: *mut ListenSocket, data: &mut [u8], from: SocketAddr, to: So
     // After a Retry the client already uses the ID the Retry gave it.
     let our_cid = match &validated {
         Some(_) => header.dcid.to_vec(),
-        None => cid::random_cid().to_vec(),
+        None => (*ctx).settings.cids.issue().to_vec(),
     };
     let Some(config) = (*ctx).server_config.as_mut() else { return Route::Dropped };
     crate::context::aim_at(config, &(*ctx).settings, from);

@@ -417,8 +417,9 @@ unsafe fn refresh_connection_ids(pc: *mut PeerContext) {
         }
     }
     while (*pc).core.conn.scids_left() > 0 {
-        let cid = cid::random_cid();
-        let token = cid::reset_token(&(*(*pc).core.ctx).reset_key, &cid);
+        let ctx = (*pc).core.ctx;
+        let cid = (*ctx).settings.cids.issue();
+        let token = cid::reset_token(&(*ctx).reset_key, &cid);
         if (*pc).core.conn.new_scid(&quiche::ConnectionId::from_ref(&cid), u128::from_be_bytes(token), false).is_err() {
             break;
         }

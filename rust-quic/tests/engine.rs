@@ -537,3 +537,28 @@ fn qlog_files_hold_transport_and_http3_events_for_both_sides() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[test]
+fn a_quic_lb_server_names_itself_in_every_connection_id_its_client_learns() {
+    unsafe {
+        let p = pair();
+        let lb = rust_quic::cid::QuicLb::new(5, &[0x5e, 0x01, 0x02]).unwrap();
+        (*p.server).set_cid_scheme(rust_quic::cid::CidScheme::QuicLb(lb.clone())).unwrap();
+        assert!((*p.client).set_cid_scheme(rust_quic::cid::CidScheme::Random).is_err(), "a server's");
+        let pc = p.connect();
+        assert!(p.run(5, || world(|w| w.hsk_ok == 1)));
+        // The handshake's ID and the spares of NEW_CONNECTION_ID: the client moves through them.
+        let mut seen = std::collections::HashSet::new();
+        for seq in 0..3 {
+            let dcid = (*pc).core.conn.destination_id().to_vec();
+            assert_eq!(lb.decode(&dcid), Some(&[0x5e, 0x01, 0x02][..]), "{dcid:02x?}");
+            seen.insert(dcid);
+            let fetched = p.fetch_all(pc, vec![Request::get("/size/3")], 5);
+            assert_eq!(fetched[0].body, pattern(3), "served on that ID");
+            // Sequence numbers count up from the handshake's 0: retiring the one in use moves to the next.
+            let _ = (*pc).core.conn.retire_dcid(seq);
+        }
+        assert!(seen.len() >= 2, "the client used several of the server's IDs");
+        p.free();
+    }
+}

@@ -66,11 +66,14 @@ class Server:
             self.proc.wait()
 
 
-def bun_serve_h3(root, limits=None, idle_timeout=None):
+def bun_serve_h3(root, limits=None, idle_timeout=None, options=None):
     """Bun.serve({ h3: true }) on rust-quic (tests/interop/bun_h3_server.ts, with the
     preload) serving the files of `root`; none of the caller's BUN_* settings.
-    `limits` (a dict) becomes h3Limits, `idle_timeout` (seconds) idleTimeout."""
+    `limits` (a dict) becomes h3Limits, `idle_timeout` (seconds) idleTimeout, and
+    `options` (a dict) is spread into the options."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BUN_")}
+    if options is not None:
+        env["H3_OPTIONS"] = json.dumps(options)
     if limits is not None:
         env["H3_LIMITS"] = json.dumps(limits)
     if idle_timeout is not None:

@@ -10,6 +10,8 @@
  *             [--early-data off|safe|all]   (what 0-RTT may carry; default safe)
  *             [--retry never|always|auto]   (address validation; default auto:
  *                                    only while handshakes exceed the limits' rate)
+ *             [--quic-lb CONFIG:HEX] (connection IDs in QUIC-LB's plaintext encoding:
+ *                                    config rotation 0-6, server ID of 1-11 bytes)
  *
  * `/early-data` answers "early" to a request that arrived in 0-RTT (the engine
  * marked it `early-data: 1`) and "after-handshake" to any other.
@@ -41,7 +43,7 @@ struct request {
 };
 
 static const char *root_dir = ".";
-static const char *reset_key_hex, *ticket_keys_hex, *early_data_mode, *retry_mode;
+static const char *reset_key_hex, *ticket_keys_hex, *early_data_mode, *retry_mode, *quic_lb;
 static char root_real[PATH_MAX];
 static struct us_loop_t *loop;
 static us_quic_socket_context_t *ctx;
@@ -252,8 +254,23 @@ static void on_signal(int sig) {
 
 static void usage(void) {
     fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n"
-                    "                 [--ticket-keys HEX96...] [--early-data off|safe|all] [--retry never|always|auto]\n");
+                    "                 [--ticket-keys HEX96...] [--early-data off|safe|all] [--retry never|always|auto]\n"
+                    "                 [--quic-lb CONFIG:HEX]\n");
     exit(2);
+}
+
+struct named_mode {
+    const char *name;
+    int mode;
+};
+
+/* The mode a command-line word names in table (ended by a NULL name), or usage(). */
+static int mode_named(const char *word, const struct named_mode *table) {
+    for (; table->name; table++) {
+        if (!strcmp(word, table->name)) return table->mode;
+    }
+    usage();
+    return -1;
 }
 
 /* Hex digits into out (at most max bytes); the byte count, or usage() on bad input. */
@@ -282,6 +299,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--ticket-keys") && v) ticket_keys_hex = v, i++;
         else if (!strcmp(a, "--early-data") && v) early_data_mode = v, i++;
         else if (!strcmp(a, "--retry") && v) retry_mode = v, i++;
+        else if (!strcmp(a, "--quic-lb") && v) quic_lb = v, i++;
         else usage();
     }
     if (!cert || !key || port < 0 || port > 65535) usage();
@@ -311,18 +329,22 @@ int main(int argc, char **argv) {
         if (us_quic_socket_context_set_ticket_keys(ctx, keys, (unsigned)n) != 0) usage();
     }
     if (early_data_mode) {
-        int mode = !strcmp(early_data_mode, "off")    ? US_QUIC_EARLY_DATA_OFF
-                   : !strcmp(early_data_mode, "safe") ? US_QUIC_EARLY_DATA_SAFE
-                   : !strcmp(early_data_mode, "all")  ? US_QUIC_EARLY_DATA_ALL
-                                                      : -1;
-        if (us_quic_socket_context_set_early_data(ctx, mode) != 0) usage();
+        static const struct named_mode modes[] = {
+            {"off", US_QUIC_EARLY_DATA_OFF}, {"safe", US_QUIC_EARLY_DATA_SAFE}, {"all", US_QUIC_EARLY_DATA_ALL}, {NULL, 0}};
+        if (us_quic_socket_context_set_early_data(ctx, mode_named(early_data_mode, modes)) != 0) usage();
     }
     if (retry_mode) {
-        int mode = !strcmp(retry_mode, "never")    ? US_QUIC_RETRY_NEVER
-                   : !strcmp(retry_mode, "always") ? US_QUIC_RETRY_ALWAYS
-                   : !strcmp(retry_mode, "auto")   ? US_QUIC_RETRY_ABOVE_RATE
-                                                   : -1;
-        if (us_quic_socket_context_set_retry(ctx, mode) != 0) usage();
+        static const struct named_mode modes[] = {{"never", US_QUIC_RETRY_NEVER},
+            {"always", US_QUIC_RETRY_ALWAYS}, {"auto", US_QUIC_RETRY_ABOVE_RATE}, {NULL, 0}};
+        if (us_quic_socket_context_set_retry(ctx, mode_named(retry_mode, modes)) != 0) usage();
+    }
+    if (quic_lb) {
+        unsigned char server_id[16];
+        const char *colon = strchr(quic_lb, ':');
+        if (!colon || colon == quic_lb) usage();
+        size_t n = parse_hex(colon + 1, server_id, sizeof server_id);
+        if (n == 0) usage();
+        if (us_quic_socket_context_set_quic_lb(ctx, (unsigned)atoi(quic_lb), server_id, (unsigned)n) != 0) usage();
     }
     us_quic_socket_context_on_stream_open(ctx, on_stream_open);
     us_quic_socket_context_on_stream_headers(ctx, on_stream_headers);

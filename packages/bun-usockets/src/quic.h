@@ -347,6 +347,15 @@ int us_quic_socket_context_set_retry(us_quic_socket_context_t *ctx, int mode);
  * context unless set, so processes behind one address share it. 0, or -1 (not a
  * server, len is not 32). */
 int us_quic_socket_context_set_token_key(us_quic_socket_context_t *ctx, const unsigned char *key, unsigned int len);
+/* Extension. The connection IDs a server issues from now on (its first, a Retry's,
+ * NEW_CONNECTION_ID's) in QUIC-LB's plaintext encoding (draft-ietf-quic-load-balancers):
+ * 16 bytes, the first holding config_id (0-6) in its top 3 bits and 15 (the length
+ * minus one) in the rest, then server_id (1-11 bytes), then a random nonce. A load
+ * balancer that routes by connection ID then keeps each connection on this server.
+ * len 0: random IDs again (the default). 0, or -1 (not a server, config_id above 6,
+ * server_id too long). */
+int us_quic_socket_context_set_quic_lb(us_quic_socket_context_t *ctx, unsigned int config_id,
+    const unsigned char *server_id, unsigned int len);
 /* Extension. Limits that bound what one client can cost a server; 0 turns a
  * limit off. A request past a deadline gets 408; a connection past a rate or the stall count is
  * closed with H3_EXCESSIVE_LOAD; a new connection past a count is refused with

@@ -594,6 +594,11 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_retry(server, US_QUIC_RETRY_ALWAYS) == 0); /* this test's client answers a Retry */
     CHECK(us_quic_socket_context_set_token_key(server, reset_key, 31) == -1);
     CHECK(us_quic_socket_context_set_token_key(server, reset_key, sizeof reset_key) == 0);
+    const unsigned char server_id[2] = {0x5e, 0x01};
+    CHECK(us_quic_socket_context_set_quic_lb(server, 7, server_id, 2) == -1); /* 7 means unroutable */
+    CHECK(us_quic_socket_context_set_quic_lb(server, 1, server_id, 12) == -1); /* no 4-byte nonce left */
+    CHECK(us_quic_socket_context_set_quic_lb(server, 1, server_id, 0) == 0);  /* random, as by default */
+    CHECK(us_quic_socket_context_set_quic_lb(server, 1, server_id, 2) == 0);  /* the rest runs on QUIC-LB IDs */
     install(server);
     listener = us_quic_socket_context_listen(server, "127.0.0.1", 0, 0, 64);
     CHECK(listener != NULL);
@@ -613,6 +618,8 @@ int main(int argc, char **argv) {
     CHECK(us_quic_socket_context_set_early_data(client, US_QUIC_EARLY_DATA_ALL) == 0);
     CHECK(us_quic_socket_context_set_retry(client, US_QUIC_RETRY_NEVER) == -1); /* a server's */
     CHECK(us_quic_socket_context_set_token_key(client, reset_key, sizeof reset_key) == -1);
+    CHECK(us_quic_socket_context_set_quic_lb(client, 1, server_id, 2) == -1); /* a server's */
+    CHECK(us_quic_socket_context_set_quic_lb(NULL, 1, server_id, 2) == -1);
     CHECK(us_quic_socket_context_set_qlog_dir(NULL, "/tmp") == -1);
     CHECK(us_quic_socket_context_set_qlog_dir(client, NULL) == 0); /* off ($QLOGDIR is not set here) */
     install(client);

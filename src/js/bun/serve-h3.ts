@@ -13,6 +13,7 @@ import { deliverBody, incomingBody, wakeWriter } from "../internal/rust-quic/str
 import { applyH3Limits, type H3Limits } from "./h3-limits";
 import { serverContext, type TlsInput } from "../internal/rust-quic/tls";
 import { applyEarlyData, applyRetry, applyTicketKeys, type H3EarlyData } from "./handshake-options";
+import { applyLoadBalancer } from "./connection-ids";
 import { cString } from "../internal/rust-quic/bytes";
 import { WTRouter } from "../internal/rust-quic/wt-router";
 import { WTSession } from "../internal/rust-quic/wt-session";
@@ -89,6 +90,7 @@ export interface H3Options {
   h3Limits?: H3Limits;
   h3EarlyData?: H3EarlyData;
   h3ValidateAddress?: boolean;
+  h3LoadBalancer?: import("./connection-ids").H3LoadBalancer;
 }
 
 export type QuicStats = import("bun").QuicServerStats;
@@ -133,6 +135,7 @@ export class H3Listener {
       applyH3Limits(this.ctx, options.h3Limits);
       applyEarlyData(this.ctx, options.h3EarlyData);
       applyRetry(this.ctx, options.h3ValidateAddress);
+      applyLoadBalancer(this.ctx, options.h3LoadBalancer);
       if (main.ticketKeys !== undefined) applyTicketKeys(this.ctx, main.ticketKeys, "tls.ticketKeys");
     } catch (err) {
       quic().us_quic_socket_context_free(this.ctx);

@@ -9,6 +9,7 @@ import { Router, withHeader, type RouteValue } from "./router";
 import { nativeServe } from "./native-serve";
 import { validateH3Limits } from "./h3-limits";
 import { earlyDataMode, retryMode, ticketKeyBytes } from "./handshake-options";
+import { loadBalancerConfig } from "./connection-ids";
 
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
@@ -55,6 +56,7 @@ function validate(options: any) {
   validateH3Limits(options.h3Limits);
   earlyDataMode(options.h3EarlyData);
   retryMode(options.h3ValidateAddress);
+  loadBalancerConfig(options.h3LoadBalancer);
   if (tls.ticketKeys !== undefined) ticketKeyBytes(tls.ticketKeys, "tls.ticketKeys");
   return true;
 }
@@ -142,19 +144,20 @@ export function serve(options: any): any {
     if (options?.h3Limits !== undefined) throw new TypeError("h3Limits needs h3: true");
     if (options?.h3EarlyData !== undefined) throw new TypeError("h3EarlyData needs h3: true");
     if (options?.h3ValidateAddress !== undefined) throw new TypeError("h3ValidateAddress needs h3: true");
+    if (options?.h3LoadBalancer !== undefined) throw new TypeError("h3LoadBalancer needs h3: true");
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
     }
     return nativeServe.call(Bun, options);
   }
-  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, h3EarlyData, h3ValidateAddress, ...rest } = options;
+  const { h3: _h3, http3: _http3, http1: http1Option, webtransport: _wt, h3Limits, h3EarlyData, h3ValidateAddress, h3LoadBalancer, ...rest } = options;
   const http1 = http1Option === undefined || !!http1Option;
   const tls = rest.tls;
   let handlers = handlersOf(options);
   let proxy: any;
   let listener: H3Listener;
-  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits, h3EarlyData, h3ValidateAddress });
+  const listenOptions = (port: number) => ({ hostname: rest.hostname, port, reusePort: rest.reusePort, tls, idleTimeout: rest.idleTimeout, h3Limits, h3EarlyData, h3ValidateAddress, h3LoadBalancer });
   if (!http1) {
     try {
       listener = new H3Listener(listenOptions(rest.port ?? 3000), handlers, () => proxy);

@@ -35,7 +35,22 @@ declare module "bun" {
        * `h3Limits.handshakesPerSecond`.
        */
       h3ValidateAddress?: boolean;
+      /**
+       * Connection IDs for a load balancer that routes QUIC by connection ID
+       * (needs `h3: true`): every ID the server issues carries `serverId` in
+       * QUIC-LB's plaintext encoding (draft-ietf-quic-load-balancers), so a
+       * client whose address changes still reaches this server. Give each server
+       * (or process) behind the balancer its own `serverId`.
+       */
+      h3LoadBalancer?: H3LoadBalancer;
     }
+  }
+
+  interface H3LoadBalancer {
+    /** 1 to 11 bytes (a Buffer, Uint8Array or hex string): this server's ID, as the balancer knows it. */
+    serverId: ArrayBufferView | string;
+    /** The config rotation codepoint, 0 to 6, the first octet's top 3 bits (7 marks an unroutable ID). @default 0 */
+    configId?: number;
   }
 
   type H3EarlyData = boolean | "safe" | "all";

@@ -35,6 +35,7 @@ export const symbols = {
   us_quic_socket_context_set_early_data: { args: [ptr, i32], returns: i32 },
   us_quic_socket_context_set_ticket_keys: { args: [ptr, ptr, u32], returns: i32 },
   us_quic_socket_context_set_retry: { args: [ptr, i32], returns: i32 },
+  us_quic_socket_context_set_quic_lb: { args: [ptr, u32, ptr, u32], returns: i32 },
   us_quic_socket_context_add_session: { args: [ptr, ptr, i32, i32, ptr, u32], returns: i32 },
   us_quic_socket_session: { args: [ptr, ptr, u32], returns: i32 },
   us_quic_socket_context_set_max_header_size: { args: [ptr, u32], returns: none },

@@ -130,3 +130,27 @@ describe("address validation", () => {
     expect(server.quic.stats().retriesSent).toBe(0);
   });
 });
+
+describe("QUIC-LB connection IDs", () => {
+  const attempt = (options: Record<string, unknown>) => () =>
+    Bun.serve({ port: 0, h3: true, tls, fetch: () => new Response("x"), ...options } as any).stop(true);
+
+  test("wrong values are TypeErrors naming the option", () => {
+    expect(attempt({ h3LoadBalancer: "5e01" })).toThrow(new TypeError("h3LoadBalancer must be an object with a serverId"));
+    const serverId = "h3LoadBalancer.serverId must be 1 to 11 bytes (a Buffer or a hex string)";
+    expect(attempt({ h3LoadBalancer: {} })).toThrow(new TypeError(serverId));
+    expect(attempt({ h3LoadBalancer: { serverId: "5e0" } })).toThrow(new TypeError(serverId));
+    expect(attempt({ h3LoadBalancer: { serverId: Buffer.alloc(12) } })).toThrow(new TypeError(serverId));
+    expect(attempt({ h3LoadBalancer: { serverId: "5e01", configId: 7 } })).toThrow(
+      new TypeError("h3LoadBalancer.configId must be an integer from 0 to 6 (7 marks an unroutable ID)"),
+    );
+    expect(attempt({ h3: false, h3LoadBalancer: { serverId: "5e01" } })).toThrow(new TypeError("h3LoadBalancer needs h3: true"));
+  });
+
+  test("a server issuing QUIC-LB IDs serves fetch over them, after a Retry too", async () => {
+    // The Retry's new connection ID is one of the server's: fetch's handshake then runs on it.
+    await using server = serveOn(0, { h3LoadBalancer: { serverId: Buffer.from([0x5e, 0x01]), configId: 3 }, h3ValidateAddress: true });
+    for (let i = 0; i < 3; i++) expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
+    expect(server.quic.stats().retriesSent).toBeGreaterThanOrEqual(1);
+  });
+});
