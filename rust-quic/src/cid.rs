@@ -35,6 +35,10 @@ pub struct QuicLb {
 
 /// The shortest nonce the draft allows: fewer would repeat IDs within a server.
 pub const QUIC_LB_MIN_NONCE: usize = 4;
+/// Where a short-header packet's QUIC-LB server ID starts: after the first
+/// byte and the connection ID's first octet. In a reuse-port group the server
+/// ID's first byte is the index of its process's socket (edge::listen).
+pub const QUIC_LB_SERVER_ID_OFFSET: u32 = 2;
 /// Config rotation codepoints 0 to 6; 7 (0b111) marks an ID no load balancer may route.
 pub const QUIC_LB_MAX_CONFIG_ID: u8 = 6;
 

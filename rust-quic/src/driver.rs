@@ -14,6 +14,10 @@ use crate::outbox::Batch;
 /// The driver's handle for one bound UDP socket.
 pub type SocketHandle = *mut c_void;
 
+/// `bind`'s flag for a port shared with other sockets (SO_REUSEPORT), as libusockets.h's
+/// LIBUS_LISTEN_REUSE_PORT (usockets_driver.rs checks they agree).
+pub const LISTEN_REUSE_PORT: i32 = 4;
+
 /// Whose datagrams a bound socket carries: the listen socket the driver hands
 /// them back with (`edge::recv_datagram`). Opaque here, so the seam names no
 /// core type.
@@ -68,6 +72,16 @@ pub trait Driver {
     }
 
     fn close(&mut self, socket: SocketHandle);
+
+    /// A socket in a reuse-port group (several processes on one port): from now
+    /// on the group sends each short-header datagram to the socket whose index
+    /// in the group is the payload's byte at `offset` (the first byte of a
+    /// QUIC-LB server ID), and the rest (long headers: new connections) by the
+    /// kernel's hash, so a connection whose client moves stays with its process.
+    /// Drivers without such groups accept it and do nothing.
+    fn steer_by_server_id(&mut self, _socket: SocketHandle, _offset: u32) -> Result<(), i32> {
+        Ok(())
+    }
 
     /// The loop this driver runs on, for the C ABI (null for the test network).
     fn loop_ptr(&self) -> *mut c_void {

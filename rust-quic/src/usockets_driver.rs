@@ -15,6 +15,8 @@ use crate::edge;
 use crate::listen_socket::ListenSocket;
 use crate::outbox::Batch;
 
+const _: () = assert!(crate::driver::LISTEN_REUSE_PORT == us::LIBUS_LISTEN_REUSE_PORT as i32);
+
 pub struct UsocketsDriver {
     pub loop_: *mut us::us_loop_t,
     /// Scratch for `send_batches`, kept so a send allocates nothing.
@@ -171,6 +173,35 @@ impl Driver for UsocketsDriver {
     fn close(&mut self, socket: SocketHandle) {
         // SAFETY: closed once (the listen socket tracks it).
         unsafe { us::us_udp_socket_close(socket.cast()) }
+    }
+
+    fn steer_by_server_id(&mut self, socket: SocketHandle, offset: u32) -> Result<(), i32> {
+        const LD_BYTE: u16 = (libc::BPF_LD | libc::BPF_B | libc::BPF_ABS) as u16;
+        let op = |code: u32, jt: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf: 0, k };
+        // Classic BPF over the UDP payload; the kernel hashes for an index past the group's end.
+        let program = [
+            libc::sock_filter { code: LD_BYTE, jt: 0, jf: 0, k: 0 }, // the first byte
+            op(libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K, 2, 0x80), // long header: to the hash
+            libc::sock_filter { code: LD_BYTE, jt: 0, jf: 0, k: offset }, // the server ID's first byte
+            op(libc::BPF_RET | libc::BPF_A, 0, 0),
+            op(libc::BPF_RET | libc::BPF_K, 0, u32::MAX),
+        ];
+        let fprog = libc::sock_fprog { len: program.len() as u16, filter: program.as_ptr() as *mut libc::sock_filter };
+        // SAFETY: a live socket's fd; the program outlives the call (the kernel copies it).
+        let r = unsafe {
+            libc::setsockopt(
+                us::us_udp_socket_fd(socket.cast()),
+                libc::SOL_SOCKET,
+                libc::SO_ATTACH_REUSEPORT_CBPF,
+                (&fprog as *const libc::sock_fprog).cast(),
+                std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL))
+        }
     }
 
     fn loop_ptr(&self) -> *mut c_void {

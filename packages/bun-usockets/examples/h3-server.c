@@ -12,6 +12,9 @@
  *                                    only while handshakes exceed the limits' rate)
  *             [--quic-lb CONFIG:HEX] (connection IDs in QUIC-LB's plaintext encoding:
  *                                    config rotation 0-6, server ID of 1-11 bytes)
+ *             [--reuse-port]         (share the port with other processes; with --quic-lb
+ *                                    a short-header packet goes to the process whose
+ *                                    index in the group is its server ID's first byte)
  *
  * `/early-data` answers "early" to a request that arrived in 0-RTT (the engine
  * marked it `early-data: 1`) and "after-handshake" to any other.
@@ -255,7 +258,7 @@ static void on_signal(int sig) {
 static void usage(void) {
     fprintf(stderr, "usage: h3-server --cert FILE --key FILE [--host ADDR] [--port N] [--root DIR] [--reset-key HEX64]\n"
                     "                 [--ticket-keys HEX96...] [--early-data off|safe|all] [--retry never|always|auto]\n"
-                    "                 [--quic-lb CONFIG:HEX]\n");
+                    "                 [--quic-lb CONFIG:HEX] [--reuse-port]\n");
     exit(2);
 }
 
@@ -287,7 +290,7 @@ static size_t parse_hex(const char *hex, unsigned char *out, size_t max) {
 
 int main(int argc, char **argv) {
     const char *host = NULL, *cert = NULL, *key = NULL;
-    int port = 4433;
+    int port = 4433, listen_options = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--host") && v) host = v, i++;
@@ -300,6 +303,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--early-data") && v) early_data_mode = v, i++;
         else if (!strcmp(a, "--retry") && v) retry_mode = v, i++;
         else if (!strcmp(a, "--quic-lb") && v) quic_lb = v, i++;
+        else if (!strcmp(a, "--reuse-port")) listen_options = LIBUS_LISTEN_REUSE_PORT;
         else usage();
     }
     if (!cert || !key || port < 0 || port > 65535) usage();
@@ -351,7 +355,7 @@ int main(int argc, char **argv) {
     us_quic_socket_context_on_stream_data(ctx, on_stream_data);
     us_quic_socket_context_on_stream_writable(ctx, on_stream_writable);
     us_quic_socket_context_on_stream_close(ctx, on_stream_close);
-    listener = us_quic_socket_context_listen(ctx, host, port, 0, sizeof(struct request));
+    listener = us_quic_socket_context_listen(ctx, host, port, listen_options, sizeof(struct request));
     if (!listener) {
         fprintf(stderr, "h3-server: cannot listen on %s:%d\n", host ? host : "*", port);
         return 1;

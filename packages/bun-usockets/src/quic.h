@@ -352,6 +352,11 @@ int us_quic_socket_context_set_token_key(us_quic_socket_context_t *ctx, const un
  * 16 bytes, the first holding config_id (0-6) in its top 3 bits and 15 (the length
  * minus one) in the rest, then server_id (1-11 bytes), then a random nonce. A load
  * balancer that routes by connection ID then keeps each connection on this server.
+ * A socket this context listens on afterwards with LIBUS_LISTEN_REUSE_PORT gets a
+ * classic-BPF reuse-port program: a short-header packet goes to the socket whose index
+ * in the port's group is its server ID's first byte (so each process behind one port
+ * takes its index, in the order they bind, as that byte), and a long header (a new
+ * connection) by the kernel's hash; a migrating client keeps reaching its process.
  * len 0: random IDs again (the default). 0, or -1 (not a server, config_id above 6,
  * server_id too long). */
 int us_quic_socket_context_set_quic_lb(us_quic_socket_context_t *ctx, unsigned int config_id,

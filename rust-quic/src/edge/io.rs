@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use crate::connection;
 use crate::context::Context;
-use crate::driver::{BatchesSent, SendOutcome};
+use crate::driver::{BatchesSent, SendOutcome, LISTEN_REUSE_PORT};
 use crate::listen_socket::{self, ListenSocket};
 use crate::outbox::Outbox;
 use crate::peer_context::{self, PeerContext};
@@ -53,6 +53,16 @@ pub unsafe fn listen(
     match (*ctx).driver.bind(ls.cast(), host, port, flags, connect_to) {
         Ok((handle, local)) => {
             listen_socket::bound(ls, handle, local);
+            // Several processes on one port, each issuing QUIC-LB IDs: each
+            // connection's packets keep reaching its process when its client moves.
+            let shared = flags & LISTEN_REUSE_PORT != 0 && connect_to.is_none();
+            if shared && matches!((*ctx).settings.cids, crate::cid::CidScheme::QuicLb(_)) {
+                if let Err(e) = (*ctx).driver.steer_by_server_id(handle, crate::cid::QUIC_LB_SERVER_ID_OFFSET) {
+                    (*ctx).driver.close(handle);
+                    drop(Box::from_raw(ls));
+                    return Err(e);
+                }
+            }
             Ok(ls)
         }
         Err(e) => {
