@@ -124,6 +124,24 @@ describe("address validation", () => {
     expect([st.connectionsAccepted, st.invalidTokens]).toEqual([1, 0]);
   });
 
+  test("an Initial with a forged token is counted and answered with a Retry, not a handshake", async () => {
+    await using server = serveOn(0, { h3ValidateAddress: true });
+    const replies: Buffer[] = [];
+    const sock = await Bun.udpSocket({ hostname: "127.0.0.1", port: 0, socket: { data: (_s, data) => void replies.push(Buffer.from(data)) } });
+    // A QUIC v1 Initial (RFC 9000 17.2.2) carrying a token the server never sealed, padded to 1200 bytes.
+    const token = Buffer.from("a token nobody sealed");
+    const head = Buffer.concat([Buffer.from([0xc0, 0, 0, 0, 1, 8]), Buffer.alloc(8, 0xd1), Buffer.from([8]), Buffer.alloc(8, 0x5c), Buffer.from([token.length]), token]);
+    const rest = 1200 - head.length - 2;
+    const initial = Buffer.concat([head, Buffer.from([0x40 | (rest >> 8), rest & 0xff]), randomBytes(rest)]);
+    sock.send(initial, server.port, "127.0.0.1");
+    for (let i = 0; i < 100 && replies.length === 0; i++) await Bun.sleep(10);
+    sock.close();
+    expect(replies.length).toBeGreaterThanOrEqual(1);
+    expect(replies[0][0] & 0xf0).toBe(0xf0); // a Retry (long header, type 3)
+    const st = server.quic.stats();
+    expect([st.invalidTokens, st.retriesSent, st.connectionsAccepted]).toEqual([1, 1, 0]);
+  });
+
   test("by default no Retry below the handshake rate", async () => {
     await using server = serveOn(0);
     expect(await (await fetch(urlOf(server.port, "/"), insecure)).text()).toBe("GET - ");
