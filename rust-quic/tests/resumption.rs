@@ -81,6 +81,34 @@ fn a_post_in_0rtt_waits_for_the_handshake() {
 }
 
 #[test]
+fn a_post_held_for_the_handshake_and_reset_before_it_ends_never_reaches_the_application() {
+    unsafe {
+        let p = pair();
+        first_connection(&p);
+        world(|w| {
+            w.server_requests.clear();
+            w.client_streams.clear();
+        });
+        let pc = p.connect();
+        let mut post = Request::new("POST", "/echo", pattern(3000));
+        post.stall_after = Some(1000); // the body stays open
+        p.send(pc, vec![post, Request::get("/size/5")]);
+        let post_stream = world(|w| w.client_streams[0]) as *mut rust_quic::stream::Stream;
+        // Its head and 1000 bytes leave in 0-RTT, then its RESET_STREAM, all before
+        // the server's first flight can arrive.
+        rust_quic::edge::after_io(p.client);
+        us_quic_stream_reset(post_stream);
+        rust_quic::edge::after_io(p.client);
+        assert!(p.run(5, || world(|w| w.responses.len() >= 2)), "both streams ended");
+        assert_eq!(server_stats(&p).requests_held_for_handshake, 1, "the POST arrived in 0-RTT and was held");
+        let paths: Vec<String> =
+            world(|w| w.server_requests.iter().filter_map(|m| m.header(":path").map(str::to_string)).collect());
+        assert_eq!(paths, vec!["/size/5".to_string()], "the cancelled POST never reached the application");
+        p.free();
+    }
+}
+
+#[test]
 fn early_data_all_runs_every_method_marked() {
     unsafe {
         let server = Settings { early_data: EarlyData::All, ..Settings::default() };

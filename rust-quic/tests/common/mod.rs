@@ -115,6 +115,8 @@ pub struct World {
     pub unended: Vec<usize>,
     /// The close error code of each connection that ended (read in on_close).
     pub close_codes: Vec<u64>,
+    /// Every client stream opened, in order (addresses), for tests that act on one.
+    pub client_streams: Vec<usize>,
 }
 
 thread_local! {
@@ -206,6 +208,7 @@ pub unsafe extern "C" fn on_stream_open(s: *mut Stream, is_client: c_int) {
         return;
     }
     if is_client != 0 {
+        world(|w| w.client_streams.push(s as usize));
         let req = world(|w| w.requests.pop_front());
         if let Some(req) = req {
             let hdrs: Vec<QuicHeader> = req.headers.iter().map(|(n, v)| header(n, v)).collect();
