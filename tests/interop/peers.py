@@ -92,3 +92,15 @@ def udp_bound(port):
 
 def run(argv, timeout=60, **kw):
     return subprocess.run(argv, capture_output=True, timeout=timeout, **kw)
+
+
+def gtlsclient(port, path, out, *extra, quiet=True):
+    """ngtcp2's client downloads https://127.0.0.1:port/path into the directory `out`
+    (made if missing) with `extra` options; it must exit 0. Returns (body, log)."""
+    out.mkdir(parents=True, exist_ok=True)
+    argv = ["gtlsclient", *(["--quiet"] if quiet else []), "--exit-on-all-streams-close", "--timeout=20s",
+            *extra, "--download", str(out), "127.0.0.1", str(port), f"https://127.0.0.1:{port}{path}"]
+    r = run(argv, timeout=60)
+    log = (r.stdout + r.stderr).decode(errors="replace")
+    assert r.returncode == 0, log[-2000:]
+    return (out / (os.path.basename(path) or "index.html")).read_bytes(), log

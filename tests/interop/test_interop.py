@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from peers import (AIOQUIC, BIN, BUN, CERTS, HERE, ROOT, Server, bun_serve_h3, free_udp_port, run, sha256, spki_hash,
+from peers import (AIOQUIC, BIN, BUN, CERTS, HERE, ROOT, Server, bun_serve_h3, free_udp_port, gtlsclient, run, sha256, spki_hash,
                    udp_bound)
 
 CERT, KEY = CERTS / "cert.pem", CERTS / "key.pem"
@@ -73,22 +73,17 @@ def test_aioquic_client_posts_echo(our_server, tmp_path):
     assert aioquic_client(tmp_path, url(our_server, "/echo"), data=data) == data.encode()
 
 
-def gtlsclient(tmp_path, server, path, data_file=None):
-    argv = ["gtlsclient", "--quiet", "--exit-on-all-streams-close", "--timeout=20s", "--download", str(tmp_path),
-            "127.0.0.1", str(server.port), url(server, path)]
-    if data_file:
-        argv[1:1] = ["--data", str(data_file)]
-    r = run(argv, timeout=60)
-    assert r.returncode == 0, (r.stdout + r.stderr).decode(errors="replace")[-2000:]
-    return (tmp_path / (os.path.basename(path) or "index.html")).read_bytes()
+def ngtcp2_get(tmp_path, server, path, data_file=None):
+    extra = ["--data", str(data_file)] if data_file else []
+    return gtlsclient(server.port, path, tmp_path, *extra)[0]
 
 
 def test_ngtcp2_client_downloads_1mb(our_server, site, tmp_path):
-    assert sha256(gtlsclient(tmp_path, our_server, "/big.bin")) == sha256((site / "big.bin").read_bytes())
+    assert sha256(ngtcp2_get(tmp_path, our_server, "/big.bin")) == sha256((site / "big.bin").read_bytes())
 
 
 def test_ngtcp2_client_posts_echo(our_server, site, tmp_path):
-    assert gtlsclient(tmp_path, our_server, "/echo", data_file=site / "post.bin") == (site / "post.bin").read_bytes()
+    assert ngtcp2_get(tmp_path, our_server, "/echo", data_file=site / "post.bin") == (site / "post.bin").read_bytes()
 
 
 def chromium_dump(target_port, path, tmp_path):
@@ -157,7 +152,7 @@ def test_aioquic_client_against_bun_serve_h3(bun_h3_server, site, tmp_path):
 
 def test_ngtcp2_client_against_bun_serve_h3(bun_h3_server, site, tmp_path):
     # (gtlsclient --data sends a GET with a body, which a Fetch Request cannot carry.)
-    assert sha256(gtlsclient(tmp_path, bun_h3_server, "/big.bin")) == sha256((site / "big.bin").read_bytes())
+    assert sha256(ngtcp2_get(tmp_path, bun_h3_server, "/big.bin")) == sha256((site / "big.bin").read_bytes())
 
 
 def test_chromium_against_bun_serve_h3(bun_h3_server, site, tmp_path):

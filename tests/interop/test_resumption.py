@@ -9,7 +9,7 @@ any other, so the client's own download says where its request ran.
 import os
 import secrets
 
-from peers import AIOQUIC, BIN, CERTS, Server, free_udp_port, run
+from peers import AIOQUIC, BIN, CERTS, Server, free_udp_port, gtlsclient, run
 
 CERT, KEY = CERTS / "cert.pem", CERTS / "key.pem"
 
@@ -87,24 +87,18 @@ def test_early_data_off_answers_after_the_handshake(tmp_path):
         s.stop()
 
 
-def gtlsclient(tmp_path, server, path):
-    out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
-    argv = ["gtlsclient", "--exit-on-all-streams-close", "--timeout=20s", "--download", str(out),
-            "--session-file", str(tmp_path / "session.pem"), "--tp-file", str(tmp_path / "tp.pem"),
-            "127.0.0.1", str(server.port), f"https://127.0.0.1:{server.port}{path}"]
-    r = run(argv, timeout=60)
-    log = (r.stdout + r.stderr).decode(errors="replace")
-    assert r.returncode == 0, log[-2000:]
-    return (out / os.path.basename(path)).read_bytes(), log
+def ngtcp2_resuming(tmp_path, server, path):
+    """gtlsclient keeping its session and transport parameters in tmp_path: (body, log)."""
+    return gtlsclient(server.port, path, tmp_path / "out", "--session-file", str(tmp_path / "session.pem"),
+                      "--tp-file", str(tmp_path / "tp.pem"), quiet=False)
 
 
 def test_ngtcp2_resumes_and_sends_0rtt(tmp_path):
     s = h3_server(tmp_path)
     try:
-        body, _ = gtlsclient(tmp_path, s, "/early-data")
+        body, _ = ngtcp2_resuming(tmp_path, s, "/early-data")
         assert body == b"after-handshake\n"
-        body, log = gtlsclient(tmp_path, s, "/early-data")
+        body, log = ngtcp2_resuming(tmp_path, s, "/early-data")
         assert "type=0RTT" in log, "ngtcp2 sent 0-RTT packets"
         assert body == b"early\n", log[-2000:]
     finally:
@@ -136,7 +130,7 @@ def test_ngtcp2_answers_our_retry(tmp_path):
     s = h3_server(tmp_path, 0, "--retry", "always")
     try:
         (tmp_path / "page.txt").write_bytes(b"validated\n")
-        body, log = gtlsclient(tmp_path, s, "/page.txt")
+        body, log = ngtcp2_resuming(tmp_path, s, "/page.txt")
         assert body == b"validated\n"
         assert "type=Retry" in log, "ngtcp2 logged the Retry it answered"
         assert "retry_source_connection_id" in log, "and checked the server's transport parameter"

@@ -11,6 +11,9 @@ import { validateH3Limits } from "./h3-limits";
 import { earlyDataMode, retryMode, ticketKeyBytes } from "./handshake-options";
 import { loadBalancerConfig } from "./connection-ids";
 
+/** Options of the HTTP/3 side only (`webtransport` too, with its own message). */
+const H3_ONLY_OPTIONS = ["h3Limits", "h3EarlyData", "h3ValidateAddress", "h3LoadBalancer"] as const;
+
 function altSvc(port: number) {
   return `h3=":${port}"; ma=86400`;
 }
@@ -141,10 +144,8 @@ const PORT_ATTEMPTS = 16;
 export function serve(options: any): any {
   if (!validate(options)) {
     if (options?.webtransport !== undefined) throw new TypeError("webtransport needs h3: true (WebTransport runs over HTTP/3)");
-    if (options?.h3Limits !== undefined) throw new TypeError("h3Limits needs h3: true");
-    if (options?.h3EarlyData !== undefined) throw new TypeError("h3EarlyData needs h3: true");
-    if (options?.h3ValidateAddress !== undefined) throw new TypeError("h3ValidateAddress needs h3: true");
-    if (options?.h3LoadBalancer !== undefined) throw new TypeError("h3LoadBalancer needs h3: true");
+    const h3Only = H3_ONLY_OPTIONS.find(name => options?.[name] !== undefined);
+    if (h3Only) throw new TypeError(`${h3Only} needs h3: true`);
     if (options && (options.h3 !== undefined || options.http3 !== undefined)) {
       const { h3: _h3, http3: _http3, ...rest } = options;
       return nativeServe.call(Bun, rest);
